@@ -1,0 +1,30 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+
+	"github.com/skiff-dev/skiff/pkg/apiserver"
+)
+
+func newServerCommand() *cobra.Command {
+	o := apiserver.NewOptions()
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the all-in-one control plane (API server on embedded or external etcd)",
+		Long: `Run the all-in-one control plane. Without --etcd-servers it runs an embedded
+etcd with its data in <data-dir>/etcd. On first start it creates a CA, serving
+certificates and <data-dir>/admin.kubeconfig; when ready it prints how to use it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := genericapiserver.SetupSignalContext()
+			return apiserver.Run(ctx, o, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), "skiff is ready; to use it: export KUBECONFIG=%s\n", o.AdminKubeconfig())
+			})
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}

@@ -1,0 +1,77 @@
+// Package apis holds the scheme of every type skiff serves.
+package apis
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+
+	"github.com/skiff-dev/skiff/pkg/apis/apps"
+	"github.com/skiff-dev/skiff/pkg/apis/batch"
+	"github.com/skiff-dev/skiff/pkg/apis/core"
+	"github.com/skiff-dev/skiff/pkg/apis/events"
+	"github.com/skiff-dev/skiff/pkg/apis/internalversion"
+)
+
+var (
+	// Scheme knows every served kind, external and internal.
+	Scheme = runtime.NewScheme()
+	// Codecs serialise Scheme's kinds as JSON, YAML and protobuf.
+	Codecs = serializer.NewCodecFactory(Scheme)
+	// ExternalScheme knows only the external kinds; the OpenAPI definition
+	// namer uses it so x-kubernetes-group-version-kind lists no internal GVKs.
+	ExternalScheme = runtime.NewScheme()
+)
+
+// externalAddToSchemes are the k8s.io/api groups behind Scheme.
+var externalAddToSchemes = []func(*runtime.Scheme) error{
+	corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, eventsv1.AddToScheme,
+	coordinationv1.AddToScheme, discoveryv1.AddToScheme, policyv1.AddToScheme, autoscalingv1.AddToScheme,
+}
+
+func init() {
+	utilruntime.Must(Install(Scheme))
+	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
+	Scheme.AddUnversionedTypes(schema.GroupVersion{Group: "", Version: "v1"},
+		&metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
+
+	for _, add := range externalAddToSchemes {
+		utilruntime.Must(add(ExternalScheme))
+	}
+}
+
+// Install adds every served group to scheme.
+func Install(scheme *runtime.Scheme) error {
+	for _, install := range []func(*runtime.Scheme) error{core.Install, apps.Install, batch.Install, events.Install} {
+		if err := install(scheme); err != nil {
+			return err
+		}
+	}
+	for _, g := range []struct {
+		add    func(*runtime.Scheme) error
+		gv     schema.GroupVersion
+		sample runtime.Object
+	}{
+		{coordinationv1.AddToScheme, coordinationv1.SchemeGroupVersion, &coordinationv1.Lease{}},
+		{discoveryv1.AddToScheme, discoveryv1.SchemeGroupVersion, &discoveryv1.EndpointSlice{}},
+		// policy/v1 Eviction is the body of pods/eviction; autoscaling/v1
+		// Scale the body of every scale subresource.
+		{policyv1.AddToScheme, policyv1.SchemeGroupVersion, &policyv1.Eviction{}},
+		{autoscalingv1.AddToScheme, autoscalingv1.SchemeGroupVersion, &autoscalingv1.Scale{}},
+	} {
+		if err := internalversion.Install(scheme, g.add, g.gv, g.sample); err != nil {
+			return err
+		}
+	}
+	return nil
+}

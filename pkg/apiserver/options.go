@@ -1,0 +1,109 @@
+// Package apiserver runs skiff's Kubernetes API server: the k8s.io/api types
+// served by k8s.io/apiserver's generic registry on etcd, behind x509
+// authentication and a pluggable authorizer.
+package apiserver
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+)
+
+// Options are the flags of the API server.
+type Options struct {
+	DataDir     string
+	SecurePort  int
+	BindAddress string
+	TLSSANs     []string
+
+	EtcdServers  []string
+	EtcdCAFile   string
+	EtcdCertFile string
+	EtcdKeyFile  string
+
+	ServiceClusterIPRange string
+	ServiceNodePortRange  string
+}
+
+// NewOptions returns the defaults of upstream kube-apiserver where they apply.
+func NewOptions() *Options {
+	return &Options{
+		DataDir:               DefaultDataDir(),
+		SecurePort:            6443,
+		BindAddress:           "0.0.0.0",
+		ServiceClusterIPRange: "10.96.0.0/12",
+		ServiceNodePortRange:  "30000-32767",
+	}
+}
+
+// DefaultDataDir is /var/lib/skiff for root and ~/.skiff for everyone else.
+func DefaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/skiff"
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".skiff")
+	}
+	return ".skiff"
+}
+
+// AddFlags registers the options on fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory for certificates, kubeconfigs and the embedded etcd's data.")
+	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "The port on which to serve HTTPS with authentication and authorization.")
+	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "The IP address on which to listen for the --secure-port port.")
+	fs.StringSliceVar(&o.TLSSANs, "tls-san", o.TLSSANs, "Additional host name or IP address for the serving certificate (repeatable).")
+	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "List of etcd servers to connect with (scheme://ip:port), comma separated. Empty: run an embedded etcd in <data-dir>/etcd.")
+	fs.StringVar(&o.EtcdCAFile, "etcd-cafile", o.EtcdCAFile, "SSL Certificate Authority file used to secure etcd communication.")
+	fs.StringVar(&o.EtcdCertFile, "etcd-certfile", o.EtcdCertFile, "SSL certification file used to secure etcd communication.")
+	fs.StringVar(&o.EtcdKeyFile, "etcd-keyfile", o.EtcdKeyFile, "SSL key file used to secure etcd communication.")
+	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "A CIDR notation IP range from which to assign service cluster IPs.")
+	fs.StringVar(&o.ServiceNodePortRange, "service-node-port-range", o.ServiceNodePortRange, "A port range to reserve for services with NodePort visibility, inclusive at both ends.")
+}
+
+// Validate reports every invalid option.
+func (o *Options) Validate() []error {
+	var errs []error
+	if o.DataDir == "" {
+		errs = append(errs, fmt.Errorf("--data-dir must not be empty"))
+	}
+	if o.SecurePort < 1 || o.SecurePort > 65535 {
+		errs = append(errs, fmt.Errorf("--secure-port %d must be between 1 and 65535", o.SecurePort))
+	}
+	if net.ParseIP(o.BindAddress) == nil {
+		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", o.BindAddress))
+	}
+	if _, _, err := net.ParseCIDR(o.ServiceClusterIPRange); err != nil {
+		errs = append(errs, fmt.Errorf("--service-cluster-ip-range: %w", err))
+	}
+	if _, err := utilnet.ParsePortRange(o.ServiceNodePortRange); err != nil {
+		errs = append(errs, fmt.Errorf("--service-node-port-range: %w", err))
+	}
+	return errs
+}
+
+// ServerURL is the address clients on this machine use.
+func (o *Options) ServerURL() string {
+	host := o.BindAddress
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf("https://%s", net.JoinHostPort(host, fmt.Sprint(o.SecurePort)))
+}
+
+// serviceIP is the first address of the service range: the `kubernetes`
+// Service's ClusterIP, so the serving certificate must name it.
+func (o *Options) serviceIP() (net.IP, error) {
+	_, cidr, err := net.ParseCIDR(o.ServiceClusterIPRange)
+	if err != nil {
+		return nil, err
+	}
+	ip := make(net.IP, len(cidr.IP))
+	copy(ip, cidr.IP)
+	ip[len(ip)-1]++
+	return ip, nil
+}

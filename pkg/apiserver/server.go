@@ -1,0 +1,291 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	serverstorage "k8s.io/apiserver/pkg/server/storage"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/skiff-dev/skiff/pkg/apis"
+	"github.com/skiff-dev/skiff/pkg/etcd"
+	generatedopenapi "github.com/skiff-dev/skiff/pkg/generated/openapi"
+	"github.com/skiff-dev/skiff/pkg/pki"
+	"github.com/skiff-dev/skiff/pkg/registry/apps"
+	"github.com/skiff-dev/skiff/pkg/registry/batch"
+	"github.com/skiff-dev/skiff/pkg/registry/coordination"
+	"github.com/skiff-dev/skiff/pkg/registry/core"
+	"github.com/skiff-dev/skiff/pkg/registry/discovery"
+	"github.com/skiff-dev/skiff/pkg/registry/events"
+	"github.com/skiff-dev/skiff/pkg/registry/store"
+	"github.com/skiff-dev/skiff/pkg/version"
+)
+
+// SystemNamespaces exist from the first start on.
+var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
+
+// protobuf is how objects are stored in etcd, as upstream.
+const protobuf = runtime.ContentTypeProtobuf
+
+// Paths of the files the server keeps in its data dir.
+func (o *Options) PKIDir() string          { return filepath.Join(o.DataDir, "pki") }
+func (o *Options) etcdDir() string         { return filepath.Join(o.DataDir, "etcd") }
+func (o *Options) AdminKubeconfig() string { return filepath.Join(o.DataDir, "admin.kubeconfig") }
+
+// Run serves the API until ctx ends, then shuts down gracefully: in-flight
+// requests finish, then the embedded etcd closes. ready is called once
+// /readyz first succeeds.
+func Run(ctx context.Context, o *Options, ready func()) error {
+	if errs := o.Validate(); len(errs) > 0 {
+		return fmt.Errorf("invalid options: %v", errs)
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return err
+	}
+	ca, serving, err := o.ensurePKI()
+	if err != nil {
+		return err
+	}
+	if err := o.ensureAdminKubeconfig(ca); err != nil {
+		return err
+	}
+
+	etcdServers := o.EtcdServers
+	if len(etcdServers) == 0 {
+		embedded, err := etcd.Start(o.etcdDir())
+		if err != nil {
+			return err
+		}
+		defer embedded.Close()
+		etcdServers = []string{embedded.ClientURL}
+	}
+
+	server, err := o.newServer(ca, serving, etcdServers)
+	if err != nil {
+		return err
+	}
+	prepared := server.PrepareRun()
+	go announceWhenReady(ctx, server, ready)
+	return prepared.RunWithContext(ctx)
+}
+
+func (o *Options) ensurePKI() (*pki.CA, pki.Files, error) {
+	ca, err := pki.EnsureCA(o.PKIDir())
+	if err != nil {
+		return nil, pki.Files{}, fmt.Errorf("certificate authority: %w", err)
+	}
+	serviceIP, err := o.serviceIP()
+	if err != nil {
+		return nil, pki.Files{}, err
+	}
+	hosts := []string{"localhost", "127.0.0.1", serviceIP.String(),
+		"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if hostname, err := os.Hostname(); err == nil {
+		hosts = append(hosts, hostname)
+	}
+	if ip := net.ParseIP(o.BindAddress); ip != nil && !ip.IsUnspecified() {
+		hosts = append(hosts, ip.String())
+	}
+	hosts = append(hosts, o.TLSSANs...)
+	serving, err := ca.EnsureServingCert(o.PKIDir(), "apiserver", hosts)
+	if err != nil {
+		return nil, pki.Files{}, fmt.Errorf("serving certificate: %w", err)
+	}
+	return ca, serving, nil
+}
+
+// ensureAdminKubeconfig keeps the admin kubeconfig of earlier starts unless
+// it points at another address.
+func (o *Options) ensureAdminKubeconfig(ca *pki.CA) error {
+	path := o.AdminKubeconfig()
+	if server, err := pki.ServerOf(path); err == nil && server == o.ServerURL() {
+		return nil
+	}
+	data, err := ca.Kubeconfig(o.ServerURL(), "kubernetes-admin", []string{"system:masters"})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string) (*genericapiserver.GenericAPIServer, error) {
+	cfg := genericapiserver.NewRecommendedConfig(apis.Codecs)
+	cfg.EffectiveVersion = version.NewEffective()
+
+	secure := genericoptions.NewSecureServingOptions().WithLoopback()
+	secure.BindAddress = net.ParseIP(o.BindAddress)
+	secure.BindPort = o.SecurePort
+	secure.ServerCert.CertKey = genericoptions.CertKey{CertFile: serving.CertFile, KeyFile: serving.KeyFile}
+	if err := secure.ApplyTo(&cfg.SecureServing, &cfg.LoopbackClientConfig); err != nil {
+		return nil, fmt.Errorf("secure serving: %w", err)
+	}
+
+	clientCA, err := dynamiccertificates.NewDynamicCAContentFromFile("client-ca", ca.CertFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Authentication.ApplyClientCert(clientCA, cfg.SecureServing); err != nil {
+		return nil, err
+	}
+	cfg.Authentication.Authenticator = newAuthenticator(clientCA)
+	cfg.Authorization.Authorizer, cfg.RuleResolver, err = newAuthorizer()
+	if err != nil {
+		return nil, err
+	}
+	genericapiserver.AuthorizeClientBearerToken(cfg.LoopbackClientConfig, &cfg.Authentication, &cfg.Authorization)
+
+	namer := openapinamer.NewDefinitionNamer(apis.ExternalScheme)
+	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIConfig.Info.Title = "Kubernetes"
+	cfg.OpenAPIConfig.Info.Version = version.GitVersion()
+	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIV3Config.Info.Title = "Kubernetes"
+	cfg.OpenAPIV3Config.Info.Version = version.GitVersion()
+
+	if err := o.applyStorage(&cfg.Config, etcdServers); err != nil {
+		return nil, err
+	}
+
+	server, err := cfg.Complete().New("skiff-apiserver", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, err
+	}
+	if err := installAPIs(server, cfg.RESTOptionsGetter); err != nil {
+		return nil, err
+	}
+	server.AddPostStartHookOrDie("skiff-system-namespaces", func(hookCtx genericapiserver.PostStartHookContext) error {
+		return ensureNamespaces(hookCtx, hookCtx.LoopbackClientConfig)
+	})
+	return server, nil
+}
+
+// applyStorage points the config's REST storage at etcd, storing protobuf
+// under upstream's key layout (/registry/pods/<ns>/<name>, ...).
+func (o *Options) applyStorage(cfg *genericapiserver.Config, etcdServers []string) error {
+	backend := storagebackend.NewDefaultConfig("/registry", nil)
+	backend.Transport.ServerList = etcdServers
+	backend.Transport.TrustedCAFile = o.EtcdCAFile
+	backend.Transport.CertFile = o.EtcdCertFile
+	backend.Transport.KeyFile = o.EtcdKeyFile
+	backend.StorageObjectCountTracker = cfg.StorageObjectCountTracker
+	etcdOptions := genericoptions.NewEtcdOptions(backend)
+	etcdOptions.DefaultStorageMediaType = protobuf
+
+	encoding := serverstorage.NewDefaultResourceEncodingConfigForEffectiveVersion(apis.Scheme, cfg.EffectiveVersion)
+	// events.k8s.io Events are core Events, stored as core/v1.
+	encoding.SetResourceEncoding(events.Resource, corev1.SchemeGroupVersion,
+		schema.GroupVersion{Version: runtime.APIVersionInternal})
+	enabled := serverstorage.NewResourceConfig()
+	for _, gv := range apis.Scheme.PreferredVersionAllGroups() {
+		enabled.EnableVersions(gv)
+	}
+	factory := serverstorage.NewDefaultStorageFactory(backend.ForResource(schema.GroupResource{}).Config, protobuf,
+		apis.Codecs, encoding, enabled, upstreamKeyPrefixes)
+	factory.AddCohabitatingResources(schema.GroupResource{Resource: "events"}, schema.GroupResource{Group: eventsv1.GroupName, Resource: "events"})
+	return etcdOptions.ApplyWithStorageFactoryTo(factory, cfg)
+}
+
+// upstreamKeyPrefixes are kube-apiserver's etcd key prefixes that differ
+// from the resource name.
+var upstreamKeyPrefixes = map[schema.GroupResource]string{
+	{Resource: "replicationcontrollers"}:                     "controllers",
+	{Resource: "endpoints"}:                                  "services/endpoints",
+	{Resource: "nodes"}:                                      "minions",
+	{Resource: "services"}:                                   "services/specs",
+	{Group: "networking.k8s.io", Resource: "ingresses"}:      "ingress",
+	{Group: "networking.k8s.io", Resource: "ingressclasses"}: "ingressclasses",
+}
+
+// installAPIs installs every served API group.
+func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter) error {
+	parameterCodec := runtime.NewParameterCodec(apis.Scheme)
+	coreStorage, err := core.Storage(optsGetter)
+	if err != nil {
+		return err
+	}
+	legacy := genericapiserver.NewDefaultAPIGroupInfo("", apis.Scheme, parameterCodec, apis.Codecs)
+	legacy.VersionedResourcesStorageMap["v1"] = coreStorage
+	if err := server.InstallLegacyAPIGroup(genericapiserver.DefaultLegacyAPIPrefix, &legacy); err != nil {
+		return err
+	}
+
+	appsStorage, err := apps.Storage(optsGetter)
+	if err != nil {
+		return err
+	}
+	groups := map[string]map[string]rest.Storage{"apps": appsStorage}
+	for group, resources := range map[string][]store.Resource{
+		"batch":               batch.Resources,
+		"coordination.k8s.io": coordination.Resources,
+		"discovery.k8s.io":    discovery.Resources,
+		eventsv1.GroupName:    events.Resources,
+	} {
+		m, err := store.Build(resources, optsGetter)
+		if err != nil {
+			return err
+		}
+		groups[group] = m
+	}
+	var infos []*genericapiserver.APIGroupInfo
+	for group, storage := range groups {
+		info := genericapiserver.NewDefaultAPIGroupInfo(group, apis.Scheme, parameterCodec, apis.Codecs)
+		info.VersionedResourcesStorageMap["v1"] = storage
+		infos = append(infos, &info)
+	}
+	return server.InstallAPIGroups(infos...)
+}
+
+// ensureNamespaces creates the system namespaces, retrying until the API
+// accepts writes.
+func ensureNamespaces(ctx context.Context, loopback *restclient.Config) error {
+	client, err := kubernetes.NewForConfig(loopback)
+	if err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, name := range SystemNamespaces {
+			_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				klog.V(2).InfoS("Creating system namespace failed, will retry", "namespace", name, "err", err)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// announceWhenReady calls ready once the server's own /readyz succeeds.
+func announceWhenReady(ctx context.Context, server *genericapiserver.GenericAPIServer, ready func()) {
+	client, err := kubernetes.NewForConfig(server.LoopbackClientConfig)
+	if err != nil {
+		klog.ErrorS(err, "Cannot build the loopback client to watch readiness")
+		return
+	}
+	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok", nil
+	})
+	if err == nil && ready != nil {
+		ready()
+	}
+}

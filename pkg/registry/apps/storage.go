@@ -1,0 +1,81 @@
+// Package apps builds the storage of the apps/v1 resources.
+package apps
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
+
+	appsfields "github.com/skiff-dev/skiff/pkg/apis/apps"
+	"github.com/skiff-dev/skiff/pkg/registry/scale"
+	"github.com/skiff-dev/skiff/pkg/registry/store"
+)
+
+func gr(resource string) schema.GroupResource {
+	return schema.GroupResource{Group: appsv1.GroupName, Resource: resource}
+}
+
+var all = []string{"all"}
+
+// Resources describes every apps/v1 resource.
+var Resources = []store.Resource{
+	{Resource: gr("deployments"), Singular: "deployment", Namespaced: true, ShortNames: []string{"deploy"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
+		New: func() runtime.Object { return &appsv1.Deployment{} }, NewList: func() runtime.Object { return &appsv1.DeploymentList{} }},
+	{Resource: gr("replicasets"), Singular: "replicaset", Namespaced: true, ShortNames: []string{"rs"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
+		Fields: appsfields.Fields["ReplicaSet"],
+		New:    func() runtime.Object { return &appsv1.ReplicaSet{} }, NewList: func() runtime.Object { return &appsv1.ReplicaSetList{} }},
+	{Resource: gr("statefulsets"), Singular: "statefulset", Namespaced: true, ShortNames: []string{"sts"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
+		New: func() runtime.Object { return &appsv1.StatefulSet{} }, NewList: func() runtime.Object { return &appsv1.StatefulSetList{} }},
+	{Resource: gr("daemonsets"), Singular: "daemonset", Namespaced: true, ShortNames: []string{"ds"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
+		New: func() runtime.Object { return &appsv1.DaemonSet{} }, NewList: func() runtime.Object { return &appsv1.DaemonSetList{} }},
+	{Resource: gr("controllerrevisions"), Singular: "controllerrevision", Namespaced: true,
+		New: func() runtime.Object { return &appsv1.ControllerRevision{} }, NewList: func() runtime.Object { return &appsv1.ControllerRevisionList{} }},
+}
+
+// Storage returns the apps/v1 storage map, subresources included.
+func Storage(optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+	m, err := store.Build(Resources, optsGetter)
+	if err != nil {
+		return nil, err
+	}
+	m["deployments/scale"] = scale.New(m["deployments"].(*store.REST).Store, scale.Replicas{
+		Get: func(obj runtime.Object) (int32, int32, string) {
+			d := obj.(*appsv1.Deployment)
+			return replicas(d.Spec.Replicas), d.Status.Replicas, selector(d.Spec.Selector)
+		},
+		Set: func(obj runtime.Object, n int32) { obj.(*appsv1.Deployment).Spec.Replicas = &n },
+	})
+	m["replicasets/scale"] = scale.New(m["replicasets"].(*store.REST).Store, scale.Replicas{
+		Get: func(obj runtime.Object) (int32, int32, string) {
+			rs := obj.(*appsv1.ReplicaSet)
+			return replicas(rs.Spec.Replicas), rs.Status.Replicas, selector(rs.Spec.Selector)
+		},
+		Set: func(obj runtime.Object, n int32) { obj.(*appsv1.ReplicaSet).Spec.Replicas = &n },
+	})
+	m["statefulsets/scale"] = scale.New(m["statefulsets"].(*store.REST).Store, scale.Replicas{
+		Get: func(obj runtime.Object) (int32, int32, string) {
+			s := obj.(*appsv1.StatefulSet)
+			return replicas(s.Spec.Replicas), s.Status.Replicas, selector(s.Spec.Selector)
+		},
+		Set: func(obj runtime.Object, n int32) { obj.(*appsv1.StatefulSet).Spec.Replicas = &n },
+	})
+	return m, nil
+}
+
+func replicas(r *int32) int32 {
+	if r == nil {
+		return 1
+	}
+	return *r
+}
+
+func selector(s *metav1.LabelSelector) string {
+	sel, err := metav1.LabelSelectorAsSelector(s)
+	if err != nil {
+		return ""
+	}
+	return sel.String()
+}

@@ -1,0 +1,24 @@
+// Package batch builds the storage of the batch/v1 resources.
+package batch
+
+import (
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	batchfields "github.com/skiff-dev/skiff/pkg/apis/batch"
+	"github.com/skiff-dev/skiff/pkg/registry/store"
+)
+
+func gr(resource string) schema.GroupResource {
+	return schema.GroupResource{Group: batchv1.GroupName, Resource: resource}
+}
+
+// Resources describes every batch/v1 resource.
+var Resources = []store.Resource{
+	{Resource: gr("jobs"), Singular: "job", Namespaced: true, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
+		Fields: batchfields.Fields["Job"],
+		New:    func() runtime.Object { return &batchv1.Job{} }, NewList: func() runtime.Object { return &batchv1.JobList{} }},
+	{Resource: gr("cronjobs"), Singular: "cronjob", Namespaced: true, ShortNames: []string{"cj"}, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
+		New: func() runtime.Object { return &batchv1.CronJob{} }, NewList: func() runtime.Object { return &batchv1.CronJobList{} }},
+}

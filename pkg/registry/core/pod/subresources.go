@@ -1,0 +1,156 @@
+// Package pod holds the pod subresources that are more than a field copy:
+// binding (the scheduler's assignment to a node) and eviction.
+package pod
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/storage"
+)
+
+// BindingREST serves pods/binding: it sets spec.nodeName once.
+type BindingREST struct {
+	Store *genericregistry.Store
+}
+
+var _ rest.NamedCreater = &BindingREST{}
+
+// New returns an empty Binding.
+func (r *BindingREST) New() runtime.Object { return &corev1.Binding{} }
+
+// Destroy does nothing: the pod storage owns the store.
+func (r *BindingREST) Destroy() {}
+
+// Create binds the pod named by the Binding to its target node.
+func (r *BindingREST) Create(ctx context.Context, name string, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	binding, ok := obj.(*corev1.Binding)
+	if !ok {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("not a Binding object: %T", obj))
+	}
+	if name != binding.Name {
+		return nil, apierrors.NewBadRequest("name in URL does not match name in Binding object")
+	}
+	if binding.Target.Kind != "" && binding.Target.Kind != "Node" {
+		return nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, binding.Name, field.ErrorList{
+			field.NotSupported(field.NewPath("target", "kind"), binding.Target.Kind, []string{"Node", "<empty>"})})
+	}
+	if binding.Target.Name == "" {
+		return nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, binding.Name, field.ErrorList{
+			field.Required(field.NewPath("target", "name"), "")})
+	}
+	if createValidation != nil {
+		if err := createValidation(ctx, binding.DeepCopyObject()); err != nil {
+			return nil, err
+		}
+	}
+	key, err := r.Store.KeyFunc(ctx, binding.Name)
+	if err != nil {
+		return nil, err
+	}
+	var preconditions *storage.Preconditions
+	if binding.UID != "" {
+		preconditions = &storage.Preconditions{UID: &binding.UID}
+	}
+	dryRun := options != nil && len(options.DryRun) > 0
+	err = r.Store.Storage.GuaranteedUpdate(ctx, key, &corev1.Pod{}, false, preconditions, storage.SimpleUpdate(func(obj runtime.Object) (runtime.Object, error) {
+		pod := obj.(*corev1.Pod)
+		if pod.DeletionTimestamp != nil {
+			return nil, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", pod.Name)
+		}
+		if pod.Spec.NodeName != "" {
+			return nil, fmt.Errorf("pod %v is already assigned to node %q", pod.Name, pod.Spec.NodeName)
+		}
+		pod.Spec.NodeName = binding.Target.Name
+		for k, v := range binding.Annotations {
+			if pod.Annotations == nil {
+				pod.Annotations = map[string]string{}
+			}
+			pod.Annotations[k] = v
+		}
+		setScheduled(pod)
+		return pod, nil
+	}), dryRun, nil)
+	if err != nil {
+		if _, isStatus := err.(apierrors.APIStatus); !isStatus {
+			err = apierrors.NewConflict(schema.GroupResource{Resource: "pods/binding"}, binding.Name, err)
+		}
+		return nil, err
+	}
+	return &metav1.Status{Status: metav1.StatusSuccess, Code: 201}, nil
+}
+
+func setScheduled(pod *corev1.Pod) {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == corev1.PodScheduled {
+			pod.Status.Conditions[i].Status = corev1.ConditionTrue
+			return
+		}
+	}
+	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{
+		Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now(),
+	})
+}
+
+// EvictionREST serves pods/eviction. Until PodDisruptionBudgets are served an
+// eviction is a delete honouring the eviction's DeleteOptions.
+type EvictionREST struct {
+	Store *genericregistry.Store
+}
+
+var (
+	_ rest.NamedCreater             = &EvictionREST{}
+	_ rest.GroupVersionKindProvider = &EvictionREST{}
+)
+
+// GroupVersionKind: the body is a policy/v1 Eviction.
+func (r *EvictionREST) GroupVersionKind(schema.GroupVersion) schema.GroupVersionKind {
+	return policyv1.SchemeGroupVersion.WithKind("Eviction")
+}
+
+// New returns an empty Eviction.
+func (r *EvictionREST) New() runtime.Object { return &policyv1.Eviction{} }
+
+// Destroy does nothing: the pod storage owns the store.
+func (r *EvictionREST) Destroy() {}
+
+// Create evicts the named pod.
+func (r *EvictionREST) Create(ctx context.Context, name string, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	eviction, ok := obj.(*policyv1.Eviction)
+	if !ok {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("not an Eviction object: %T", obj))
+	}
+	if name != eviction.Name {
+		return nil, apierrors.NewBadRequest("name in URL does not match name in Eviction object")
+	}
+	if ns, ok := genericrequest.NamespaceFrom(ctx); ok && eviction.Namespace != "" && eviction.Namespace != ns {
+		return nil, apierrors.NewBadRequest("namespace in URL does not match namespace in Eviction object")
+	}
+	if createValidation != nil {
+		if err := createValidation(ctx, eviction.DeepCopyObject()); err != nil {
+			return nil, err
+		}
+	}
+	deleteOptions := eviction.DeleteOptions
+	if deleteOptions == nil {
+		deleteOptions = &metav1.DeleteOptions{}
+	}
+	if options != nil && len(options.DryRun) > 0 {
+		deleteOptions = deleteOptions.DeepCopy()
+		deleteOptions.DryRun = options.DryRun
+	}
+	if _, _, err := r.Store.Delete(ctx, name, rest.ValidateAllObjectFunc, deleteOptions); err != nil {
+		return nil, err
+	}
+	return &metav1.Status{Status: metav1.StatusSuccess, Code: 201}, nil
+}

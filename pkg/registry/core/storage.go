@@ -1,0 +1,95 @@
+// Package core builds the storage of the core ("" group) v1 resources.
+package core
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
+
+	corefields "github.com/skiff-dev/skiff/pkg/apis/core"
+	"github.com/skiff-dev/skiff/pkg/registry/core/pod"
+	"github.com/skiff-dev/skiff/pkg/registry/scale"
+	"github.com/skiff-dev/skiff/pkg/registry/store"
+)
+
+func gr(resource string) schema.GroupResource { return schema.GroupResource{Resource: resource} }
+
+var all = []string{"all"}
+
+// Resources describes every core/v1 resource backed by a store.
+var Resources = []store.Resource{
+	{Resource: gr("pods"), Singular: "pod", Namespaced: true, ShortNames: []string{"po"}, Categories: all, HasStatus: true,
+		New: func() runtime.Object { return &corev1.Pod{} }, NewList: func() runtime.Object { return &corev1.PodList{} },
+		Fields: corefields.Fields["Pod"], PrepareForCreate: func(obj runtime.Object) {
+			obj.(*corev1.Pod).Status = corev1.PodStatus{Phase: corev1.PodPending}
+		}},
+	{Resource: gr("services"), Singular: "service", Namespaced: true, ShortNames: []string{"svc"}, Categories: all, HasStatus: true,
+		New: func() runtime.Object { return &corev1.Service{} }, NewList: func() runtime.Object { return &corev1.ServiceList{} },
+		Fields: corefields.Fields["Service"], ValidateName: apimachineryvalidation.NameIsDNS1035Label, AllowCreateOnUpdate: true},
+	{Resource: gr("endpoints"), Singular: "endpoints", Namespaced: true, ShortNames: []string{"ep"}, AllowCreateOnUpdate: true,
+		New: func() runtime.Object { return &corev1.Endpoints{} }, NewList: func() runtime.Object { return &corev1.EndpointsList{} }},
+	{Resource: gr("configmaps"), Singular: "configmap", Namespaced: true, ShortNames: []string{"cm"},
+		New: func() runtime.Object { return &corev1.ConfigMap{} }, NewList: func() runtime.Object { return &corev1.ConfigMapList{} }},
+	{Resource: gr("secrets"), Singular: "secret", Namespaced: true, Fields: corefields.Fields["Secret"],
+		New: func() runtime.Object { return &corev1.Secret{} }, NewList: func() runtime.Object { return &corev1.SecretList{} }},
+	{Resource: gr("serviceaccounts"), Singular: "serviceaccount", Namespaced: true, ShortNames: []string{"sa"}, AllowCreateOnUpdate: true,
+		New: func() runtime.Object { return &corev1.ServiceAccount{} }, NewList: func() runtime.Object { return &corev1.ServiceAccountList{} }},
+	{Resource: gr("nodes"), Singular: "node", ShortNames: []string{"no"}, HasStatus: true, Fields: corefields.Fields["Node"],
+		New: func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} }},
+	{Resource: gr("namespaces"), Singular: "namespace", ShortNames: []string{"ns"}, HasStatus: true, Fields: corefields.Fields["Namespace"],
+		ValidateName: apimachineryvalidation.ValidateNamespaceName,
+		New:          func() runtime.Object { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} },
+		PrepareForCreate: func(obj runtime.Object) {
+			obj.(*corev1.Namespace).Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+		}},
+	{Resource: gr("events"), Singular: "event", Namespaced: true, ShortNames: []string{"ev"}, AllowCreateOnUpdate: true, Fields: corefields.Fields["Event"],
+		New: func() runtime.Object { return &corev1.Event{} }, NewList: func() runtime.Object { return &corev1.EventList{} }},
+	{Resource: gr("resourcequotas"), Singular: "resourcequota", Namespaced: true, ShortNames: []string{"quota"}, HasStatus: true,
+		New: func() runtime.Object { return &corev1.ResourceQuota{} }, NewList: func() runtime.Object { return &corev1.ResourceQuotaList{} }},
+	{Resource: gr("limitranges"), Singular: "limitrange", Namespaced: true, ShortNames: []string{"limits"}, AllowCreateOnUpdate: true,
+		New: func() runtime.Object { return &corev1.LimitRange{} }, NewList: func() runtime.Object { return &corev1.LimitRangeList{} }},
+	{Resource: gr("persistentvolumes"), Singular: "persistentvolume", ShortNames: []string{"pv"}, HasStatus: true,
+		New: func() runtime.Object { return &corev1.PersistentVolume{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeList{} }},
+	{Resource: gr("persistentvolumeclaims"), Singular: "persistentvolumeclaim", Namespaced: true, ShortNames: []string{"pvc"}, HasStatus: true,
+		New: func() runtime.Object { return &corev1.PersistentVolumeClaim{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeClaimList{} }},
+	{Resource: gr("replicationcontrollers"), Singular: "replicationcontroller", Namespaced: true, ShortNames: []string{"rc"}, Categories: all, HasStatus: true,
+		AllowCreateOnUpdate: true, Fields: corefields.Fields["ReplicationController"],
+		New: func() runtime.Object { return &corev1.ReplicationController{} }, NewList: func() runtime.Object { return &corev1.ReplicationControllerList{} }},
+	{Resource: gr("podtemplates"), Singular: "podtemplate", Namespaced: true,
+		New: func() runtime.Object { return &corev1.PodTemplate{} }, NewList: func() runtime.Object { return &corev1.PodTemplateList{} }},
+}
+
+// Storage returns the core/v1 storage map, subresources included.
+func Storage(optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+	m, err := store.Build(Resources, optsGetter)
+	if err != nil {
+		return nil, err
+	}
+	pods := m["pods"].(*store.REST)
+	m["pods/binding"] = &pod.BindingREST{Store: pods.Store}
+	m["pods/eviction"] = &pod.EvictionREST{Store: pods.Store}
+	m["namespaces/finalize"] = m["namespaces"].(*store.REST).Subresource(func(obj, old runtime.Object) {
+		// Only spec.finalizers changes through /finalize.
+		obj.(*corev1.Namespace).Status = old.(*corev1.Namespace).Status
+	}, "status")
+	rcs := m["replicationcontrollers"].(*store.REST)
+	m["replicationcontrollers/scale"] = scale.New(rcs.Store, scale.Replicas{
+		Get: func(obj runtime.Object) (int32, int32, string) {
+			rc := obj.(*corev1.ReplicationController)
+			return derefReplicas(rc.Spec.Replicas), rc.Status.Replicas, labels.SelectorFromSet(rc.Spec.Selector).String()
+		},
+		Set: func(obj runtime.Object, n int32) { obj.(*corev1.ReplicationController).Spec.Replicas = &n },
+	})
+	return m, nil
+}
+
+func derefReplicas(r *int32) int32 {
+	if r == nil {
+		return 1
+	}
+	return *r
+}

@@ -1,0 +1,16 @@
+// Package discovery builds the storage of discovery.k8s.io/v1 endpointslices.
+package discovery
+
+import (
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-dev/skiff/pkg/registry/store"
+)
+
+// Resources describes every discovery.k8s.io/v1 resource.
+var Resources = []store.Resource{
+	{Resource: schema.GroupResource{Group: discoveryv1.GroupName, Resource: "endpointslices"}, Singular: "endpointslice", Namespaced: true,
+		New: func() runtime.Object { return &discoveryv1.EndpointSlice{} }, NewList: func() runtime.Object { return &discoveryv1.EndpointSliceList{} }},
+}

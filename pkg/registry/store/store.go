@@ -1,0 +1,180 @@
+// Package store builds the etcd-backed REST storage of one resource from a
+// short description: the k8s.io/apiserver generic registry Store, a strategy,
+// the optional status subresource, short names, categories and table columns.
+package store
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/registry/generic"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/storage"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/skiff-dev/skiff/pkg/apis/selectable"
+	"github.com/skiff-dev/skiff/pkg/printers"
+)
+
+// Resource describes one served resource.
+type Resource struct {
+	// Resource is the plural, lower-case name with its group ("deployments" in "apps").
+	Resource   schema.GroupResource
+	Singular   string
+	Namespaced bool
+	New        func() runtime.Object
+	NewList    func() runtime.Object
+	ShortNames []string
+	Categories []string
+	// Fields are the selectable fields beyond metadata.name/namespace.
+	Fields selectable.Fields
+	// HasStatus gives the resource a status subresource: updates of the main
+	// resource keep the stored status, and /status updates keep the rest.
+	HasStatus bool
+	// ValidateName checks metadata.name; DNS-1123 subdomain when nil.
+	ValidateName func(name string, prefix bool) []string
+	// AllowCreateOnUpdate lets PUT create a missing object, as upstream allows
+	// for a few kinds (services, endpoints, events, ...).
+	AllowCreateOnUpdate bool
+	// PrepareForCreate and Validate add kind-specific behaviour.
+	PrepareForCreate func(obj runtime.Object)
+	Validate         func(obj runtime.Object) field.ErrorList
+}
+
+// REST is the storage of a resource's main endpoint.
+type REST struct {
+	*genericregistry.Store
+	shortNames []string
+	categories []string
+	strategy   *strategy
+}
+
+var (
+	_ rest.ShortNamesProvider   = &REST{}
+	_ rest.CategoriesProvider   = &REST{}
+	_ rest.SingularNameProvider = &REST{}
+)
+
+// ShortNames are the aliases kubectl accepts (`po` for pods).
+func (r *REST) ShortNames() []string { return r.shortNames }
+
+// Categories are the groups of resources this one belongs to (`all`).
+func (r *REST) Categories() []string { return r.categories }
+
+// New builds the storage of res; status is nil unless res.HasStatus.
+func New(res Resource, optsGetter generic.RESTOptionsGetter) (main *REST, status *StatusREST, err error) {
+	strategy := newStrategy(res)
+	tableConvertor := printers.ForResource(res.Resource)
+	if tableConvertor == nil {
+		tableConvertor = rest.NewDefaultTableConvertor(res.Resource)
+	}
+	singular := res.Resource
+	singular.Resource = res.Singular
+	s := &genericregistry.Store{
+		NewFunc:                   res.New,
+		NewListFunc:               res.NewList,
+		DefaultQualifiedResource:  res.Resource,
+		SingularQualifiedResource: singular,
+		CreateStrategy:            strategy,
+		UpdateStrategy:            strategy,
+		DeleteStrategy:            strategy,
+		ResetFieldsStrategy:       strategy,
+		TableConvertor:            tableConvertor,
+	}
+	attrs := func(obj runtime.Object) (labels.Set, fields.Set, error) {
+		return attributes(obj, res.Namespaced, res.Fields)
+	}
+	s.PredicateFunc = func(label labels.Selector, field fields.Selector) storage.SelectionPredicate {
+		return storage.SelectionPredicate{Label: label, Field: field, GetAttrs: attrs}
+	}
+	if err := s.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: attrs}); err != nil {
+		return nil, nil, err
+	}
+	main = &REST{Store: s, shortNames: res.ShortNames, categories: res.Categories, strategy: strategy}
+	if res.HasStatus {
+		status = main.Subresource(keepOnlyStatus, "spec")
+	}
+	return main, status, nil
+}
+
+// Subresource returns an update-only subresource of r (status, finalize):
+// keep sets on the updated object what the subresource does not change from
+// the stored one; resets names the top-level field server-side apply must not
+// attribute to the subresource's writers.
+func (r *REST) Subresource(keep func(obj, old runtime.Object), resets string) *StatusREST {
+	sub := *r.Store
+	st := &subresourceStrategy{strategy: r.strategy, keep: keep, resets: resets}
+	sub.UpdateStrategy = st
+	sub.ResetFieldsStrategy = st
+	return &StatusREST{store: &sub}
+}
+
+func attributes(obj runtime.Object, namespaced bool, f selectable.Fields) (labels.Set, fields.Set, error) {
+	set, err := f.Set(obj, namespaced)
+	if err != nil {
+		return nil, nil, err
+	}
+	accessor, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	return labels.Set(accessor.GetLabels()), set, nil
+}
+
+// StatusREST serves the status subresource.
+type StatusREST struct {
+	store *genericregistry.Store
+}
+
+var _ rest.Patcher = &StatusREST{}
+
+// New returns an empty object of the resource.
+func (r *StatusREST) New() runtime.Object { return r.store.New() }
+
+// Destroy does nothing: the main REST owns the storage.
+func (r *StatusREST) Destroy() {}
+
+// Get retrieves the whole object.
+func (r *StatusREST) Get(ctx context.Context, name string, options *metav1.GetOptions) (runtime.Object, error) {
+	return r.store.Get(ctx, name, options)
+}
+
+// Update changes only the status of the object.
+func (r *StatusREST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, _ bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	// A status update never creates the object.
+	return r.store.Update(ctx, name, objInfo, createValidation, updateValidation, false, options)
+}
+
+// GetResetFields tells server-side apply which fields /status does not own.
+func (r *StatusREST) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return r.store.GetResetFields()
+}
+
+// ConvertToTable prints the object like the main resource.
+func (r *StatusREST) ConvertToTable(ctx context.Context, object runtime.Object, tableOptions runtime.Object) (*metav1.Table, error) {
+	return r.store.ConvertToTable(ctx, object, tableOptions)
+}
+
+// Build creates the storage of every resource, keyed by plural name, with
+// each status subresource under "<plural>/status".
+func Build(resources []Resource, optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+	m := map[string]rest.Storage{}
+	for _, res := range resources {
+		main, status, err := New(res, optsGetter)
+		if err != nil {
+			return nil, err
+		}
+		m[res.Resource.Resource] = main
+		if status != nil {
+			m[res.Resource.Resource+"/status"] = status
+		}
+	}
+	return m, nil
+}

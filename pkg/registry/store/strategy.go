@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"reflect"
+	"strings"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/storage/names"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/skiff-dev/skiff/pkg/apis"
+)
+
+// strategy is the create/update/delete behaviour shared by every resource:
+// metadata validation, the status/spec split and generation bumps.
+type strategy struct {
+	runtime.ObjectTyper
+	names.NameGenerator
+	res Resource
+}
+
+func newStrategy(res Resource) *strategy {
+	if res.ValidateName == nil {
+		res.ValidateName = apimachineryvalidation.NameIsDNSSubdomain
+	}
+	return &strategy{ObjectTyper: apis.Scheme, NameGenerator: names.SimpleNameGenerator, res: res}
+}
+
+func (s *strategy) NamespaceScoped() bool { return s.res.Namespaced }
+
+func (s *strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+	if s.res.HasStatus {
+		resetField(obj, "Status")
+	}
+	if hasField(obj, "Spec") {
+		if m, err := meta.Accessor(obj); err == nil {
+			m.SetGeneration(1)
+		}
+	}
+	if s.res.PrepareForCreate != nil {
+		s.res.PrepareForCreate(obj)
+	}
+}
+
+func (s *strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	if s.res.HasStatus {
+		copyField(obj, old, "Status")
+	}
+	bumpGenerationOnSpecChange(obj, old)
+}
+
+func (s *strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return field.ErrorList{field.InternalError(field.NewPath("metadata"), err)}
+	}
+	errs := apimachineryvalidation.ValidateObjectMetaAccessor(m, s.res.Namespaced, s.res.ValidateName, field.NewPath("metadata"))
+	if s.res.Validate != nil {
+		errs = append(errs, s.res.Validate(obj)...)
+	}
+	return errs
+}
+
+func (s *strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	newMeta, err := meta.Accessor(obj)
+	if err != nil {
+		return field.ErrorList{field.InternalError(field.NewPath("metadata"), err)}
+	}
+	oldMeta, err := meta.Accessor(old)
+	if err != nil {
+		return field.ErrorList{field.InternalError(field.NewPath("metadata"), err)}
+	}
+	errs := apimachineryvalidation.ValidateObjectMetaAccessorUpdate(newMeta, oldMeta, field.NewPath("metadata"))
+	if s.res.Validate != nil {
+		errs = append(errs, s.res.Validate(obj)...)
+	}
+	return errs
+}
+
+func (s *strategy) WarningsOnCreate(context.Context, runtime.Object) []string { return nil }
+func (s *strategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
+	return nil
+}
+func (s *strategy) Canonicalize(runtime.Object)                   {}
+func (s *strategy) AllowCreateOnUpdate(context.Context) bool      { return s.res.AllowCreateOnUpdate }
+func (s *strategy) AllowUnconditionalUpdate(context.Context) bool { return true }
+
+// GetResetFields: writes to the main resource do not own the status.
+func (s *strategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	if !s.res.HasStatus {
+		return nil
+	}
+	return s.resetFields("status")
+}
+
+func (s *strategy) resetFields(field string) map[fieldpath.APIVersion]*fieldpath.Set {
+	gvks, _, err := s.ObjectKinds(s.res.New())
+	if err != nil {
+		return nil
+	}
+	out := map[fieldpath.APIVersion]*fieldpath.Set{}
+	for _, gvk := range gvks {
+		if gvk.Version == runtime.APIVersionInternal {
+			continue
+		}
+		out[fieldpath.APIVersion(gvk.GroupVersion().String())] = fieldpath.NewSet(fieldpath.MakePathOrDie(field))
+	}
+	return out
+}
+
+// subresourceStrategy governs updates through a subresource such as
+// /status: the stored object is kept but for what keep lets through, and the
+// metadata a subresource writer may not touch is reset.
+type subresourceStrategy struct {
+	*strategy
+	keep   func(obj, old runtime.Object)
+	resets string
+}
+
+func (s *subresourceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	s.keep(obj, old)
+	newMeta, err1 := meta.Accessor(obj)
+	oldMeta, err2 := meta.Accessor(old)
+	if err1 == nil && err2 == nil {
+		metav1.ResetObjectMetaForStatus(newMeta, oldMeta)
+	}
+}
+
+func (s *subresourceStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	if s.resets == "" || !hasField(s.res.New(), strings.ToUpper(s.resets[:1])+s.resets[1:]) {
+		return nil
+	}
+	return s.resetFields(s.resets)
+}
+
+// keepOnlyStatus is the status subresource's rule: the status and the
+// metadata (which subresourceStrategy then resets but for managed fields)
+// come from the request, everything else stays as stored.
+func keepOnlyStatus(obj, old runtime.Object) {
+	newV, oldV := reflect.ValueOf(obj).Elem(), reflect.ValueOf(old).Elem()
+	for i := 0; i < newV.NumField(); i++ {
+		switch newV.Type().Field(i).Name {
+		case "TypeMeta", "ObjectMeta", "Status":
+			continue
+		}
+		newV.Field(i).Set(oldV.Field(i))
+	}
+}
+
+func bumpGenerationOnSpecChange(obj, old runtime.Object) {
+	if !hasField(obj, "Spec") {
+		return
+	}
+	newSpec := reflect.ValueOf(obj).Elem().FieldByName("Spec").Interface()
+	oldSpec := reflect.ValueOf(old).Elem().FieldByName("Spec").Interface()
+	if apiequality.Semantic.DeepEqual(newSpec, oldSpec) {
+		return
+	}
+	newMeta, err1 := meta.Accessor(obj)
+	oldMeta, err2 := meta.Accessor(old)
+	if err1 == nil && err2 == nil {
+		newMeta.SetGeneration(oldMeta.GetGeneration() + 1)
+	}
+}
+
+func hasField(obj runtime.Object, name string) bool {
+	v := reflect.ValueOf(obj)
+	return v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct && v.Elem().FieldByName(name).IsValid()
+}
+
+func resetField(obj runtime.Object, name string) {
+	if !hasField(obj, name) {
+		return
+	}
+	f := reflect.ValueOf(obj).Elem().FieldByName(name)
+	f.Set(reflect.Zero(f.Type()))
+}
+
+func copyField(dst, src runtime.Object, name string) {
+	if !hasField(dst, name) || !hasField(src, name) {
+		return
+	}
+	reflect.ValueOf(dst).Elem().FieldByName(name).Set(reflect.ValueOf(src).Elem().FieldByName(name))
+}
