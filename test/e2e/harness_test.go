@@ -418,7 +418,16 @@ func (r *result) String() string {
 		status = r.err.Error()
 	}
 	return fmt.Sprintf("$ %s\n[%s after %s]\n--- stdout:\n%s\n--- stderr:\n%s",
-		shellQuote(r.argv), status, r.took.Round(time.Millisecond), r.stdout, r.stderr)
+		shellQuote(r.argv), status, r.took.Round(time.Millisecond), abbreviate(r.stdout), abbreviate(r.stderr))
+}
+
+// abbreviate shortens long output (e.g. /metrics, OpenAPI) for messages.
+func abbreviate(s string) string {
+	const head, tail = 3000, 1000
+	if len(s) <= head+tail+100 {
+		return s
+	}
+	return fmt.Sprintf("%s\n[... %d bytes omitted ...]\n%s", s[:head], len(s)-head-tail, s[len(s)-tail:])
 }
 
 // combined is stdout and stderr together, for checking error messages.
@@ -655,15 +664,15 @@ func (k *kctl) getJSON(t *testing.T, v any, args ...string) {
 	}
 }
 
-// assertNoCrash fails t if the output shows an internal server error or a
+// crashSigns in kubectl's stderr mean an internal server error (500) or a
 // crashed kubectl.
+var crashSigns = regexp.MustCompile(`InternalError|Internal error|\(500\)|code 500|(?m)^panic: |goroutine \d+ \[`)
+
+// assertNoCrash fails t if kubectl's stderr shows a server error or a crash.
 func assertNoCrash(t *testing.T, r *result) {
 	t.Helper()
-	out := r.combined()
-	for _, bad := range []string{"InternalError", "Internal error", "(500)", "code 500", "panic:", "goroutine "} {
-		if strings.Contains(out, bad) {
-			t.Errorf("output contains %q (server error or crash):\n%s", bad, r)
-		}
+	if m := crashSigns.FindString(r.stderr); m != "" {
+		t.Errorf("stderr contains %q (server error or crash):\n%s", m, r)
 	}
 }
 

@@ -65,8 +65,11 @@ func testBadInput(t *testing.T, k *kctl) {
 	})
 
 	t.Run("AlreadyExistsAndConflict", func(t *testing.T) {
-		k.ok(t, "create", "configmap", "dup", "--from-literal=a=b")
-		assertContains(t, k.fail(t, "create", "configmap", "dup", "--from-literal=a=b"), "AlreadyExists", `configmaps "dup" already exists`)
+		dup := configMapYAML("dup", nil, map[string]string{"a": "b"})
+		k.okStdin(t, dup, "create", "-f", "-")
+		assertContains(t, k.failStdin(t, dup, "create", "-f", "-"), "(AlreadyExists)", `configmaps "dup" already exists`)
+		// `create configmap` wraps the same error.
+		assertContains(t, k.fail(t, "create", "configmap", "dup"), `configmaps "dup" already exists`)
 
 		stale := k.ok(t, "get", "configmap", "dup", "-o", "json")
 		k.ok(t, "label", "configmap", "dup", "bumped=yes")
@@ -82,7 +85,8 @@ func testBadInput(t *testing.T, k *kctl) {
 
 	t.Run("UnsupportedFieldSelector", func(t *testing.T) {
 		out := k.fail(t, "get", "cm", "--field-selector=data.color=blue")
-		assertContains(t, out, "BadRequest", "field label not supported")
+		// Kubernetes 1.37's wording; older servers said "field label not supported".
+		assertContains(t, out, "BadRequest", `"data.color" is not a known field selector`)
 		// Supported field selectors work.
 		k.ok(t, "create", "configmap", "by-field")
 		assertEqual(t, "field selector metadata.name",

@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 )
+
+var _, serviceCIDR, _ = net.ParseCIDR("10.96.0.0/12")
 
 func testApply(t *testing.T, k *kctl) {
 	app := testdata(t, "app")
@@ -22,6 +25,10 @@ func testApply(t *testing.T, k *kctl) {
 	assertEqual(t, "service ports", k.jsonpath(t, `{range .spec.ports[*]}{.name}:{.port}/{.protocol}>{.targetPort} {end}`, "svc", "web"),
 		"http:80/TCP>http metrics:9090/TCP>9090")
 	assertEqual(t, "service type", k.jsonpath(t, "{.spec.type}", "svc", "web"), "ClusterIP")
+	// The server runs with the default --service-cluster-ip-range.
+	if ip := k.jsonpath(t, "{.spec.clusterIP}", "svc", "web"); !serviceCIDR.Contains(net.ParseIP(ip)) {
+		t.Errorf("service web has cluster IP %q, want one from %s", ip, serviceCIDR)
+	}
 	assertEqual(t, "deployment replicas", k.jsonpath(t, "{.spec.replicas}", "deploy", "web"), "1")
 	assertEqual(t, "defaulted deployment strategy", k.jsonpath(t, "{.spec.strategy.type}", "deploy", "web"), "RollingUpdate")
 	if k.jsonpath(t, `{.metadata.annotations.kubectl\.kubernetes\.io/last-applied-configuration}`, "cm", "web-config") == "" {

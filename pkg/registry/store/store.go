@@ -43,9 +43,12 @@ type Resource struct {
 	// AllowCreateOnUpdate lets PUT create a missing object, as upstream allows
 	// for a few kinds (services, endpoints, events, ...).
 	AllowCreateOnUpdate bool
-	// PrepareForCreate and Validate add kind-specific behaviour.
+	// PrepareForCreate, Validate and ValidateUpdate add kind-specific
+	// behaviour; ValidateUpdate (immutable fields, allowed transitions) runs
+	// on updates instead of Validate when set.
 	PrepareForCreate func(obj runtime.Object)
 	Validate         func(obj runtime.Object) field.ErrorList
+	ValidateUpdate   func(obj, old runtime.Object) field.ErrorList
 }
 
 // REST is the storage of a resource's main endpoint.

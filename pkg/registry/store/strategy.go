@@ -77,7 +77,10 @@ func (s *strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) fi
 		return field.ErrorList{field.InternalError(field.NewPath("metadata"), err)}
 	}
 	errs := apimachineryvalidation.ValidateObjectMetaAccessorUpdate(newMeta, oldMeta, field.NewPath("metadata"))
-	if s.res.Validate != nil {
+	switch {
+	case s.res.ValidateUpdate != nil:
+		errs = append(errs, s.res.ValidateUpdate(obj, old)...)
+	case s.res.Validate != nil:
 		errs = append(errs, s.res.Validate(obj)...)
 	}
 	return errs
