@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	"k8s.io/apiserver/pkg/registry/generic"
@@ -35,6 +36,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/registry/batch"
 	"github.com/skiff-dev/skiff/pkg/registry/coordination"
 	"github.com/skiff-dev/skiff/pkg/registry/core"
+	"github.com/skiff-dev/skiff/pkg/registry/core/service"
 	"github.com/skiff-dev/skiff/pkg/registry/discovery"
 	"github.com/skiff-dev/skiff/pkg/registry/events"
 	"github.com/skiff-dev/skiff/pkg/registry/store"
@@ -170,9 +172,18 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	if err != nil {
 		return nil, err
 	}
-	if err := installAPIs(server, cfg.RESTOptionsGetter); err != nil {
+	_, serviceCIDR, _ := net.ParseCIDR(o.ServiceClusterIPRange)
+	nodePorts, _ := utilnet.ParsePortRange(o.ServiceNodePortRange)
+	allocators, err := service.NewAllocators(cfg.RESTOptionsGetter, serviceCIDR, *nodePorts)
+	if err != nil {
 		return nil, err
 	}
+	if err := installAPIs(server, cfg.RESTOptionsGetter, allocators); err != nil {
+		return nil, err
+	}
+	server.AddPostStartHookOrDie("skiff-repair-service-allocations", func(hookCtx genericapiserver.PostStartHookContext) error {
+		return repairServiceAllocations(hookCtx, hookCtx.LoopbackClientConfig, allocators)
+	})
 	server.AddPostStartHookOrDie("skiff-system-namespaces", func(hookCtx genericapiserver.PostStartHookContext) error {
 		return ensureNamespaces(hookCtx, hookCtx.LoopbackClientConfig)
 	})
@@ -217,9 +228,9 @@ var upstreamKeyPrefixes = map[schema.GroupResource]string{
 }
 
 // installAPIs installs every served API group.
-func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter) error {
+func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators) error {
 	parameterCodec := runtime.NewParameterCodec(apis.Scheme)
-	coreStorage, err := core.Storage(optsGetter)
+	coreStorage, err := core.Storage(optsGetter, services)
 	if err != nil {
 		return err
 	}
@@ -269,6 +280,27 @@ func ensureNamespaces(ctx context.Context, loopback *restclient.Config) error {
 				klog.V(2).InfoS("Creating system namespace failed, will retry", "namespace", name, "err", err)
 				return false, nil
 			}
+		}
+		return true, nil
+	})
+}
+
+// repairServiceAllocations marks the ClusterIPs and NodePorts of every
+// existing Service as allocated.
+func repairServiceAllocations(ctx context.Context, loopback *restclient.Config, allocators *service.Allocators) error {
+	client, err := kubernetes.NewForConfig(loopback)
+	if err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		list, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			klog.V(2).InfoS("Listing services for the allocation repair failed, will retry", "err", err)
+			return false, nil
+		}
+		if err := allocators.Repair(ctx, list.Items); err != nil {
+			klog.V(2).InfoS("Repairing service allocations failed, will retry", "err", err)
+			return false, nil
 		}
 		return true, nil
 	})

@@ -12,6 +12,7 @@ import (
 
 	corefields "github.com/skiff-dev/skiff/pkg/apis/core"
 	"github.com/skiff-dev/skiff/pkg/registry/core/pod"
+	"github.com/skiff-dev/skiff/pkg/registry/core/service"
 	"github.com/skiff-dev/skiff/pkg/registry/scale"
 	"github.com/skiff-dev/skiff/pkg/registry/store"
 )
@@ -63,12 +64,14 @@ var Resources = []store.Resource{
 		New: func() runtime.Object { return &corev1.PodTemplate{} }, NewList: func() runtime.Object { return &corev1.PodTemplateList{} }},
 }
 
-// Storage returns the core/v1 storage map, subresources included.
-func Storage(optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+// Storage returns the core/v1 storage map, subresources included. Services
+// take their ClusterIPs and NodePorts from services.
+func Storage(optsGetter generic.RESTOptionsGetter, services *service.Allocators) (map[string]rest.Storage, error) {
 	m, err := store.Build(Resources, optsGetter)
 	if err != nil {
 		return nil, err
 	}
+	services.Install(m["services"].(*store.REST).Store)
 	pods := m["pods"].(*store.REST)
 	m["pods/binding"] = &pod.BindingREST{Store: pods.Store}
 	m["pods/eviction"] = &pod.EvictionREST{Store: pods.Store}
