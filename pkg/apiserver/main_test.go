@@ -320,3 +320,12 @@ func wantStatusErr(t *testing.T, err error, code int32, reason metav1.StatusReas
 	}
 	return &s
 }
+
+func mustClientset(t *testing.T, c *restclient.Config) *kubernetes.Clientset {
+	t.Helper()
+	client, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}

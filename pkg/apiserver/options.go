@@ -18,7 +18,10 @@ type Options struct {
 	DataDir     string
 	SecurePort  int
 	BindAddress string
-	TLSSANs     []string
+	// AdvertiseAddress is the address the kubernetes Service's endpoints
+	// list for this server; empty: derived from BindAddress.
+	AdvertiseAddress string
+	TLSSANs          []string
 
 	EtcdServers  []string
 	EtcdCAFile   string
@@ -56,6 +59,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory for certificates, kubeconfigs and the embedded etcd's data.")
 	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "The port on which to serve HTTPS with authentication and authorization.")
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "The IP address on which to listen for the --secure-port port.")
+	fs.StringVar(&o.AdvertiseAddress, "advertise-address", o.AdvertiseAddress, "The IP address on which to advertise the apiserver to members of the cluster (the kubernetes Service's endpoints). Empty: the --bind-address, or the host's default interface address when that is 0.0.0.0.")
 	fs.StringSliceVar(&o.TLSSANs, "tls-san", o.TLSSANs, "Additional host name or IP address for the serving certificate (repeatable).")
 	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "List of etcd servers to connect with (scheme://ip:port), comma separated. Empty: run an embedded etcd in <data-dir>/etcd.")
 	fs.StringVar(&o.EtcdCAFile, "etcd-cafile", o.EtcdCAFile, "SSL Certificate Authority file used to secure etcd communication.")
@@ -73,6 +77,9 @@ func (o *Options) Validate() []error {
 	}
 	if o.SecurePort < 1 || o.SecurePort > 65535 {
 		errs = append(errs, fmt.Errorf("--secure-port %d must be between 1 and 65535", o.SecurePort))
+	}
+	if o.AdvertiseAddress != "" && net.ParseIP(o.AdvertiseAddress) == nil {
+		errs = append(errs, fmt.Errorf("--advertise-address %q is not an IP address", o.AdvertiseAddress))
 	}
 	if net.ParseIP(o.BindAddress) == nil {
 		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", o.BindAddress))
@@ -106,4 +113,12 @@ func (o *Options) serviceIP() (net.IP, error) {
 	copy(ip, cidr.IP)
 	ip[len(ip)-1]++
 	return ip, nil
+}
+
+// advertiseAddress is the address other cluster members reach this server at.
+func (o *Options) advertiseAddress() (net.IP, error) {
+	if o.AdvertiseAddress != "" {
+		return net.ParseIP(o.AdvertiseAddress), nil
+	}
+	return utilnet.ResolveBindAddress(net.ParseIP(o.BindAddress))
 }

@@ -29,6 +29,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/apis"
+	"github.com/skiff-dev/skiff/pkg/apiserver/kubernetesservice"
 	"github.com/skiff-dev/skiff/pkg/etcd"
 	generatedopenapi "github.com/skiff-dev/skiff/pkg/generated/openapi"
 	"github.com/skiff-dev/skiff/pkg/pki"
@@ -108,6 +109,9 @@ func (o *Options) ensurePKI() (*pki.CA, pki.Files, error) {
 	if ip := net.ParseIP(o.BindAddress); ip != nil && !ip.IsUnspecified() {
 		hosts = append(hosts, ip.String())
 	}
+	if ip, err := o.advertiseAddress(); err == nil {
+		hosts = append(hosts, ip.String())
+	}
 	hosts = append(hosts, o.TLSSANs...)
 	serving, err := ca.EnsureServingCert(o.PKIDir(), "apiserver", hosts)
 	if err != nil {
@@ -156,6 +160,12 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	}
 	genericapiserver.AuthorizeClientBearerToken(cfg.LoopbackClientConfig, &cfg.Authentication, &cfg.Authorization)
 
+	admissionChain, admissionInformers, err := newAdmission(&cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AdmissionControl = admissionChain
+
 	namer := openapinamer.NewDefinitionNamer(apis.ExternalScheme)
 	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
 	cfg.OpenAPIConfig.Info.Title = "Kubernetes"
@@ -183,6 +193,34 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	}
 	server.AddPostStartHookOrDie("skiff-repair-service-allocations", func(hookCtx genericapiserver.PostStartHookContext) error {
 		return repairServiceAllocations(hookCtx, hookCtx.LoopbackClientConfig, allocators)
+	})
+	server.AddPostStartHookOrDie("skiff-admission-informers", func(hookCtx genericapiserver.PostStartHookContext) error {
+		admissionInformers.Start(hookCtx.Done())
+		return nil
+	})
+	serviceIP, err := o.serviceIP()
+	if err != nil {
+		return nil, err
+	}
+	advertise, err := o.advertiseAddress()
+	if err != nil {
+		return nil, err
+	}
+	var announcer *kubernetesservice.Reconciler
+	server.AddPostStartHookOrDie("skiff-kubernetes-service", func(hookCtx genericapiserver.PostStartHookContext) error {
+		client, err := kubernetes.NewForConfig(hookCtx.LoopbackClientConfig)
+		if err != nil {
+			return err
+		}
+		announcer = &kubernetesservice.Reconciler{Client: client, ServiceIP: serviceIP.String(), Address: advertise, Port: o.SecurePort}
+		go announcer.Run(hookCtx)
+		return nil
+	})
+	server.AddPreShutdownHookOrDie("skiff-withdraw-endpoint", func() error {
+		if announcer == nil {
+			return nil
+		}
+		return announcer.Withdraw()
 	})
 	server.AddPostStartHookOrDie("skiff-system-namespaces", func(hookCtx genericapiserver.PostStartHookContext) error {
 		return ensureNamespaces(hookCtx, hookCtx.LoopbackClientConfig)
