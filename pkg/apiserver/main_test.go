@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,16 +48,18 @@ const (
 
 // The shared server, set by TestMain.
 var (
-	srvOpts   *apiserver.Options
-	cfg       *restclient.Config // admin (system:masters) client config
-	cs        *kubernetes.Clientset
-	dyn       *dynamic.DynamicClient
-	md        metadata.Interface
-	httpc     *http.Client // admin HTTP client for raw requests
-	etcdc     *clientv3.Client
-	etcdURL   string
-	logFile   string
-	nsCounter atomic.Int64
+	srvOpts *apiserver.Options
+	cfg     *restclient.Config // admin (system:masters) client config
+	cs      *kubernetes.Clientset
+	dyn     *dynamic.DynamicClient
+	md      metadata.Interface
+	httpc   *http.Client // admin HTTP client for raw requests
+	etcdc   *clientv3.Client
+	etcdURL string
+	// preStartRev is an etcd revision from before the server started.
+	preStartRev int64
+	logFile     string
+	nsCounter   atomic.Int64
 )
 
 func TestMain(m *testing.M) {
@@ -69,7 +72,11 @@ func runMain(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		return 1
 	}
-	defer os.RemoveAll(tmp)
+	if os.Getenv("SKIFF_TEST_KEEP") != "" {
+		fmt.Fprintln(os.Stderr, "harness: keeping", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
 
 	// The server logs a lot; keep it in a file and show its tail on failure.
 	logFile = filepath.Join(tmp, "server.log")
@@ -100,10 +107,18 @@ func runMain(m *testing.M) (code int) {
 		return 1
 	}
 	defer etcdc.Close()
+	// A revision from before the server started: older than any watch
+	// cache's window.
+	put, err := etcdc.Put(context.Background(), "/skiff-test/before-start", "x")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "harness: etcd put:", err)
+		return 1
+	}
+	preStartRev = put.Header.Revision
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := startServer(ctx, filepath.Join(tmp, "data"), []string{etcdURL})
+	srv, err := startServer(ctx, filepath.Join(tmp, "data"), 0, []string{etcdURL})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		return 1
@@ -126,30 +141,34 @@ func runMain(m *testing.M) (code int) {
 
 // runningServer is an apiserver.Run call in progress.
 type runningServer struct {
-	opts *apiserver.Options
-	done chan error // receives Run's result
+	opts       *apiserver.Options
+	done       chan error // receives Run's result
+	readyCalls atomic.Int32
 }
 
-// startServer runs apiserver.Run on a free loopback port until ctx ends and
-// waits for its ready callback. etcdServers nil means the embedded etcd.
-func startServer(ctx context.Context, dataDir string, etcdServers []string) (*runningServer, error) {
+// startServer runs apiserver.Run on a loopback port (a free one when port
+// is 0) until ctx ends and waits for its ready callback. etcdServers nil
+// means the embedded etcd.
+func startServer(ctx context.Context, dataDir string, port int, etcdServers []string) (*runningServer, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+		p := port
+		if p == 0 {
+			var err error
+			if p, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
 		opts := apiserver.NewOptions()
 		opts.DataDir = dataDir
-		opts.SecurePort = port
+		opts.SecurePort = p
 		opts.BindAddress = "127.0.0.1"
 		opts.EtcdServers = etcdServers
 		ready := make(chan struct{})
-		var readyCalls atomic.Int32
 		s := &runningServer{opts: opts, done: make(chan error, 1)}
 		go func() {
 			s.done <- apiserver.Run(ctx, opts, func() {
-				if readyCalls.Add(1) == 1 {
+				if s.readyCalls.Add(1) == 1 {
 					close(ready)
 				}
 			})
@@ -159,7 +178,7 @@ func startServer(ctx context.Context, dataDir string, etcdServers []string) (*ru
 			return s, nil
 		case err := <-s.done:
 			lastErr = fmt.Errorf("apiserver.Run returned before ready: %v", err)
-			if err != nil && strings.Contains(err.Error(), "address already in use") {
+			if port == 0 && err != nil && strings.Contains(err.Error(), "address already in use") {
 				continue
 			}
 			return nil, lastErr
@@ -329,3 +348,5 @@ func mustClientset(t *testing.T, c *restclient.Config) *kubernetes.Clientset {
 	}
 	return client
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

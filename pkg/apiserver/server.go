@@ -57,8 +57,9 @@ func (o *Options) AdminKubeconfig() string { return filepath.Join(o.DataDir, "ad
 
 // Run serves the API until ctx ends, then shuts down gracefully: in-flight
 // requests finish, then the embedded etcd closes. ready is called once
-// /readyz first succeeds.
-func Run(ctx context.Context, o *Options, ready func()) error {
+// /readyz first succeeds, with the server's privileged loopback client
+// config (for the components `skiff server` runs in the same process).
+func Run(ctx context.Context, o *Options, ready func(loopback *restclient.Config)) error {
 	if errs := o.Validate(); len(errs) > 0 {
 		return fmt.Errorf("invalid options: %v", errs)
 	}
@@ -345,7 +346,7 @@ func repairServiceAllocations(ctx context.Context, loopback *restclient.Config, 
 }
 
 // announceWhenReady calls ready once the server's own /readyz succeeds.
-func announceWhenReady(ctx context.Context, server *genericapiserver.GenericAPIServer, ready func()) {
+func announceWhenReady(ctx context.Context, server *genericapiserver.GenericAPIServer, ready func(*restclient.Config)) {
 	client, err := kubernetes.NewForConfig(server.LoopbackClientConfig)
 	if err != nil {
 		klog.ErrorS(err, "Cannot build the loopback client to watch readiness")
@@ -356,6 +357,6 @@ func announceWhenReady(ctx context.Context, server *genericapiserver.GenericAPIS
 		return err == nil && string(body) == "ok", nil
 	})
 	if err == nil && ready != nil {
-		ready()
+		ready(restclient.CopyConfig(server.LoopbackClientConfig))
 	}
 }

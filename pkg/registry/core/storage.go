@@ -11,6 +11,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	corefields "github.com/skiff-dev/skiff/pkg/apis/core"
+	"github.com/skiff-dev/skiff/pkg/registry/core/namespace"
 	"github.com/skiff-dev/skiff/pkg/registry/core/pod"
 	"github.com/skiff-dev/skiff/pkg/registry/core/service"
 	"github.com/skiff-dev/skiff/pkg/registry/scale"
@@ -44,9 +45,7 @@ var Resources = []store.Resource{
 	{Resource: gr("namespaces"), Singular: "namespace", ShortNames: []string{"ns"}, HasStatus: true, Fields: corefields.Fields["Namespace"],
 		ValidateName: apimachineryvalidation.ValidateNamespaceName,
 		New:          func() runtime.Object { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} },
-		PrepareForCreate: func(obj runtime.Object) {
-			obj.(*corev1.Namespace).Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
-		}},
+		PrepareForCreate: namespace.PrepareForCreate, PrepareForUpdate: namespace.KeepFinalizers},
 	{Resource: gr("events"), Singular: "event", Namespaced: true, ShortNames: []string{"ev"}, AllowCreateOnUpdate: true, Fields: corefields.Fields["Event"],
 		New: func() runtime.Object { return &corev1.Event{} }, NewList: func() runtime.Object { return &corev1.EventList{} }},
 	{Resource: gr("resourcequotas"), Singular: "resourcequota", Namespaced: true, ShortNames: []string{"quota"}, HasStatus: true,
@@ -75,7 +74,9 @@ func Storage(optsGetter generic.RESTOptionsGetter, services *service.Allocators)
 	pods := m["pods"].(*store.REST)
 	m["pods/binding"] = &pod.BindingREST{Store: pods.Store}
 	m["pods/eviction"] = &pod.EvictionREST{Store: pods.Store}
-	m["namespaces/finalize"] = m["namespaces"].(*store.REST).Subresource(func(obj, old runtime.Object) {
+	namespaces := m["namespaces"].(*store.REST)
+	m["namespaces"] = namespace.New(namespaces)
+	m["namespaces/finalize"] = namespaces.Subresource(func(obj, old runtime.Object) {
 		// Only spec.finalizers changes through /finalize.
 		obj.(*corev1.Namespace).Status = old.(*corev1.Namespace).Status
 	}, "status")

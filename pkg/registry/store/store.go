@@ -47,6 +47,7 @@ type Resource struct {
 	// behaviour; ValidateUpdate (immutable fields, allowed transitions) runs
 	// on updates instead of Validate when set.
 	PrepareForCreate func(obj runtime.Object)
+	PrepareForUpdate func(obj, old runtime.Object)
 	Validate         func(obj runtime.Object) field.ErrorList
 	ValidateUpdate   func(obj, old runtime.Object) field.ErrorList
 }

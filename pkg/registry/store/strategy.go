@@ -52,6 +52,9 @@ func (s *strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) 
 	if s.res.HasStatus {
 		copyField(obj, old, "Status")
 	}
+	if s.res.PrepareForUpdate != nil {
+		s.res.PrepareForUpdate(obj, old)
+	}
 	bumpGenerationOnSpecChange(obj, old)
 }
 

@@ -1,0 +1,47 @@
+// Package controllers runs skiff's controllers: controller-runtime
+// reconcilers, one package each under pkg/controllers/<name>.
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/namespace"
+)
+
+// Run starts every controller against the API at cfg and blocks until ctx
+// ends. Health and metrics are served by the process hosting it.
+func Run(ctx context.Context, cfg *rest.Config) error {
+	mgr, err := ctrl.NewManager(cfg, manager.Options{
+		Scheme:                 clientgoscheme.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return err
+	}
+	core, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := (&namespace.Reconciler{Core: core, Metadata: meta, Discovery: disco}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
