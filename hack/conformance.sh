@@ -24,7 +24,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-bash hack/upstream.sh e2e.test
+bash hack/upstream.sh e2e.test >&2
 e2e="$(bash hack/upstream.sh --print-dir)/e2e.test"
 
 # One skip regex from every skip list: each spec name, regex-escaped.
@@ -35,7 +35,7 @@ if $list; then
   "$e2e" --list-conformance-tests >/dev/null 2>&1 || true
   "$e2e" --ginkgo.dry-run --ginkgo.v --ginkgo.no-color --ginkgo.focus="$focus" --ginkgo.skip="$skip_regex" \
       --kubeconfig=/dev/null 2>/dev/null |
-    grep -E '^\[sig-[a-z-]+\].*\[Conformance\]' | sort -u
+    grep -oE '^\[sig-[a-z-]+\].*\[Conformance\]' | sort -u
   echo "skipped by hack/conformance/skip-*.txt: $(grep -hv "^#" hack/conformance/skip-*.txt | wc -l) specs" >&2
   exit 0
 fi

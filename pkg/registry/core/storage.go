@@ -26,7 +26,7 @@ var all = []string{"all"}
 var Resources = []store.Resource{
 	{Resource: gr("pods"), Singular: "pod", Namespaced: true, ShortNames: []string{"po"}, Categories: all, HasStatus: true,
 		New: func() runtime.Object { return &corev1.Pod{} }, NewList: func() runtime.Object { return &corev1.PodList{} },
-		Fields: corefields.Fields["Pod"], PrepareForCreate: func(obj runtime.Object) {
+		Fields: corefields.Fields["Pod"], GracePeriod: pod.GracePeriod, PrepareForCreate: func(obj runtime.Object) {
 			obj.(*corev1.Pod).Status = corev1.PodStatus{Phase: corev1.PodPending}
 		}},
 	{Resource: gr("services"), Singular: "service", Namespaced: true, ShortNames: []string{"svc"}, Categories: all, HasStatus: true,

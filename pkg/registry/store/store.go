@@ -50,6 +50,9 @@ type Resource struct {
 	PrepareForUpdate func(obj, old runtime.Object)
 	Validate         func(obj runtime.Object) field.ErrorList
 	ValidateUpdate   func(obj, old runtime.Object) field.ErrorList
+	// GracePeriod, when set, makes deletion graceful: it returns the grace
+	// period in seconds for deleting obj with options (0: at once).
+	GracePeriod func(obj runtime.Object, options *metav1.DeleteOptions) int64
 }
 
 // REST is the storage of a resource's main endpoint.

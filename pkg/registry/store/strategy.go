@@ -97,6 +97,18 @@ func (s *strategy) Canonicalize(runtime.Object)                   {}
 func (s *strategy) AllowCreateOnUpdate(context.Context) bool      { return s.res.AllowCreateOnUpdate }
 func (s *strategy) AllowUnconditionalUpdate(context.Context) bool { return true }
 
+// CheckGracefulDelete sets the grace period of a delete for resources with
+// graceful deletion (pods): the object then stays, with a deletionTimestamp,
+// until its owner (the kubelet) deletes it with grace period 0.
+func (s *strategy) CheckGracefulDelete(_ context.Context, obj runtime.Object, options *metav1.DeleteOptions) bool {
+	if s.res.GracePeriod == nil || options == nil {
+		return false
+	}
+	period := s.res.GracePeriod(obj, options)
+	options.GracePeriodSeconds = &period
+	return true
+}
+
 // GetResetFields: writes to the main resource do not own the status.
 func (s *strategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
 	if !s.res.HasStatus {

@@ -102,6 +102,27 @@ func setScheduled(pod *corev1.Pod) {
 	})
 }
 
+// GracePeriod is upstream's pod deletion rule: the requested grace period,
+// else the pod's terminationGracePeriodSeconds; at once for pods that are
+// not on a node or have finished.
+func GracePeriod(obj runtime.Object, options *metav1.DeleteOptions) int64 {
+	pod := obj.(*corev1.Pod)
+	var period int64
+	switch {
+	case options.GracePeriodSeconds != nil:
+		period = *options.GracePeriodSeconds
+	case pod.Spec.TerminationGracePeriodSeconds != nil:
+		period = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
+		period = 0
+	}
+	if period < 0 {
+		period = 1
+	}
+	return period
+}
+
 // EvictionREST serves pods/eviction. Until PodDisruptionBudgets are served an
 // eviction is a delete honouring the eviction's DeleteOptions.
 type EvictionREST struct {
