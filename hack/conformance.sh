@@ -66,7 +66,7 @@ start=$(date +%s)
 # skeleton provider and no node checks: skiff runs no kubelet yet.
 "$e2e" --kubeconfig="$kubeconfig" --provider=skeleton --num-nodes=1 --allowed-not-ready-nodes=-1 \
   --e2e-verify-service-account=false --report-dir="$report_dir" \
-  --ginkgo.focus="$focus" --ginkgo.skip="$skip_regex" --ginkgo.no-color --ginkgo.timeout=2h \
+  --ginkgo.focus="$focus" --ginkgo.skip="$skip_regex" --ginkgo.no-color --ginkgo.v --ginkgo.timeout=2h \
   >"$report_dir/e2e.log" 2>&1 || true
 echo "e2e.test finished in $(( $(date +%s) - start ))s (log: $report_dir/e2e.log)"
 junit=$(ls "$report_dir"/junit*.xml 2>/dev/null | head -1)

@@ -221,3 +221,48 @@ func hasCause(s *metav1.Status, field string, typ metav1.CauseType) bool {
 	}
 	return false
 }
+
+// TestUpdateOfMissingObject: PUT creates a missing object only for the kinds
+// upstream allows it for (events, services, endpoints, ...); for the others
+// and for every /status it is 404 NotFound and nothing is created.
+func TestUpdateOfMissingObject(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	deployment := func(name string) string {
+		return `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"` + name + `"},"spec":{"replicas":1,
+		  "selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}`
+	}
+	workload := func(kind, name string) string {
+		return `{"apiVersion":"apps/v1","kind":"` + kind + `","metadata":{"name":"` + name + `"},"spec":{"replicas":1,"serviceName":"s",
+		  "selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}`
+	}
+	for _, tc := range []struct {
+		name, path, body string
+		wantCreate       bool
+	}{
+		{"configmap", "/api/v1/namespaces/" + ns + "/configmaps/m1", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"m1"}}`, false},
+		{"event", "/api/v1/namespaces/" + ns + "/events/m2", `{"apiVersion":"v1","kind":"Event","metadata":{"name":"m2"},"involvedObject":{"kind":"Pod","name":"p","namespace":"` + ns + `"},"reason":"R","message":"m","type":"Normal"}`, true},
+		{"deployment", "/apis/apps/v1/namespaces/" + ns + "/deployments/m3", deployment("m3"), false},
+		{"deployment status", "/apis/apps/v1/namespaces/" + ns + "/deployments/m4/status", deployment("m4"), false},
+		{"replicaset", "/apis/apps/v1/namespaces/" + ns + "/replicasets/m5", workload("ReplicaSet", "m5"), false},
+		{"statefulset", "/apis/apps/v1/namespaces/" + ns + "/statefulsets/m6", workload("StatefulSet", "m6"), false},
+		{"pod status", "/api/v1/namespaces/" + ns + "/pods/m7/status", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"m7"},"spec":{"containers":[{"name":"c","image":"i"}]}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, nil, http.MethodPut, tc.path, nil, []byte(tc.body))
+			if tc.wantCreate {
+				if r.code != http.StatusCreated {
+					t.Errorf("PUT %s = %d, want 201:\n%s", tc.path, r.code, r.body)
+				}
+				return
+			}
+			if r.code != http.StatusNotFound {
+				t.Errorf("PUT %s = %d, want 404 NotFound:\n%.300s", tc.path, r.code, r.body)
+			}
+			get := do(t, nil, http.MethodGet, strings.TrimSuffix(tc.path, "/status"), nil, nil)
+			if get.code != http.StatusNotFound {
+				t.Errorf("after the PUT, GET = %d: the object was created", get.code)
+			}
+		})
+	}
+}

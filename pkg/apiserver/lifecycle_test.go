@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/pkg/apiserver"
@@ -124,7 +125,7 @@ func TestRunRejectsInvalidOptions(t *testing.T) {
 			tc.mod(o)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := apiserver.Run(ctx, o, func() { t.Error("ready called") }); err == nil {
+			if err := apiserver.Run(ctx, o, func(*restclient.Config) { t.Error("ready called") }); err == nil {
 				t.Fatal("Run accepted invalid options")
 			}
 			if o.DataDir != "" {

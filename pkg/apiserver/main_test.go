@@ -107,14 +107,18 @@ func runMain(m *testing.M) (code int) {
 		return 1
 	}
 	defer etcdc.Close()
-	// A revision from before the server started: older than any watch
-	// cache's window.
-	put, err := etcdc.Put(context.Background(), "/skiff-test/before-start", "x")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "harness: etcd put:", err)
-		return 1
+	// A revision from before the server started, and a later write, so that
+	// preStartRev is older than the revision every watch cache starts at.
+	for i := 0; i < 2; i++ {
+		put, err := etcdc.Put(context.Background(), fmt.Sprintf("/skiff-test/before-start-%d", i), "x")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "harness: etcd put:", err)
+			return 1
+		}
+		if i == 0 {
+			preStartRev = put.Header.Revision
+		}
 	}
-	preStartRev = put.Header.Revision
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -141,9 +145,10 @@ func runMain(m *testing.M) (code int) {
 
 // runningServer is an apiserver.Run call in progress.
 type runningServer struct {
-	opts       *apiserver.Options
-	done       chan error // receives Run's result
-	readyCalls atomic.Int32
+	opts        *apiserver.Options
+	done        chan error // receives Run's result
+	readyCalls  atomic.Int32
+	badLoopback atomic.Bool // the ready callback got no usable loopback config
 }
 
 // startServer runs apiserver.Run on a loopback port (a free one when port
@@ -167,7 +172,10 @@ func startServer(ctx context.Context, dataDir string, port int, etcdServers []st
 		ready := make(chan struct{})
 		s := &runningServer{opts: opts, done: make(chan error, 1)}
 		go func() {
-			s.done <- apiserver.Run(ctx, opts, func() {
+			s.done <- apiserver.Run(ctx, opts, func(loopback *restclient.Config) {
+				if loopback == nil || loopback.Host == "" {
+					s.badLoopback.Store(true)
+				}
 				if s.readyCalls.Add(1) == 1 {
 					close(ready)
 				}

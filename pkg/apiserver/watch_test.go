@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // nextEvent waits for the next event of w.
@@ -217,10 +219,12 @@ func TestWatchInitialEvents(t *testing.T) {
 	}
 }
 
-// TestWatchCompacted: after etcd is compacted, a watch from a resourceVersion
-// before the compaction is refused with 410 Gone (as an ERROR event or as
-// the response), and a list at that resourceVersion as well. It compacts the
-// shared etcd, so it does not run in parallel with the other tests.
+// TestWatchCompacted: once etcd is compacted, a watch from a revision older
+// than both the compaction and the watch cache's window is refused with 410
+// Expired (an ERROR event, as client-go reports it), as is a list at a
+// compacted revision; a watch from a revision still in the watch cache's window keeps working (the
+// cache, not etcd, serves it, as upstream). It compacts the shared etcd, so
+// it does not run in parallel with the other tests.
 func TestWatchCompacted(t *testing.T) {
 	ctx := testCtx(t)
 	ns := newNamespace(t)
@@ -234,22 +238,30 @@ func TestWatchCompacted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	head, err := etcdc.Get(ctx, "/registry/configmaps/"+ns+"/new4")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "head"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := etcdc.Get(ctx, "/registry/configmaps/"+ns+"/head")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := etcdc.Compact(ctx, head.Header.Revision); err != nil {
 		t.Fatalf("compacting etcd at %d: %v", head.Header.Revision, err)
 	}
-	oldRV := first.ResourceVersion
+	// etcd itself now refuses the old revision.
+	if _, err := etcdc.Get(ctx, "/registry/configmaps/"+ns+"/old", clientv3.WithRev(preStartRev)); err == nil || !strings.Contains(err.Error(), "compacted") {
+		t.Fatalf("etcd read at compacted revision %d: %v, want a compaction error", preStartRev, err)
+	}
+	tooOld := strconv.FormatInt(preStartRev, 10)
 
-	// Through client-go: the 410 arrives as the watch's first event.
-	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: oldRV})
-	if err != nil {
-		wantStatusErr(t, err, http.StatusGone, metav1.StatusReasonExpired)
-	} else {
+	t.Run("watch through client-go", func(t *testing.T) {
+		w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: tooOld})
+		if err != nil {
+			wantStatusErr(t, err, http.StatusGone, metav1.StatusReasonExpired)
+			return
+		}
+		defer w.Stop()
 		ev := nextEvent(t, w)
-		w.Stop()
 		s, ok := ev.Object.(*metav1.Status)
 		if ev.Type != watch.Error || !ok {
 			t.Fatalf("first event %s %+v, want an ERROR Status", ev.Type, ev.Object)
@@ -257,36 +269,77 @@ func TestWatchCompacted(t *testing.T) {
 		if s.Code != http.StatusGone || s.Reason != metav1.StatusReasonExpired {
 			t.Errorf("error event %d %s %q, want 410 Expired", s.Code, s.Reason, s.Message)
 		}
-	}
+		if _, ok := <-w.ResultChan(); ok {
+			t.Error("the watch stayed open after the 410")
+		}
+	})
 
-	// A paginated list at the compacted resourceVersion reads etcd at it.
-	_, err = cms.List(ctx, metav1.ListOptions{ResourceVersion: oldRV, ResourceVersionMatch: metav1.ResourceVersionMatchExact, Limit: 2})
-	wantStatusErr(t, err, http.StatusGone, metav1.StatusReasonExpired)
+	t.Run("watch over HTTP", func(t *testing.T) {
+		r := do(t, nil, http.MethodGet, "/api/v1/namespaces/"+ns+"/configmaps"+query("watch", "1", "resourceVersion", tooOld, "timeoutSeconds", "5"), nil, nil)
+		var ev struct {
+			Type   string
+			Object metav1.Status
+		}
+		switch r.code {
+		case http.StatusGone:
+			if s := r.status(t); s.Reason != metav1.StatusReasonExpired {
+				t.Errorf("410 with reason %q", s.Reason)
+			}
+		case http.StatusOK:
+			if err := json.Unmarshal(r.body, &ev); err != nil {
+				t.Fatalf("watch body %q: %v", r.body, err)
+			}
+			if ev.Type != "ERROR" || ev.Object.Code != http.StatusGone || ev.Object.Reason != metav1.StatusReasonExpired {
+				t.Errorf("watch event %+v, want ERROR 410 Expired", ev)
+			}
+		default:
+			t.Errorf("watch = %d, want 410 or an ERROR event:\n%s", r.code, r.body)
+		}
+	})
 
-	// A watch from now on still works.
-	list, err := cms.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list.Items) != 6 {
-		t.Errorf("list after compaction: %d items, want 6", len(list.Items))
-	}
-	w, err = cms.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	if err := cms.Delete(ctx, "old", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if ev := nextEvent(t, w); ev.Type != watch.Deleted {
-		t.Errorf("after compaction got %s %+v, want DELETED", ev.Type, ev.Object)
-	}
+	t.Run("list at a compacted revision", func(t *testing.T) {
+		_, err := cms.List(ctx, metav1.ListOptions{ResourceVersion: tooOld, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
+		wantStatusErr(t, err, http.StatusGone, metav1.StatusReasonExpired)
+	})
+
+	t.Run("watch within the cache window", func(t *testing.T) {
+		w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: first.ResourceVersion})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		for _, want := range []string{"new0", "new1", "new2", "new3", "new4", "head"} {
+			ev := nextEvent(t, w)
+			if cm, ok := ev.Object.(*corev1.ConfigMap); ev.Type != watch.Added || !ok || cm.Name != want {
+				t.Fatalf("got %s %+v, want ADDED %s", ev.Type, ev.Object, want)
+			}
+		}
+	})
+
+	t.Run("new watches work", func(t *testing.T) {
+		list, err := cms.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 7 {
+			t.Errorf("list after compaction: %d items, want 7", len(list.Items))
+		}
+		w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		if err := cms.Delete(ctx, "old", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if ev := nextEvent(t, w); ev.Type != watch.Deleted {
+			t.Errorf("after compaction got %s %+v, want DELETED", ev.Type, ev.Object)
+		}
+	})
 }
 
 // TestWatchRawStream checks the wire format of a watch: one JSON object per
-// event with "type" and "object", and a 410 ERROR event for a compacted
-// resourceVersion over plain HTTP.
+// event with "type" and "object".
 func TestWatchRawStream(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)

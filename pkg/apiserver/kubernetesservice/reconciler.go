@@ -101,7 +101,11 @@ func (r *Reconciler) ensureService(ctx context.Context) error {
 				TargetPort: intstr.FromInt32(int32(r.Port))}},
 		},
 	}
-	_, err := r.Client.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, svc, metav1.CreateOptions{})
+	services := r.Client.CoreV1().Services(metav1.NamespaceDefault)
+	if _, err := services.Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		return err
+	}
+	_, err := services.Create(ctx, svc, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}
