@@ -19,6 +19,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/apis/apps"
 	"github.com/skiff-dev/skiff/pkg/apis/batch"
 	"github.com/skiff-dev/skiff/pkg/apis/core"
+	"github.com/skiff-dev/skiff/pkg/apis/discovery"
 	"github.com/skiff-dev/skiff/pkg/apis/events"
 	"github.com/skiff-dev/skiff/pkg/apis/internalversion"
 )
@@ -73,5 +74,7 @@ func Install(scheme *runtime.Scheme) error {
 			return err
 		}
 	}
+	// coordination.k8s.io/v1 has no defaulters upstream.
+	discovery.RegisterDefaults(scheme)
 	return nil
 }

@@ -16,6 +16,7 @@ func Install(scheme *runtime.Scheme) error {
 	if err := internalversion.Install(scheme, appsv1.AddToScheme, appsv1.SchemeGroupVersion, &appsv1.Deployment{}); err != nil {
 		return err
 	}
+	RegisterDefaults(scheme)
 	if err := Fields["ReplicaSet"].Register(scheme, "ReplicaSet", appsv1.SchemeGroupVersion); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ func Install(scheme *runtime.Scheme) error {
 	if err := internalversion.Install(scheme, batchv1.AddToScheme, batchv1.SchemeGroupVersion, &batchv1.Job{}); err != nil {
 		return err
 	}
+	RegisterDefaults(scheme)
 	if err := Fields["Job"].Register(scheme, "Job", batchv1.SchemeGroupVersion); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ func Install(scheme *runtime.Scheme) error {
 	if err := internalversion.Install(scheme, corev1.AddToScheme, corev1.SchemeGroupVersion, &corev1.Pod{}); err != nil {
 		return err
 	}
+	RegisterDefaults(scheme)
 	for kind, f := range Fields {
 		if err := f.Register(scheme, kind, corev1.SchemeGroupVersion); err != nil {
 			return err

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	appsfields "github.com/skiff-dev/skiff/pkg/apis/apps"
+	appsvalidation "github.com/skiff-dev/skiff/pkg/apis/apps/validation"
+	corevalidation "github.com/skiff-dev/skiff/pkg/apis/core/validation"
 	"github.com/skiff-dev/skiff/pkg/registry/scale"
 	"github.com/skiff-dev/skiff/pkg/registry/store"
 )
@@ -23,16 +25,21 @@ var all = []string{"all"}
 // Resources describes every apps/v1 resource.
 var Resources = []store.Resource{
 	{Resource: gr("deployments"), Singular: "deployment", Namespaced: true, ShortNames: []string{"deploy"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
-		New: func() runtime.Object { return &appsv1.Deployment{} }, NewList: func() runtime.Object { return &appsv1.DeploymentList{} }},
+		New: func() runtime.Object { return &appsv1.Deployment{} }, NewList: func() runtime.Object { return &appsv1.DeploymentList{} },
+		Validate: corevalidation.ForCreate(appsvalidation.ValidateDeployment), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateDeploymentUpdate)},
 	{Resource: gr("replicasets"), Singular: "replicaset", Namespaced: true, ShortNames: []string{"rs"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
 		Fields: appsfields.Fields["ReplicaSet"],
-		New:    func() runtime.Object { return &appsv1.ReplicaSet{} }, NewList: func() runtime.Object { return &appsv1.ReplicaSetList{} }},
+		New:    func() runtime.Object { return &appsv1.ReplicaSet{} }, NewList: func() runtime.Object { return &appsv1.ReplicaSetList{} },
+		Validate: corevalidation.ForCreate(appsvalidation.ValidateReplicaSet), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateReplicaSetUpdate)},
 	{Resource: gr("statefulsets"), Singular: "statefulset", Namespaced: true, ShortNames: []string{"sts"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
-		New: func() runtime.Object { return &appsv1.StatefulSet{} }, NewList: func() runtime.Object { return &appsv1.StatefulSetList{} }},
+		New: func() runtime.Object { return &appsv1.StatefulSet{} }, NewList: func() runtime.Object { return &appsv1.StatefulSetList{} },
+		Validate: corevalidation.ForCreate(appsvalidation.ValidateStatefulSet), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateStatefulSetUpdate)},
 	{Resource: gr("daemonsets"), Singular: "daemonset", Namespaced: true, ShortNames: []string{"ds"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
-		New: func() runtime.Object { return &appsv1.DaemonSet{} }, NewList: func() runtime.Object { return &appsv1.DaemonSetList{} }},
+		New: func() runtime.Object { return &appsv1.DaemonSet{} }, NewList: func() runtime.Object { return &appsv1.DaemonSetList{} },
+		Validate: corevalidation.ForCreate(appsvalidation.ValidateDaemonSet), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateDaemonSetUpdate)},
 	{Resource: gr("controllerrevisions"), Singular: "controllerrevision", Namespaced: true,
-		New: func() runtime.Object { return &appsv1.ControllerRevision{} }, NewList: func() runtime.Object { return &appsv1.ControllerRevisionList{} }},
+		New: func() runtime.Object { return &appsv1.ControllerRevision{} }, NewList: func() runtime.Object { return &appsv1.ControllerRevisionList{} },
+		Validate: corevalidation.ForCreate(appsvalidation.ValidateControllerRevision), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateControllerRevisionUpdate)},
 }
 
 // Storage returns the apps/v1 storage map, subresources included.

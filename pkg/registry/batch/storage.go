@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	batchfields "github.com/skiff-dev/skiff/pkg/apis/batch"
+	batchvalidation "github.com/skiff-dev/skiff/pkg/apis/batch/validation"
+	corevalidation "github.com/skiff-dev/skiff/pkg/apis/core/validation"
 	"github.com/skiff-dev/skiff/pkg/registry/store"
 )
 
@@ -18,7 +20,9 @@ func gr(resource string) schema.GroupResource {
 var Resources = []store.Resource{
 	{Resource: gr("jobs"), Singular: "job", Namespaced: true, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
 		Fields: batchfields.Fields["Job"],
-		New:    func() runtime.Object { return &batchv1.Job{} }, NewList: func() runtime.Object { return &batchv1.JobList{} }},
+		New:    func() runtime.Object { return &batchv1.Job{} }, NewList: func() runtime.Object { return &batchv1.JobList{} },
+		Validate: corevalidation.ForCreate(batchvalidation.ValidateJob), ValidateUpdate: corevalidation.ForUpdate(batchvalidation.ValidateJobUpdate)},
 	{Resource: gr("cronjobs"), Singular: "cronjob", Namespaced: true, ShortNames: []string{"cj"}, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
-		New: func() runtime.Object { return &batchv1.CronJob{} }, NewList: func() runtime.Object { return &batchv1.CronJobList{} }},
+		New: func() runtime.Object { return &batchv1.CronJob{} }, NewList: func() runtime.Object { return &batchv1.CronJobList{} },
+		Validate: corevalidation.ForCreate(batchvalidation.ValidateCronJob), ValidateUpdate: corevalidation.ForUpdate(batchvalidation.ValidateCronJobUpdate)},
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	corefields "github.com/skiff-dev/skiff/pkg/apis/core"
+	corevalidation "github.com/skiff-dev/skiff/pkg/apis/core/validation"
 	"github.com/skiff-dev/skiff/pkg/registry/core/namespace"
 	"github.com/skiff-dev/skiff/pkg/registry/core/pod"
 	"github.com/skiff-dev/skiff/pkg/registry/core/service"
@@ -26,41 +27,55 @@ var all = []string{"all"}
 var Resources = []store.Resource{
 	{Resource: gr("pods"), Singular: "pod", Namespaced: true, ShortNames: []string{"po"}, Categories: all, HasStatus: true,
 		New: func() runtime.Object { return &corev1.Pod{} }, NewList: func() runtime.Object { return &corev1.PodList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidatePod), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidatePodUpdate),
 		Fields: corefields.Fields["Pod"], GracePeriod: pod.GracePeriod, PrepareForCreate: func(obj runtime.Object) {
 			obj.(*corev1.Pod).Status = corev1.PodStatus{Phase: corev1.PodPending}
 		}},
 	{Resource: gr("services"), Singular: "service", Namespaced: true, ShortNames: []string{"svc"}, Categories: all, HasStatus: true,
 		New: func() runtime.Object { return &corev1.Service{} }, NewList: func() runtime.Object { return &corev1.ServiceList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidateService), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateServiceUpdate),
 		Fields: corefields.Fields["Service"], ValidateName: apimachineryvalidation.NameIsDNS1035Label, AllowCreateOnUpdate: true},
 	{Resource: gr("endpoints"), Singular: "endpoints", Namespaced: true, ShortNames: []string{"ep"}, AllowCreateOnUpdate: true,
-		New: func() runtime.Object { return &corev1.Endpoints{} }, NewList: func() runtime.Object { return &corev1.EndpointsList{} }},
+		New: func() runtime.Object { return &corev1.Endpoints{} }, NewList: func() runtime.Object { return &corev1.EndpointsList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidateEndpoints), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateEndpointsUpdate)},
 	{Resource: gr("configmaps"), Singular: "configmap", Namespaced: true, ShortNames: []string{"cm"},
-		New: func() runtime.Object { return &corev1.ConfigMap{} }, NewList: func() runtime.Object { return &corev1.ConfigMapList{} }},
+		New: func() runtime.Object { return &corev1.ConfigMap{} }, NewList: func() runtime.Object { return &corev1.ConfigMapList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidateConfigMap), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateConfigMapUpdate)},
 	{Resource: gr("secrets"), Singular: "secret", Namespaced: true, Fields: corefields.Fields["Secret"],
-		New: func() runtime.Object { return &corev1.Secret{} }, NewList: func() runtime.Object { return &corev1.SecretList{} }},
+		New: func() runtime.Object { return &corev1.Secret{} }, NewList: func() runtime.Object { return &corev1.SecretList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidateSecret), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateSecretUpdate)},
 	{Resource: gr("serviceaccounts"), Singular: "serviceaccount", Namespaced: true, ShortNames: []string{"sa"}, AllowCreateOnUpdate: true,
 		New: func() runtime.Object { return &corev1.ServiceAccount{} }, NewList: func() runtime.Object { return &corev1.ServiceAccountList{} }},
 	{Resource: gr("nodes"), Singular: "node", ShortNames: []string{"no"}, HasStatus: true, Fields: corefields.Fields["Node"],
-		New: func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} }},
+		New: func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidateNode), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateNodeUpdate)},
 	{Resource: gr("namespaces"), Singular: "namespace", ShortNames: []string{"ns"}, HasStatus: true, Fields: corefields.Fields["Namespace"],
 		ValidateName: apimachineryvalidation.ValidateNamespaceName,
 		New:          func() runtime.Object { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} },
+		Validate:         corevalidation.ForCreate(corevalidation.ValidateNamespace),
 		PrepareForCreate: namespace.PrepareForCreate, PrepareForUpdate: namespace.KeepFinalizers},
 	{Resource: gr("events"), Singular: "event", Namespaced: true, ShortNames: []string{"ev"}, AllowCreateOnUpdate: true, Fields: corefields.Fields["Event"],
-		New: func() runtime.Object { return &corev1.Event{} }, NewList: func() runtime.Object { return &corev1.EventList{} }},
+		New: func() runtime.Object { return &corev1.Event{} }, NewList: func() runtime.Object { return &corev1.EventList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidateEvent)},
 	{Resource: gr("resourcequotas"), Singular: "resourcequota", Namespaced: true, ShortNames: []string{"quota"}, HasStatus: true,
-		New: func() runtime.Object { return &corev1.ResourceQuota{} }, NewList: func() runtime.Object { return &corev1.ResourceQuotaList{} }},
+		New: func() runtime.Object { return &corev1.ResourceQuota{} }, NewList: func() runtime.Object { return &corev1.ResourceQuotaList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidateResourceQuota), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateResourceQuotaUpdate)},
 	{Resource: gr("limitranges"), Singular: "limitrange", Namespaced: true, ShortNames: []string{"limits"}, AllowCreateOnUpdate: true,
-		New: func() runtime.Object { return &corev1.LimitRange{} }, NewList: func() runtime.Object { return &corev1.LimitRangeList{} }},
+		New: func() runtime.Object { return &corev1.LimitRange{} }, NewList: func() runtime.Object { return &corev1.LimitRangeList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidateLimitRange)},
 	{Resource: gr("persistentvolumes"), Singular: "persistentvolume", ShortNames: []string{"pv"}, HasStatus: true,
-		New: func() runtime.Object { return &corev1.PersistentVolume{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeList{} }},
+		New: func() runtime.Object { return &corev1.PersistentVolume{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidatePersistentVolume), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidatePersistentVolumeUpdate)},
 	{Resource: gr("persistentvolumeclaims"), Singular: "persistentvolumeclaim", Namespaced: true, ShortNames: []string{"pvc"}, HasStatus: true,
-		New: func() runtime.Object { return &corev1.PersistentVolumeClaim{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeClaimList{} }},
+		New: func() runtime.Object { return &corev1.PersistentVolumeClaim{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeClaimList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidatePersistentVolumeClaim), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidatePersistentVolumeClaimUpdate)},
 	{Resource: gr("replicationcontrollers"), Singular: "replicationcontroller", Namespaced: true, ShortNames: []string{"rc"}, Categories: all, HasStatus: true,
 		AllowCreateOnUpdate: true, Fields: corefields.Fields["ReplicationController"],
-		New: func() runtime.Object { return &corev1.ReplicationController{} }, NewList: func() runtime.Object { return &corev1.ReplicationControllerList{} }},
+		New: func() runtime.Object { return &corev1.ReplicationController{} }, NewList: func() runtime.Object { return &corev1.ReplicationControllerList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidateReplicationController)},
 	{Resource: gr("podtemplates"), Singular: "podtemplate", Namespaced: true,
-		New: func() runtime.Object { return &corev1.PodTemplate{} }, NewList: func() runtime.Object { return &corev1.PodTemplateList{} }},
+		New: func() runtime.Object { return &corev1.PodTemplate{} }, NewList: func() runtime.Object { return &corev1.PodTemplateList{} },
+		Validate: corevalidation.ForCreate(corevalidation.ValidatePodTemplate)},
 }
 
 // Storage returns the core/v1 storage map, subresources included. Services
