@@ -189,6 +189,7 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	if err != nil {
 		return nil, err
 	}
+	server.RegisterDestroyFunc(allocators.Destroy)
 	if err := installAPIs(server, cfg.RESTOptionsGetter, allocators); err != nil {
 		return nil, err
 	}

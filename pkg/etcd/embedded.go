@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -13,7 +14,8 @@ import (
 
 // Embedded is a running single-member etcd listening on loopback.
 type Embedded struct {
-	etcd *embed.Etcd
+	etcd    *embed.Etcd
+	closing *atomic.Bool
 	// ClientURL is where the apiserver reaches it.
 	ClientURL string
 }
@@ -30,16 +32,24 @@ func Start(dir string) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
+	// etcd's HTTP endpoints (health, metrics) get their own port: served on
+	// the gRPC port, closing waits the full request timeout (7 s) for the
+	// multiplexed connections.
+	httpURL, err := freeLoopbackURL()
+	if err != nil {
+		return nil, err
+	}
 	cfg := embed.NewConfig()
 	cfg.Name = "skiff"
 	cfg.Dir = dir
 	cfg.ListenClientUrls = []url.URL{*clientURL}
+	cfg.ListenClientHttpUrls = []url.URL{*httpURL}
 	cfg.AdvertiseClientUrls = []url.URL{*clientURL}
 	cfg.ListenPeerUrls = []url.URL{*peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.LogLevel = "warn"
-	cfg.LogOutputs = []string{"stderr"}
+	closing := &atomic.Bool{}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newLogger(closing))
 	// The apiserver compacts every five minutes itself, as kube-apiserver does.
 	cfg.AutoCompactionRetention = "0"
 
@@ -57,7 +67,7 @@ func Start(dir string) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded etcd in %s not ready after 2 minutes", dir)
 	}
 	klog.InfoS("Embedded etcd is ready", "dataDir", dir, "clientURL", clientURL.String())
-	return &Embedded{etcd: e, ClientURL: clientURL.String()}, nil
+	return &Embedded{etcd: e, closing: closing, ClientURL: clientURL.String()}, nil
 }
 
 // Err reports a fatal etcd error.
@@ -65,6 +75,7 @@ func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 
 // Close stops etcd after its pending writes are on disk.
 func (e *Embedded) Close() {
+	e.closing.Store(true)
 	e.etcd.Close()
 	klog.InfoS("Embedded etcd stopped")
 }

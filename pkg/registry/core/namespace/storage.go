@@ -45,6 +45,11 @@ func KeepFinalizers(obj, old runtime.Object) {
 	obj.(*corev1.Namespace).Spec.Finalizers = old.(*corev1.Namespace).Spec.Finalizers
 }
 
+// DeleteCollection shadows the generic store's, so that namespaces do not
+// implement rest.CollectionDeleter: as upstream, DELETE on the collection is
+// 405 MethodNotAllowed rather than removing every namespace at once.
+func (r *REST) DeleteCollection() {}
+
 // Delete starts termination, or finishes it once no finalizer is left.
 func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
 	obj, err := r.Get(ctx, name, &metav1.GetOptions{})

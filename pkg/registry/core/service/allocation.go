@@ -26,6 +26,8 @@ import (
 type Allocators struct {
 	IPs   *allocator.IPs
 	Ports *allocator.Ports
+	// Destroy closes the etcd client behind them.
+	Destroy func()
 }
 
 // NewAllocators keeps their state in etcd under upstream's keys
@@ -36,7 +38,7 @@ func NewAllocators(optsGetter generic.RESTOptionsGetter, cidr *net.IPNet, ports 
 		return nil, err
 	}
 	newFunc := func() runtime.Object { return &corev1.RangeAllocation{} }
-	store, _, err := generic.NewRawStorage(opts.StorageConfig, newFunc, nil, "/ranges")
+	store, destroy, err := generic.NewRawStorage(opts.StorageConfig, newFunc, nil, "/ranges")
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +46,7 @@ func NewAllocators(optsGetter generic.RESTOptionsGetter, cidr *net.IPNet, ports 
 	if err != nil {
 		return nil, err
 	}
-	return &Allocators{IPs: ips, Ports: allocator.NewPorts(store, "/ranges/servicenodeports", ports)}, nil
+	return &Allocators{IPs: ips, Ports: allocator.NewPorts(store, "/ranges/servicenodeports", ports), Destroy: func() { destroy() }}, nil
 }
 
 // Install makes the services store allocate on create and update and
