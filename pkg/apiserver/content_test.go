@@ -277,9 +277,20 @@ func TestPartialObjectMetadata(t *testing.T) {
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, "m1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev := nextEvent(t, w)
-	if m, ok := ev.Object.(*metav1.PartialObjectMetadata); ev.Type != "DELETED" || !ok || m.Name != "m1" {
-		t.Errorf("metadata watch event %s %T %+v", ev.Type, ev.Object, ev.Object)
+	// A pod's deletion may first show as MODIFIED with a deletionTimestamp.
+	for {
+		ev := nextEvent(t, w)
+		m, ok := ev.Object.(*metav1.PartialObjectMetadata)
+		if !ok || m.Name != "m1" {
+			t.Fatalf("metadata watch event %s %T %+v", ev.Type, ev.Object, ev.Object)
+		}
+		if ev.Type == "MODIFIED" && m.DeletionTimestamp != nil {
+			continue
+		}
+		if ev.Type != "DELETED" {
+			t.Errorf("metadata watch event %s, want DELETED", ev.Type)
+		}
+		break
 	}
 }
 

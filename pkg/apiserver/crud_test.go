@@ -224,7 +224,9 @@ func hasCause(s *metav1.Status, field string, typ metav1.CauseType) bool {
 
 // TestUpdateOfMissingObject: PUT creates a missing object only for the kinds
 // upstream allows it for (events, services, endpoints, ...); for the others
-// and for every /status it is 404 NotFound and nothing is created.
+// (upstream's strategies return AllowCreateOnUpdate false for configmaps,
+// pods and every workload) and for every /status it is 404 NotFound and
+// nothing is created.
 func TestUpdateOfMissingObject(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
@@ -246,6 +248,9 @@ func TestUpdateOfMissingObject(t *testing.T) {
 		{"deployment status", "/apis/apps/v1/namespaces/" + ns + "/deployments/m4/status", deployment("m4"), false},
 		{"replicaset", "/apis/apps/v1/namespaces/" + ns + "/replicasets/m5", workload("ReplicaSet", "m5"), false},
 		{"statefulset", "/apis/apps/v1/namespaces/" + ns + "/statefulsets/m6", workload("StatefulSet", "m6"), false},
+		{"daemonset", "/apis/apps/v1/namespaces/" + ns + "/daemonsets/m8", strings.Replace(strings.Replace(workload("DaemonSet", "m8"), `"replicas":1,`, "", 1), `"serviceName":"s",`, "", 1), false},
+		{"replicationcontroller", "/api/v1/namespaces/" + ns + "/replicationcontrollers/m9", `{"apiVersion":"v1","kind":"ReplicationController","metadata":{"name":"m9"},"spec":{"replicas":1,
+		  "selector":{"a":"b"},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}`, false},
 		{"pod status", "/api/v1/namespaces/" + ns + "/pods/m7/status", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"m7"},"spec":{"containers":[{"name":"c","image":"i"}]}}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

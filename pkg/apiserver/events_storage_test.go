@@ -101,21 +101,48 @@ func TestEventsBothAPIs(t *testing.T) {
 	})
 
 	t.Run("update through the other API", func(t *testing.T) {
-		ev, err := cs.EventsV1().Events(ns).Get(ctx, "old-api", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Note = "changed via events.k8s.io"
-		if _, err := cs.EventsV1().Events(ns).Update(ctx, ev, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		// core/v1 may change anything; events.k8s.io shows it.
 		core, err := cs.CoreV1().Events(ns).Get(ctx, "old-api", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if core.Message != "changed via events.k8s.io" || core.Source.Component != "deployment-controller" {
-			t.Errorf("core view after update: message %q source %+v", core.Message, core.Source)
+		core.Message = "changed via core"
+		if _, err := cs.CoreV1().Events(ns).Update(ctx, core, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
 		}
+		ev, err := cs.EventsV1().Events(ns).Get(ctx, "old-api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Note != "changed via core" || ev.DeprecatedSource.Component != "deployment-controller" {
+			t.Errorf("events.k8s.io view after a core update: note %q source %+v", ev.Note, ev.DeprecatedSource)
+		}
+
+		// events.k8s.io/v1 may only advance the series; core/v1 shows it.
+		ev, err = cs.EventsV1().Events(ns).Get(ctx, "new-api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		later := metav1.NewMicroTime(now.Add(time.Second))
+		ev.Series = &eventsv1.EventSeries{Count: 4, LastObservedTime: later}
+		if _, err := cs.EventsV1().Events(ns).Update(ctx, ev, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		core, err = cs.CoreV1().Events(ns).Get(ctx, "new-api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if core.Series == nil || core.Series.Count != 4 || !core.Series.LastObservedTime.Equal(&later) {
+			t.Errorf("core view of the series %+v, want count 4", core.Series)
+		}
+		// ... and the note is immutable there, as upstream.
+		ev, err = cs.EventsV1().Events(ns).Get(ctx, "new-api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Note = "rewritten"
+		_, err = cs.EventsV1().Events(ns).Update(ctx, ev, metav1.UpdateOptions{})
+		wantStatusErr(t, err, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
 	})
 
 	t.Run("lists agree", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -86,7 +87,10 @@ func runMain(m *testing.M) (code int) {
 		return 1
 	}
 	defer lf.Close()
-	klog.LogToStderr(false)
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	_ = klogFlags.Set("logtostderr", "false")
+	_ = klogFlags.Set("stderrthreshold", "FATAL")
 	klog.SetOutput(lf)
 	defer func() {
 		if code != 0 {
@@ -128,6 +132,11 @@ func runMain(m *testing.M) (code int) {
 		return 1
 	}
 	srvOpts = srv.opts
+	if srv.badLoopback.Load() {
+		fmt.Fprintln(os.Stderr, "harness: the ready callback got no usable loopback config")
+		srv.stop(cancel)
+		return 1
+	}
 	if err := buildClients(); err != nil {
 		fmt.Fprintln(os.Stderr, "harness: clients:", err)
 		srv.stop(cancel)

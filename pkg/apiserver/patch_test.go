@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
@@ -192,9 +194,19 @@ func TestServerSideApply(t *testing.T) {
 		t.Errorf("the conflicting apply changed replicas to %d", *cur.Spec.Replicas)
 	}
 
-	forced, err := apply("second", other, true)
+	// The forced apply goes through the dynamic client, as kubectl's does.
+	var u unstructured.Unstructured
+	if err := u.UnmarshalJSON([]byte(other)); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := dyn.Resource(appsv1.SchemeGroupVersion.WithResource("deployments")).Namespace(ns).
+		Apply(ctx, "ssa", &u, metav1.ApplyOptions{FieldManager: "second", Force: true})
 	if err != nil {
 		t.Fatalf("forced apply: %v", err)
+	}
+	forced := &appsv1.Deployment{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, forced); err != nil {
+		t.Fatal(err)
 	}
 	if *forced.Spec.Replicas != 5 || forced.Generation != 2 {
 		t.Errorf("after forced apply replicas %d generation %d, want 5 and 2", *forced.Spec.Replicas, forced.Generation)
@@ -218,9 +230,12 @@ func TestServerSideApply(t *testing.T) {
 		t.Errorf("managers after a merge patch %v, want kubectl-edit/Update", got)
 	}
 
-	// Apply without a field manager is refused.
+	// Apply without a field manager is refused (422 on PatchOptions, as upstream).
 	_, err = deps.Patch(ctx, "ssa", types.ApplyPatchType, []byte(applyManifest), metav1.PatchOptions{})
-	wantStatusErr(t, err, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+	s = wantStatusErr(t, err, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+	if !hasCause(s, "fieldManager", metav1.CauseTypeFieldValueRequired) {
+		t.Errorf("no Required cause on fieldManager: %+v", s.Details)
+	}
 }
 
 // TestDryRun: dryRun=All runs create, update and delete fully but persists
@@ -273,7 +288,8 @@ func TestDryRun(t *testing.T) {
 }
 
 // TestFieldValidation: unknown and duplicate fields are rejected under
-// Strict, reported as warnings under Warn and dropped under Ignore.
+// Strict (400 on create, 422 on patch, as upstream), reported as warnings
+// under Warn and dropped under Ignore.
 func TestFieldValidation(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -330,16 +346,25 @@ func TestFieldValidation(t *testing.T) {
 		}
 		_, err := cs.AppsV1().Deployments(ns).Patch(ctx, "fvp", types.StrategicMergePatchType, []byte(`{"spec":{"replicaz":3}}`),
 			metav1.PatchOptions{FieldValidation: "Strict"})
-		s := wantStatusErr(t, err, http.StatusBadRequest, metav1.StatusReasonBadRequest)
-		if !strings.Contains(s.Message, "replicaz") {
-			t.Errorf("message %q does not name replicaz", s.Message)
+		// Patches report strict decoding errors as 422 on the field "patch"
+		// (k8s.io/apiserver's patch handler, as upstream).
+		s := wantStatusErr(t, err, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+		if !strings.Contains(s.Message, `unknown field "spec.replicaz"`) {
+			t.Errorf("message %q does not name spec.replicaz", s.Message)
+		}
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "fvp", metav1.GetOptions{})
+		if err != nil || d.Generation != 1 {
+			t.Errorf("the refused patch changed the deployment: %v %v", d, err)
 		}
 	})
 
 	t.Run("invalid mode", func(t *testing.T) {
 		r := do(t, nil, http.MethodPost, path+"?fieldValidation=Bogus", nil, []byte(strings.Replace(body, "%s", "fv-bogus", 1)))
-		if r.code != http.StatusBadRequest {
-			t.Errorf("fieldValidation=Bogus = %d, want 400:\n%s", r.code, r.body)
+		if r.code != http.StatusUnprocessableEntity {
+			t.Fatalf("fieldValidation=Bogus = %d, want 422:\n%s", r.code, r.body)
+		}
+		if s := r.status(t); !hasCause(&s, "fieldValidation", metav1.CauseTypeFieldValueNotSupported) {
+			t.Errorf("no NotSupported cause on fieldValidation: %s", r.body)
 		}
 	})
 }

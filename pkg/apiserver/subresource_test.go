@@ -137,8 +137,10 @@ func TestStatusSubresource(t *testing.T) {
 		t.Errorf("main update: status.replicas %d spec.replicas %d generation %d, want 1, 3, 2", u.Status.Replicas, *u.Spec.Replicas, u.Generation)
 	}
 
-	// Label-only update: no generation bump.
+	// Label-only update: no generation bump, and a generation the client
+	// sends is ignored.
 	u.Labels["note"] = "x"
+	u.Generation = 100
 	m, err := deps.Update(ctx, u, metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -180,10 +182,6 @@ func TestStatusSubresource(t *testing.T) {
 	if pod.Status.Phase != corev1.PodRunning {
 		t.Errorf("status update left the phase %q", pod.Status.Phase)
 	}
-
-	// /status does not create.
-	_, err = deps.UpdateStatus(ctx, newDeployment("nope", 1), metav1.UpdateOptions{})
-	wantStatusErr(t, err, http.StatusNotFound, metav1.StatusReasonNotFound)
 }
 
 func ptrInt32(n int32) *int32 { return &n }

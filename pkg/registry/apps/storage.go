@@ -24,17 +24,17 @@ var all = []string{"all"}
 
 // Resources describes every apps/v1 resource.
 var Resources = []store.Resource{
-	{Resource: gr("deployments"), Singular: "deployment", Namespaced: true, ShortNames: []string{"deploy"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
+	{Resource: gr("deployments"), Generation: store.GenerationOnSpec, Singular: "deployment", Namespaced: true, ShortNames: []string{"deploy"}, Categories: all, HasStatus: true,
 		New: func() runtime.Object { return &appsv1.Deployment{} }, NewList: func() runtime.Object { return &appsv1.DeploymentList{} },
 		Validate: corevalidation.ForCreate(appsvalidation.ValidateDeployment), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateDeploymentUpdate)},
-	{Resource: gr("replicasets"), Singular: "replicaset", Namespaced: true, ShortNames: []string{"rs"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
+	{Resource: gr("replicasets"), Generation: store.GenerationOnSpec, Singular: "replicaset", Namespaced: true, ShortNames: []string{"rs"}, Categories: all, HasStatus: true,
 		Fields: appsfields.Fields["ReplicaSet"],
 		New:    func() runtime.Object { return &appsv1.ReplicaSet{} }, NewList: func() runtime.Object { return &appsv1.ReplicaSetList{} },
 		Validate: corevalidation.ForCreate(appsvalidation.ValidateReplicaSet), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateReplicaSetUpdate)},
-	{Resource: gr("statefulsets"), Singular: "statefulset", Namespaced: true, ShortNames: []string{"sts"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
+	{Resource: gr("statefulsets"), Generation: store.GenerationOnSpec, Singular: "statefulset", Namespaced: true, ShortNames: []string{"sts"}, Categories: all, HasStatus: true,
 		New: func() runtime.Object { return &appsv1.StatefulSet{} }, NewList: func() runtime.Object { return &appsv1.StatefulSetList{} },
 		Validate: corevalidation.ForCreate(appsvalidation.ValidateStatefulSet), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateStatefulSetUpdate)},
-	{Resource: gr("daemonsets"), Singular: "daemonset", Namespaced: true, ShortNames: []string{"ds"}, Categories: all, HasStatus: true, AllowCreateOnUpdate: true,
+	{Resource: gr("daemonsets"), PrepareForCreate: prepareDaemonSetForCreate, PrepareForUpdate: prepareDaemonSetForUpdate, Generation: store.GenerationOnSpec, Singular: "daemonset", Namespaced: true, ShortNames: []string{"ds"}, Categories: all, HasStatus: true,
 		New: func() runtime.Object { return &appsv1.DaemonSet{} }, NewList: func() runtime.Object { return &appsv1.DaemonSetList{} },
 		Validate: corevalidation.ForCreate(appsvalidation.ValidateDaemonSet), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateDaemonSetUpdate)},
 	{Resource: gr("controllerrevisions"), Singular: "controllerrevision", Namespaced: true,

@@ -18,11 +18,11 @@ func gr(resource string) schema.GroupResource {
 
 // Resources describes every batch/v1 resource.
 var Resources = []store.Resource{
-	{Resource: gr("jobs"), Singular: "job", Namespaced: true, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
+	{Resource: gr("jobs"), PrepareForCreate: prepareJobForCreate, Generation: store.GenerationOnSpec, OrphanByDefault: true, Singular: "job", Namespaced: true, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
 		Fields: batchfields.Fields["Job"],
 		New:    func() runtime.Object { return &batchv1.Job{} }, NewList: func() runtime.Object { return &batchv1.JobList{} },
 		Validate: corevalidation.ForCreate(batchvalidation.ValidateJob), ValidateUpdate: corevalidation.ForUpdate(batchvalidation.ValidateJobUpdate)},
-	{Resource: gr("cronjobs"), Singular: "cronjob", Namespaced: true, ShortNames: []string{"cj"}, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
+	{Resource: gr("cronjobs"), Generation: store.GenerationOnSpec, Singular: "cronjob", Namespaced: true, ShortNames: []string{"cj"}, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
 		New: func() runtime.Object { return &batchv1.CronJob{} }, NewList: func() runtime.Object { return &batchv1.CronJobList{} },
 		Validate: corevalidation.ForCreate(batchvalidation.ValidateCronJob), ValidateUpdate: corevalidation.ForUpdate(batchvalidation.ValidateCronJobUpdate)},
 }

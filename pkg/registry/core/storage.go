@@ -4,6 +4,7 @@ package core
 import (
 	corev1 "k8s.io/api/core/v1"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -25,16 +26,14 @@ var all = []string{"all"}
 
 // Resources describes every core/v1 resource backed by a store.
 var Resources = []store.Resource{
-	{Resource: gr("pods"), Singular: "pod", Namespaced: true, ShortNames: []string{"po"}, Categories: all, HasStatus: true,
+	{Resource: gr("pods"), Singular: "pod", Namespaced: true, Generation: store.GenerationOnSpec, ReturnDeletedObject: true, ShortNames: []string{"po"}, Categories: all, HasStatus: true,
 		New: func() runtime.Object { return &corev1.Pod{} }, NewList: func() runtime.Object { return &corev1.PodList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidatePod), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidatePodUpdate),
-		Fields: corefields.Fields["Pod"], GracePeriod: pod.GracePeriod, PrepareForCreate: func(obj runtime.Object) {
-			obj.(*corev1.Pod).Status = corev1.PodStatus{Phase: corev1.PodPending}
-		}},
-	{Resource: gr("services"), Singular: "service", Namespaced: true, ShortNames: []string{"svc"}, Categories: all, HasStatus: true,
+		Fields: corefields.Fields["Pod"], GracePeriod: pod.GracePeriod, PrepareForCreate: pod.PrepareForCreate},
+	{Resource: gr("services"), Singular: "service", Namespaced: true, ReturnDeletedObject: true, ShortNames: []string{"svc"}, Categories: all, HasStatus: true,
 		New: func() runtime.Object { return &corev1.Service{} }, NewList: func() runtime.Object { return &corev1.ServiceList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidateService), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateServiceUpdate),
-		Fields: corefields.Fields["Service"], ValidateName: apimachineryvalidation.NameIsDNS1035Label, AllowCreateOnUpdate: true},
+		Fields: corefields.Fields["Service"], ValidateName: apimachineryvalidation.NameIsDNSLabel, AllowCreateOnUpdate: true},
 	{Resource: gr("endpoints"), Singular: "endpoints", Namespaced: true, ShortNames: []string{"ep"}, AllowCreateOnUpdate: true,
 		New: func() runtime.Object { return &corev1.Endpoints{} }, NewList: func() runtime.Object { return &corev1.EndpointsList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidateEndpoints), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateEndpointsUpdate)},
@@ -44,7 +43,7 @@ var Resources = []store.Resource{
 	{Resource: gr("secrets"), Singular: "secret", Namespaced: true, Fields: corefields.Fields["Secret"],
 		New: func() runtime.Object { return &corev1.Secret{} }, NewList: func() runtime.Object { return &corev1.SecretList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidateSecret), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateSecretUpdate)},
-	{Resource: gr("serviceaccounts"), Singular: "serviceaccount", Namespaced: true, ShortNames: []string{"sa"}, AllowCreateOnUpdate: true,
+	{Resource: gr("serviceaccounts"), Singular: "serviceaccount", Namespaced: true, ReturnDeletedObject: true, ShortNames: []string{"sa"}, AllowCreateOnUpdate: true,
 		New: func() runtime.Object { return &corev1.ServiceAccount{} }, NewList: func() runtime.Object { return &corev1.ServiceAccountList{} }},
 	{Resource: gr("nodes"), Singular: "node", ShortNames: []string{"no"}, HasStatus: true, Fields: corefields.Fields["Node"],
 		New: func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} },
@@ -57,23 +56,28 @@ var Resources = []store.Resource{
 	{Resource: gr("events"), Singular: "event", Namespaced: true, ShortNames: []string{"ev"}, AllowCreateOnUpdate: true, Fields: corefields.Fields["Event"],
 		New: func() runtime.Object { return &corev1.Event{} }, NewList: func() runtime.Object { return &corev1.EventList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidateEvent)},
-	{Resource: gr("resourcequotas"), Singular: "resourcequota", Namespaced: true, ShortNames: []string{"quota"}, HasStatus: true,
+	{Resource: gr("resourcequotas"), Singular: "resourcequota", Namespaced: true, ReturnDeletedObject: true, ShortNames: []string{"quota"}, HasStatus: true,
 		New: func() runtime.Object { return &corev1.ResourceQuota{} }, NewList: func() runtime.Object { return &corev1.ResourceQuotaList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidateResourceQuota), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateResourceQuotaUpdate)},
 	{Resource: gr("limitranges"), Singular: "limitrange", Namespaced: true, ShortNames: []string{"limits"}, AllowCreateOnUpdate: true,
 		New: func() runtime.Object { return &corev1.LimitRange{} }, NewList: func() runtime.Object { return &corev1.LimitRangeList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidateLimitRange)},
-	{Resource: gr("persistentvolumes"), Singular: "persistentvolume", ShortNames: []string{"pv"}, HasStatus: true,
+	{Resource: gr("persistentvolumes"), Singular: "persistentvolume", ReturnDeletedObject: true, ShortNames: []string{"pv"}, HasStatus: true,
 		New: func() runtime.Object { return &corev1.PersistentVolume{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeList{} },
+		PrepareForCreate: func(obj runtime.Object) {
+			// Upstream stamps the (defaulted Pending) phase's start.
+			now := metav1.Now()
+			obj.(*corev1.PersistentVolume).Status.LastPhaseTransitionTime = &now
+		},
 		Validate: corevalidation.ForCreate(corevalidation.ValidatePersistentVolume), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidatePersistentVolumeUpdate)},
-	{Resource: gr("persistentvolumeclaims"), Singular: "persistentvolumeclaim", Namespaced: true, ShortNames: []string{"pvc"}, HasStatus: true,
+	{Resource: gr("persistentvolumeclaims"), Singular: "persistentvolumeclaim", Namespaced: true, ReturnDeletedObject: true, ShortNames: []string{"pvc"}, HasStatus: true,
 		New: func() runtime.Object { return &corev1.PersistentVolumeClaim{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeClaimList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidatePersistentVolumeClaim), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidatePersistentVolumeClaimUpdate)},
-	{Resource: gr("replicationcontrollers"), Singular: "replicationcontroller", Namespaced: true, ShortNames: []string{"rc"}, Categories: all, HasStatus: true,
-		AllowCreateOnUpdate: true, Fields: corefields.Fields["ReplicationController"],
-		New: func() runtime.Object { return &corev1.ReplicationController{} }, NewList: func() runtime.Object { return &corev1.ReplicationControllerList{} },
+	{Resource: gr("replicationcontrollers"), Singular: "replicationcontroller", Namespaced: true, Generation: store.GenerationOnSpec, OrphanByDefault: true, ShortNames: []string{"rc"}, Categories: all, HasStatus: true,
+		Fields: corefields.Fields["ReplicationController"],
+		New:    func() runtime.Object { return &corev1.ReplicationController{} }, NewList: func() runtime.Object { return &corev1.ReplicationControllerList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidateReplicationController)},
-	{Resource: gr("podtemplates"), Singular: "podtemplate", Namespaced: true,
+	{Resource: gr("podtemplates"), Singular: "podtemplate", Namespaced: true, ReturnDeletedObject: true,
 		New: func() runtime.Object { return &corev1.PodTemplate{} }, NewList: func() runtime.Object { return &corev1.PodTemplateList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidatePodTemplate)},
 }

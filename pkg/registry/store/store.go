@@ -50,10 +50,32 @@ type Resource struct {
 	PrepareForUpdate func(obj, old runtime.Object)
 	Validate         func(obj runtime.Object) field.ErrorList
 	ValidateUpdate   func(obj, old runtime.Object) field.ErrorList
+	// Generation says when metadata.generation counts up (upstream sets it
+	// only for some kinds).
+	Generation Generation
+	// ReturnDeletedObject answers DELETE with the deleted object instead of
+	// a Status, as upstream does for some kinds.
+	ReturnDeletedObject bool
+	// OrphanByDefault makes a DELETE without a propagation policy orphan
+	// dependents (upstream's legacy default for core/v1 RCs and batch/v1 Jobs).
+	OrphanByDefault bool
 	// GracePeriod, when set, makes deletion graceful: it returns the grace
 	// period in seconds for deleting obj with options (0: at once).
 	GracePeriod func(obj runtime.Object, options *metav1.DeleteOptions) int64
 }
+
+// Generation is a metadata.generation policy.
+type Generation int
+
+const (
+	// NoGeneration leaves metadata.generation unset.
+	NoGeneration Generation = iota
+	// GenerationOnSpec starts at 1 and counts every change of .spec.
+	GenerationOnSpec
+	// GenerationOnContent starts at 1 and counts every change outside
+	// metadata (for kinds without a spec, such as EndpointSlices).
+	GenerationOnContent
+)
 
 // REST is the storage of a resource's main endpoint.
 type REST struct {
@@ -94,6 +116,7 @@ func New(res Resource, optsGetter generic.RESTOptionsGetter) (main *REST, status
 		DeleteStrategy:            strategy,
 		ResetFieldsStrategy:       strategy,
 		TableConvertor:            tableConvertor,
+		ReturnDeletedObject:       res.ReturnDeletedObject,
 	}
 	attrs := func(obj runtime.Object) (labels.Set, fields.Set, error) {
 		return attributes(obj, res.Namespaced, res.Fields)

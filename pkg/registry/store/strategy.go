@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage/names"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
@@ -38,7 +39,7 @@ func (s *strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 	if s.res.HasStatus {
 		resetField(obj, "Status")
 	}
-	if hasField(obj, "Spec") {
+	if s.res.Generation != NoGeneration {
 		if m, err := meta.Accessor(obj); err == nil {
 			m.SetGeneration(1)
 		}
@@ -55,7 +56,22 @@ func (s *strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) 
 	if s.res.PrepareForUpdate != nil {
 		s.res.PrepareForUpdate(obj, old)
 	}
-	bumpGenerationOnSpecChange(obj, old)
+	if s.res.Generation != NoGeneration && contentChanged(obj, old, s.res.Generation) {
+		newMeta, err1 := meta.Accessor(obj)
+		oldMeta, err2 := meta.Accessor(old)
+		if err1 == nil && err2 == nil {
+			newMeta.SetGeneration(oldMeta.GetGeneration() + 1)
+		}
+	}
+}
+
+// DefaultGarbageCollectionPolicy is what a DELETE without a propagation
+// policy does to dependents.
+func (s *strategy) DefaultGarbageCollectionPolicy(context.Context) rest.GarbageCollectionPolicy {
+	if s.res.OrphanByDefault {
+		return rest.OrphanDependents
+	}
+	return rest.DeleteDependents
 }
 
 func (s *strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
@@ -171,20 +187,23 @@ func keepOnlyStatus(obj, old runtime.Object) {
 	}
 }
 
-func bumpGenerationOnSpecChange(obj, old runtime.Object) {
-	if !hasField(obj, "Spec") {
-		return
+// contentChanged compares the spec (GenerationOnSpec) or every field but
+// metadata and status (GenerationOnContent).
+func contentChanged(obj, old runtime.Object, policy Generation) bool {
+	newV, oldV := reflect.ValueOf(obj).Elem(), reflect.ValueOf(old).Elem()
+	for i := 0; i < newV.NumField(); i++ {
+		name := newV.Type().Field(i).Name
+		switch {
+		case name == "TypeMeta" || name == "ObjectMeta" || name == "Status":
+			continue
+		case policy == GenerationOnSpec && name != "Spec":
+			continue
+		}
+		if !apiequality.Semantic.DeepEqual(newV.Field(i).Interface(), oldV.Field(i).Interface()) {
+			return true
+		}
 	}
-	newSpec := reflect.ValueOf(obj).Elem().FieldByName("Spec").Interface()
-	oldSpec := reflect.ValueOf(old).Elem().FieldByName("Spec").Interface()
-	if apiequality.Semantic.DeepEqual(newSpec, oldSpec) {
-		return
-	}
-	newMeta, err1 := meta.Accessor(obj)
-	oldMeta, err2 := meta.Accessor(old)
-	if err1 == nil && err2 == nil {
-		newMeta.SetGeneration(oldMeta.GetGeneration() + 1)
-	}
+	return false
 }
 
 func hasField(obj runtime.Object, name string) bool {

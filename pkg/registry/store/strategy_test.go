@@ -20,7 +20,7 @@ import (
 
 var deployments = Resource{
 	Resource: schema.GroupResource{Group: "apps", Resource: "deployments"}, Singular: "deployment",
-	Namespaced: true, HasStatus: true,
+	Namespaced: true, HasStatus: true, Generation: GenerationOnSpec,
 	New:     func() runtime.Object { return &appsv1.Deployment{} },
 	NewList: func() runtime.Object { return &appsv1.DeploymentList{} },
 }
@@ -62,11 +62,18 @@ func TestPrepareForCreate(t *testing.T) {
 		t.Errorf("HasStatus=false: status %+v generation %d", d.Status, d.Generation)
 	}
 
-	// Kinds without a spec get no generation.
+	// NoGeneration leaves it alone; GenerationOnContent starts at 1 too.
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Generation: 5}}
 	newStrategy(configmaps).PrepareForCreate(ctx, cm)
 	if cm.Generation != 5 {
-		t.Errorf("configmap generation changed to %d", cm.Generation)
+		t.Errorf("NoGeneration: generation changed to %d", cm.Generation)
+	}
+	content := configmaps
+	content.Generation = GenerationOnContent
+	cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Generation: 5}}
+	newStrategy(content).PrepareForCreate(ctx, cm)
+	if cm.Generation != 1 {
+		t.Errorf("GenerationOnContent: generation %d on create, want 1", cm.Generation)
 	}
 
 	// The resource's hook runs after the common part.
@@ -109,6 +116,49 @@ func TestPrepareForUpdate(t *testing.T) {
 	}
 }
 
+func TestGenerationPolicies(t *testing.T) {
+	ctx := context.Background()
+	base := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Generation: 3, Labels: map[string]string{"a": "b"}}, Data: map[string]string{"k": "v"}}
+	for _, tc := range []struct {
+		name   string
+		policy Generation
+		change func(cm *corev1.ConfigMap)
+		want   int64
+	}{
+		{"none: data change", NoGeneration, func(cm *corev1.ConfigMap) { cm.Data["k"] = "w" }, 3},
+		{"content: data change", GenerationOnContent, func(cm *corev1.ConfigMap) { cm.Data["k"] = "w" }, 4},
+		{"content: binaryData change", GenerationOnContent, func(cm *corev1.ConfigMap) { cm.BinaryData = map[string][]byte{"b": {1}} }, 4},
+		{"content: label change", GenerationOnContent, func(cm *corev1.ConfigMap) { cm.Labels["a"] = "c" }, 3},
+		{"content: no change", GenerationOnContent, func(cm *corev1.ConfigMap) {}, 3},
+		// A kind without a spec never changes its spec.
+		{"spec: data change", GenerationOnSpec, func(cm *corev1.ConfigMap) { cm.Data["k"] = "w" }, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := configmaps
+			res.Generation = tc.policy
+			old := base.DeepCopy()
+			updated := old.DeepCopy()
+			tc.change(updated)
+			newStrategy(res).PrepareForUpdate(ctx, updated, old)
+			if updated.Generation != tc.want {
+				t.Errorf("generation %d, want %d", updated.Generation, tc.want)
+			}
+		})
+	}
+
+	// Content excludes the status: a status-only change of a kind with
+	// GenerationOnContent does not count.
+	res := deployments
+	res.Generation = GenerationOnContent
+	old := deployment(2)
+	updated := old.DeepCopy()
+	updated.Status.Replicas = 10
+	newStrategy(res).PrepareForUpdate(ctx, updated, old)
+	if updated.Generation != 7 {
+		t.Errorf("status change under GenerationOnContent: generation %d, want 7", updated.Generation)
+	}
+}
+
 func TestStatusSubresourceStrategy(t *testing.T) {
 	ctx := context.Background()
 	sub := &subresourceStrategy{strategy: newStrategy(deployments), keep: keepOnlyStatus, resets: "spec"}
@@ -147,12 +197,16 @@ func TestStatusSubresourceStrategy(t *testing.T) {
 		t.Error("a resource without status has reset fields")
 	}
 
-	// A subresource never creates: PUT .../status of a missing object is 404.
-	createOnUpdate := deployments
-	createOnUpdate.AllowCreateOnUpdate = true
-	sub = &subresourceStrategy{strategy: newStrategy(createOnUpdate), keep: keepOnlyStatus, resets: "spec"}
-	if sub.AllowCreateOnUpdate(ctx) {
-		t.Error("the status subresource allows create on update")
+	// Like upstream's status strategies, which embed the main strategy, a
+	// subresource creates on update exactly when the main resource does
+	// (deployments: never, so PUT .../status of a missing one is 404).
+	for _, allow := range []bool{false, true} {
+		res := deployments
+		res.AllowCreateOnUpdate = allow
+		sub := &subresourceStrategy{strategy: newStrategy(res), keep: keepOnlyStatus, resets: "spec"}
+		if got := sub.AllowCreateOnUpdate(ctx); got != allow {
+			t.Errorf("main AllowCreateOnUpdate %v: subresource says %v", allow, got)
+		}
 	}
 }
 

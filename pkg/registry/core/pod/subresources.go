@@ -17,6 +17,7 @@ import (
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
+	storeerr "k8s.io/apiserver/pkg/storage/errors"
 )
 
 // BindingREST serves pods/binding: it sets spec.nodeName once.
@@ -82,6 +83,10 @@ func (r *BindingREST) Create(ctx context.Context, name string, obj runtime.Objec
 		return pod, nil
 	}), dryRun, nil)
 	if err != nil {
+		// Storage errors (the pod is missing, say) become their API errors;
+		// a refused assignment is a conflict.
+		err = storeerr.InterpretGetError(err, corev1.Resource("pods"), binding.Name)
+		err = storeerr.InterpretUpdateError(err, corev1.Resource("pods"), binding.Name)
 		if _, isStatus := err.(apierrors.APIStatus); !isStatus {
 			err = apierrors.NewConflict(schema.GroupResource{Resource: "pods/binding"}, binding.Name, err)
 		}

@@ -1,0 +1,128 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+	buildDir  string
+)
+
+// SkiffBinary returns the skiff binary to run: $SKIFF_BIN when set, else
+// ./cmd/skiff of the enclosing module, built once per process into a
+// temporary directory (removed by Cleanup).
+func SkiffBinary() (string, error) {
+	buildOnce.Do(func() {
+		if bin := os.Getenv("SKIFF_BIN"); bin != "" {
+			builtBin, buildErr = filepath.Abs(bin)
+			return
+		}
+		root, err := repoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		if buildDir, err = os.MkdirTemp("", "harness-bin-"); err != nil {
+			buildErr = err
+			return
+		}
+		bin := filepath.Join(buildDir, "skiff")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/skiff")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/skiff: %w\n%s", err, out)
+			return
+		}
+		builtBin = bin
+	})
+	return builtBin, buildErr
+}
+
+// Cleanup removes the skiff binary SkiffBinary built, if any. Call it once,
+// when no more servers will be started.
+func Cleanup() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
+// StartSkiff runs `skiff server` on a free loopback port and returns once it
+// has printed its KUBECONFIG= line and /readyz answers 200.
+func StartSkiff(ctx context.Context, opts Options) (*Server, error) {
+	bin, err := SkiffBinary()
+	if err != nil {
+		return nil, err
+	}
+	dir, temporary, err := prepareDir(opts, "skiff")
+	if err != nil {
+		return nil, err
+	}
+	var s *Server
+	err = startWithRetry(func(port int) error {
+		s = &Server{Name: "skiff", Dir: dir, removeDir: temporary, LogPath: filepath.Join(dir, "skiff.log"),
+			URL: fmt.Sprintf("https://127.0.0.1:%d", port)}
+		return s.startSkiff(ctx, bin, port, opts.Args)
+	})
+	if err != nil {
+		if temporary {
+			os.RemoveAll(dir)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) startSkiff(ctx context.Context, bin string, port int, extra []string) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	announced := make(chan string, 1)
+	args := append([]string{"server", "--data-dir", s.Dir, "--secure-port", strconv.Itoa(port), "--bind-address", "127.0.0.1"}, extra...)
+	err := s.launch(bin, args, func(line string) {
+		if _, v, ok := strings.Cut(line, "KUBECONFIG="); ok {
+			select {
+			case announced <- strings.Trim(strings.Fields(v + " ")[0], `"'`):
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		s.kill()
+		return addrInUse(err, s.LogTail(40))
+	}
+	select {
+	case s.Kubeconfig = <-announced:
+	case <-s.exited:
+		return addrInUse(fmt.Errorf("skiff exited before printing KUBECONFIG= (%v); log tail:\n%s", s.waitErr, s.LogTail(30)), s.LogTail(40))
+	case <-ctx.Done():
+		return fail(fmt.Errorf("skiff printed no KUBECONFIG= line within %s; log tail:\n%s", startTimeout, s.LogTail(30)))
+	}
+	if err := s.waitReady(ctx); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// kill ends a process that failed to start.
+func (s *Server) kill() {
+	if s.Cmd != nil && s.Cmd.Process != nil {
+		_ = s.Cmd.Process.Kill()
+		select {
+		case <-s.exited:
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
