@@ -139,11 +139,12 @@ func testLabelAndAnnotate(t *testing.T, k *kctl) {
 	assertContains(t, k.ok(t, "label", "cm", "labelled", "tier-"), "configmap/labelled unlabeled")
 	assertEqual(t, "removed label", k.jsonpath(t, "{.metadata.labels.tier}", "cm", "labelled"), "")
 
-	assertContains(t, k.ok(t, "annotate", "cm", "labelled", "note=hello world"), "configmap/labelled annotated")
+	// kubectl 1.27 says "annotate", later ones "annotated".
+	assertMatches(t, k.ok(t, "annotate", "cm", "labelled", "note=hello world"), `configmap/labelled annotated?\b`)
 	assertEqual(t, "annotation", k.jsonpath(t, "{.metadata.annotations.note}", "cm", "labelled"), "hello world")
 	k.ok(t, "annotate", "cm", "labelled", "note=bye", "--overwrite")
 	assertEqual(t, "annotation", k.jsonpath(t, "{.metadata.annotations.note}", "cm", "labelled"), "bye")
-	assertContains(t, k.ok(t, "annotate", "cm", "labelled", "note-"), "configmap/labelled annotated")
+	assertMatches(t, k.ok(t, "annotate", "cm", "labelled", "note-"), `configmap/labelled annotated?\b`)
 	assertEqual(t, "removed annotation", k.jsonpath(t, "{.metadata.annotations.note}", "cm", "labelled"), "")
 }
 
