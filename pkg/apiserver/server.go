@@ -17,8 +17,6 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
-	"k8s.io/apiserver/pkg/registry/generic"
-	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
@@ -33,14 +31,8 @@ import (
 	"github.com/skiff-dev/skiff/pkg/etcd"
 	generatedopenapi "github.com/skiff-dev/skiff/pkg/generated/openapi"
 	"github.com/skiff-dev/skiff/pkg/pki"
-	"github.com/skiff-dev/skiff/pkg/registry/apps"
-	"github.com/skiff-dev/skiff/pkg/registry/batch"
-	"github.com/skiff-dev/skiff/pkg/registry/coordination"
-	"github.com/skiff-dev/skiff/pkg/registry/core"
 	"github.com/skiff-dev/skiff/pkg/registry/core/service"
-	"github.com/skiff-dev/skiff/pkg/registry/discovery"
 	"github.com/skiff-dev/skiff/pkg/registry/events"
-	"github.com/skiff-dev/skiff/pkg/registry/store"
 	"github.com/skiff-dev/skiff/pkg/version"
 )
 
@@ -265,45 +257,6 @@ var upstreamKeyPrefixes = map[schema.GroupResource]string{
 	{Resource: "services"}:                                   "services/specs",
 	{Group: "networking.k8s.io", Resource: "ingresses"}:      "ingress",
 	{Group: "networking.k8s.io", Resource: "ingressclasses"}: "ingressclasses",
-}
-
-// installAPIs installs every served API group.
-func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators) error {
-	parameterCodec := runtime.NewParameterCodec(apis.Scheme)
-	coreStorage, err := core.Storage(optsGetter, services)
-	if err != nil {
-		return err
-	}
-	legacy := genericapiserver.NewDefaultAPIGroupInfo("", apis.Scheme, parameterCodec, apis.Codecs)
-	legacy.VersionedResourcesStorageMap["v1"] = coreStorage
-	if err := server.InstallLegacyAPIGroup(genericapiserver.DefaultLegacyAPIPrefix, &legacy); err != nil {
-		return err
-	}
-
-	appsStorage, err := apps.Storage(optsGetter)
-	if err != nil {
-		return err
-	}
-	groups := map[string]map[string]rest.Storage{"apps": appsStorage}
-	for group, resources := range map[string][]store.Resource{
-		"batch":               batch.Resources,
-		"coordination.k8s.io": coordination.Resources,
-		"discovery.k8s.io":    discovery.Resources,
-		eventsv1.GroupName:    events.Resources,
-	} {
-		m, err := store.Build(resources, optsGetter)
-		if err != nil {
-			return err
-		}
-		groups[group] = m
-	}
-	var infos []*genericapiserver.APIGroupInfo
-	for group, storage := range groups {
-		info := genericapiserver.NewDefaultAPIGroupInfo(group, apis.Scheme, parameterCodec, apis.Codecs)
-		info.VersionedResourcesStorageMap["v1"] = storage
-		infos = append(infos, &info)
-	}
-	return server.InstallAPIGroups(infos...)
 }
 
 // ensureNamespaces creates the system namespaces, retrying until the API

@@ -1,0 +1,69 @@
+package apiserver
+
+import (
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+
+	"github.com/skiff-dev/skiff/pkg/apis"
+	"github.com/skiff-dev/skiff/pkg/registry/apps"
+	"github.com/skiff-dev/skiff/pkg/registry/batch"
+	"github.com/skiff-dev/skiff/pkg/registry/coordination"
+	"github.com/skiff-dev/skiff/pkg/registry/core"
+	"github.com/skiff-dev/skiff/pkg/registry/core/service"
+	"github.com/skiff-dev/skiff/pkg/registry/discovery"
+	"github.com/skiff-dev/skiff/pkg/registry/events"
+	"github.com/skiff-dev/skiff/pkg/registry/store"
+)
+
+// apiGroup is one served group at v1: its storage comes either from a
+// resource table or, for groups with special subresources, a function.
+type apiGroup struct {
+	name      string
+	resources []store.Resource
+	storage   func(generic.RESTOptionsGetter) (map[string]rest.Storage, error)
+}
+
+// apiGroups are the served groups besides the legacy core group.
+var apiGroups = []apiGroup{
+	{name: "apps", storage: apps.Storage},
+	{name: "batch", resources: batch.Resources},
+	{name: "coordination.k8s.io", resources: coordination.Resources},
+	{name: "discovery.k8s.io", resources: discovery.Resources},
+	{name: eventsv1.GroupName, resources: events.Resources},
+}
+
+// installAPIs installs the core group and every group of apiGroups.
+func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators) error {
+	parameterCodec := runtime.NewParameterCodec(apis.Scheme)
+	coreStorage, err := core.Storage(optsGetter, services)
+	if err != nil {
+		return err
+	}
+	legacy := genericapiserver.NewDefaultAPIGroupInfo("", apis.Scheme, parameterCodec, apis.Codecs)
+	legacy.VersionedResourcesStorageMap["v1"] = coreStorage
+	if err := server.InstallLegacyAPIGroup(genericapiserver.DefaultLegacyAPIPrefix, &legacy); err != nil {
+		return err
+	}
+
+	var infos []*genericapiserver.APIGroupInfo
+	for _, g := range apiGroups {
+		storage, err := g.build(optsGetter)
+		if err != nil {
+			return err
+		}
+		info := genericapiserver.NewDefaultAPIGroupInfo(g.name, apis.Scheme, parameterCodec, apis.Codecs)
+		info.VersionedResourcesStorageMap["v1"] = storage
+		infos = append(infos, &info)
+	}
+	return server.InstallAPIGroups(infos...)
+}
+
+func (g apiGroup) build(optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+	if g.storage != nil {
+		return g.storage(optsGetter)
+	}
+	return store.Build(g.resources, optsGetter)
+}
