@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
 )
 
 // Options are the flags of the API server.
@@ -30,6 +31,10 @@ type Options struct {
 
 	ServiceClusterIPRange string
 	ServiceNodePortRange  string
+
+	// Audit is upstream's audit logging (--audit-policy-file,
+	// --audit-log-path, ...).
+	Audit *genericoptions.AuditOptions
 }
 
 // NewOptions returns the defaults of upstream kube-apiserver where they apply.
@@ -40,6 +45,7 @@ func NewOptions() *Options {
 		BindAddress:           "0.0.0.0",
 		ServiceClusterIPRange: "10.96.0.0/12",
 		ServiceNodePortRange:  "30000-32767",
+		Audit:                 genericoptions.NewAuditOptions(),
 	}
 }
 
@@ -66,6 +72,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.EtcdCertFile, "etcd-certfile", o.EtcdCertFile, "SSL certification file used to secure etcd communication.")
 	fs.StringVar(&o.EtcdKeyFile, "etcd-keyfile", o.EtcdKeyFile, "SSL key file used to secure etcd communication.")
 	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "A CIDR notation IP range from which to assign service cluster IPs.")
+	o.Audit.AddFlags(fs)
 	fs.StringVar(&o.ServiceNodePortRange, "service-node-port-range", o.ServiceNodePortRange, "A port range to reserve for services with NodePort visibility, inclusive at both ends.")
 }
 
@@ -90,6 +97,7 @@ func (o *Options) Validate() []error {
 	if _, err := utilnet.ParsePortRange(o.ServiceNodePortRange); err != nil {
 		errs = append(errs, fmt.Errorf("--service-node-port-range: %w", err))
 	}
+	errs = append(errs, o.Audit.Validate()...)
 	return errs
 }
 

@@ -153,6 +153,9 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	}
 	genericapiserver.AuthorizeClientBearerToken(cfg.LoopbackClientConfig, &cfg.Authentication, &cfg.Authorization)
 
+	if err := o.Audit.ApplyTo(&cfg.Config); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	admissionChain, admissionInformers, err := newAdmission(&cfg.Config)
 	if err != nil {
 		return nil, err
