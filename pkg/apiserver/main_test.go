@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,6 +37,7 @@ import (
 
 	"github.com/skiff-dev/skiff/pkg/apiserver"
 	"github.com/skiff-dev/skiff/pkg/etcd"
+	"github.com/skiff-dev/skiff/test/harness"
 )
 
 const (
@@ -161,25 +161,18 @@ type runningServer struct {
 }
 
 // startServer runs apiserver.Run on a loopback port (a free one when port
-// is 0) until ctx ends and waits for its ready callback. etcdServers nil
-// means the embedded etcd.
+// is 0, see harness.OnFreePort) until ctx ends and waits for its ready
+// callback. etcdServers nil means the embedded etcd.
 func startServer(ctx context.Context, dataDir string, port int, etcdServers []string) (*runningServer, error) {
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		p := port
-		if p == 0 {
-			var err error
-			if p, err = freePort(); err != nil {
-				return nil, err
-			}
-		}
+	var s *runningServer
+	start := func(port int) error {
 		opts := apiserver.NewOptions()
 		opts.DataDir = dataDir
-		opts.SecurePort = p
+		opts.SecurePort = port
 		opts.BindAddress = "127.0.0.1"
 		opts.EtcdServers = etcdServers
 		ready := make(chan struct{})
-		s := &runningServer{opts: opts, done: make(chan error, 1)}
+		s = &runningServer{opts: opts, done: make(chan error, 1)}
 		go func() {
 			s.done <- apiserver.Run(ctx, opts, func(loopback *restclient.Config) {
 				if loopback == nil || loopback.Host == "" {
@@ -192,18 +185,23 @@ func startServer(ctx context.Context, dataDir string, port int, etcdServers []st
 		}()
 		select {
 		case <-ready:
-			return s, nil
+			return nil
 		case err := <-s.done:
-			lastErr = fmt.Errorf("apiserver.Run returned before ready: %v", err)
-			if port == 0 && err != nil && strings.Contains(err.Error(), "address already in use") {
-				continue
-			}
-			return nil, lastErr
+			return fmt.Errorf("apiserver.Run returned before ready: %v", err)
 		case <-time.After(startTimeout):
-			return nil, fmt.Errorf("server not ready after %s", startTimeout)
+			return fmt.Errorf("server not ready after %s", startTimeout)
 		}
 	}
-	return nil, lastErr
+	var err error
+	if port != 0 {
+		err = start(port)
+	} else {
+		err = harness.OnFreePort(start)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // stop cancels the server's context and waits for Run to return nil.
@@ -220,14 +218,8 @@ func (s *runningServer) stop(cancel context.CancelFunc) error {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a free loopback port that no server of this process got yet.
+func freePort() (int, error) { return harness.FreePort() }
 
 func buildClients() error {
 	var err error
@@ -282,6 +274,12 @@ func newNamespace(t *testing.T) string {
 	_, err := cs.CoreV1().Namespaces().Create(testCtx(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+	// As the ServiceAccount controller would (no controllers run here):
+	// ServiceAccount admission wants pods' ServiceAccount to exist.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	if _, err := cs.CoreV1().ServiceAccounts(name).Create(testCtx(t), sa, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating service account default in %s: %v", name, err)
 	}
 	return name
 }

@@ -11,13 +11,13 @@ import (
 // trusting its CA but presenting no client certificate.
 func TestUnauthenticated(t *testing.T) {
 	srv := sharedServer(t)
-	client, err := srv.httpClient()
+	client, err := anonymousClient(srv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	get := func(path string) (int, string) {
 		t.Helper()
-		code, body, err := httpGet(client, srv.url()+path)
+		code, body, err := httpGet(client, srv.URL+path)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}

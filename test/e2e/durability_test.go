@@ -11,7 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/test/harness"
 )
 
 const (
@@ -30,23 +31,23 @@ func TestKill9Durability(t *testing.T) {
 
 	// Two servers with their own data dirs and ports start concurrently.
 	dirA, dirB := t.TempDir(), t.TempDir()
-	var a, b *server
+	var a, b *harness.Server
 	var errA, errB error
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); a, errA = startServer(dirA+"/data", dirA+"/skiff.log", 0) }()
-	go func() { defer wg.Done(); b, errB = startServer(dirB+"/data", dirB+"/skiff.log", 0) }()
+	go func() { defer wg.Done(); a, errA = startServer(dirA, 0) }()
+	go func() { defer wg.Done(); b, errB = startServer(dirB, 0) }()
 	wg.Wait()
-	for _, s := range []*server{a, b} {
+	for _, s := range []*harness.Server{a, b} {
 		if s != nil {
-			s.cleanupOn(t)
+			stopOnCleanup(t, s)
 		}
 	}
 	if errA != nil || errB != nil {
 		t.Fatalf("starting two servers side by side: A: %v; B: %v", errA, errB)
 	}
-	if a.port == b.port {
-		t.Fatalf("both servers on port %d", a.port)
+	if a.Port == b.Port {
+		t.Fatalf("both servers on port %d", a.Port)
 	}
 
 	clientA := clientFor(t, a)
@@ -93,10 +94,13 @@ func TestKill9Durability(t *testing.T) {
 		}()
 	}
 	time.Sleep(writeDuration)
-	a.kill() // SIGKILL while the writers are still running
+	killErr := a.Kill() // SIGKILL while the writers are still running
 	close(stop)
 	done.Wait()
 
+	if killErr != nil {
+		t.Fatal(killErr)
+	}
 	mu.Lock()
 	acked := append([]string(nil), created...)
 	mu.Unlock()
@@ -106,7 +110,7 @@ func TestKill9Durability(t *testing.T) {
 	}
 
 	// B is unaffected by A's death and does not share its storage.
-	if err := b.waitReadyz(5 * time.Second); err != nil {
+	if err := checkReady(b, 5*time.Second); err != nil {
 		t.Errorf("server B after A was killed: %v", err)
 	}
 	if list, err := clientB.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: "e2e=durability"}); err != nil {
@@ -116,11 +120,11 @@ func TestKill9Durability(t *testing.T) {
 	}
 
 	// Restart A on the same data dir and port.
-	a2, err := startServer(a.dataDir, a.logPath, a.port)
+	a2, err := startServer(a.Dir, a.Port)
 	if err != nil {
 		t.Fatalf("restarting server A after kill -9: %v", err)
 	}
-	a2.cleanupOn(t)
+	stopOnCleanup(t, a2)
 	clientA = clientFor(t, a2)
 
 	list, err := clientA.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: "e2e=durability"})
@@ -155,13 +159,12 @@ func TestKill9Durability(t *testing.T) {
 
 // clientFor returns a client-go clientset using the server's admin kubeconfig,
 // without client-side rate limiting.
-func clientFor(t *testing.T, s *server) *kubernetes.Clientset {
+func clientFor(t *testing.T, s *harness.Server) *kubernetes.Clientset {
 	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	cfg, err := s.RESTConfig()
 	if err != nil {
-		t.Fatalf("loading %s: %v", s.kubeconfig, err)
+		t.Fatalf("loading %s: %v", s.Kubeconfig, err)
 	}
-	cfg.QPS, cfg.Burst = -1, 0 // no client-side throttling
 	cfg.Timeout = 10 * time.Second
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

@@ -1,8 +1,8 @@
 package e2e
 
-// The harness: starting and stopping skiff servers, finding and running
-// kubectl binaries, and small text helpers. The tests themselves live in the
-// other *_test.go files.
+// The harness: starting and stopping skiff servers (through test/harness),
+// finding and running kubectl binaries, and small text helpers. The tests
+// themselves live in the other *_test.go files.
 
 import (
 	"bufio"
@@ -11,190 +11,89 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiff-dev/skiff/test/harness"
 )
 
 const (
-	serverStartTimeout = 2 * time.Minute  // until the "KUBECONFIG=" line
-	serverStopTimeout  = 30 * time.Second // from SIGTERM to exit
-	processTimeout     = 90 * time.Second // any single kubectl or skiff CLI call
-	eventTimeout       = 30 * time.Second // waiting for one line of `kubectl get -w`
+	processTimeout = 90 * time.Second // any single kubectl or skiff CLI call
+	eventTimeout   = 30 * time.Second // waiting for one line of `kubectl get -w`
 )
 
 // ---------------------------------------------------------------------------
-// skiff server processes
+// skiff server processes, run by test/harness
 
-// server is one running `skiff server` process.
-type server struct {
-	dataDir    string
-	port       int
-	logPath    string // stderr (klog) and stdout of the process, appended
-	kubeconfig string // admin kubeconfig announced on stdout
-
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once the process has exited
-	waitErr error         // the process' exit status; valid once exited is closed
-}
-
-var errAddrInUse = errors.New("address already in use")
-
-func (s *server) url() string    { return fmt.Sprintf("https://127.0.0.1:%d", s.port) }
-func (s *server) caFile() string { return filepath.Join(s.dataDir, "pki", "ca.crt") }
-
-// startServer runs `skiff server` on dataDir and waits until it announces its
-// kubeconfig and /readyz answers 200. port 0 picks a free port (and retries
-// with another one if the port was taken in the meantime).
-func startServer(dataDir, logPath string, port int) (*server, error) {
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		p := port
-		if p == 0 {
-			var err error
-			if p, err = freePort(); err != nil {
-				return nil, err
-			}
-		}
-		s, err := launchServer(dataDir, logPath, p)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		if port != 0 || !errors.Is(err, errAddrInUse) {
-			break
-		}
-	}
-	return nil, lastErr
-}
-
-func launchServer(dataDir, logPath string, port int) (*server, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, err
-	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// startServer starts `skiff server` on dir (test/harness.StartSkiff; port 0
+// picks a free one) and checks what every start must give: the announced
+// kubeconfig is dir/admin.kubeconfig, and /readyz answers 200 to anonymous
+// requests too.
+func startServer(dir string, port int) (*harness.Server, error) {
+	s, err := harness.StartSkiff(context.Background(), harness.Options{Dir: dir, Port: port})
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"server", "--data-dir", dataDir, "--secure-port", strconv.Itoa(port), "--bind-address", "127.0.0.1"}
-	fmt.Fprintf(logf, "==== %s: %s %s\n", time.Now().Format(time.RFC3339), skiffBin, strings.Join(args, " "))
-
-	announced := make(chan string, 1)
-	stdout := &lineWriter{fn: func(line string) {
-		fmt.Fprintf(logf, "[stdout] %s\n", line)
-		if i := strings.Index(line, "KUBECONFIG="); i >= 0 {
-			select {
-			case announced <- parseKubeconfigValue(line[i+len("KUBECONFIG="):]):
-			default:
-			}
-		}
-	}}
-	cmd := exec.Command(skiffBin, args...)
-	cmd.Stdout = stdout
-	cmd.Stderr = logf
-	cmd.SysProcAttr = serverSysProcAttr()
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
+	want := filepath.Join(dir, "admin.kubeconfig")
+	switch _, statErr := os.Stat(s.Kubeconfig); {
+	case s.Kubeconfig != want:
+		err = fmt.Errorf("skiff server announced KUBECONFIG=%s, want %s", s.Kubeconfig, want)
+	case statErr != nil:
+		err = fmt.Errorf("announced kubeconfig: %w", statErr)
+	default:
+		err = checkReady(s, 30*time.Second)
 	}
-	s := &server{dataDir: dataDir, port: port, logPath: logPath, cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		s.waitErr = cmd.Wait()
-		stdout.flush()
-		fmt.Fprintf(logf, "==== %s: skiff server exited: %v\n", time.Now().Format(time.RFC3339), s.waitErr)
-		logf.Close()
-		close(s.exited)
-	}()
-
-	timer := time.NewTimer(serverStartTimeout)
-	defer timer.Stop()
-	select {
-	case s.kubeconfig = <-announced:
-	case <-s.exited:
-		tail := logTail(logPath, 40)
-		if strings.Contains(tail, "address already in use") {
-			return nil, fmt.Errorf("port %d: %w", port, errAddrInUse)
-		}
-		return nil, fmt.Errorf("skiff server exited before announcing readiness (%v); log tail:\n%s", s.waitErr, tail)
-	case <-timer.C:
-		s.kill()
-		return nil, fmt.Errorf("skiff server printed no KUBECONFIG= line within %s; log tail:\n%s",
-			serverStartTimeout, logTail(logPath, 40))
-	}
-
-	if want := filepath.Join(dataDir, "admin.kubeconfig"); s.kubeconfig != want {
-		s.kill()
-		return nil, fmt.Errorf("skiff server announced KUBECONFIG=%s, want %s", s.kubeconfig, want)
-	}
-	if _, err := os.Stat(s.kubeconfig); err != nil {
-		s.kill()
-		return nil, fmt.Errorf("announced kubeconfig: %w", err)
-	}
-	if err := s.waitReadyz(30 * time.Second); err != nil {
-		s.kill()
-		return nil, fmt.Errorf("%w; log tail:\n%s", err, logTail(logPath, 40))
+	if err != nil {
+		_ = s.Kill()
+		return nil, fmt.Errorf("%w; log tail:\n%s", err, s.LogTail(40))
 	}
 	return s, nil
 }
 
-// parseKubeconfigValue extracts the path from the text after "KUBECONFIG=".
-func parseKubeconfigValue(v string) string {
-	fields := strings.Fields(v)
-	if len(fields) == 0 {
-		return ""
+// checkReady waits up to timeout for s to be ready, then checks that
+// /readyz answers 200 without credentials as well.
+func checkReady(s *harness.Server, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.WaitReady(ctx); err != nil {
+		return err
 	}
-	return strings.Trim(fields[0], `"'`)
-}
-
-// waitReadyz polls /readyz (anonymously, trusting only the server's CA) until
-// it answers 200.
-func (s *server) waitReadyz(timeout time.Duration) error {
-	client, err := s.httpClient()
+	client, err := anonymousClient(s)
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		code, body, err := httpGet(client, s.url()+"/readyz")
-		if err == nil && code == http.StatusOK {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("/readyz not 200 within %s after the ready line: code=%d err=%v body=%q", timeout, code, err, body)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if code, body, err := httpGet(client, s.URL+"/readyz"); err != nil || code != http.StatusOK {
+		return fmt.Errorf("anonymous /readyz: code=%d err=%v body=%q", code, err, body)
 	}
+	return nil
 }
 
-// httpClient returns an HTTPS client that trusts the server's CA and presents
-// the given client certificates (none: anonymous).
-func (s *server) httpClient(certs ...tls.Certificate) (*http.Client, error) {
-	caPEM, err := os.ReadFile(s.caFile())
+// anonymousClient returns an HTTPS client that trusts the server's CA and
+// presents no client certificate.
+func anonymousClient(s *harness.Server) (*http.Client, error) {
+	caFile := filepath.Join(s.Dir, "pki", "ca.crt")
+	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading server CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("no certificate in %s", s.caFile())
+		return nil, fmt.Errorf("no certificate in %s", caFile)
 	}
 	return &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: certs},
+			TLSClientConfig:   &tls.Config{RootCAs: pool},
 			DisableKeepAlives: true,
 		},
 	}, nil
@@ -211,51 +110,39 @@ func httpGet(client *http.Client, url string) (int, string, error) {
 }
 
 // running reports whether the process has not exited yet.
-func (s *server) running() bool {
+func running(s *harness.Server) bool {
 	select {
-	case <-s.exited:
+	case <-s.Exited():
 		return false
 	default:
 		return true
 	}
 }
 
-// stop sends SIGTERM and waits for the process to exit; an exit status other
-// than 0, or no exit within serverStopTimeout, is an error.
-func (s *server) stop() error {
-	if !s.running() {
-		return fmt.Errorf("skiff server had already exited: %v", s.waitErr)
+// stopServer stops s with SIGTERM; it is an error if s had already exited,
+// or if it does not exit with status 0 in time (harness.Server.Stop then
+// kills it).
+func stopServer(s *harness.Server) error {
+	if !running(s) {
+		return fmt.Errorf("skiff server had already exited: %v", s.ExitErr())
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-		if s.waitErr != nil {
-			return fmt.Errorf("skiff server did not exit cleanly on SIGTERM: %v", s.waitErr)
-		}
-		return nil
-	case <-time.After(serverStopTimeout):
-		s.kill()
-		return fmt.Errorf("skiff server still running %s after SIGTERM; killed it", serverStopTimeout)
+	if err := s.Stop(); err != nil {
+		return fmt.Errorf("skiff server did not exit cleanly on SIGTERM: %v", err)
 	}
+	return nil
 }
 
-// kill sends SIGKILL (kill -9) and waits for the process to be gone.
-func (s *server) kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-}
-
-// cleanupOn stops the server when t ends (failing t if it does not stop
-// cleanly) and prints the tail of its log if t failed.
-func (s *server) cleanupOn(t *testing.T) {
+// stopOnCleanup stops s, if it still runs, when t ends (failing t if it
+// does not stop cleanly) and prints the tail of its log if t failed.
+func stopOnCleanup(t *testing.T, s *harness.Server) {
 	t.Cleanup(func() {
-		if s.running() {
-			if err := s.stop(); err != nil {
-				t.Errorf("stopping skiff server (data dir %s): %v", s.dataDir, err)
+		if running(s) {
+			if err := stopServer(s); err != nil {
+				t.Errorf("stopping skiff server (data dir %s): %v", s.Dir, err)
 			}
 		}
 		if t.Failed() {
-			t.Logf("skiff server log %s (tail):\n%s", s.logPath, logTail(s.logPath, 60))
+			t.Logf("skiff server log %s (tail):\n%s", s.LogPath, s.LogTail(60))
 		}
 	})
 }
@@ -265,23 +152,23 @@ func (s *server) cleanupOn(t *testing.T) {
 var shared struct {
 	once sync.Once
 	dir  string
-	srv  *server
+	srv  *harness.Server
 	err  error
 }
 
-func sharedServer(t *testing.T) *server {
+func sharedServer(t *testing.T) *harness.Server {
 	t.Helper()
 	shared.once.Do(func() {
 		if shared.dir, shared.err = os.MkdirTemp("", "skiff-e2e-shared-"); shared.err != nil {
 			return
 		}
-		shared.srv, shared.err = startServer(filepath.Join(shared.dir, "data"), filepath.Join(shared.dir, "skiff.log"), 0)
+		shared.srv, shared.err = startServer(shared.dir, 0)
 	})
 	if shared.err != nil {
 		t.Fatalf("starting the shared skiff server: %v", shared.err)
 	}
-	if !shared.srv.running() {
-		t.Fatalf("the shared skiff server has exited: %v; log tail:\n%s", shared.srv.waitErr, logTail(shared.srv.logPath, 40))
+	if !running(shared.srv) {
+		t.Fatalf("the shared skiff server has exited: %v; log tail:\n%s", shared.srv.ExitErr(), shared.srv.LogTail(40))
 	}
 	return shared.srv
 }
@@ -293,106 +180,34 @@ func stopSharedServer(printLog bool) error {
 		return nil
 	}
 	defer os.RemoveAll(shared.dir)
-	var err error
-	if shared.srv != nil {
-		if err = shared.srv.stop(); err != nil {
-			printLog = true
-		}
+	if shared.srv == nil {
+		return nil // the start error, log tail included, failed the test
 	}
-	if printLog {
-		fmt.Fprintf(os.Stderr, "e2e: shared skiff server log (tail):\n%s\n", logTail(filepath.Join(shared.dir, "skiff.log"), 80))
+	err := stopServer(shared.srv)
+	if printLog || err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: shared skiff server log (tail):\n%s\n", shared.srv.LogTail(80))
 	}
 	return err
 }
 
-// userKubeconfig runs `skiff kubeconfig` for user (and groups) and returns
-// the path of the written kubeconfig.
-func (s *server) userKubeconfig(t *testing.T, user string, groups ...string) string {
+// userKubeconfig writes a kubeconfig for user (and groups), made by
+// `skiff kubeconfig`, and returns its path.
+func userKubeconfig(t *testing.T, s *harness.Server, user string, groups ...string) string {
 	t.Helper()
-	args := []string{"kubeconfig", "--data-dir", s.dataDir, "--user", user}
-	for _, g := range groups {
-		args = append(args, "--group", g)
+	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
+	defer cancel()
+	out, err := s.UserKubeconfig(ctx, user, groups...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	r := runProcess(procOpts{}, skiffBin, args...)
-	if r.err != nil {
-		t.Fatalf("%s", r)
-	}
-	if !strings.Contains(r.stdout, "client-certificate-data") && !strings.Contains(r.stdout, "client-certificate") {
-		t.Fatalf("skiff kubeconfig printed no client certificate:\n%s", r)
+	if !strings.Contains(string(out), "client-certificate-data") && !strings.Contains(string(out), "client-certificate") {
+		t.Fatalf("skiff kubeconfig printed no client certificate:\n%s", out)
 	}
 	path := filepath.Join(t.TempDir(), user+".kubeconfig")
-	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
+	if err := os.WriteFile(path, out, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
-}
-
-var (
-	portsMu    sync.Mutex
-	portsTaken = map[int]bool{}
-)
-
-// freePort returns a loopback TCP port that is free now and that this process
-// has not handed out before.
-func freePort() (int, error) {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !portsTaken[port] {
-			portsTaken[port] = true
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free port found")
-}
-
-// lineWriter calls fn for every complete line written to it.
-type lineWriter struct {
-	mu  sync.Mutex
-	buf []byte
-	fn  func(string)
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		w.fn(strings.TrimRight(string(w.buf[:i]), "\r"))
-		w.buf = w.buf[i+1:]
-	}
-	return len(p), nil
-}
-
-func (w *lineWriter) flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.buf) > 0 {
-		w.fn(string(w.buf))
-		w.buf = nil
-	}
-}
-
-func logTail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ---------------------------------------------------------------------------
@@ -560,7 +375,7 @@ func kubectlEnv(home, kubeconfig string, extra ...string) []string {
 // current context's namespace in a private copy of the admin kubeconfig).
 type kctl struct {
 	bin        kubectlBinary
-	srv        *server
+	srv        *harness.Server
 	ns         string
 	home       string
 	kubeconfig string
@@ -569,10 +384,10 @@ type kctl struct {
 var nsSeq atomic.Int64
 
 // newKctl creates a namespace for this kubectl and makes it the default.
-func newKctl(t *testing.T, bin kubectlBinary, srv *server) *kctl {
+func newKctl(t *testing.T, bin kubectlBinary, srv *harness.Server) *kctl {
 	t.Helper()
 	home := t.TempDir()
-	data, err := os.ReadFile(srv.kubeconfig)
+	data, err := os.ReadFile(srv.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -341,12 +341,12 @@ func testShortNamesAndAll(t *testing.T, k *kctl) {
 }
 
 func testUserWithoutRBAC(t *testing.T, k *kctl) {
-	alice := k.srv.userKubeconfig(t, "alice")
+	alice := userKubeconfig(t, k.srv, "alice")
 	out := k.fail(t, "--kubeconfig", alice, "get", "pods", "-n", k.ns)
 	assertContains(t, out, "Forbidden", `User "alice" cannot list resource "pods"`)
 
 	// The same mechanism with the masters group is authorized.
-	bob := k.srv.userKubeconfig(t, "bob", "system:masters")
+	bob := userKubeconfig(t, k.srv, "bob", "system:masters")
 	assertEqual(t, "pods seen by bob (system:masters)",
 		k.ok(t, "--kubeconfig", bob, "get", "pod", "web-pod", "-n", k.ns, "-o", "name", "--ignore-not-found"),
 		k.ok(t, "get", "pod", "web-pod", "-o", "name", "--ignore-not-found"))

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,6 +39,10 @@ type Options struct {
 	Dir string
 	// Args are extra command-line flags for the server.
 	Args []string
+	// Port is the loopback port to listen on, e.g. an earlier server's to
+	// start it again on the same Dir and port. 0: a free port, and another
+	// one if it was taken in the meantime.
+	Port int
 }
 
 // Server is one running apiserver process.
@@ -45,6 +50,7 @@ type Server struct {
 	Name       string // "skiff" or "upstream"
 	Kubeconfig string // admin kubeconfig (system:masters)
 	URL        string // https://127.0.0.1:<port>
+	Port       int
 	Dir        string
 	LogPath    string // the process' stdout and stderr
 	Cmd        *exec.Cmd
@@ -71,6 +77,35 @@ func (s *Server) RESTConfig() (*rest.Config, error) {
 
 // Exited is closed when the process has exited (also on a crash).
 func (s *Server) Exited() <-chan struct{} { return s.exited }
+
+// ExitErr is the process' exit error once Exited is closed (nil for a
+// clean exit), and nil while it runs.
+func (s *Server) ExitErr() error {
+	select {
+	case <-s.exited:
+		return s.waitErr
+	default:
+		return nil
+	}
+}
+
+// WaitReady polls /readyz with the admin credentials until it answers 200;
+// it fails when the process exits or ctx ends first.
+func (s *Server) WaitReady(ctx context.Context) error { return s.waitReady(ctx) }
+
+// Kill sends SIGKILL, as a crash would end the process, and waits up to 10s
+// for it to be gone. Unlike Stop it leaves everything else as it is: the
+// Dir (even a temporary one), and upstream's etcd. Stop after Kill cleans
+// those up and returns the kill's exit error.
+func (s *Server) Kill() error {
+	s.kill()
+	select {
+	case <-s.exited:
+		return nil
+	default:
+		return fmt.Errorf("%s (pid %d) still running 10s after SIGKILL", s.Name, s.PID)
+	}
+}
 
 // Stop sends SIGTERM, waits up to 30s for the process to exit, then kills it;
 // then stops the in-process etcd (upstream) and removes a temporary Dir.
@@ -214,16 +249,28 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 }
 
-// startWithRetry runs start with a fresh free port until it succeeds, tries
-// three times when the port was taken in the meantime.
-func startWithRetry(start func(port int) error) error {
+// startWithRetry runs start on port, or, when port is 0, with a fresh free
+// port until it succeeds, three times at most while the port was taken in
+// the meantime.
+func startWithRetry(port int, start func(port int) error) error {
+	if port != 0 {
+		return start(port)
+	}
+	return OnFreePort(start)
+}
+
+// OnFreePort calls start with a loopback port that is free and that this
+// process has not handed out before, and again with another one while
+// start's error says that the port was taken in the meantime ("address
+// already in use"), three times at most. It returns start's last error.
+func OnFreePort(start func(port int) error) error {
 	var err error
 	for range 3 {
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = FreePort(); err != nil {
 			return err
 		}
-		if err = start(port); err == nil || !errors.Is(err, errAddrInUse) {
+		if err = start(port); err == nil || !isAddrInUse(err) {
 			return err
 		}
 	}
@@ -231,6 +278,10 @@ func startWithRetry(start func(port int) error) error {
 }
 
 var errAddrInUse = errors.New("address already in use")
+
+func isAddrInUse(err error) bool {
+	return errors.Is(err, errAddrInUse) || strings.Contains(err.Error(), errAddrInUse.Error())
+}
 
 // addrInUse wraps err with errAddrInUse when the log says the port was taken.
 func addrInUse(err error, log string) error {
@@ -240,13 +291,30 @@ func addrInUse(err error, log string) error {
 	return err
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+var (
+	portsMu    sync.Mutex
+	portsTaken = map[int]bool{}
+)
+
+// FreePort returns a loopback TCP port that is free now and that this
+// process has not handed out before, so that servers started side by side,
+// or restarted on their old port, do not get the same one.
+func FreePort() (int, error) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !portsTaken[port] {
+			portsTaken[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port found")
 }
 
 // repoRoot walks up from the working directory to the directory of go.mod.

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -57,7 +58,7 @@ func Cleanup() {
 	}
 }
 
-// StartSkiff runs `skiff server` on a free loopback port and returns once it
+// StartSkiff runs `skiff server` on a loopback port and returns once it
 // has printed its KUBECONFIG= line and /readyz answers 200.
 func StartSkiff(ctx context.Context, opts Options) (*Server, error) {
 	bin, err := SkiffBinary()
@@ -69,9 +70,9 @@ func StartSkiff(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	var s *Server
-	err = startWithRetry(func(port int) error {
+	err = startWithRetry(opts.Port, func(port int) error {
 		s = &Server{Name: "skiff", Dir: dir, removeDir: temporary, LogPath: filepath.Join(dir, "skiff.log"),
-			URL: fmt.Sprintf("https://127.0.0.1:%d", port)}
+			URL: fmt.Sprintf("https://127.0.0.1:%d", port), Port: port}
 		return s.startSkiff(ctx, bin, port, opts.Args)
 	})
 	if err != nil {
@@ -116,7 +117,8 @@ func (s *Server) startSkiff(ctx context.Context, bin string, port int, extra []s
 	return nil
 }
 
-// kill ends a process that failed to start.
+// kill sends SIGKILL and waits up to 10s for the process to exit: for a
+// process that failed to start, and for Kill.
 func (s *Server) kill() {
 	if s.Cmd != nil && s.Cmd.Process != nil {
 		_ = s.Cmd.Process.Kill()
@@ -125,4 +127,29 @@ func (s *Server) kill() {
 		case <-time.After(10 * time.Second):
 		}
 	}
+}
+
+// UserKubeconfig runs `skiff kubeconfig` on a skiff server's Dir and returns
+// the kubeconfig it prints: one for user, in groups, with a client
+// certificate signed by the server's CA.
+func (s *Server) UserKubeconfig(ctx context.Context, user string, groups ...string) ([]byte, error) {
+	if s.Name != "skiff" {
+		return nil, fmt.Errorf("UserKubeconfig: %s is not a skiff server", s.Name)
+	}
+	bin, err := SkiffBinary()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"kubeconfig", "--data-dir", s.Dir, "--user", user}
+	for _, g := range groups {
+		args = append(args, "--group", g)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("skiff %s: %w\n--- stdout:\n%s\n--- stderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)
+	}
+	return stdout.Bytes(), nil
 }

@@ -40,7 +40,7 @@ func UpstreamBinary(name string) (string, bool) {
 	return path, err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0
 }
 
-// StartUpstream runs the upstream kube-apiserver on a free loopback port,
+// StartUpstream runs the upstream kube-apiserver on a loopback port,
 // with an etcd in this process, a fresh CA, serving and admin client
 // certificates (made with pkg/pki like skiff's) and a service-account key,
 // and returns once /readyz answers 200. Flags not set here keep upstream's
@@ -54,7 +54,7 @@ func StartUpstream(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := startUpstream(ctx, bin, dir, opts.Args)
+	s, err := startUpstream(ctx, bin, dir, opts.Port, opts.Args)
 	if err != nil {
 		if temporary {
 			os.RemoveAll(dir)
@@ -65,7 +65,7 @@ func StartUpstream(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-func startUpstream(ctx context.Context, bin, dir string, extra []string) (*Server, error) {
+func startUpstream(ctx context.Context, bin, dir string, port int, extra []string) (*Server, error) {
 	pkiDir := filepath.Join(dir, "pki")
 	ca, err := pki.EnsureCA(pkiDir)
 	if err != nil {
@@ -86,9 +86,9 @@ func startUpstream(ctx context.Context, bin, dir string, extra []string) (*Serve
 	}
 
 	var s *Server
-	err = startWithRetry(func(port int) error {
+	err = startWithRetry(port, func(port int) error {
 		s = &Server{Name: "upstream", Dir: dir, LogPath: filepath.Join(dir, "kube-apiserver.log"),
-			URL: fmt.Sprintf("https://127.0.0.1:%d", port), Kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
+			URL: fmt.Sprintf("https://127.0.0.1:%d", port), Port: port, Kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
 		kubeconfig, err := ca.Kubeconfig(s.URL, "kubernetes-admin", []string{"system:masters"})
 		if err != nil {
 			return err

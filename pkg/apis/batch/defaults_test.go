@@ -1,67 +1,16 @@
 package batch_test
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/skiff-dev/skiff/pkg/apis"
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
 )
 
 // The expected objects are what an upstream v1.37.2 kube-apiserver returns
 // for the same input (`kubectl create --dry-run=server`).
-
-func decode(t *testing.T, doc string, defaulting bool) runtime.Object {
-	t.Helper()
-	d := apis.Codecs.UniversalDeserializer()
-	if defaulting {
-		d = apis.Codecs.UniversalDecoder()
-	}
-	obj, _, err := d.Decode([]byte(doc), nil, nil)
-	if err != nil {
-		t.Fatalf("decoding %s: %v", doc, err)
-	}
-	return obj
-}
-
-func wire(t *testing.T, obj runtime.Object) map[string]interface{} {
-	t.Helper()
-	b, err := json.Marshal(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]interface{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	delete(m, "apiVersion")
-	delete(m, "kind")
-	return m
-}
-
-type defaultingCase struct{ name, in, want string }
-
-func runDefaultingCases(t *testing.T, cases []defaultingCase) {
-	t.Helper()
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := decode(t, tc.in, true)
-			if d := cmp.Diff(wire(t, decode(t, tc.want, false)), wire(t, got)); d != "" {
-				t.Errorf("defaulted object differs from upstream's (-want +got):\n%s", d)
-			}
-			again := got.DeepCopyObject()
-			apis.Scheme.Default(again)
-			if d := cmp.Diff(wire(t, got), wire(t, again)); d != "" {
-				t.Errorf("defaulting twice differs from once (-once +twice):\n%s", d)
-			}
-		})
-	}
-}
 
 const (
 	template = `
@@ -81,19 +30,19 @@ const (
 `
 )
 
+// job frames a table of Jobs: a row ends with the pod template's key (and
+// its metadata), and the frame adds template in and templateSpec out.
+var job = apitesting.Frame{Head: "apiVersion: batch/v1\nkind: Job\n", InTail: template, WantTail: templateSpec}
+
 func TestJobDefaults(t *testing.T) {
-	runDefaultingCases(t, []defaultingCase{{
-		name: "minimal takes its labels from the template",
-		in: `
-apiVersion: batch/v1
-kind: Job
+	apitesting.RunDefaultingCases(t, job.Cases([]apitesting.DefaultingCase{{
+		Name: "minimal takes its labels from the template",
+		In: `
 metadata: {name: j}
 spec:
   template:
-    metadata: {labels: {app: j}}` + template,
-		want: `
-apiVersion: batch/v1
-kind: Job
+    metadata: {labels: {app: j}}`,
+		Want: `
 metadata: {name: j, labels: {app: j}}
 spec:
   completions: 1
@@ -104,12 +53,10 @@ spec:
   manualSelector: false
   podReplacementPolicy: TerminatingOrFailed
   template:
-    metadata: {labels: {app: j}}` + templateSpec,
+    metadata: {labels: {app: j}}`,
 	}, {
-		name: "completions only and a pod failure policy",
-		in: `
-apiVersion: batch/v1
-kind: Job
+		Name: "completions only and a pod failure policy",
+		In: `
 metadata: {name: j, labels: {own: x}}
 spec:
   completions: 3
@@ -118,10 +65,8 @@ spec:
     - {action: Ignore, onPodConditions: [{type: DisruptionTarget}, {type: Other, status: "False"}]}
     - {action: FailJob, onExitCodes: {operator: In, values: [42]}}
   template:
-    metadata: {labels: {app: j}}` + template,
-		want: `
-apiVersion: batch/v1
-kind: Job
+    metadata: {labels: {app: j}}`,
+		Want: `
 metadata: {name: j, labels: {own: x}}
 spec:
   completions: 3
@@ -136,21 +81,17 @@ spec:
     - {action: Ignore, onPodConditions: [{type: DisruptionTarget, status: "True"}, {type: Other, status: "False"}]}
     - {action: FailJob, onExitCodes: {operator: In, values: [42]}}
   template:
-    metadata: {labels: {app: j}}` + templateSpec,
+    metadata: {labels: {app: j}}`,
 	}, {
-		name: "backoff limit per index",
-		in: `
-apiVersion: batch/v1
-kind: Job
+		Name: "backoff limit per index",
+		In: `
 metadata: {name: j}
 spec:
   completions: 3
   completionMode: Indexed
   backoffLimitPerIndex: 1
-  template:` + template,
-		want: `
-apiVersion: batch/v1
-kind: Job
+  template:`,
+		Want: `
 metadata: {name: j}
 spec:
   completions: 3
@@ -161,12 +102,10 @@ spec:
   suspend: false
   manualSelector: false
   podReplacementPolicy: TerminatingOrFailed
-  template:` + templateSpec,
+  template:`,
 	}, {
-		name: "explicit values kept",
-		in: `
-apiVersion: batch/v1
-kind: Job
+		Name: "explicit values kept",
+		In: `
 metadata: {name: j}
 spec:
   parallelism: 4
@@ -174,10 +113,8 @@ spec:
   suspend: true
   manualSelector: true
   podReplacementPolicy: Failed
-  template:` + template,
-		want: `
-apiVersion: batch/v1
-kind: Job
+  template:`,
+		Want: `
 metadata: {name: j}
 spec:
   parallelism: 4
@@ -186,32 +123,40 @@ spec:
   suspend: true
   manualSelector: true
   podReplacementPolicy: Failed
-  template:` + templateSpec,
-	}})
+  template:`,
+	}}))
 }
 
 // deeper indents a template for a CronJob's jobTemplate.
 func deeper(s string) string { return strings.ReplaceAll(s, "\n    ", "\n    "+"    ") }
 
+// cronJob frames a table of CronJobs: a row ends with the job template's
+// pod template key, and the frame adds template in and templateSpec out.
+var cronJob = apitesting.Frame{
+	Head:   "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: cj}\nspec:\n",
+	InTail: deeper(template), WantTail: deeper(templateSpec),
+}
+
 func TestCronJobDefaults(t *testing.T) {
-	runDefaultingCases(t, []defaultingCase{{
-		name: "minimal; the job template gets no Job defaults",
-		in: `
-apiVersion: batch/v1
-kind: CronJob
-metadata: {name: cj}
-spec:
+	const explicit = `
+  schedule: "@daily"
+  concurrencyPolicy: Forbid
+  suspend: true
+  successfulJobsHistoryLimit: 0
+  failedJobsHistoryLimit: 5
+  jobTemplate:
+    spec:
+      template:`
+	apitesting.RunDefaultingCases(t, cronJob.Cases([]apitesting.DefaultingCase{{
+		Name: "minimal; the job template gets no Job defaults",
+		In: `
   schedule: "*/1 * * * *"
   jobTemplate:
     spec:
       podFailurePolicy:
         rules: [{action: Ignore, onPodConditions: [{type: DisruptionTarget}]}]
-      template:` + deeper(template),
-		want: `
-apiVersion: batch/v1
-kind: CronJob
-metadata: {name: cj}
-spec:
+      template:`,
+		Want: `
   schedule: "*/1 * * * *"
   concurrencyPolicy: Allow
   suspend: false
@@ -221,64 +166,16 @@ spec:
     spec:
       podFailurePolicy:
         rules: [{action: Ignore, onPodConditions: [{type: DisruptionTarget, status: "True"}]}]
-      template:` + deeper(templateSpec),
+      template:`,
 	}, {
-		name: "explicit values kept",
-		in: `
-apiVersion: batch/v1
-kind: CronJob
-metadata: {name: cj}
-spec:
-  schedule: "@daily"
-  concurrencyPolicy: Forbid
-  suspend: true
-  successfulJobsHistoryLimit: 0
-  failedJobsHistoryLimit: 5
-  jobTemplate:
-    spec:
-      template:` + deeper(template),
-		want: `
-apiVersion: batch/v1
-kind: CronJob
-metadata: {name: cj}
-spec:
-  schedule: "@daily"
-  concurrencyPolicy: Forbid
-  suspend: true
-  successfulJobsHistoryLimit: 0
-  failedJobsHistoryLimit: 5
-  jobTemplate:
-    spec:
-      template:` + deeper(templateSpec),
-	}})
+		Name: "explicit values kept",
+		In:   explicit,
+		Want: explicit,
+	}}))
 }
 
+// Every batch kind has a defaulter, and its list defaults each item the
+// same way.
 func TestBatchListsDefaultTheirItems(t *testing.T) {
-	for _, sample := range []runtime.Object{&batchv1.Job{}, &batchv1.CronJob{}} {
-		gvks, _, err := apis.Scheme.ObjectKinds(sample)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gvk := gvks[0]
-		one := sample.DeepCopyObject()
-		apis.Scheme.Default(one)
-		if d := cmp.Diff(wire(t, sample), wire(t, one)); d == "" {
-			t.Errorf("%s has no defaulter", gvk.Kind)
-		}
-		list, err := apis.Scheme.New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := meta.SetList(list, []runtime.Object{sample.DeepCopyObject()}); err != nil {
-			t.Fatal(err)
-		}
-		apis.Scheme.Default(list)
-		items, err := meta.ExtractList(list)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := cmp.Diff(wire(t, one), wire(t, items[0])); d != "" {
-			t.Errorf("%sList does not default its items (-want +got):\n%s", gvk.Kind, d)
-		}
-	}
+	apitesting.ExpectDefaultersRegistered(t, &batchv1.Job{}, &batchv1.CronJob{})
 }

@@ -1,17 +1,14 @@
 package core_test
 
 import (
-	"encoding/json"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/skiff-dev/skiff/pkg/apis"
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
 )
 
 // The expected objects below are what an upstream v1.37.2 kube-apiserver
@@ -19,82 +16,28 @@ import (
 // less what its REST strategies add on create (pod status phase/qosClass,
 // service cluster IPs, IP families and node ports, the namespace finalizer).
 
-// defaulted decodes doc as the apiserver does: through the universal
-// decoder, which runs the scheme's defaulters.
-func defaulted(t *testing.T, doc string) runtime.Object {
-	t.Helper()
-	obj, _, err := apis.Codecs.UniversalDecoder().Decode([]byte(doc), nil, nil)
-	if err != nil {
-		t.Fatalf("decoding %s: %v", doc, err)
-	}
-	return obj
-}
-
-// literal decodes doc without defaulting.
-func literal(t *testing.T, doc string) runtime.Object {
-	t.Helper()
-	obj, _, err := apis.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-	if err != nil {
-		t.Fatalf("decoding %s: %v", doc, err)
-	}
-	return obj
-}
-
-// wire is obj as JSON would carry it, without its type meta.
-func wire(t *testing.T, obj runtime.Object) map[string]interface{} {
-	t.Helper()
-	b, err := json.Marshal(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]interface{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	delete(m, "apiVersion")
-	delete(m, "kind")
-	return m
-}
-
-type defaultingCase struct {
-	name, in, want string
-}
-
-// runDefaultingCases checks that decoding in gives want, and that defaulting
-// the result again changes nothing.
-func runDefaultingCases(t *testing.T, cases []defaultingCase) {
-	t.Helper()
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := defaulted(t, tc.in)
-			if d := cmp.Diff(wire(t, literal(t, tc.want)), wire(t, got)); d != "" {
-				t.Errorf("defaulted object differs from upstream's (-want +got):\n%s", d)
-			}
-			again := got.DeepCopyObject()
-			apis.Scheme.Default(again)
-			if d := cmp.Diff(wire(t, got), wire(t, again)); d != "" {
-				t.Errorf("defaulting twice differs from once (-once +twice):\n%s", d)
-			}
-		})
-	}
-}
-
 const digest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
+// pod frames a table of Pods named p.
+var pod = apitesting.Frame{Head: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"}
+
+// podSpecDefaults are the pod spec fields every Pod without them gets.
+const podSpecDefaults = `  restartPolicy: Always
+  terminationGracePeriodSeconds: 30
+  dnsPolicy: ClusterFirst
+  securityContext: {}
+  schedulerName: default-scheduler
+  enableServiceLinks: true
+`
+
 func TestPodDefaults(t *testing.T) {
-	runDefaultingCases(t, []defaultingCase{{
-		name: "minimal",
-		in: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+	apitesting.RunDefaultingCases(t, pod.Cases([]apitesting.DefaultingCase{{
+		Name: "minimal",
+		In: `
 spec:
   containers: [{name: a, image: nginx}]
 `,
-		want: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Want: `
 spec:
   containers:
   - name: a
@@ -102,19 +45,10 @@ spec:
     imagePullPolicy: Always
     terminationMessagePath: /dev/termination-log
     terminationMessagePolicy: File
-  restartPolicy: Always
-  terminationGracePeriodSeconds: 30
-  dnsPolicy: ClusterFirst
-  securityContext: {}
-  schedulerName: default-scheduler
-  enableServiceLinks: true
-`,
+` + podSpecDefaults,
 	}, {
-		name: "containers probes ports env and resources",
-		in: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Name: "containers probes ports env and resources",
+		In: `
 spec:
   serviceAccount: legacy
   terminationGracePeriodSeconds: -5
@@ -143,10 +77,7 @@ spec:
 status:
   podIP: 10.0.0.1
 `,
-		want: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Want: `
 spec:
   serviceAccount: legacy
   serviceAccountName: legacy
@@ -213,11 +144,8 @@ status:
   podIPs: [{ip: 10.0.0.1}]
 `,
 	}, {
-		name: "image pull policy follows the tag",
-		in: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Name: "image pull policy follows the tag",
+		In: `
 spec:
   containers:
   - {name: c1, image: "nginx:1.25"}
@@ -235,10 +163,7 @@ spec:
   - {name: c13, image: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
   - {name: c14, image: "foo:bar:baz"}
 `,
-		want: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Want: `
 spec:
   containers:
   - {name: c1, image: "nginx:1.25", imagePullPolicy: IfNotPresent, terminationMessagePath: /dev/termination-log, terminationMessagePolicy: File}
@@ -255,19 +180,10 @@ spec:
   - {name: c12, image: "[::1]:5000/foo", imagePullPolicy: Always, terminationMessagePath: /dev/termination-log, terminationMessagePolicy: File}
   - {name: c13, image: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", imagePullPolicy: IfNotPresent, terminationMessagePath: /dev/termination-log, terminationMessagePolicy: File}
   - {name: c14, image: "foo:bar:baz", imagePullPolicy: IfNotPresent, terminationMessagePath: /dev/termination-log, terminationMessagePolicy: File}
-  restartPolicy: Always
-  terminationGracePeriodSeconds: 30
-  dnsPolicy: ClusterFirst
-  securityContext: {}
-  schedulerName: default-scheduler
-  enableServiceLinks: true
-`,
+` + podSpecDefaults,
 	}, {
-		name: "volumes",
-		in: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Name: "volumes",
+		In: `
 spec:
   containers: [{name: a, image: nginx:1.25}]
   volumes:
@@ -292,10 +208,7 @@ spec:
   - {name: azure, azureDisk: {diskName: d, diskURI: u}}
   - {name: scaleio, scaleIO: {gateway: g, system: s, secretRef: {name: s}}}
 `,
-		want: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Want: `
 spec:
   containers:
   - {name: a, image: nginx:1.25, imagePullPolicy: IfNotPresent, terminationMessagePath: /dev/termination-log, terminationMessagePolicy: File}
@@ -321,19 +234,10 @@ spec:
   - {name: rbd, rbd: {monitors: [m], image: i, pool: rbd, user: admin, keyring: /etc/ceph/keyring}}
   - {name: azure, azureDisk: {diskName: d, diskURI: u, cachingMode: ReadWrite, fsType: ext4, readOnly: false, kind: Shared}}
   - {name: scaleio, scaleIO: {gateway: g, system: s, secretRef: {name: s}, storageMode: ThinProvisioned, fsType: xfs}}
-  restartPolicy: Always
-  terminationGracePeriodSeconds: 30
-  dnsPolicy: ClusterFirst
-  securityContext: {}
-  schedulerName: default-scheduler
-  enableServiceLinks: true
-`,
+` + podSpecDefaults,
 	}, {
-		name: "host network ports and explicit values kept",
-		in: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Name: "host network ports and explicit values kept",
+		In: `
 spec:
   hostNetwork: true
   enableServiceLinks: false
@@ -359,10 +263,7 @@ status:
   podIP: 10.0.0.1
   podIPs: [{ip: 10.0.0.2}, {ip: "fd00::1"}]
 `,
-		want: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Want: `
 spec:
   hostNetwork: true
   enableServiceLinks: false
@@ -389,36 +290,25 @@ status:
   podIPs: [{ip: 10.0.0.1}]
 `,
 	}, {
-		name: "pod-level resources are left to the strategy",
-		in: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Name: "pod-level resources are left to the strategy",
+		In: `
 spec:
   resources: {limits: {cpu: "0.0005"}}
   containers: [{name: a, image: nginx:1.25}]
 status:
   podIPs: [{ip: 10.0.0.3}]
 `,
-		want: `
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
+		Want: `
 spec:
   resources: {limits: {cpu: 1m}}
   containers:
   - {name: a, image: nginx:1.25, imagePullPolicy: IfNotPresent, terminationMessagePath: /dev/termination-log, terminationMessagePolicy: File}
-  restartPolicy: Always
-  terminationGracePeriodSeconds: 30
-  dnsPolicy: ClusterFirst
-  securityContext: {}
-  schedulerName: default-scheduler
-  enableServiceLinks: true
+` + podSpecDefaults + `
 status:
   podIP: 10.0.0.3
   podIPs: [{ip: 10.0.0.3}]
 `,
-	}})
+	}}))
 }
 
 // templateSpec is the defaulted form of a template holding one nginx:1.25
@@ -448,30 +338,30 @@ func TestPodTemplateAndReplicationControllerDefaults(t *testing.T) {
       hostNetwork: true
       containers: [{name: a, image: nginx:1.25, ports: [{containerPort: 80}], resources: {limits: {cpu: 100m}}}]
 `
-	runDefaultingCases(t, []defaultingCase{{
-		name: "pod template",
-		in: `
+	apitesting.RunDefaultingCases(t, []apitesting.DefaultingCase{{
+		Name: "pod template",
+		In: `
 apiVersion: v1
 kind: PodTemplate
 metadata: {name: pt}
 template:
     metadata: {labels: {app: x}}` + template,
-		want: `
+		Want: `
 apiVersion: v1
 kind: PodTemplate
 metadata: {name: pt}
 template:
     metadata: {labels: {app: x}}` + templateSpec,
 	}, {
-		name: "replication controller takes selector and labels from its template",
-		in: `
+		Name: "replication controller takes selector and labels from its template",
+		In: `
 apiVersion: v1
 kind: ReplicationController
 metadata: {name: rc}
 spec:
   template:
     metadata: {labels: {app: x}}` + template,
-		want: `
+		Want: `
 apiVersion: v1
 kind: ReplicationController
 metadata: {name: rc, labels: {app: x}}
@@ -481,8 +371,8 @@ spec:
   template:
     metadata: {labels: {app: x}}` + templateSpec,
 	}, {
-		name: "replication controller keeps its own",
-		in: `
+		Name: "replication controller keeps its own",
+		In: `
 apiVersion: v1
 kind: ReplicationController
 metadata: {name: rc, labels: {own: "1"}}
@@ -491,7 +381,7 @@ spec:
   selector: {app: x, tier: "y"}
   template:
     metadata: {labels: {app: x, tier: "y", more: z}}` + template,
-		want: `
+		Want: `
 apiVersion: v1
 kind: ReplicationController
 metadata: {name: rc, labels: {own: "1"}}
@@ -501,14 +391,14 @@ spec:
   template:
     metadata: {labels: {app: x, tier: "y", more: z}}` + templateSpec,
 	}, {
-		name: "replication controller without template",
-		in: `
+		Name: "replication controller without template",
+		In: `
 apiVersion: v1
 kind: ReplicationController
 metadata: {name: rc}
 spec: {selector: {app: x}}
 `,
-		want: `
+		Want: `
 apiVersion: v1
 kind: ReplicationController
 metadata: {name: rc}
@@ -517,21 +407,18 @@ spec: {selector: {app: x}, replicas: 1}
 	}})
 }
 
+// service frames a table of Services named s.
+var service = apitesting.Frame{Head: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"}
+
 func TestServiceDefaults(t *testing.T) {
-	runDefaultingCases(t, []defaultingCase{{
-		name: "cluster IP",
-		in: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+	apitesting.RunDefaultingCases(t, service.Cases([]apitesting.DefaultingCase{{
+		Name: "cluster IP",
+		In: `
 spec:
   selector: {app: x}
   ports: [{name: a, port: 80}, {name: b, port: 53, protocol: UDP, targetPort: dns}]
 `,
-		want: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Want: `
 spec:
   selector: {app: x}
   type: ClusterIP
@@ -540,20 +427,14 @@ spec:
   ports: [{name: a, port: 80, protocol: TCP, targetPort: 80}, {name: b, port: 53, protocol: UDP, targetPort: dns}]
 `,
 	}, {
-		name: "node port with client IP affinity",
-		in: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Name: "node port with client IP affinity",
+		In: `
 spec:
   type: NodePort
   sessionAffinity: ClientIP
   ports: [{port: 80, targetPort: 8080}]
 `,
-		want: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Want: `
 spec:
   type: NodePort
   sessionAffinity: ClientIP
@@ -563,21 +444,15 @@ spec:
   ports: [{port: 80, protocol: TCP, targetPort: 8080}]
 `,
 	}, {
-		name: "load balancer",
-		in: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Name: "load balancer",
+		In: `
 spec:
   type: LoadBalancer
   ports: [{port: 443}]
 status:
   loadBalancer: {ingress: [{ip: 1.2.3.4}, {hostname: lb.example.com}, {ip: 1.2.3.5, ipMode: Proxy}]}
 `,
-		want: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Want: `
 spec:
   type: LoadBalancer
   sessionAffinity: None
@@ -589,25 +464,16 @@ status:
   loadBalancer: {ingress: [{ip: 1.2.3.4, ipMode: VIP}, {hostname: lb.example.com}, {ip: 1.2.3.5, ipMode: Proxy}]}
 `,
 	}, {
-		name: "external name",
-		in: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Name: "external name",
+		In: `
 spec: {type: ExternalName, externalName: example.com}
 `,
-		want: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Want: `
 spec: {type: ExternalName, externalName: example.com, sessionAffinity: None}
 `,
 	}, {
-		name: "external IPs and explicit values",
-		in: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Name: "external IPs and explicit values",
+		In: `
 spec:
   externalIPs: [1.2.3.4]
   externalTrafficPolicy: Local
@@ -616,10 +482,7 @@ spec:
   sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}
   ports: [{port: 80, targetPort: 0}]
 `,
-		want: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Want: `
 spec:
   type: ClusterIP
   externalIPs: [1.2.3.4]
@@ -629,17 +492,11 @@ spec:
   ports: [{port: 80, protocol: TCP, targetPort: 80}]
 `,
 	}, {
-		name: "cluster IP with external IPs gets an external policy",
-		in: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Name: "cluster IP with external IPs gets an external policy",
+		In: `
 spec: {externalIPs: [1.2.3.4], sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}}
 `,
-		want: `
-apiVersion: v1
-kind: Service
-metadata: {name: s}
+		Want: `
 spec:
   type: ClusterIP
   externalIPs: [1.2.3.4]
@@ -648,47 +505,47 @@ spec:
   sessionAffinity: ClientIP
   sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}
 `,
-	}})
+	}}))
 }
 
 func TestOtherCoreDefaults(t *testing.T) {
-	runDefaultingCases(t, []defaultingCase{{
-		name: "secret",
-		in:   `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}`,
-		want: `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"}`,
+	apitesting.RunDefaultingCases(t, []apitesting.DefaultingCase{{
+		Name: "secret",
+		In:   `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}`,
+		Want: `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"}`,
 	}, {
-		name: "secret keeps its type",
-		in:   `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls"}`,
-		want: `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls"}`,
+		Name: "secret keeps its type",
+		In:   `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls"}`,
+		Want: `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls"}`,
 	}, {
-		name: "namespace",
-		in:   `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns", "labels": {"a": "b"}}}`,
-		want: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns", "labels": {"a": "b", "kubernetes.io/metadata.name": "ns"}}, "status": {"phase": "Active"}}`,
+		Name: "namespace",
+		In:   `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns", "labels": {"a": "b"}}}`,
+		Want: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns", "labels": {"a": "b", "kubernetes.io/metadata.name": "ns"}}, "status": {"phase": "Active"}}`,
 	}, {
-		name: "namespace label overrides a wrong value",
-		in:   `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns", "labels": {"kubernetes.io/metadata.name": "other"}}, "status": {"phase": "Terminating"}}`,
-		want: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns", "labels": {"kubernetes.io/metadata.name": "ns"}}, "status": {"phase": "Terminating"}}`,
+		Name: "namespace label overrides a wrong value",
+		In:   `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns", "labels": {"kubernetes.io/metadata.name": "other"}}, "status": {"phase": "Terminating"}}`,
+		Want: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns", "labels": {"kubernetes.io/metadata.name": "ns"}}, "status": {"phase": "Terminating"}}`,
 	}, {
-		name: "namespace without a name yet",
-		in:   `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "ns-"}}`,
-		want: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "ns-"}, "status": {"phase": "Active"}}`,
+		Name: "namespace without a name yet",
+		In:   `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "ns-"}}`,
+		Want: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "ns-"}, "status": {"phase": "Active"}}`,
 	}, {
-		name: "node allocatable from capacity",
-		in:   `{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "status": {"capacity": {"cpu": "0.0005", "memory": "1Gi"}}}`,
-		want: `{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "status": {"capacity": {"cpu": "1m", "memory": "1Gi"}, "allocatable": {"cpu": "1m", "memory": "1Gi"}}}`,
+		Name: "node allocatable from capacity",
+		In:   `{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "status": {"capacity": {"cpu": "0.0005", "memory": "1Gi"}}}`,
+		Want: `{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "status": {"capacity": {"cpu": "1m", "memory": "1Gi"}, "allocatable": {"cpu": "1m", "memory": "1Gi"}}}`,
 	}, {
-		name: "node keeps its allocatable",
-		in:   `{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "status": {"capacity": {"cpu": "4"}, "allocatable": {"cpu": "3500m"}}}`,
-		want: `{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "status": {"capacity": {"cpu": "4"}, "allocatable": {"cpu": "3500m"}}}`,
+		Name: "node keeps its allocatable",
+		In:   `{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "status": {"capacity": {"cpu": "4"}, "allocatable": {"cpu": "3500m"}}}`,
+		Want: `{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "status": {"capacity": {"cpu": "4"}, "allocatable": {"cpu": "3500m"}}}`,
 	}, {
-		name: "persistent volume",
-		in: `
+		Name: "persistent volume",
+		In: `
 apiVersion: v1
 kind: PersistentVolume
 metadata: {name: pv}
 spec: {capacity: {storage: 1Gi}, accessModes: [ReadWriteOnce], hostPath: {path: /tmp/pv}}
 `,
-		want: `
+		Want: `
 apiVersion: v1
 kind: PersistentVolume
 metadata: {name: pv}
@@ -701,15 +558,15 @@ spec:
 status: {phase: Pending}
 `,
 	}, {
-		name: "persistent volume sources",
-		in: `
+		Name: "persistent volume sources",
+		In: `
 apiVersion: v1
 kind: PersistentVolume
 metadata: {name: pv}
 spec: {persistentVolumeReclaimPolicy: Delete, volumeMode: Block, rbd: {monitors: [m], image: i}}
 status: {phase: Bound}
 `,
-		want: `
+		Want: `
 apiVersion: v1
 kind: PersistentVolume
 metadata: {name: pv}
@@ -720,14 +577,14 @@ spec:
 status: {phase: Bound}
 `,
 	}, {
-		name: "persistent volume claim",
-		in: `
+		Name: "persistent volume claim",
+		In: `
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: pvc}
 spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: "1.0001k"}}}
 `,
-		want: `
+		Want: `
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: pvc}
@@ -735,22 +592,22 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: "1000100m"}
 status: {phase: Pending}
 `,
 	}, {
-		name: "endpoints",
-		in: `
+		Name: "endpoints",
+		In: `
 apiVersion: v1
 kind: Endpoints
 metadata: {name: ep}
 subsets: [{addresses: [{ip: 10.1.2.3}], ports: [{name: a, port: 80}, {name: b, port: 53, protocol: UDP}]}]
 `,
-		want: `
+		Want: `
 apiVersion: v1
 kind: Endpoints
 metadata: {name: ep}
 subsets: [{addresses: [{ip: 10.1.2.3}], ports: [{name: a, port: 80, protocol: TCP}, {name: b, port: 53, protocol: UDP}]}]
 `,
 	}, {
-		name: "limit range",
-		in: `
+		Name: "limit range",
+		In: `
 apiVersion: v1
 kind: LimitRange
 metadata: {name: lr}
@@ -763,7 +620,7 @@ spec:
   - type: Pod
     max: {cpu: "4"}
 `,
-		want: `
+		Want: `
 apiVersion: v1
 kind: LimitRange
 metadata: {name: lr}
@@ -778,15 +635,15 @@ spec:
     max: {cpu: "4"}
 `,
 	}, {
-		name: "resource quota",
-		in: `
+		Name: "resource quota",
+		In: `
 apiVersion: v1
 kind: ResourceQuota
 metadata: {name: rq}
 spec: {hard: {cpu: "0.0011", pods: "10"}}
 status: {used: {cpu: "0.00001"}}
 `,
-		want: `
+		Want: `
 apiVersion: v1
 kind: ResourceQuota
 metadata: {name: rq}
@@ -794,27 +651,39 @@ spec: {hard: {cpu: 2m, pods: "10"}}
 status: {used: {cpu: 1m}}
 `,
 	}, {
-		name: "no defaults: service account",
-		in:   `{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}`,
-		want: `{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}`,
+		Name: "no defaults: service account",
+		In:   `{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}`,
+		Want: `{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}`,
 	}, {
-		name: "no defaults: event",
-		in:   `{"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "R"}`,
-		want: `{"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "R"}`,
+		Name: "no defaults: event",
+		In:   `{"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "R"}`,
+		Want: `{"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "R"}`,
 	}})
 }
 
+// A ConfigMap's data is defaulted to an empty map, which the wire does not
+// show (omitempty): check the Go value, decoded, defaulted and in a list.
 func TestConfigMapDataIsNeverNil(t *testing.T) {
-	cm := defaulted(t, `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}`).(*corev1.ConfigMap)
+	cm := apitesting.Defaulted(t, `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}`).(*corev1.ConfigMap)
 	if cm.Data == nil {
 		t.Error("upstream defaults a ConfigMap's data to an empty map")
+	}
+	one := &corev1.ConfigMap{}
+	apis.Scheme.Default(one)
+	if one.Data == nil {
+		t.Error("ConfigMap has no defaulter")
+	}
+	for i, item := range apitesting.DefaultedListItems(t, &corev1.ConfigMap{}, 2) {
+		if item.(*corev1.ConfigMap).Data == nil {
+			t.Errorf("ConfigMapList does not default item %d", i)
+		}
 	}
 }
 
 func TestListDefaults(t *testing.T) {
-	runDefaultingCases(t, []defaultingCase{{
-		name: "pod list",
-		in: `
+	apitesting.RunDefaultingCases(t, []apitesting.DefaultingCase{{
+		Name: "pod list",
+		In: `
 apiVersion: v1
 kind: PodList
 items:
@@ -823,7 +692,7 @@ items:
 - metadata: {name: b}
   spec: {restartPolicy: Never, containers: [{name: b, image: nginx}]}
 `,
-		want: `
+		Want: `
 apiVersion: v1
 kind: PodList
 metadata: {}
@@ -848,60 +717,23 @@ items:
     enableServiceLinks: true
 `,
 	}, {
-		name: "secret list",
-		in:   `{"apiVersion": "v1", "kind": "SecretList", "items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}, "type": "Custom"}]}`,
-		want: `{"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": [{"metadata": {"name": "a"}, "type": "Opaque"}, {"metadata": {"name": "b"}, "type": "Custom"}]}`,
+		Name: "secret list",
+		In:   `{"apiVersion": "v1", "kind": "SecretList", "items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}, "type": "Custom"}]}`,
+		Want: `{"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": [{"metadata": {"name": "a"}, "type": "Opaque"}, {"metadata": {"name": "b"}, "type": "Custom"}]}`,
 	}})
 }
 
 // Every core kind with a defaulter upstream has one here, and its list
-// defaults each item the same way.
+// defaults each item the same way (ConfigMap: TestConfigMapDataIsNeverNil).
 func TestCoreDefaultersRegistered(t *testing.T) {
 	q := resource.MustParse("0.0001")
-	checkRegistered(t, []runtime.Object{
+	apitesting.ExpectDefaultersRegistered(t,
 		&corev1.Pod{}, &corev1.PodTemplate{}, &corev1.ReplicationController{}, &corev1.Service{},
-		&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "n"}},
+		&corev1.Secret{}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "n"}},
 		&corev1.Node{Status: corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: q}}},
 		&corev1.PersistentVolume{}, &corev1.PersistentVolumeClaim{},
 		&corev1.Endpoints{Subsets: []corev1.EndpointSubset{{Ports: []corev1.EndpointPort{{Port: 1}}}}},
 		&corev1.LimitRange{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer, Max: corev1.ResourceList{corev1.ResourceCPU: q}}}}},
 		&corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceCPU: q}}},
-	})
-}
-
-// checkRegistered checks that defaulting changes each sample, and that
-// defaulting a list holding the sample gives the defaulted sample.
-func checkRegistered(t *testing.T, samples []runtime.Object) {
-	t.Helper()
-	for _, sample := range samples {
-		gvks, _, err := apis.Scheme.ObjectKinds(sample)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gvk := gvks[0]
-		t.Run(gvk.Kind, func(t *testing.T) {
-			one := sample.DeepCopyObject()
-			apis.Scheme.Default(one)
-			if d := cmp.Diff(wire(t, sample), wire(t, one)); d == "" {
-				if cm, ok := one.(*corev1.ConfigMap); !ok || cm.Data == nil {
-					t.Errorf("%s has no defaulter", gvk.Kind)
-				}
-			}
-			list, err := apis.Scheme.New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := meta.SetList(list, []runtime.Object{sample.DeepCopyObject()}); err != nil {
-				t.Fatal(err)
-			}
-			apis.Scheme.Default(list)
-			items, err := meta.ExtractList(list)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(wire(t, one), wire(t, items[0])); d != "" {
-				t.Errorf("%sList does not default its items (-want +got):\n%s", gvk.Kind, d)
-			}
-		})
-	}
+	)
 }

@@ -1,9 +1,6 @@
 package validation
 
 import (
-	"fmt"
-	"sort"
-	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,32 +9,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
 )
-
-func expectErrors(t *testing.T, errs field.ErrorList, want ...string) {
-	t.Helper()
-	got := make([]string, 0, len(errs))
-	for _, e := range errs {
-		got = append(got, strings.TrimPrefix(string(e.Type), "FieldValue")+" "+e.Field)
-	}
-	sort.Strings(got)
-	sort.Strings(want)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("errors:\n got  %q\n want %q\n%v", got, want, errs)
-	}
-}
-
-func expectDetail(t *testing.T, errs field.ErrorList, substr string) {
-	t.Helper()
-	for _, e := range errs {
-		if strings.Contains(e.Error(), substr) {
-			return
-		}
-	}
-	t.Errorf("no error mentions %q: %v", substr, errs)
-}
 
 var appLabels = map[string]string{"app": "web"}
 
@@ -106,33 +81,35 @@ func TestValidateDeployment(t *testing.T) {
 		{"progress deadline", func(s *appsv1.DeploymentSpec) { s.MinReadySeconds = 600 }, []string{"Invalid spec.progressDeadlineSeconds"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { expectErrors(t, ValidateDeployment(deployment(tc.mutate)), tc.want...) })
+		t.Run(tc.name, func(t *testing.T) {
+			apitesting.ExpectFieldErrors(t, ValidateDeployment(deployment(tc.mutate)), tc.want...)
+		})
 	}
 	errs := ValidateDeployment(deployment(func(s *appsv1.DeploymentSpec) { s.Template.Labels = nil }))
-	expectDetail(t, errs, "`selector` does not match template `labels`")
+	apitesting.ExpectErrorDetail(t, errs, "`selector` does not match template `labels`")
 
 	upd := deployment(func(s *appsv1.DeploymentSpec) {
 		s.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web", "v": "2"}}
 		s.Template.Labels["v"] = "2"
 	})
 	errs = ValidateDeploymentUpdate(upd, deployment(nil))
-	expectErrors(t, errs, "Invalid spec.selector")
-	expectDetail(t, errs, "field is immutable")
-	expectErrors(t, ValidateDeploymentUpdate(deployment(func(s *appsv1.DeploymentSpec) { s.Replicas = ptr.To[int32](5) }), deployment(nil)))
+	apitesting.ExpectFieldErrors(t, errs, "Invalid spec.selector")
+	apitesting.ExpectErrorDetail(t, errs, "field is immutable")
+	apitesting.ExpectFieldErrors(t, ValidateDeploymentUpdate(deployment(func(s *appsv1.DeploymentSpec) { s.Replicas = ptr.To[int32](5) }), deployment(nil)))
 }
 
 func TestValidateReplicaSet(t *testing.T) {
 	rs := &appsv1.ReplicaSet{Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](2), Selector: selector(), Template: template()}}
-	expectErrors(t, ValidateReplicaSet(rs))
+	apitesting.ExpectFieldErrors(t, ValidateReplicaSet(rs))
 	bad := rs.DeepCopy()
 	bad.Spec.Replicas = ptr.To[int32](-1)
 	bad.Spec.MinReadySeconds = -1
 	bad.Spec.Template.Spec.ActiveDeadlineSeconds = ptr.To[int64](10)
-	expectErrors(t, ValidateReplicaSet(bad), "Invalid spec.replicas", "Invalid spec.minReadySeconds", "Forbidden spec.template.spec.activeDeadlineSeconds")
+	apitesting.ExpectFieldErrors(t, ValidateReplicaSet(bad), "Invalid spec.replicas", "Invalid spec.minReadySeconds", "Forbidden spec.template.spec.activeDeadlineSeconds")
 	upd := rs.DeepCopy()
 	upd.Spec.Selector.MatchLabels = map[string]string{"app": "web", "x": "y"}
 	upd.Spec.Template.Labels = upd.Spec.Selector.MatchLabels
-	expectErrors(t, ValidateReplicaSetUpdate(upd, rs), "Invalid spec.selector")
+	apitesting.ExpectFieldErrors(t, ValidateReplicaSetUpdate(upd, rs), "Invalid spec.selector")
 }
 
 func TestValidateDaemonSet(t *testing.T) {
@@ -140,7 +117,7 @@ func TestValidateDaemonSet(t *testing.T) {
 		UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
 			RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: num(1), MaxSurge: num(0)}},
 		RevisionHistoryLimit: ptr.To[int32](10)}}
-	expectErrors(t, ValidateDaemonSet(ds))
+	apitesting.ExpectFieldErrors(t, ValidateDaemonSet(ds))
 	cases := []struct {
 		name   string
 		mutate func(*appsv1.DaemonSetSpec)
@@ -162,13 +139,13 @@ func TestValidateDaemonSet(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := ds.DeepCopy()
 			tc.mutate(&d.Spec)
-			expectErrors(t, ValidateDaemonSet(d), tc.want...)
+			apitesting.ExpectFieldErrors(t, ValidateDaemonSet(d), tc.want...)
 		})
 	}
 	upd := ds.DeepCopy()
 	upd.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web", "x": "y"}}
 	upd.Spec.Template.Labels = upd.Spec.Selector.MatchLabels
-	expectErrors(t, ValidateDaemonSetUpdate(upd, ds), "Invalid spec.selector")
+	apitesting.ExpectFieldErrors(t, ValidateDaemonSetUpdate(upd, ds), "Invalid spec.selector")
 }
 
 func TestValidateStatefulSet(t *testing.T) {
@@ -184,7 +161,7 @@ func TestValidateStatefulSet(t *testing.T) {
 	// Claim templates count as volumes of the pod template.
 	ss.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
 	ss.Spec.Template.Spec.Hostname = "Ignored_Set_By_Controller"
-	expectErrors(t, ValidateStatefulSet(ss))
+	apitesting.ExpectFieldErrors(t, ValidateStatefulSet(ss))
 
 	bad := ss.DeepCopy()
 	bad.Spec.PodManagementPolicy = "Random"
@@ -193,7 +170,7 @@ func TestValidateStatefulSet(t *testing.T) {
 	bad.Spec.VolumeClaimTemplates[0].Spec.AccessModes = nil
 	bad.Spec.Replicas = ptr.To[int32](-1)
 	bad.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{WhenDeleted: "Keep", WhenScaled: appsv1.RetainPersistentVolumeClaimRetentionPolicyType}
-	expectErrors(t, ValidateStatefulSet(bad),
+	apitesting.ExpectFieldErrors(t, ValidateStatefulSet(bad),
 		"Invalid spec.podManagementPolicy",
 		"Invalid spec.updateStrategy.rollingUpdate",
 		"Invalid spec.serviceName",
@@ -202,28 +179,28 @@ func TestValidateStatefulSet(t *testing.T) {
 		"NotSupported spec.persistentVolumeClaimRetentionPolicy.whenDeleted")
 	maxUnavailable := ss.DeepCopy()
 	maxUnavailable.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = num(0)
-	expectErrors(t, ValidateStatefulSet(maxUnavailable), "Invalid spec.updateStrategy.rollingUpdate.maxUnavailable")
+	apitesting.ExpectFieldErrors(t, ValidateStatefulSet(maxUnavailable), "Invalid spec.updateStrategy.rollingUpdate.maxUnavailable")
 	noSelector := ss.DeepCopy()
 	noSelector.Spec.Selector = nil
-	expectErrors(t, ValidateStatefulSet(noSelector), "Required spec.selector", "Invalid spec.template.metadata.labels")
+	apitesting.ExpectFieldErrors(t, ValidateStatefulSet(noSelector), "Required spec.selector", "Invalid spec.template.metadata.labels")
 
 	upd := ss.DeepCopy()
 	upd.Spec.ServiceName = "other"
 	upd.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
 	upd.Spec.Replicas = ptr.To[int32](5)
 	upd.Spec.Template.Spec.Containers[0].Image = "nginx:2"
-	expectErrors(t, ValidateStatefulSetUpdate(upd, ss), "Invalid spec.serviceName", "Invalid spec.podManagementPolicy")
+	apitesting.ExpectFieldErrors(t, ValidateStatefulSetUpdate(upd, ss), "Invalid spec.serviceName", "Invalid spec.podManagementPolicy")
 }
 
 func TestValidateControllerRevision(t *testing.T) {
 	cr := &appsv1.ControllerRevision{Revision: 1, Data: runtime.RawExtension{Raw: []byte(`{"spec":{}}`)}}
-	expectErrors(t, ValidateControllerRevision(cr))
-	expectErrors(t, ValidateControllerRevision(&appsv1.ControllerRevision{Revision: -1}), "Invalid revision", "Required data")
-	expectErrors(t, ValidateControllerRevision(&appsv1.ControllerRevision{Data: runtime.RawExtension{Raw: []byte(`[1]`)}}), "Required data")
-	expectErrors(t, ValidateControllerRevision(&appsv1.ControllerRevision{Data: runtime.RawExtension{Raw: []byte(`{`)}}), "Invalid data")
+	apitesting.ExpectFieldErrors(t, ValidateControllerRevision(cr))
+	apitesting.ExpectFieldErrors(t, ValidateControllerRevision(&appsv1.ControllerRevision{Revision: -1}), "Invalid revision", "Required data")
+	apitesting.ExpectFieldErrors(t, ValidateControllerRevision(&appsv1.ControllerRevision{Data: runtime.RawExtension{Raw: []byte(`[1]`)}}), "Required data")
+	apitesting.ExpectFieldErrors(t, ValidateControllerRevision(&appsv1.ControllerRevision{Data: runtime.RawExtension{Raw: []byte(`{`)}}), "Invalid data")
 	upd := cr.DeepCopy()
 	upd.Data.Raw = []byte(`{"spec":{"x":1}}`)
 	errs := ValidateControllerRevisionUpdate(upd, cr)
-	expectErrors(t, errs, "Invalid data")
-	expectDetail(t, errs, "field is immutable")
+	apitesting.ExpectFieldErrors(t, errs, "Invalid data")
+	apitesting.ExpectErrorDetail(t, errs, "field is immutable")
 }

@@ -7,6 +7,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
 )
 
 func cronJob(mutate func(*batchv1.CronJob)) *batchv1.CronJob {
@@ -50,11 +52,11 @@ func TestValidateCronJob(t *testing.T) {
 		{"long name", func(c *batchv1.CronJob) { c.Name = strings.Repeat("a", 53) }, []string{"Invalid metadata.name"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { expectErrors(t, ValidateCronJob(cronJob(tc.mutate)), tc.want...) })
+		t.Run(tc.name, func(t *testing.T) { apitesting.ExpectFieldErrors(t, ValidateCronJob(cronJob(tc.mutate)), tc.want...) })
 	}
 	// Long names stay updatable; TZ stays allowed when it was there.
 	old := cronJob(func(c *batchv1.CronJob) { c.Name = strings.Repeat("a", 60); c.Spec.Schedule = "TZ=UTC 0 * * * *" })
-	expectErrors(t, ValidateCronJobUpdate(old.DeepCopy(), old))
+	apitesting.ExpectFieldErrors(t, ValidateCronJobUpdate(old.DeepCopy(), old))
 }
 
 func TestParseCronSchedule(t *testing.T) {

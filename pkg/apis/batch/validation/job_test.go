@@ -1,40 +1,15 @@
 package validation
 
 import (
-	"fmt"
-	"sort"
-	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
 )
-
-func expectErrors(t *testing.T, errs field.ErrorList, want ...string) {
-	t.Helper()
-	got := make([]string, 0, len(errs))
-	for _, e := range errs {
-		got = append(got, strings.TrimPrefix(string(e.Type), "FieldValue")+" "+e.Field)
-	}
-	sort.Strings(got)
-	sort.Strings(want)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("errors:\n got  %q\n want %q\n%v", got, want, errs)
-	}
-}
-
-func expectDetail(t *testing.T, errs field.ErrorList, substr string) {
-	t.Helper()
-	for _, e := range errs {
-		if strings.Contains(e.Error(), substr) {
-			return
-		}
-	}
-	t.Errorf("no error mentions %q: %v", substr, errs)
-}
 
 // jobSpec is a defaulted job spec with a generated-looking selector.
 func jobSpec() batchv1.JobSpec {
@@ -110,10 +85,10 @@ func TestValidateJob(t *testing.T) {
 		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { expectErrors(t, ValidateJob(job(tc.mutate)), tc.want...) })
+		t.Run(tc.name, func(t *testing.T) { apitesting.ExpectFieldErrors(t, ValidateJob(job(tc.mutate)), tc.want...) })
 	}
 	errs := ValidateJob(job(func(s *batchv1.JobSpec) { s.Template.Spec.RestartPolicy = corev1.RestartPolicyAlways }))
-	expectDetail(t, errs, `valid values: "OnFailure", "Never"`)
+	apitesting.ExpectErrorDetail(t, errs, `valid values: "OnFailure", "Never"`)
 }
 
 func TestValidateJobUpdate(t *testing.T) {
@@ -155,9 +130,9 @@ func TestValidateJobUpdate(t *testing.T) {
 				old.Status = *tc.status
 			}
 			errs := ValidateJobUpdate(job(tc.mutate), old)
-			expectErrors(t, errs, tc.want...)
+			apitesting.ExpectFieldErrors(t, errs, tc.want...)
 			if len(tc.want) > 0 {
-				expectDetail(t, errs, "field is immutable")
+				apitesting.ExpectErrorDetail(t, errs, "field is immutable")
 			}
 		})
 	}

@@ -1,28 +1,13 @@
 package validation
 
 import (
-	"fmt"
-	"sort"
-	"strings"
 	"testing"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
-)
 
-func expectErrors(t *testing.T, errs field.ErrorList, want ...string) {
-	t.Helper()
-	got := make([]string, 0, len(errs))
-	for _, e := range errs {
-		got = append(got, strings.TrimPrefix(string(e.Type), "FieldValue")+" "+e.Field)
-	}
-	sort.Strings(got)
-	sort.Strings(want)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("errors:\n got  %q\n want %q\n%v", got, want, errs)
-	}
-}
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
+)
 
 func TestValidateLease(t *testing.T) {
 	cases := []struct {
@@ -45,7 +30,7 @@ func TestValidateLease(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			l := &coordinationv1.Lease{Spec: tc.spec}
-			expectErrors(t, ValidateLease(l), tc.want...)
+			apitesting.ExpectFieldErrors(t, ValidateLease(l), tc.want...)
 		})
 	}
 }

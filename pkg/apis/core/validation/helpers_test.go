@@ -1,48 +1,12 @@
 package validation
 
 import (
-	"fmt"
-	"sort"
-	"strings"
-	"testing"
-
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
-
-// summary renders errors as sorted "<Type> <field>" lines, the type without
-// its "FieldValue" prefix (Required, Invalid, NotSupported, ...).
-func summary(errs field.ErrorList) []string {
-	out := make([]string, 0, len(errs))
-	for _, e := range errs {
-		out = append(out, strings.TrimPrefix(string(e.Type), "FieldValue")+" "+e.Field)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func expectErrors(t *testing.T, errs field.ErrorList, want ...string) {
-	t.Helper()
-	sort.Strings(want)
-	got := summary(errs)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("errors:\n got  %q\n want %q\n%v", got, want, errs)
-	}
-}
-
-func expectDetail(t *testing.T, errs field.ErrorList, substr string) {
-	t.Helper()
-	for _, e := range errs {
-		if strings.Contains(e.Error(), substr) {
-			return
-		}
-	}
-	t.Errorf("no error mentions %q: %v", substr, errs)
-}
 
 func meta(name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: "default"}

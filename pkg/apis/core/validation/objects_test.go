@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
 )
 
 func TestValidateConfigMap(t *testing.T) {
@@ -22,15 +24,15 @@ func TestValidateConfigMap(t *testing.T) {
 		{"too large", &corev1.ConfigMap{Data: map[string]string{"a": strings.Repeat("x", maxSecretSize+1)}}, []string{"TooLong []"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { expectErrors(t, ValidateConfigMap(tc.cm), tc.want...) })
+		t.Run(tc.name, func(t *testing.T) { apitesting.ExpectFieldErrors(t, ValidateConfigMap(tc.cm), tc.want...) })
 	}
 
 	immutable := &corev1.ConfigMap{Immutable: ptr.To(true), Data: map[string]string{"a": "b"}}
 	changed := immutable.DeepCopy()
 	changed.Data["a"] = "c"
 	changed.Immutable = nil
-	expectErrors(t, ValidateConfigMapUpdate(changed, immutable), "Forbidden data", "Forbidden immutable")
-	expectErrors(t, ValidateConfigMapUpdate(immutable.DeepCopy(), immutable))
+	apitesting.ExpectFieldErrors(t, ValidateConfigMapUpdate(changed, immutable), "Forbidden data", "Forbidden immutable")
+	apitesting.ExpectFieldErrors(t, ValidateConfigMapUpdate(immutable.DeepCopy(), immutable))
 }
 
 func TestValidateSecret(t *testing.T) {
@@ -59,7 +61,7 @@ func TestValidateSecret(t *testing.T) {
 			[]string{"Required metadata.annotations[kubernetes.io/service-account.name]"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { expectErrors(t, ValidateSecret(tc.s), tc.want...) })
+		t.Run(tc.name, func(t *testing.T) { apitesting.ExpectFieldErrors(t, ValidateSecret(tc.s), tc.want...) })
 	}
 
 	old := secret(corev1.SecretTypeOpaque, map[string][]byte{"a": []byte("b")})
@@ -68,9 +70,9 @@ func TestValidateSecret(t *testing.T) {
 	upd.Type = "example.com/other"
 	upd.Data["a"] = []byte("c")
 	errs := ValidateSecretUpdate(upd, old)
-	expectErrors(t, errs, "Invalid type", "Forbidden data")
-	expectDetail(t, errs, "field is immutable")
-	expectErrors(t, ValidateSecretUpdate(old.DeepCopy(), old))
+	apitesting.ExpectFieldErrors(t, errs, "Invalid type", "Forbidden data")
+	apitesting.ExpectErrorDetail(t, errs, "field is immutable")
+	apitesting.ExpectFieldErrors(t, ValidateSecretUpdate(old.DeepCopy(), old))
 }
 
 func TestValidateNode(t *testing.T) {
@@ -78,7 +80,7 @@ func TestValidateNode(t *testing.T) {
 		{Key: "k", Value: "v", Effect: corev1.TaintEffectNoSchedule},
 		{Key: "k", Effect: corev1.TaintEffectNoExecute},
 	}, PodCIDRs: []string{"10.244.0.0/24"}}}
-	expectErrors(t, ValidateNode(node))
+	apitesting.ExpectFieldErrors(t, ValidateNode(node))
 
 	bad := node.DeepCopy()
 	bad.Spec.Taints = append(bad.Spec.Taints,
@@ -87,7 +89,7 @@ func TestValidateNode(t *testing.T) {
 		corev1.Taint{Key: "e"})
 	bad.Spec.PodCIDRs = []string{"10.244.0.0/33"}
 	bad.Status.Capacity = corev1.ResourceList{corev1.ResourcePods: q("1.5")}
-	expectErrors(t, ValidateNode(bad),
+	apitesting.ExpectFieldErrors(t, ValidateNode(bad),
 		"Duplicate metadata.taints[2]",
 		"Invalid metadata.taints[3].key",
 		"Invalid metadata.taints[3].value",
@@ -100,14 +102,14 @@ func TestValidateNode(t *testing.T) {
 	upd := node.DeepCopy()
 	upd.Spec.PodCIDRs = []string{"10.245.0.0/24"}
 	upd.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}, {Type: corev1.NodeInternalIP, Address: "10.0.0.1"}}
-	expectErrors(t, ValidateNodeUpdate(upd, node), "Forbidden spec.podCIDRs", "Duplicate status.addresses[1]")
+	apitesting.ExpectFieldErrors(t, ValidateNodeUpdate(upd, node), "Forbidden spec.podCIDRs", "Duplicate status.addresses[1]")
 }
 
 func TestValidateNamespace(t *testing.T) {
 	ns := &corev1.Namespace{Spec: corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{corev1.FinalizerKubernetes, "example.com/x"}}}
-	expectErrors(t, ValidateNamespace(ns))
+	apitesting.ExpectFieldErrors(t, ValidateNamespace(ns))
 	ns.Spec.Finalizers = append(ns.Spec.Finalizers, "custom")
-	expectErrors(t, ValidateNamespace(ns), "Invalid spec.finalizers")
+	apitesting.ExpectFieldErrors(t, ValidateNamespace(ns), "Invalid spec.finalizers")
 }
 
 func TestValidateEndpoints(t *testing.T) {
@@ -115,7 +117,7 @@ func TestValidateEndpoints(t *testing.T) {
 		Addresses: []corev1.EndpointAddress{{IP: "10.1.2.3", Hostname: "a"}},
 		Ports:     []corev1.EndpointPort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}, {Name: "https", Port: 443, Protocol: corev1.ProtocolTCP}},
 	}}}
-	expectErrors(t, ValidateEndpoints(valid))
+	apitesting.ExpectFieldErrors(t, ValidateEndpoints(valid))
 	bad := &corev1.Endpoints{Subsets: []corev1.EndpointSubset{
 		{},
 		{
@@ -124,7 +126,7 @@ func TestValidateEndpoints(t *testing.T) {
 			Ports:             []corev1.EndpointPort{{Port: 0, Protocol: corev1.ProtocolTCP}, {Name: "b", Port: 80, Protocol: "HTTP"}},
 		},
 	}}
-	expectErrors(t, ValidateEndpoints(bad),
+	apitesting.ExpectFieldErrors(t, ValidateEndpoints(bad),
 		"Required subsets[0]",
 		"Invalid subsets[1].addresses[0].ip",
 		"Invalid subsets[1].addresses[0].ip",
@@ -135,65 +137,65 @@ func TestValidateEndpoints(t *testing.T) {
 		"NotSupported subsets[1].ports[1].protocol",
 	)
 	// Unchanged (already stored) subsets are not re-validated.
-	expectErrors(t, ValidateEndpointsUpdate(bad, bad))
+	apitesting.ExpectFieldErrors(t, ValidateEndpointsUpdate(bad, bad))
 }
 
 func TestValidateEvent(t *testing.T) {
 	ev := &corev1.Event{ObjectMeta: meta("e"), InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "p"}}
-	expectErrors(t, ValidateEvent(ev))
+	apitesting.ExpectFieldErrors(t, ValidateEvent(ev))
 	other := ev.DeepCopy()
 	other.InvolvedObject.Namespace = "other"
-	expectErrors(t, ValidateEvent(other), "Invalid involvedObject.namespace")
+	apitesting.ExpectFieldErrors(t, ValidateEvent(other), "Invalid involvedObject.namespace")
 	noNS := ev.DeepCopy()
 	noNS.Namespace = "kube-system"
 	noNS.InvolvedObject.Namespace = ""
-	expectErrors(t, ValidateEvent(noNS), "Invalid involvedObject.namespace")
+	apitesting.ExpectFieldErrors(t, ValidateEvent(noNS), "Invalid involvedObject.namespace")
 
 	// events.k8s.io/v1
 	now := metav1.NewMicroTime(time.Now())
 	v1 := &corev1.Event{ObjectMeta: meta("e"), InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "p"},
 		EventTime: now, Type: corev1.EventTypeNormal, ReportingController: "example.com/ctl", ReportingInstance: "i", Action: "Create", Reason: "Created"}
-	expectErrors(t, ValidateEventV1(v1))
-	expectErrors(t, ValidateEventV1(ev),
+	apitesting.ExpectFieldErrors(t, ValidateEventV1(v1))
+	apitesting.ExpectFieldErrors(t, ValidateEventV1(ev),
 		"Required eventTime", "Invalid type")
 	badV1 := v1.DeepCopy()
 	badV1.ReportingController, badV1.Action, badV1.Count = "", "", 3
 	badV1.Series = &corev1.EventSeries{Count: 1}
-	expectErrors(t, ValidateEventV1(badV1),
+	apitesting.ExpectFieldErrors(t, ValidateEventV1(badV1),
 		"Required reportingController", "Invalid reportingController", "Invalid reportingController", "Required action", "Invalid count",
 		"Invalid series.count", "Required series.lastObservedTime")
 	legacyField := v1.DeepCopy()
 	legacyField.ReportingController = ""
-	expectErrors(t, ValidateEvent(legacyField), "Required reportingComponent", "Invalid reportingComponent", "Invalid reportingComponent")
+	apitesting.ExpectFieldErrors(t, ValidateEvent(legacyField), "Required reportingComponent", "Invalid reportingComponent", "Invalid reportingComponent")
 
 	upd := v1.DeepCopy()
 	upd.Reason = "Other"
 	upd.Series = &corev1.EventSeries{Count: 2, LastObservedTime: now}
-	expectErrors(t, ValidateEventV1Update(upd, v1), "Invalid reason")
+	apitesting.ExpectFieldErrors(t, ValidateEventV1Update(upd, v1), "Invalid reason")
 }
 
 func TestValidateResourceQuota(t *testing.T) {
 	valid := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
 		corev1.ResourcePods: q("10"), corev1.ResourceRequestsCPU: q("2"), "count/deployments.apps": q("3"), "requests.example.com/gpu": q("1"),
 	}}}
-	expectErrors(t, ValidateResourceQuota(valid))
+	apitesting.ExpectFieldErrors(t, ValidateResourceQuota(valid))
 	bad := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{
 		Hard:   corev1.ResourceList{"foo": q("1"), corev1.ResourcePods: q("1.5"), corev1.ResourceMemory: q("-1")},
 		Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeTerminating, corev1.ResourceQuotaScopeNotTerminating},
 	}}
-	expectErrors(t, ValidateResourceQuota(bad),
+	apitesting.ExpectFieldErrors(t, ValidateResourceQuota(bad),
 		"Invalid spec.hard[foo]", "Invalid spec.hard[foo]",
 		"Invalid spec.hard[pods]", "Invalid spec.hard[memory]",
 		"Invalid spec.scopes")
-	expectDetail(t, ValidateResourceQuota(bad), "conflicting scopes")
+	apitesting.ExpectErrorDetail(t, ValidateResourceQuota(bad), "conflicting scopes")
 	wrongScope := valid.DeepCopy()
 	wrongScope.Spec.Scopes = []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeBestEffort, "Sometimes"}
-	expectErrors(t, ValidateResourceQuota(wrongScope), "Invalid spec.scopes", "Invalid spec.scopes") // unsupported scope; requests.cpu under BestEffort
+	apitesting.ExpectFieldErrors(t, ValidateResourceQuota(wrongScope), "Invalid spec.scopes", "Invalid spec.scopes") // unsupported scope; requests.cpu under BestEffort
 	scoped := valid.DeepCopy()
 	scoped.Spec.Hard = corev1.ResourceList{corev1.ResourcePods: q("1")}
 	scoped.Spec.Scopes = []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeBestEffort}
-	expectErrors(t, ValidateResourceQuota(scoped))
-	expectErrors(t, ValidateResourceQuotaUpdate(scoped, valid), "Invalid spec.scopes")
+	apitesting.ExpectFieldErrors(t, ValidateResourceQuota(scoped))
+	apitesting.ExpectFieldErrors(t, ValidateResourceQuotaUpdate(scoped, valid), "Invalid spec.scopes")
 }
 
 func TestValidateLimitRange(t *testing.T) {
@@ -206,7 +208,7 @@ func TestValidateLimitRange(t *testing.T) {
 	}, {
 		Type: corev1.LimitTypePersistentVolumeClaim, Max: corev1.ResourceList{corev1.ResourceStorage: q("10Gi")},
 	}}}}
-	expectErrors(t, ValidateLimitRange(valid))
+	apitesting.ExpectFieldErrors(t, ValidateLimitRange(valid))
 	bad := &corev1.LimitRange{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
 		Type:    corev1.LimitTypeContainer,
 		Min:     corev1.ResourceList{corev1.ResourceCPU: q("2")},
@@ -221,7 +223,7 @@ func TestValidateLimitRange(t *testing.T) {
 	}, {
 		Type: corev1.LimitTypePersistentVolumeClaim,
 	}}}}
-	expectErrors(t, ValidateLimitRange(bad),
+	apitesting.ExpectFieldErrors(t, ValidateLimitRange(bad),
 		"Invalid spec.limits[0].min[cpu]",
 		"Duplicate spec.limits[1].type",
 		"Invalid spec.limits[1].default[memory]",
@@ -241,18 +243,18 @@ func TestValidateReplicationController(t *testing.T) {
 		}
 		return r
 	}
-	expectErrors(t, ValidateReplicationController(rc(nil)))
+	apitesting.ExpectFieldErrors(t, ValidateReplicationController(rc(nil)))
 	errs := ValidateReplicationController(rc(func(s *corev1.ReplicationControllerSpec) {
 		s.Replicas = ptr.To[int32](-1)
 		s.Template.Labels = map[string]string{"app": "y"}
 		s.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
 	}))
-	expectErrors(t, errs, "Invalid spec.replicas", "Invalid spec.template.metadata.labels", "NotSupported spec.template.spec.restartPolicy")
-	expectDetail(t, errs, "`selector` does not match template `labels`")
-	expectErrors(t, ValidateReplicationController(rc(func(s *corev1.ReplicationControllerSpec) { s.Selector = nil; s.Template = nil })),
+	apitesting.ExpectFieldErrors(t, errs, "Invalid spec.replicas", "Invalid spec.template.metadata.labels", "NotSupported spec.template.spec.restartPolicy")
+	apitesting.ExpectErrorDetail(t, errs, "`selector` does not match template `labels`")
+	apitesting.ExpectFieldErrors(t, ValidateReplicationController(rc(func(s *corev1.ReplicationControllerSpec) { s.Selector = nil; s.Template = nil })),
 		"Required spec.selector", "Required spec.template")
 	// The selector of a replication controller is mutable (no update rules).
-	expectErrors(t, ValidateReplicationController(rc(func(s *corev1.ReplicationControllerSpec) {
+	apitesting.ExpectFieldErrors(t, ValidateReplicationController(rc(func(s *corev1.ReplicationControllerSpec) {
 		s.Selector = map[string]string{"app": "x", "v": "2"}
 		s.Template.Labels["v"] = "2"
 	})))
@@ -272,23 +274,23 @@ func TestValidatePersistentVolume(t *testing.T) {
 		}
 		return p
 	}
-	expectErrors(t, ValidatePersistentVolume(pv(nil)))
-	expectErrors(t, ValidatePersistentVolume(pv(func(s *corev1.PersistentVolumeSpec) {
+	apitesting.ExpectFieldErrors(t, ValidatePersistentVolume(pv(nil)))
+	apitesting.ExpectFieldErrors(t, ValidatePersistentVolume(pv(func(s *corev1.PersistentVolumeSpec) {
 		s.AccessModes = nil
 		s.Capacity = nil
 		s.PersistentVolumeSource = corev1.PersistentVolumeSource{}
 		s.PersistentVolumeReclaimPolicy = "Keep"
 	})), "Required spec.accessModes", "Required spec.capacity", "NotSupported spec.capacity", "Required spec",
 		"NotSupported spec.persistentVolumeReclaimPolicy")
-	expectErrors(t, ValidatePersistentVolume(pv(func(s *corev1.PersistentVolumeSpec) {
+	apitesting.ExpectFieldErrors(t, ValidatePersistentVolume(pv(func(s *corev1.PersistentVolumeSpec) {
 		s.AccessModes = append(s.AccessModes, corev1.ReadWriteOncePod, "ReadSometimes")
 		s.Capacity[corev1.ResourceStorage] = q("0")
 		s.NFS = &corev1.NFSVolumeSource{Server: "s", Path: "/p"}
 	})), "Forbidden spec.accessModes", "NotSupported spec.accessModes", "Invalid spec.capacity[storage]", "Forbidden spec.nfs")
 	upd := pv(func(s *corev1.PersistentVolumeSpec) { s.HostPath.Path = "/other" })
 	errs := ValidatePersistentVolumeUpdate(upd, pv(nil))
-	expectErrors(t, errs, "Forbidden spec.persistentvolumesource")
-	expectDetail(t, errs, "spec.persistentvolumesource is immutable after creation")
+	apitesting.ExpectFieldErrors(t, errs, "Forbidden spec.persistentvolumesource")
+	apitesting.ExpectErrorDetail(t, errs, "spec.persistentvolumesource is immutable after creation")
 }
 
 func TestValidatePersistentVolumeClaim(t *testing.T) {
@@ -303,38 +305,38 @@ func TestValidatePersistentVolumeClaim(t *testing.T) {
 		}
 		return p
 	}
-	expectErrors(t, ValidatePersistentVolumeClaim(pvc(nil)))
-	expectErrors(t, ValidatePersistentVolumeClaim(pvc(func(p *corev1.PersistentVolumeClaim) {
+	apitesting.ExpectFieldErrors(t, ValidatePersistentVolumeClaim(pvc(nil)))
+	apitesting.ExpectFieldErrors(t, ValidatePersistentVolumeClaim(pvc(func(p *corev1.PersistentVolumeClaim) {
 		p.Spec.AccessModes = nil
 		p.Spec.Resources.Requests = nil
 		p.Spec.StorageClassName = ptr.To("Bad_Class")
 		p.Spec.VolumeMode = ptr.To[corev1.PersistentVolumeMode]("Magic")
 	})), "Required spec.accessModes", "Required spec.resources[storage]", "Invalid spec.storageClassName", "NotSupported spec.volumeMode")
-	expectErrors(t, ValidatePersistentVolumeClaim(pvc(func(p *corev1.PersistentVolumeClaim) {
+	apitesting.ExpectFieldErrors(t, ValidatePersistentVolumeClaim(pvc(func(p *corev1.PersistentVolumeClaim) {
 		p.Spec.Resources.Requests[corev1.ResourceStorage] = q("0")
 		p.Spec.DataSource = &corev1.TypedLocalObjectReference{Kind: "Snapshot", Name: "s"}
 	})), "Invalid spec.resources[storage]", "Invalid spec.dataSource")
 
 	// Binding and setting a class on a class-less claim are allowed.
-	expectErrors(t, ValidatePersistentVolumeClaimUpdate(pvc(func(p *corev1.PersistentVolumeClaim) {
+	apitesting.ExpectFieldErrors(t, ValidatePersistentVolumeClaimUpdate(pvc(func(p *corev1.PersistentVolumeClaim) {
 		p.Spec.VolumeName = "pv-1"
 		p.Spec.StorageClassName = ptr.To("standard")
 	}), pvc(nil)))
 	errs := ValidatePersistentVolumeClaimUpdate(pvc(func(p *corev1.PersistentVolumeClaim) {
 		p.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
 	}), pvc(nil))
-	expectErrors(t, errs, "Forbidden spec")
-	expectDetail(t, errs, "spec is immutable after creation")
+	apitesting.ExpectFieldErrors(t, errs, "Forbidden spec")
+	apitesting.ExpectErrorDetail(t, errs, "spec is immutable after creation")
 	// Bound claims may grow, not shrink below their capacity.
 	bound := pvc(func(p *corev1.PersistentVolumeClaim) {
 		p.Status.Phase = corev1.ClaimBound
 		p.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: q("1Gi")}
 	})
-	expectErrors(t, ValidatePersistentVolumeClaimUpdate(pvc(func(p *corev1.PersistentVolumeClaim) {
+	apitesting.ExpectFieldErrors(t, ValidatePersistentVolumeClaimUpdate(pvc(func(p *corev1.PersistentVolumeClaim) {
 		p.Status = bound.Status
 		p.Spec.Resources.Requests[corev1.ResourceStorage] = q("2Gi")
 	}), bound))
-	expectErrors(t, ValidatePersistentVolumeClaimUpdate(pvc(func(p *corev1.PersistentVolumeClaim) {
+	apitesting.ExpectFieldErrors(t, ValidatePersistentVolumeClaimUpdate(pvc(func(p *corev1.PersistentVolumeClaim) {
 		p.Status = bound.Status
 		p.Spec.Resources.Requests[corev1.ResourceStorage] = q("512Mi")
 	}), bound), "Forbidden spec.resources.requests.storage")
@@ -345,9 +347,9 @@ func TestHooks(t *testing.T) {
 	if errs := create(&corev1.Secret{}); len(errs) != 1 || errs[0].Type != "InternalError" {
 		t.Errorf("wrong type: %v", errs)
 	}
-	expectErrors(t, create(&corev1.ConfigMap{Data: map[string]string{"a b": ""}}), "Invalid data[a b]")
+	apitesting.ExpectFieldErrors(t, create(&corev1.ConfigMap{Data: map[string]string{"a b": ""}}), "Invalid data[a b]")
 	update := ForUpdate(ValidateConfigMapUpdate)
-	expectErrors(t, update(&corev1.ConfigMap{}, &corev1.ConfigMap{}))
+	apitesting.ExpectFieldErrors(t, update(&corev1.ConfigMap{}, &corev1.ConfigMap{}))
 	if errs := update(&corev1.ConfigMap{}, &corev1.Secret{}); len(errs) != 1 {
 		t.Errorf("wrong type: %v", errs)
 	}

@@ -7,6 +7,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
 )
 
 func TestValidatePod(t *testing.T) {
@@ -245,7 +247,7 @@ func TestValidatePod(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			expectErrors(t, ValidatePod(pod(tc.mutate)), tc.want...)
+			apitesting.ExpectFieldErrors(t, ValidatePod(pod(tc.mutate)), tc.want...)
 		})
 	}
 }
@@ -310,9 +312,9 @@ func TestValidatePodUpdate(t *testing.T) {
 				p = pod(tc.mutate)
 			}
 			errs := ValidatePodUpdate(p, old)
-			expectErrors(t, errs, tc.want...)
+			apitesting.ExpectFieldErrors(t, errs, tc.want...)
 			if tc.detail != "" {
-				expectDetail(t, errs, tc.detail)
+				apitesting.ExpectErrorDetail(t, errs, tc.detail)
 			}
 		})
 	}
@@ -321,9 +323,9 @@ func TestValidatePodUpdate(t *testing.T) {
 func TestValidatePodTemplate(t *testing.T) {
 	valid := &corev1.PodTemplate{ObjectMeta: meta("t"), Template: corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"a": "b"}}, Spec: podSpec()}}
-	expectErrors(t, ValidatePodTemplate(valid))
+	apitesting.ExpectFieldErrors(t, ValidatePodTemplate(valid))
 	bad := valid.DeepCopy()
 	bad.Template.Labels = map[string]string{"a": "b c"}
 	bad.Template.Spec.Containers = nil
-	expectErrors(t, ValidatePodTemplate(bad), "Invalid template.labels", "Required template.spec.containers")
+	apitesting.ExpectFieldErrors(t, ValidatePodTemplate(bad), "Invalid template.labels", "Required template.spec.containers")
 }

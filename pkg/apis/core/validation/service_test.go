@@ -6,6 +6,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
 )
 
 func TestValidateService(t *testing.T) {
@@ -68,7 +70,7 @@ func TestValidateService(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			expectErrors(t, ValidateService(service(tc.mutate)), tc.want...)
+			apitesting.ExpectFieldErrors(t, ValidateService(service(tc.mutate)), tc.want...)
 		})
 	}
 }
@@ -102,9 +104,9 @@ func TestValidateServiceUpdate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			errs := ValidateServiceUpdate(service(tc.mutate), service(allocated))
-			expectErrors(t, errs, tc.want...)
+			apitesting.ExpectFieldErrors(t, errs, tc.want...)
 			if tc.detail != "" {
-				expectDetail(t, errs, tc.detail)
+				apitesting.ExpectErrorDetail(t, errs, tc.detail)
 			}
 		})
 	}

@@ -1,29 +1,14 @@
 package validation
 
 import (
-	"fmt"
-	"sort"
-	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
-)
 
-func expectErrors(t *testing.T, errs field.ErrorList, want ...string) {
-	t.Helper()
-	got := make([]string, 0, len(errs))
-	for _, e := range errs {
-		got = append(got, strings.TrimPrefix(string(e.Type), "FieldValue")+" "+e.Field)
-	}
-	sort.Strings(got)
-	sort.Strings(want)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("errors:\n got  %q\n want %q\n%v", got, want, errs)
-	}
-}
+	"github.com/skiff-dev/skiff/pkg/apis/apitesting"
+)
 
 func slice(mutate func(*discoveryv1.EndpointSlice)) *discoveryv1.EndpointSlice {
 	s := &discoveryv1.EndpointSlice{
@@ -86,19 +71,21 @@ func TestValidateEndpointSlice(t *testing.T) {
 		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { expectErrors(t, ValidateEndpointSlice(slice(tc.mutate)), tc.want...) })
+		t.Run(tc.name, func(t *testing.T) {
+			apitesting.ExpectFieldErrors(t, ValidateEndpointSlice(slice(tc.mutate)), tc.want...)
+		})
 	}
 }
 
 func TestValidateEndpointSliceUpdate(t *testing.T) {
-	expectErrors(t, ValidateEndpointSliceUpdate(slice(func(s *discoveryv1.EndpointSlice) {
+	apitesting.ExpectFieldErrors(t, ValidateEndpointSliceUpdate(slice(func(s *discoveryv1.EndpointSlice) {
 		s.Endpoints[0].Addresses = []string{"10.1.2.4"}
 	}), slice(nil)))
-	expectErrors(t, ValidateEndpointSliceUpdate(slice(func(s *discoveryv1.EndpointSlice) {
+	apitesting.ExpectFieldErrors(t, ValidateEndpointSliceUpdate(slice(func(s *discoveryv1.EndpointSlice) {
 		s.AddressType = discoveryv1.AddressTypeIPv6
 		s.Endpoints[0].Addresses = []string{"fd00::1"}
 	}), slice(nil)), "Invalid addressType")
 	// Stored endpoints that fail newer rules may stay as they are.
 	old := slice(func(s *discoveryv1.EndpointSlice) { s.Endpoints[0].Addresses = []string{"127.0.0.1"} })
-	expectErrors(t, ValidateEndpointSliceUpdate(old.DeepCopy(), old))
+	apitesting.ExpectFieldErrors(t, ValidateEndpointSliceUpdate(old.DeepCopy(), old))
 }
