@@ -55,8 +55,14 @@ var Fields = map[string]selectable.Fields{
 		"involvedObject.fieldPath":       selectable.Of(func(e *corev1.Event) string { return e.InvolvedObject.FieldPath }),
 		"reason":                         selectable.Of(func(e *corev1.Event) string { return e.Reason }),
 		"reportingComponent":             selectable.Of(func(e *corev1.Event) string { return e.ReportingController }),
-		"source":                         selectable.Of(func(e *corev1.Event) string { return e.Source.Component }),
-		"type":                           selectable.Of(func(e *corev1.Event) string { return e.Type }),
+		"source": selectable.Of(func(e *corev1.Event) string {
+			// Events written through events.k8s.io have no source component.
+			if e.Source.Component == "" {
+				return e.ReportingController
+			}
+			return e.Source.Component
+		}),
+		"type": selectable.Of(func(e *corev1.Event) string { return e.Type }),
 	},
 	"Secret": {
 		"type": selectable.Of(func(s *corev1.Secret) string { return string(s.Type) }),

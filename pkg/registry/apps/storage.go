@@ -24,7 +24,10 @@ var all = []string{"all"}
 
 // Resources describes every apps/v1 resource.
 var Resources = []store.Resource{
-	{Resource: gr("deployments"), Generation: store.GenerationOnSpec, Singular: "deployment", Namespaced: true, ShortNames: []string{"deploy"}, Categories: all, HasStatus: true,
+	{Resource: gr("deployments"), PrepareForStatusUpdate: func(obj, old runtime.Object) {
+		// As upstream: a status writer may not relabel a Deployment.
+		obj.(*appsv1.Deployment).Labels = old.(*appsv1.Deployment).Labels
+	}, Generation: store.GenerationOnSpec, Singular: "deployment", Namespaced: true, ShortNames: []string{"deploy"}, Categories: all, HasStatus: true,
 		New: func() runtime.Object { return &appsv1.Deployment{} }, NewList: func() runtime.Object { return &appsv1.DeploymentList{} },
 		Validate: corevalidation.ForCreate(appsvalidation.ValidateDeployment), ValidateUpdate: corevalidation.ForUpdate(appsvalidation.ValidateDeploymentUpdate)},
 	{Resource: gr("replicasets"), Generation: store.GenerationOnSpec, Singular: "replicaset", Namespaced: true, ShortNames: []string{"rs"}, Categories: all, HasStatus: true,

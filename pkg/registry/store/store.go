@@ -48,8 +48,11 @@ type Resource struct {
 	// on updates instead of Validate when set.
 	PrepareForCreate func(obj runtime.Object)
 	PrepareForUpdate func(obj, old runtime.Object)
-	Validate         func(obj runtime.Object) field.ErrorList
-	ValidateUpdate   func(obj, old runtime.Object) field.ErrorList
+	// PrepareForStatusUpdate adds to the status subresource's rule (which
+	// keeps all but the status and metadata), e.g. to keep labels too.
+	PrepareForStatusUpdate func(obj, old runtime.Object)
+	Validate               func(obj runtime.Object) field.ErrorList
+	ValidateUpdate         func(obj, old runtime.Object) field.ErrorList
 	// Generation says when metadata.generation counts up (upstream sets it
 	// only for some kinds).
 	Generation Generation
@@ -129,7 +132,14 @@ func New(res Resource, optsGetter generic.RESTOptionsGetter) (main *REST, status
 	}
 	main = &REST{Store: s, shortNames: res.ShortNames, categories: res.Categories, strategy: strategy}
 	if res.HasStatus {
-		status = main.Subresource(keepOnlyStatus, "spec")
+		keep := keepOnlyStatus
+		if res.PrepareForStatusUpdate != nil {
+			keep = func(obj, old runtime.Object) {
+				keepOnlyStatus(obj, old)
+				res.PrepareForStatusUpdate(obj, old)
+			}
+		}
+		status = main.Subresource(keep, "spec")
 	}
 	return main, status, nil
 }

@@ -149,8 +149,8 @@ func (s *strategy) resetFields(field string) map[fieldpath.APIVersion]*fieldpath
 }
 
 // subresourceStrategy governs updates through a subresource such as
-// /status: the stored object is kept but for what keep lets through, and the
-// metadata a subresource writer may not touch is reset.
+// /status: the stored object is kept but for what keep lets through (and,
+// as upstream for most kinds, the metadata the request changes).
 type subresourceStrategy struct {
 	*strategy
 	keep   func(obj, old runtime.Object)
@@ -159,11 +159,6 @@ type subresourceStrategy struct {
 
 func (s *subresourceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	s.keep(obj, old)
-	newMeta, err1 := meta.Accessor(obj)
-	oldMeta, err2 := meta.Accessor(old)
-	if err1 == nil && err2 == nil {
-		metav1.ResetObjectMetaForStatus(newMeta, oldMeta)
-	}
 }
 
 func (s *subresourceStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {

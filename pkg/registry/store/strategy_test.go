@@ -177,8 +177,10 @@ func TestStatusSubresourceStrategy(t *testing.T) {
 	if *updated.Spec.Replicas != 2 {
 		t.Errorf("status update changed spec.replicas to %d", *updated.Spec.Replicas)
 	}
-	if updated.Labels["new"] != "" || updated.Annotations["k"] != "v" || updated.Generation != 7 {
-		t.Errorf("status update changed metadata: labels %v annotations %v generation %d", updated.Labels, updated.Annotations, updated.Generation)
+	// As upstream for most kinds, a status writer may change labels and
+	// annotations (the generic BeforeUpdate guards generation and the rest).
+	if updated.Labels["new"] != "label" || updated.Annotations["k"] != "changed" {
+		t.Errorf("status update dropped metadata changes: labels %v annotations %v", updated.Labels, updated.Annotations)
 	}
 
 	reset := sub.GetResetFields()
