@@ -3,13 +3,20 @@ package apis
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -18,10 +25,17 @@ import (
 
 	"github.com/skiff-dev/skiff/pkg/apis/apps"
 	"github.com/skiff-dev/skiff/pkg/apis/batch"
+	"github.com/skiff-dev/skiff/pkg/apis/certificates"
 	"github.com/skiff-dev/skiff/pkg/apis/core"
 	"github.com/skiff-dev/skiff/pkg/apis/discovery"
 	"github.com/skiff-dev/skiff/pkg/apis/events"
 	"github.com/skiff-dev/skiff/pkg/apis/internalversion"
+	"github.com/skiff-dev/skiff/pkg/apis/networking"
+	"github.com/skiff-dev/skiff/pkg/apis/node"
+	"github.com/skiff-dev/skiff/pkg/apis/policy"
+	"github.com/skiff-dev/skiff/pkg/apis/rbac"
+	"github.com/skiff-dev/skiff/pkg/apis/scheduling"
+	"github.com/skiff-dev/skiff/pkg/apis/storage"
 )
 
 var (
@@ -38,6 +52,8 @@ var (
 var externalAddToSchemes = []func(*runtime.Scheme) error{
 	corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, eventsv1.AddToScheme,
 	coordinationv1.AddToScheme, discoveryv1.AddToScheme, policyv1.AddToScheme, autoscalingv1.AddToScheme,
+	rbacv1.AddToScheme, networkingv1.AddToScheme, schedulingv1.AddToScheme, storagev1.AddToScheme,
+	nodev1.AddToScheme, certificatesv1.AddToScheme, authenticationv1.AddToScheme,
 }
 
 func init() {
@@ -53,7 +69,10 @@ func init() {
 
 // Install adds every served group to scheme.
 func Install(scheme *runtime.Scheme) error {
-	for _, install := range []func(*runtime.Scheme) error{core.Install, apps.Install, batch.Install, events.Install} {
+	// policy/v1 Eviction is the body of pods/eviction (policy.Install also
+	// serves PodDisruptionBudgets); storage needs core's defaulters.
+	for _, install := range []func(*runtime.Scheme) error{core.Install, apps.Install, batch.Install, events.Install,
+		rbac.Install, networking.Install, policy.Install, scheduling.Install, storage.Install, node.Install, certificates.Install} {
 		if err := install(scheme); err != nil {
 			return err
 		}
@@ -65,10 +84,11 @@ func Install(scheme *runtime.Scheme) error {
 	}{
 		{coordinationv1.AddToScheme, coordinationv1.SchemeGroupVersion, &coordinationv1.Lease{}},
 		{discoveryv1.AddToScheme, discoveryv1.SchemeGroupVersion, &discoveryv1.EndpointSlice{}},
-		// policy/v1 Eviction is the body of pods/eviction; autoscaling/v1
-		// Scale the body of every scale subresource.
-		{policyv1.AddToScheme, policyv1.SchemeGroupVersion, &policyv1.Eviction{}},
+		// autoscaling/v1 Scale is the body of every scale subresource.
 		{autoscalingv1.AddToScheme, autoscalingv1.SchemeGroupVersion, &autoscalingv1.Scale{}},
+		// authentication.k8s.io/v1: tokenreviews, selfsubjectreviews, and
+		// TokenRequest, the body of serviceaccounts/token.
+		{authenticationv1.AddToScheme, authenticationv1.SchemeGroupVersion, &authenticationv1.TokenRequest{}},
 	} {
 		if err := internalversion.Install(scheme, g.add, g.gv, g.sample); err != nil {
 			return err

@@ -10,11 +10,18 @@ import (
 	"github.com/skiff-dev/skiff/pkg/apis"
 	"github.com/skiff-dev/skiff/pkg/registry/apps"
 	"github.com/skiff-dev/skiff/pkg/registry/batch"
+	"github.com/skiff-dev/skiff/pkg/registry/certificates"
 	"github.com/skiff-dev/skiff/pkg/registry/coordination"
 	"github.com/skiff-dev/skiff/pkg/registry/core"
 	"github.com/skiff-dev/skiff/pkg/registry/core/service"
 	"github.com/skiff-dev/skiff/pkg/registry/discovery"
 	"github.com/skiff-dev/skiff/pkg/registry/events"
+	"github.com/skiff-dev/skiff/pkg/registry/networking"
+	"github.com/skiff-dev/skiff/pkg/registry/node"
+	"github.com/skiff-dev/skiff/pkg/registry/policy"
+	"github.com/skiff-dev/skiff/pkg/registry/rbac"
+	"github.com/skiff-dev/skiff/pkg/registry/scheduling"
+	"github.com/skiff-dev/skiff/pkg/registry/storage"
 	"github.com/skiff-dev/skiff/pkg/registry/store"
 )
 
@@ -33,13 +40,23 @@ var apiGroups = []apiGroup{
 	{name: "coordination.k8s.io", resources: coordination.Resources},
 	{name: "discovery.k8s.io", resources: discovery.Resources},
 	{name: eventsv1.GroupName, resources: events.Resources},
+	{name: "rbac.authorization.k8s.io", resources: rbac.Resources},
+	{name: "networking.k8s.io", resources: networking.Resources},
+	{name: "policy", resources: policy.Resources},
+	{name: "scheduling.k8s.io", storage: scheduling.Storage},
+	{name: "storage.k8s.io", storage: storage.Storage},
+	{name: "node.k8s.io", resources: node.Resources},
+	{name: "certificates.k8s.io", storage: certificates.Storage},
 }
 
 // installAPIs installs the core group and every group of apiGroups.
-func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators) error {
+func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators, serviceAccounts *serviceAccounts) error {
 	parameterCodec := runtime.NewParameterCodec(apis.Scheme)
 	coreStorage, err := core.Storage(optsGetter, services)
 	if err != nil {
+		return err
+	}
+	if err := serviceAccounts.addTokenREST(coreStorage); err != nil {
 		return err
 	}
 	legacy := genericapiserver.NewDefaultAPIGroupInfo("", apis.Scheme, parameterCodec, apis.Codecs)

@@ -35,6 +35,10 @@ type Options struct {
 	// Audit is upstream's audit logging (--audit-policy-file,
 	// --audit-log-path, ...).
 	Audit *genericoptions.AuditOptions
+
+	// ServiceAccounts are the service account token flags
+	// (--service-account-issuer, ..., --api-audiences).
+	ServiceAccounts *ServiceAccountOptions
 }
 
 // NewOptions returns the defaults of upstream kube-apiserver where they apply.
@@ -46,6 +50,7 @@ func NewOptions() *Options {
 		ServiceClusterIPRange: "10.96.0.0/12",
 		ServiceNodePortRange:  "30000-32767",
 		Audit:                 genericoptions.NewAuditOptions(),
+		ServiceAccounts:       NewServiceAccountOptions(),
 	}
 }
 
@@ -73,6 +78,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.EtcdKeyFile, "etcd-keyfile", o.EtcdKeyFile, "SSL key file used to secure etcd communication.")
 	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "A CIDR notation IP range from which to assign service cluster IPs.")
 	o.Audit.AddFlags(fs)
+	o.ServiceAccounts.AddFlags(fs)
 	fs.StringVar(&o.ServiceNodePortRange, "service-node-port-range", o.ServiceNodePortRange, "A port range to reserve for services with NodePort visibility, inclusive at both ends.")
 }
 
@@ -98,6 +104,7 @@ func (o *Options) Validate() []error {
 		errs = append(errs, fmt.Errorf("--service-node-port-range: %w", err))
 	}
 	errs = append(errs, o.Audit.Validate()...)
+	errs = append(errs, o.ServiceAccounts.Validate()...)
 	return errs
 }
 

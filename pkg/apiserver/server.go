@@ -146,7 +146,18 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	if err := cfg.Authentication.ApplyClientCert(clientCA, cfg.SecureServing); err != nil {
 		return nil, err
 	}
-	cfg.Authentication.Authenticator = newAuthenticator(clientCA)
+	// The token authenticator and the admission plugins read through one
+	// loopback informer factory, started once the server runs.
+	loopbackClient, sharedInformers, err := loopbackInformers(cfg.LoopbackClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	serviceAccounts, err := o.newServiceAccounts(loopbackClient, sharedInformers)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Authentication.APIAudiences = serviceAccounts.apiAudiences
+	cfg.Authentication.Authenticator = newAuthenticator(clientCA, serviceAccounts.authenticator)
 	cfg.Authorization.Authorizer, cfg.RuleResolver, err = newAuthorizer()
 	if err != nil {
 		return nil, err
@@ -156,7 +167,7 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	if err := o.Audit.ApplyTo(&cfg.Config); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	admissionChain, admissionInformers, err := newAdmission(&cfg.Config)
+	admissionChain, err := newAdmission(loopbackClient, sharedInformers)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +185,8 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 		return nil, err
 	}
 
-	server, err := cfg.Complete().New("skiff-apiserver", genericapiserver.NewEmptyDelegate())
+	// Chained behind skiff's server: apiextensions-apiserver (apiextensions.go).
+	server, err := o.createServerChain(cfg, etcdServers)
 	if err != nil {
 		return nil, err
 	}
@@ -185,14 +197,18 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 		return nil, err
 	}
 	server.RegisterDestroyFunc(allocators.Destroy)
-	if err := installAPIs(server, cfg.RESTOptionsGetter, allocators); err != nil {
+	if err := installAPIs(server, cfg.RESTOptionsGetter, allocators, serviceAccounts); err != nil {
+		return nil, err
+	}
+	AddSystemPriorityClassesHook(server)
+	if err := serviceAccounts.install(server, cfg.Authentication.Authenticator); err != nil {
 		return nil, err
 	}
 	server.AddPostStartHookOrDie("skiff-repair-service-allocations", func(hookCtx genericapiserver.PostStartHookContext) error {
 		return repairServiceAllocations(hookCtx, hookCtx.LoopbackClientConfig, allocators)
 	})
 	server.AddPostStartHookOrDie("skiff-admission-informers", func(hookCtx genericapiserver.PostStartHookContext) error {
-		admissionInformers.Start(hookCtx.Done())
+		sharedInformers.Start(hookCtx.Done())
 		return nil
 	})
 	serviceIP, err := o.serviceIP()

@@ -15,11 +15,20 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/skiff-dev/skiff/pkg/controllers/namespace"
+	"github.com/skiff-dev/skiff/pkg/controllers/rootcapublisher"
+	"github.com/skiff-dev/skiff/pkg/controllers/serviceaccount"
 )
+
+// Options are what the controllers need besides the API.
+type Options struct {
+	// RootCA is the cluster CA bundle (PEM) published in every namespace as
+	// the kube-root-ca.crt ConfigMap; empty: not published.
+	RootCA []byte
+}
 
 // Run starts every controller against the API at cfg and blocks until ctx
 // ends. Health and metrics are served by the process hosting it.
-func Run(ctx context.Context, cfg *rest.Config) error {
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Scheme:                 clientgoscheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -42,6 +51,14 @@ func Run(ctx context.Context, cfg *rest.Config) error {
 	}
 	if err := (&namespace.Reconciler{Core: core, Metadata: meta, Discovery: disco}).SetupWithManager(mgr); err != nil {
 		return err
+	}
+	if err := (&serviceaccount.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if len(opts.RootCA) > 0 {
+		if err := (&rootcapublisher.Reconciler{Client: mgr.GetClient(), RootCA: opts.RootCA}).SetupWithManager(mgr); err != nil {
+			return err
+		}
 	}
 	return mgr.Start(ctx)
 }

@@ -2,6 +2,8 @@ package app
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -25,7 +27,12 @@ certificates and <data-dir>/admin.kubeconfig; when ready it prints how to use it
 			ctx := genericapiserver.SetupSignalContext()
 			return apiserver.Run(ctx, o, func(loopback *restclient.Config) {
 				go func() {
-					if err := controllers.Run(ctx, loopback); err != nil {
+					// The CA that pods use to verify the apiserver.
+					rootCA, err := os.ReadFile(filepath.Join(o.PKIDir(), "ca.crt"))
+					if err != nil {
+						klog.ErrorS(err, "Reading the cluster CA; kube-root-ca.crt is not published")
+					}
+					if err := controllers.Run(ctx, loopback, controllers.Options{RootCA: rootCA}); err != nil {
 						klog.ErrorS(err, "Controllers stopped")
 					}
 				}()

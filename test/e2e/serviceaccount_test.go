@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServiceAccounts checks, with every kubectl found, what the
+// ServiceAccount machinery gives a namespace and a pod, and the tokens of
+// `kubectl create token`.
+func TestServiceAccounts(t *testing.T) {
+	paths := findKubectls()
+	if len(paths) == 0 {
+		t.Skip("no kubectl found: pass -kubectl=PATH or KUBECTL=PATH, install the Google Cloud SDK kubectls, or run hack/build-kubectl.sh")
+	}
+	srv := sharedServer(t)
+	for _, p := range paths {
+		bin := resolveKubectl(t, p)
+		t.Run(bin.version, func(t *testing.T) {
+			t.Parallel()
+			k := newKctl(t, bin, srv)
+			t.Run("NamespaceDefaults", func(t *testing.T) { testNamespaceDefaults(t, k) })
+			t.Run("PodServiceAccount", func(t *testing.T) { testPodServiceAccount(t, k) })
+			t.Run("CreateToken", func(t *testing.T) { testCreateToken(t, k) })
+		})
+	}
+}
+
+// eventually retries f (which reports what is still wrong, or "") for up to
+// timeout.
+func eventually(t *testing.T, timeout time.Duration, f func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		problem := f()
+		if problem == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, problem)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// creationTime is the metadata.creationTimestamp of `kubectl get args`.
+func creationTime(t *testing.T, k *kctl, args ...string) (time.Time, bool) {
+	t.Helper()
+	r := k.run(append(append([]string{"get"}, args...), "-o", "jsonpath={.metadata.creationTimestamp}")...)
+	if r.err != nil {
+		return time.Time{}, false
+	}
+	ts, err := time.Parse(time.RFC3339, strings.TrimSpace(r.stdout))
+	return ts, err == nil
+}
+
+// testNamespaceDefaults: a new namespace gets its `default` ServiceAccount
+// and kube-root-ca.crt ConfigMap within a second, and both come back when
+// deleted or changed.
+func testNamespaceDefaults(t *testing.T, k *kctl) {
+	ns := k.ns + "-defaults"
+	k.ok(t, "create", "namespace", ns)
+	t.Cleanup(func() { k.run("delete", "namespace", ns, "--wait=false") })
+	nsCreated, ok := creationTime(t, k, "namespace", ns)
+	if !ok {
+		t.Fatalf("namespace %s has no creationTimestamp", ns)
+	}
+	// kubectl itself takes a while to start: wait a few seconds for the
+	// objects, then judge the controllers by the server's timestamps.
+	for _, obj := range []string{"serviceaccount/default", "configmap/kube-root-ca.crt"} {
+		eventually(t, 10*time.Second, func() string {
+			created, ok := creationTime(t, k, "-n", ns, obj)
+			if !ok {
+				return obj + " does not exist"
+			}
+			if d := created.Sub(nsCreated); d > time.Second {
+				t.Errorf("%s was created %s after its namespace, want within a second", obj, d)
+			}
+			return ""
+		})
+	}
+
+	caPEM, err := os.ReadFile(k.caFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Metadata struct{ Annotations map[string]string }
+		Data     map[string]string
+	}
+	k.getJSON(t, &cm, "-n", ns, "configmap", "kube-root-ca.crt")
+	if cm.Data["ca.crt"] != string(caPEM) || len(cm.Data) != 1 {
+		t.Errorf("kube-root-ca.crt data %v, want ca.crt = the cluster CA", cm.Data)
+	}
+	if d := cm.Metadata.Annotations["kubernetes.io/description"]; !strings.HasPrefix(d, "Contains a CA bundle that can be used to verify the kube-apiserver") {
+		t.Errorf("kube-root-ca.crt description %q", d)
+	}
+
+	// Deleted or changed: restored.
+	uid := k.jsonpath(t, "{.metadata.uid}", "-n", ns, "serviceaccount", "default")
+	k.ok(t, "-n", ns, "delete", "serviceaccount", "default")
+	eventually(t, 10*time.Second, func() string {
+		r := k.run("-n", ns, "get", "serviceaccount", "default", "-o", "jsonpath={.metadata.uid}")
+		if r.err != nil || strings.TrimSpace(r.stdout) == uid {
+			return "serviceaccount/default was not recreated"
+		}
+		return ""
+	})
+	k.ok(t, "-n", ns, "patch", "configmap", "kube-root-ca.crt", "--type=merge", "-p", `{"data":{"ca.crt":"bogus"}}`)
+	eventually(t, 10*time.Second, func() string {
+		if got := k.jsonpath(t, "{.data.ca\\.crt}", "-n", ns, "configmap", "kube-root-ca.crt"); strings.TrimSpace(got) != strings.TrimSpace(string(caPEM)) {
+			return "kube-root-ca.crt was not restored after a change"
+		}
+		return ""
+	})
+	k.ok(t, "-n", ns, "delete", "configmap", "kube-root-ca.crt")
+	eventually(t, 10*time.Second, func() string {
+		if r := k.run("-n", ns, "get", "configmap", "kube-root-ca.crt"); r.err != nil {
+			return "kube-root-ca.crt was not recreated"
+		}
+		return ""
+	})
+}
+
+// testPodServiceAccount: a pod that names no ServiceAccount runs as
+// `default` with the projected kube-api-access volume in every container.
+func testPodServiceAccount(t *testing.T, k *kctl) {
+	applyPod(t, k)
+	var pod struct {
+		Spec struct {
+			ServiceAccountName string
+			Volumes            []struct {
+				Name      string
+				Projected *struct {
+					DefaultMode int
+					Sources     []map[string]json.RawMessage
+				}
+			}
+			Containers []struct {
+				VolumeMounts []struct {
+					Name, MountPath string
+					ReadOnly        bool
+				}
+			}
+		}
+	}
+	k.getJSON(t, &pod, "pod", "web-pod")
+	if pod.Spec.ServiceAccountName != "default" {
+		t.Errorf("serviceAccountName %q, want default", pod.Spec.ServiceAccountName)
+	}
+	if len(pod.Spec.Volumes) != 1 || !strings.HasPrefix(pod.Spec.Volumes[0].Name, "kube-api-access-") || pod.Spec.Volumes[0].Projected == nil {
+		t.Fatalf("volumes %+v, want one kube-api-access-* projected volume", pod.Spec.Volumes)
+	}
+	v := pod.Spec.Volumes[0]
+	var kinds []string
+	for _, src := range v.Projected.Sources {
+		for kind, body := range src {
+			var compact bytes.Buffer
+			_ = json.Compact(&compact, body)
+			kinds = append(kinds, kind+compact.String())
+		}
+	}
+	want := []string{
+		`serviceAccountToken{"expirationSeconds":3607,"path":"token"}`,
+		`configMap{"items":[{"key":"ca.crt","path":"ca.crt"}],"name":"kube-root-ca.crt"}`,
+		`downwardAPI{"items":[{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.namespace"},"path":"namespace"}]}`,
+	}
+	if strings.Join(kinds, "\n") != strings.Join(want, "\n") || v.Projected.DefaultMode != 0o644 {
+		t.Errorf("projected sources (defaultMode %d):\n%s\nwant:\n%s", v.Projected.DefaultMode, strings.Join(kinds, "\n"), strings.Join(want, "\n"))
+	}
+	for _, c := range pod.Spec.Containers {
+		if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].Name != v.Name || c.VolumeMounts[0].MountPath != "/var/run/secrets/kubernetes.io/serviceaccount" || !c.VolumeMounts[0].ReadOnly {
+			t.Errorf("volume mounts %+v", c.VolumeMounts)
+		}
+	}
+	out := k.ok(t, "describe", "pod", "web-pod")
+	assertContains(t, out, "Service Account:", "kube-api-access-", "/var/run/secrets/kubernetes.io/serviceaccount from kube-api-access-")
+
+	out = k.fail(t, "run", "lonely", "--image=busybox", "--overrides", `{"spec":{"serviceAccountName":"nobody"}}`)
+	assertContains(t, out, `error looking up service account `+k.ns+`/nobody: serviceaccount "nobody" not found`)
+}
+
+// jwtClaims decodes a token's claims without verifying it.
+func jwtClaims(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("kubectl create token printed %q, not a JWT", token)
+	}
+	data, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(data, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
+}
+
+// caFile is the cluster CA of the server k talks to.
+func (k *kctl) caFile() string { return filepath.Join(k.srv.Dir, "pki", "ca.crt") }
+
+// asToken runs kubectl presenting only token (no client certificate).
+func (k *kctl) asToken(token string, args ...string) *result {
+	base := []string{"--kubeconfig=/dev/null", "--server=" + k.srv.URL, "--certificate-authority=" + k.caFile(), "--token=" + token}
+	return k.run(append(base, args...)...)
+}
+
+// testCreateToken: `kubectl create token` prints a JWT that authenticates
+// as the ServiceAccount until the ServiceAccount is deleted.
+func testCreateToken(t *testing.T, k *kctl) {
+	const issuer = "https://kubernetes.default.svc.cluster.local"
+	k.ok(t, "create", "serviceaccount", "robot")
+	uid := k.jsonpath(t, "{.metadata.uid}", "serviceaccount", "robot")
+	before := time.Now().Unix()
+	token := k.ok(t, "create", "token", "robot")
+	c := jwtClaims(t, token)
+	if c["iss"] != issuer || c["sub"] != "system:serviceaccount:"+k.ns+":robot" {
+		t.Errorf("iss %v sub %v", c["iss"], c["sub"])
+	}
+	if aud, _ := c["aud"].([]any); len(aud) != 1 || aud[0] != issuer {
+		t.Errorf("aud %v, want [%s]", c["aud"], issuer)
+	}
+	iat, exp := int64(c["iat"].(float64)), int64(c["exp"].(float64))
+	if iat < before-1 || exp-iat != 3600 {
+		t.Errorf("iat %d exp %d: want a one-hour token issued now", iat, exp)
+	}
+	k8s, _ := json.Marshal(c["kubernetes.io"])
+	if want := fmt.Sprintf(`{"namespace":%q,"serviceaccount":{"name":"robot","uid":%q}}`, k.ns, uid); string(k8s) != want {
+		t.Errorf("kubernetes.io claims %s, want %s", k8s, want)
+	}
+	long := jwtClaims(t, k.ok(t, "create", "token", "robot", "--duration=2h", "--audience=vault"))
+	if aud, _ := long["aud"].([]any); int64(long["exp"].(float64))-int64(long["iat"].(float64)) != 7200 || len(aud) != 1 || aud[0] != "vault" {
+		t.Errorf("--duration=2h --audience=vault: exp-iat %v aud %v", long["exp"].(float64)-long["iat"].(float64), long["aud"])
+	}
+
+	// The token authenticates (authorization is system:masters-only until
+	// RBAC: the request is forbidden, for the ServiceAccount's user).
+	user := "system:serviceaccount:" + k.ns + ":robot"
+	r := k.asToken(token, "get", "--raw", "/api")
+	if r.err == nil || !strings.Contains(r.stderr, "Forbidden") || !strings.Contains(r.stderr, `User "`+user+`"`) {
+		t.Errorf("get --raw /api with the token: want Forbidden for %s:\n%s", user, r)
+	}
+	if minor(k.bin.version) >= 28 {
+		// auth whoami uses authentication.k8s.io/v1 from kubectl 1.28 on.
+		r = k.asToken(token, "auth", "whoami")
+		if r.err != nil {
+			t.Errorf("auth whoami with the token:\n%s", r)
+		}
+		out := normalize(r.stdout)
+		assertContains(t, out, "Username "+user, "Groups [system:serviceaccounts system:serviceaccounts:"+k.ns+" system:authenticated]",
+			"authentication.kubernetes.io/credential-id [JTI="+c["jti"].(string)+"]")
+	}
+
+	// The issuer's discovery endpoints, for authenticated users.
+	r = k.asToken(token, "get", "--raw", "/.well-known/openid-configuration")
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if r.err != nil || json.Unmarshal([]byte(r.stdout), &doc) != nil || doc.Issuer != issuer || !strings.HasSuffix(doc.JWKSURI, "/openid/v1/jwks") {
+		t.Errorf("openid-configuration:\n%s", r)
+	}
+	r = k.asToken(token, "get", "--raw", "/openid/v1/jwks")
+	header, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	var h struct{ Kid string }
+	_ = json.Unmarshal(header, &h)
+	if r.err != nil || h.Kid == "" || !strings.Contains(r.stdout, `"kid":"`+h.Kid+`"`) || !strings.Contains(r.stdout, `"alg":"RS256"`) {
+		t.Errorf("jwks does not hold the token's key %q:\n%s", h.Kid, r)
+	}
+
+	// Without its ServiceAccount the token is refused (401).
+	k.ok(t, "delete", "serviceaccount", "robot")
+	eventually(t, 10*time.Second, func() string {
+		r := k.asToken(token, "get", "--raw", "/api")
+		if r.err == nil || !strings.Contains(r.stderr, "Unauthorized") {
+			return fmt.Sprintf("the token of a deleted ServiceAccount is not refused with 401:\n%s", r)
+		}
+		return ""
+	})
+}
+
+// minor is the minor version of a kubectl gitVersion ("v1.33.1": 33).
+func minor(version string) int {
+	var major, m int
+	fmt.Sscanf(strings.TrimPrefix(version, "v"), "%d.%d", &major, &m)
+	return m
+}
