@@ -4,6 +4,7 @@ package apis
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -54,6 +55,7 @@ var externalAddToSchemes = []func(*runtime.Scheme) error{
 	coordinationv1.AddToScheme, discoveryv1.AddToScheme, policyv1.AddToScheme, autoscalingv1.AddToScheme,
 	rbacv1.AddToScheme, networkingv1.AddToScheme, schedulingv1.AddToScheme, storagev1.AddToScheme,
 	nodev1.AddToScheme, certificatesv1.AddToScheme, authenticationv1.AddToScheme,
+	authorizationv1.AddToScheme,
 }
 
 func init() {
@@ -89,6 +91,8 @@ func Install(scheme *runtime.Scheme) error {
 		// authentication.k8s.io/v1: tokenreviews, selfsubjectreviews, and
 		// TokenRequest, the body of serviceaccounts/token.
 		{authenticationv1.AddToScheme, authenticationv1.SchemeGroupVersion, &authenticationv1.TokenRequest{}},
+		// authorization.k8s.io/v1: the access and rules reviews.
+		{authorizationv1.AddToScheme, authorizationv1.SchemeGroupVersion, &authorizationv1.SubjectAccessReview{}},
 	} {
 		if err := internalversion.Install(scheme, g.add, g.gv, g.sample); err != nil {
 			return err

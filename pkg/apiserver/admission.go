@@ -6,19 +6,35 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle"
+	"k8s.io/apiserver/pkg/admission/plugin/resourcequota"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/skiff-dev/skiff/pkg/admission/defaulttolerationseconds"
+	"github.com/skiff-dev/skiff/pkg/admission/limitranger"
+	"github.com/skiff-dev/skiff/pkg/admission/nodetaint"
+	"github.com/skiff-dev/skiff/pkg/admission/priority"
 	"github.com/skiff-dev/skiff/pkg/admission/serviceaccount"
+	quotacore "github.com/skiff-dev/skiff/pkg/quota/core"
 )
 
+// quotaWorkers is how many requests ResourceQuota admission evaluates at
+// once (upstream's default).
+const quotaWorkers = 5
+
 // newAdmission builds the admission chain, in upstream's plugin order:
-// today NamespaceLifecycle (no objects in missing or terminating namespaces;
-// the system namespaces cannot be deleted), then ServiceAccount (pods run as
-// an existing ServiceAccount, `default` unless named, and get its token
-// volume). The plugins read through client and the informers of factory,
-// which the caller starts once the server runs.
-func newAdmission(client kubernetes.Interface, factory informers.SharedInformerFactory) (admission.Interface, error) {
+// NamespaceLifecycle (no objects in missing or terminating namespaces;
+// the system namespaces cannot be deleted), LimitRanger (LimitRange
+// defaults and bounds), ServiceAccount (pods run as an existing
+// ServiceAccount, `default` unless named, and get its token volume),
+// TaintNodesByCondition (new nodes are not-ready:NoSchedule), Priority
+// (pods' priority from their PriorityClass), DefaultTolerationSeconds
+// (not-ready/unreachable NoExecute tolerations of 300s) and ResourceQuota
+// (k8s.io/apiserver's plugin with skiff's evaluators; the ResourceQuota
+// controller keeps status.used). The plugins read through client and the
+// informers of factory, which the caller starts once the server runs;
+// drained ends ResourceQuota's workers.
+func newAdmission(client kubernetes.Interface, factory informers.SharedInformerFactory, drained <-chan struct{}) (admission.Interface, error) {
 	namespaces, err := lifecycle.NewLifecycle(sets.New(metav1.NamespaceDefault, metav1.NamespaceSystem,
 		metav1.NamespacePublic, corev1.NamespaceNodeLease))
 	if err != nil {
@@ -29,5 +45,26 @@ func newAdmission(client kubernetes.Interface, factory informers.SharedInformerF
 	if err := namespaces.ValidateInitialization(); err != nil {
 		return nil, err
 	}
-	return admission.NewChainHandler(namespaces, serviceaccount.New(client, factory)), nil
+
+	quota, err := resourcequota.NewResourceQuota(nil, quotaWorkers)
+	if err != nil {
+		return nil, err
+	}
+	quota.SetDrainedNotification(drained)
+	quota.SetExternalKubeClientSet(client)
+	quota.SetExternalKubeInformerFactory(factory)
+	quota.SetQuotaConfiguration(quotacore.NewConfiguration())
+	if err := quota.ValidateInitialization(); err != nil {
+		return nil, err
+	}
+
+	return admission.NewChainHandler(
+		namespaces,
+		limitranger.New(client, factory),
+		serviceaccount.New(client, factory),
+		nodetaint.New(),
+		priority.New(client, factory),
+		defaulttolerationseconds.New(),
+		quota,
+	), nil
 }

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -50,7 +51,8 @@ var apiGroups = []apiGroup{
 }
 
 // installAPIs installs the core group and every group of apiGroups.
-func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators, serviceAccounts *serviceAccounts) error {
+// The RBAC group's writes are checked against escalation with rbac.
+func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators, serviceAccounts *serviceAccounts, rbac *rbacAuthorization) error {
 	parameterCodec := runtime.NewParameterCodec(apis.Scheme)
 	coreStorage, err := core.Storage(optsGetter, services)
 	if err != nil {
@@ -67,6 +69,9 @@ func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.R
 
 	var infos []*genericapiserver.APIGroupInfo
 	for _, g := range apiGroups {
+		if g.name == rbacv1.GroupName {
+			g.storage = rbac.storage
+		}
 		storage, err := g.build(optsGetter)
 		if err != nil {
 			return err

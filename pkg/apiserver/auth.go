@@ -1,9 +1,6 @@
 package apiserver
 
 import (
-	"context"
-	"slices"
-
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/group"
 	"k8s.io/apiserver/pkg/authentication/request/anonymous"
@@ -24,11 +21,6 @@ import (
 // system:public-info-viewer ClusterRole allows.
 var publicInfoPaths = []string{"/healthz", "/livez", "/readyz", "/version", "/version/"}
 
-// issuerDiscoveryPaths are the service account issuer's OpenID discovery
-// endpoints. Upstream's system:service-account-issuer-discovery ClusterRole
-// grants them; until RBAC, every authenticated user may read them.
-var issuerDiscoveryPaths = []string{"/.well-known/openid-configuration", "/openid/v1/jwks"}
-
 // newAuthenticator accepts client certificates signed by the cluster CA
 // (user from CN, groups from O) and bearer tokens (in the Authorization
 // header or, for websockets, the protocol header) that one of tokens
@@ -47,47 +39,21 @@ func newAuthenticator(clientCA dynamiccertificates.CAContentProvider, tokens ...
 	)
 }
 
-// authenticatedOnly lets a's decisions stand for authenticated users only.
-func authenticatedOnly(a authorizer.Authorizer) authorizer.Authorizer {
-	return authorizer.AuthorizerFunc(func(ctx context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
-		if attrs.GetUser() == nil || !slices.Contains(attrs.GetUser().GetGroups(), user.AllAuthenticated) {
-			return authorizer.DecisionNoOpinion, "", nil
-		}
-		return a.Authorize(ctx, attrs)
-	})
-}
-
-// basicUser allows what upstream's system:basic-user ClusterRole does that
-// skiff serves: reviewing oneself (selfsubjectreviews, as `kubectl auth
-// whoami` does).
-var basicUser = authorizer.AuthorizerFunc(func(_ context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
-	if attrs.IsResourceRequest() && attrs.GetVerb() == "create" &&
-		attrs.GetAPIGroup() == "authentication.k8s.io" && attrs.GetResource() == "selfsubjectreviews" {
-		return authorizer.DecisionAllow, "", nil
-	}
-	return authorizer.DecisionNoOpinion, "", nil
-})
-
-// newAuthorizer grants everything to system:masters, the public
-// information paths to everyone, and the issuer discovery paths and
-// selfsubjectreviews to authenticated users. RBAC (a later issue) joins
-// this union.
-func newAuthorizer(extra ...authzunion.NamedAuthorizer) (authorizer.Authorizer, authorizer.RuleResolver, error) {
+// newAuthorizer grants everything to system:masters, then asks rbac (the
+// RBAC authorizer, whose bootstrap policy covers the rest of what
+// upstream's default roles allow), and lets everyone read the public
+// information paths even before the bootstrap policy is in place.
+func newAuthorizer(rbac authorizer.Authorizer) (authorizer.Authorizer, authorizer.RuleResolver, error) {
 	public, err := path.NewAuthorizer(publicInfoPaths)
 	if err != nil {
 		return nil, nil, err
 	}
-	discovery, err := path.NewAuthorizer(issuerDiscoveryPaths)
-	if err != nil {
-		return nil, nil, err
-	}
 	masters := authorizerfactory.NewPrivilegedGroups(user.SystemPrivilegedGroup)
-	chain := append([]authzunion.NamedAuthorizer{
+	chain := []authzunion.NamedAuthorizer{
 		{AuthorizerName: "system:masters", Authorizer: masters},
+		{AuthorizerName: "rbac", Authorizer: rbac},
 		{AuthorizerName: "public-info", Authorizer: public},
-		{AuthorizerName: "service-account-issuer-discovery", Authorizer: authenticatedOnly(discovery)},
-		{AuthorizerName: "basic-user", Authorizer: authenticatedOnly(basicUser)},
-	}, extra...)
+	}
 	var resolvers []authorizer.RuleResolver
 	for _, a := range chain {
 		if r, ok := a.Authorizer.(authorizer.RuleResolver); ok {

@@ -39,6 +39,10 @@ type Options struct {
 	// ServiceAccounts are the service account token flags
 	// (--service-account-issuer, ..., --api-audiences).
 	ServiceAccounts *ServiceAccountOptions
+
+	// EnableBootstrapTokenAuth accepts the bootstrap tokens of kube-system's
+	// bootstrap-token-<id> Secrets (--enable-bootstrap-token-auth).
+	EnableBootstrapTokenAuth bool
 }
 
 // NewOptions returns the defaults of upstream kube-apiserver where they apply.
@@ -51,6 +55,9 @@ func NewOptions() *Options {
 		ServiceNodePortRange:  "30000-32767",
 		Audit:                 genericoptions.NewAuditOptions(),
 		ServiceAccounts:       NewServiceAccountOptions(),
+		// Upstream's default is false; skiff's nodes join with bootstrap
+		// tokens, so they are on unless turned off.
+		EnableBootstrapTokenAuth: true,
 	}
 }
 
@@ -79,6 +86,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "A CIDR notation IP range from which to assign service cluster IPs.")
 	o.Audit.AddFlags(fs)
 	o.ServiceAccounts.AddFlags(fs)
+	fs.BoolVar(&o.EnableBootstrapTokenAuth, "enable-bootstrap-token-auth", o.EnableBootstrapTokenAuth, "Allow secrets of type 'bootstrap.kubernetes.io/token' in the 'kube-system' namespace to be used for TLS bootstrapping authentication.")
 	fs.StringVar(&o.ServiceNodePortRange, "service-node-port-range", o.ServiceNodePortRange, "A port range to reserve for services with NodePort visibility, inclusive at both ends.")
 }
 

@@ -157,17 +157,19 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 		return nil, err
 	}
 	cfg.Authentication.APIAudiences = serviceAccounts.apiAudiences
-	cfg.Authentication.Authenticator = newAuthenticator(clientCA, serviceAccounts.authenticator)
-	cfg.Authorization.Authorizer, cfg.RuleResolver, err = newAuthorizer()
+	cfg.Authentication.Authenticator = newAuthenticator(clientCA, o.tokenAuthenticators(serviceAccounts, sharedInformers)...)
+	rbac := newRBAC(sharedInformers)
+	cfg.Authorization.Authorizer, cfg.RuleResolver, err = newAuthorizer(rbac.authorizer)
 	if err != nil {
 		return nil, err
 	}
 	genericapiserver.AuthorizeClientBearerToken(cfg.LoopbackClientConfig, &cfg.Authentication, &cfg.Authorization)
+	rbac.setServerAuthorizer(cfg.Authorization.Authorizer, cfg.RuleResolver)
 
 	if err := o.Audit.ApplyTo(&cfg.Config); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	admissionChain, err := newAdmission(loopbackClient, sharedInformers)
+	admissionChain, err := newAdmission(loopbackClient, sharedInformers, cfg.DrainedNotify())
 	if err != nil {
 		return nil, err
 	}
@@ -197,11 +199,14 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 		return nil, err
 	}
 	server.RegisterDestroyFunc(allocators.Destroy)
-	if err := installAPIs(server, cfg.RESTOptionsGetter, allocators, serviceAccounts); err != nil {
+	if err := installAPIs(server, cfg.RESTOptionsGetter, allocators, serviceAccounts, rbac); err != nil {
 		return nil, err
 	}
 	AddSystemPriorityClassesHook(server)
 	if err := serviceAccounts.install(server, cfg.Authentication.Authenticator); err != nil {
+		return nil, err
+	}
+	if err := rbac.install(server); err != nil {
 		return nil, err
 	}
 	server.AddPostStartHookOrDie("skiff-repair-service-allocations", func(hookCtx genericapiserver.PostStartHookContext) error {

@@ -114,8 +114,8 @@ func TestServiceAccountToken(t *testing.T) {
 		t.Errorf("kubernetes.io claims %s, want %s", k8s, want)
 	}
 
-	// The token authenticates: whoami answers, /api is forbidden (403,
-	// authorization is system:masters-only), not unauthorized.
+	// The token authenticates: whoami answers, listing pods is forbidden
+	// (403: no RBAC grant), not unauthorized.
 	review, err := whoami(t, tr.Status.Token)
 	if err != nil {
 		t.Fatalf("selfsubjectreview with the token: %v", err)
@@ -130,8 +130,8 @@ func TestServiceAccountToken(t *testing.T) {
 	if id := u.Extra["authentication.kubernetes.io/credential-id"]; len(id) != 1 || id[0] != "JTI="+claims["jti"].(string) {
 		t.Errorf("credential id %v, jti %v", id, claims["jti"])
 	}
-	if r := getWith(t, tr.Status.Token, "/api"); r.code != http.StatusForbidden {
-		t.Errorf("GET /api with the token: %d, want 403\n%s", r.code, r.body)
+	if r := getWith(t, tr.Status.Token, "/api/v1/namespaces/"+ns+"/pods"); r.code != http.StatusForbidden {
+		t.Errorf("GET pods with the token: %d, want 403\n%s", r.code, r.body)
 	}
 
 	// Token reviews (by the admin) see the same user; a bad token fails.

@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
@@ -14,9 +15,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/clusterroleaggregation"
+	"github.com/skiff-dev/skiff/pkg/controllers/csrapproving"
+	"github.com/skiff-dev/skiff/pkg/controllers/csrsigning"
 	"github.com/skiff-dev/skiff/pkg/controllers/namespace"
+	"github.com/skiff-dev/skiff/pkg/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/pkg/controllers/rootcapublisher"
 	"github.com/skiff-dev/skiff/pkg/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/pkg/controllers/tokencleaner"
 )
 
 // Options are what the controllers need besides the API.
@@ -24,6 +30,12 @@ type Options struct {
 	// RootCA is the cluster CA bundle (PEM) published in every namespace as
 	// the kube-root-ca.crt ConfigMap; empty: not published.
 	RootCA []byte
+	// ClusterSigningCertFile and ClusterSigningKeyFile are the CA that
+	// signs approved CSRs (csrsigning); empty: CSRs are not signed.
+	ClusterSigningCertFile, ClusterSigningKeyFile string
+	// ClusterSigningDuration is the longest lifetime of a signed
+	// certificate; 0: a year.
+	ClusterSigningDuration time.Duration
 }
 
 // Run starts every controller against the API at cfg and blocks until ctx
@@ -55,10 +67,29 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err := (&serviceaccount.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&resourcequota.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	if len(opts.RootCA) > 0 {
 		if err := (&rootcapublisher.Reconciler{Client: mgr.GetClient(), RootCA: opts.RootCA}).SetupWithManager(mgr); err != nil {
 			return err
 		}
+	}
+	if opts.ClusterSigningCertFile != "" && opts.ClusterSigningKeyFile != "" {
+		signer := &csrsigning.Reconciler{Client: mgr.GetClient(), Core: core, Duration: opts.ClusterSigningDuration,
+			CA: csrsigning.CA{CertFile: opts.ClusterSigningCertFile, KeyFile: opts.ClusterSigningKeyFile}}
+		if err := signer.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	if err := (&csrapproving.Reconciler{Client: mgr.GetClient(), Core: core}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&tokencleaner.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&clusterroleaggregation.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
 	}
 	return mgr.Start(ctx)
 }

@@ -242,12 +242,12 @@ func testCreateToken(t *testing.T, k *kctl) {
 		t.Errorf("--duration=2h --audience=vault: exp-iat %v aud %v", long["exp"].(float64)-long["iat"].(float64), long["aud"])
 	}
 
-	// The token authenticates (authorization is system:masters-only until
-	// RBAC: the request is forbidden, for the ServiceAccount's user).
+	// The token authenticates (no RBAC binding grants it pods: the request
+	// is forbidden, for the ServiceAccount's user).
 	user := "system:serviceaccount:" + k.ns + ":robot"
-	r := k.asToken(token, "get", "--raw", "/api")
+	r := k.asToken(token, "get", "pods", "-n", k.ns)
 	if r.err == nil || !strings.Contains(r.stderr, "Forbidden") || !strings.Contains(r.stderr, `User "`+user+`"`) {
-		t.Errorf("get --raw /api with the token: want Forbidden for %s:\n%s", user, r)
+		t.Errorf("get pods with the token: want Forbidden for %s:\n%s", user, r)
 	}
 	if minor(k.bin.version) >= 28 {
 		// auth whoami uses authentication.k8s.io/v1 from kubectl 1.28 on.
@@ -260,7 +260,8 @@ func testCreateToken(t *testing.T, k *kctl) {
 			"authentication.kubernetes.io/credential-id [JTI="+c["jti"].(string)+"]")
 	}
 
-	// The issuer's discovery endpoints, for authenticated users.
+	// The issuer's discovery endpoints, for ServiceAccounts
+	// (system:service-account-issuer-discovery).
 	r = k.asToken(token, "get", "--raw", "/.well-known/openid-configuration")
 	var doc struct {
 		Issuer  string `json:"issuer"`

@@ -43,6 +43,9 @@ type Options struct {
 	// start it again on the same Dir and port. 0: a free port, and another
 	// one if it was taken in the meantime.
 	Port int
+	// Command is the skiff subcommand StartSkiff runs: "server" (empty)
+	// or "apiserver" (the API server without controllers).
+	Command string
 }
 
 // Server is one running apiserver process.
@@ -59,6 +62,7 @@ type Server struct {
 	ReadyAt    time.Time // /readyz first answered 200
 
 	removeDir bool
+	command   string         // skiff only: the subcommand
 	etcd      *etcd.Embedded // upstream only
 	exited    chan struct{}  // closed once the process has exited
 	waitErr   error          // valid once exited is closed

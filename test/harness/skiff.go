@@ -58,7 +58,7 @@ func Cleanup() {
 	}
 }
 
-// StartSkiff runs `skiff server` on a loopback port and returns once it
+// StartSkiff runs `skiff server` (or opts.Command) on a loopback port and returns once it
 // has printed its KUBECONFIG= line and /readyz answers 200.
 func StartSkiff(ctx context.Context, opts Options) (*Server, error) {
 	bin, err := SkiffBinary()
@@ -69,9 +69,13 @@ func StartSkiff(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	command := opts.Command
+	if command == "" {
+		command = "server"
+	}
 	var s *Server
 	err = startWithRetry(opts.Port, func(port int) error {
-		s = &Server{Name: "skiff", Dir: dir, removeDir: temporary, LogPath: filepath.Join(dir, "skiff.log"),
+		s = &Server{Name: "skiff", command: command, Dir: dir, removeDir: temporary, LogPath: filepath.Join(dir, "skiff.log"),
 			URL: fmt.Sprintf("https://127.0.0.1:%d", port), Port: port}
 		return s.startSkiff(ctx, bin, port, opts.Args)
 	})
@@ -88,7 +92,7 @@ func (s *Server) startSkiff(ctx context.Context, bin string, port int, extra []s
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	announced := make(chan string, 1)
-	args := append([]string{"server", "--data-dir", s.Dir, "--secure-port", strconv.Itoa(port), "--bind-address", "127.0.0.1"}, extra...)
+	args := append([]string{s.command, "--data-dir", s.Dir, "--secure-port", strconv.Itoa(port), "--bind-address", "127.0.0.1"}, extra...)
 	err := s.launch(bin, args, func(line string) {
 		if _, v, ok := strings.Cut(line, "KUBECONFIG="); ok {
 			select {

@@ -16,30 +16,59 @@ import (
 
 func newServerCommand() *cobra.Command {
 	o := apiserver.NewOptions()
+	c := newControllerOptions()
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the all-in-one control plane (API server on embedded or external etcd, controllers)",
 		Long: `Run the all-in-one control plane. Without --etcd-servers it runs an embedded
 etcd with its data in <data-dir>/etcd. On first start it creates a CA, serving
-certificates and <data-dir>/admin.kubeconfig; when ready it prints how to use it.`,
+certificates and <data-dir>/admin.kubeconfig; when ready it prints how to use it.
+The controllers run in the process while it holds the Lease
+kube-system/kube-controller-manager (--leader-elect), so that of several servers
+on one etcd, or a server and a skiff controller-manager, one runs them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if errs := c.validate(); len(errs) > 0 {
+				return fmt.Errorf("invalid options: %v", errs)
+			}
 			ctx := genericapiserver.SetupSignalContext()
 			return apiserver.Run(ctx, o, func(loopback *restclient.Config) {
 				go func() {
-					// The CA that pods use to verify the apiserver.
-					rootCA, err := os.ReadFile(filepath.Join(o.PKIDir(), "ca.crt"))
+					opts, err := c.serverControllerOptions(o)
 					if err != nil {
 						klog.ErrorS(err, "Reading the cluster CA; kube-root-ca.crt is not published")
 					}
-					if err := controllers.Run(ctx, loopback, controllers.Options{RootCA: rootCA}); err != nil {
+					if err := c.run(ctx, loopback, opts, true, nil); err != nil {
 						klog.ErrorS(err, "Controllers stopped")
 					}
 				}()
-				fmt.Fprintf(cmd.OutOrStdout(), "skiff is ready; to use it: export KUBECONFIG=%s\n", o.AdminKubeconfig())
+				announce(cmd, o)
 			})
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	c.addFlags(cmd.Flags(), "Empty: <data-dir>/pki/ca.crt and ca.key, the cluster CA.")
 	return cmd
+}
+
+// serverControllerOptions: the cluster CA is the root CA that pods use to
+// verify the apiserver and, unless --cluster-signing-*-file say otherwise,
+// the CA that signs CSRs.
+func (c *controllerOptions) serverControllerOptions(o *apiserver.Options) (controllers.Options, error) {
+	opts := controllers.Options{
+		ClusterSigningCertFile: c.ClusterSigningCertFile,
+		ClusterSigningKeyFile:  c.ClusterSigningKeyFile,
+	}
+	if opts.ClusterSigningCertFile == "" {
+		opts.ClusterSigningCertFile = filepath.Join(o.PKIDir(), "ca.crt")
+		opts.ClusterSigningKeyFile = filepath.Join(o.PKIDir(), "ca.key")
+	}
+	rootCA, err := os.ReadFile(filepath.Join(o.PKIDir(), "ca.crt"))
+	opts.RootCA = rootCA
+	return opts, err
+}
+
+// announce prints the line that tells that the server is ready.
+func announce(cmd *cobra.Command, o *apiserver.Options) {
+	fmt.Fprintf(cmd.OutOrStdout(), "skiff is ready; to use it: export KUBECONFIG=%s\n", o.AdminKubeconfig())
 }

@@ -5,7 +5,8 @@
 // resource never changes the status, /status sets the certificate and
 // other conditions, /approval only the conditions (Approved, Denied).
 //
-// Not yet: signing (a controller), and the admission plugins that guard
+// Signing is pkg/controllers/csrsigning's, approval of kubelet client
+// requests pkg/controllers/csrapproving's. Not yet: the admission plugins that guard
 // approval and signing per signer (CertificateApproval, CertificateSigning,
 // CertificateSubjectRestriction); today only system:masters writes.
 package certificates

@@ -1,14 +1,6 @@
 // Package rbac builds the storage of the rbac.authorization.k8s.io/v1
-// resources.
-//
-// Not yet: upstream wraps each of these stores in an escalation check
-// (pkg/registry/rbac/*/policybased): creating or updating a Role or
-// ClusterRole needs either the permissions it grants or the "escalate" verb,
-// and a binding needs the "bind" verb on its role or the role's permissions.
-// Until the RBAC authorizer exists every writer is system:masters, for which
-// these checks always pass. They will hook in here: a Storage function that
-// wraps the Create and Update of the REST objects store.Build returns with
-// the authorizer and its rule resolver (as apps.Storage wraps scale).
+// resources. As upstream (pkg/registry/rbac/*/policybased), Storage wraps
+// their Create and Update in an escalation check (escalation.go).
 package rbac
 
 import (

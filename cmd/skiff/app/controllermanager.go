@@ -1,0 +1,171 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/apiserver/pkg/server/mux"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/skiff-dev/skiff/pkg/controllers"
+)
+
+// controllerManagerPort is upstream kube-controller-manager's secure port.
+const controllerManagerPort = 10257
+
+type controllerManagerOptions struct {
+	controllers *controllerOptions
+	secure      *genericoptions.SecureServingOptions
+	kubeconfig  string
+	rootCAFile  string
+	qps         float32
+	burst       int
+}
+
+func newControllerManagerCommand() *cobra.Command {
+	o := &controllerManagerOptions{controllers: newControllerOptions(), secure: genericoptions.NewSecureServingOptions(), qps: 20, burst: 30}
+	o.secure.BindPort = controllerManagerPort
+	o.secure.ServerCert.PairName = "kube-controller-manager"
+	// Empty: the self-signed certificate stays in memory (upstream's --cert-dir default).
+	o.secure.ServerCert.CertDirectory = ""
+	cmd := &cobra.Command{
+		Use:   "controller-manager --kubeconfig FILE",
+		Short: "Run skiff's controllers against an API server, as kube-controller-manager",
+		Long: `Run skiff's controllers (namespace, serviceaccount, root CA publisher, CSR
+signing and approving, bootstrap token cleaner) against the API server of
+--kubeconfig. With --leader-elect (the default) they run only while this process
+holds the Lease kube-system/kube-controller-manager. /healthz, /livez, /readyz
+and /metrics are served over HTTPS on --bind-address:--secure-port, with a
+self-signed certificate unless --tls-cert-file is given.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(genericapiserver.SetupSignalContext())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to the kubeconfig file with the API server's address and the credentials to use (required).")
+	fs.StringVar(&o.rootCAFile, "root-ca-file", o.rootCAFile, "The CA bundle published in every namespace as the kube-root-ca.crt ConfigMap. Empty: the kubeconfig's certificate authority.")
+	fs.Float32Var(&o.qps, "kube-api-qps", o.qps, "QPS to use while talking with the API server.")
+	fs.IntVar(&o.burst, "kube-api-burst", o.burst, "Burst to use while talking with the API server.")
+	o.secure.AddFlags(fs)
+	o.controllers.addFlags(fs, "Empty: CSRs are not signed.")
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	for _, name := range []string{"v", "vmodule"} {
+		fs.AddGoFlag(klogFlags.Lookup(name))
+	}
+	return cmd
+}
+
+func (o *controllerManagerOptions) validate() []error {
+	errs := o.controllers.validate()
+	if o.kubeconfig == "" {
+		errs = append(errs, errors.New("--kubeconfig is required"))
+	}
+	return append(errs, o.secure.Validate()...)
+}
+
+func (o *controllerManagerOptions) run(ctx context.Context) error {
+	if errs := o.validate(); len(errs) > 0 {
+		return fmt.Errorf("invalid options: %v", errs)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg = restclient.AddUserAgent(cfg, "kube-controller-manager")
+	cfg.QPS, cfg.Burst = o.qps, o.burst
+	opts, err := o.controllerOptions(cfg)
+	if err != nil {
+		return err
+	}
+
+	var watchDog *leaderelection.HealthzAdaptor
+	checks := []healthz.HealthChecker{healthz.PingHealthz}
+	if o.controllers.LeaderElection.LeaderElect {
+		// As upstream: /healthz fails once the leader is 20s late renewing.
+		watchDog = leaderelection.NewLeaderHealthzAdaptor(20 * time.Second)
+		checks = append(checks, watchDog)
+	}
+	stopped, err := o.serve(ctx, checks)
+	if err != nil {
+		return err
+	}
+	klog.InfoS("Starting skiff controller-manager", "server", cfg.Host, "leaderElect", o.controllers.LeaderElection.LeaderElect)
+	runErr := o.controllers.run(ctx, cfg, opts, false, watchDog)
+	if ctx.Err() == nil {
+		// The controllers ended on their own (lost lease, failure): so
+		// does the process, as upstream's.
+		return fmt.Errorf("controllers stopped: %w", runErr)
+	}
+	<-stopped
+	klog.InfoS("skiff controller-manager stopped")
+	return runErr
+}
+
+// controllerOptions: the root CA from --root-ca-file or the kubeconfig;
+// the signing CA from --cluster-signing-*-file.
+func (o *controllerManagerOptions) controllerOptions(cfg *restclient.Config) (controllers.Options, error) {
+	opts := controllers.Options{
+		ClusterSigningCertFile: o.controllers.ClusterSigningCertFile,
+		ClusterSigningKeyFile:  o.controllers.ClusterSigningKeyFile,
+	}
+	switch {
+	case o.rootCAFile != "":
+		data, err := os.ReadFile(o.rootCAFile)
+		if err != nil {
+			return opts, fmt.Errorf("--root-ca-file: %w", err)
+		}
+		opts.RootCA = data
+	case len(cfg.CAData) > 0:
+		opts.RootCA = cfg.CAData
+	case cfg.CAFile != "":
+		data, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return opts, err
+		}
+		opts.RootCA = data
+	}
+	if opts.ClusterSigningCertFile == "" {
+		klog.InfoS("Not signing CSRs: no --cluster-signing-cert-file and --cluster-signing-key-file")
+	}
+	return opts, nil
+}
+
+// serve serves the health endpoints and the metrics over HTTPS until ctx
+// ends; the returned channel is closed once the server has stopped.
+func (o *controllerManagerOptions) serve(ctx context.Context, checks []healthz.HealthChecker) (<-chan struct{}, error) {
+	if err := o.secure.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
+		return nil, fmt.Errorf("self-signed serving certificate: %w", err)
+	}
+	var info *genericapiserver.SecureServingInfo
+	if err := o.secure.ApplyTo(&info); err != nil {
+		return nil, err
+	}
+	m := mux.NewPathRecorderMux("kube-controller-manager")
+	healthz.InstallHandler(m, checks...)
+	healthz.InstallLivezHandler(m, healthz.PingHealthz)
+	healthz.InstallReadyzHandler(m, healthz.PingHealthz)
+	gatherers := prometheus.Gatherers{legacyregistry.DefaultGatherer, crmetrics.Registry}
+	m.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	var handler http.Handler = m
+	stopped, _, err := info.Serve(handler, 10*time.Second, ctx.Done())
+	return stopped, err
+}

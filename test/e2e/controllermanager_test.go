@@ -1,0 +1,238 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-dev/skiff/test/harness"
+)
+
+// controllerManager is one `skiff controller-manager` process.
+type controllerManager struct {
+	cmd     *exec.Cmd
+	port    int
+	logPath string
+	exited  chan struct{}
+	waitErr error
+}
+
+func startControllerManager(t *testing.T, srv *harness.Server, extra ...string) *controllerManager {
+	t.Helper()
+	bin, err := harness.SkiffBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &controllerManager{port: port, logPath: filepath.Join(t.TempDir(), "controller-manager.log"), exited: make(chan struct{})}
+	logf, err := os.Create(cm.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"controller-manager", "--kubeconfig", srv.Kubeconfig,
+		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(port),
+		"--cluster-signing-cert-file", filepath.Join(srv.Dir, "pki", "ca.crt"),
+		"--cluster-signing-key-file", filepath.Join(srv.Dir, "pki", "ca.key")}, extra...)
+	cm.cmd = exec.Command(bin, args...)
+	cm.cmd.Stdout, cm.cmd.Stderr = logf, logf
+	cm.cmd.WaitDelay = 5 * time.Second
+	if err := cm.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		cm.waitErr = cm.cmd.Wait()
+		logf.Close()
+		close(cm.exited)
+	}()
+	t.Cleanup(func() {
+		if cm.running() {
+			_ = cm.cmd.Process.Kill()
+			<-cm.exited
+		}
+		if t.Failed() {
+			t.Logf("controller-manager on port %d log:\n%s", cm.port, cm.log())
+		}
+	})
+	return cm
+}
+
+func (cm *controllerManager) running() bool {
+	select {
+	case <-cm.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (cm *controllerManager) log() string {
+	data, _ := os.ReadFile(cm.logPath)
+	return string(data)
+}
+
+var leadingRE = regexp.MustCompile(`"Started leading: running the controllers".* identity="([^"]+)"`)
+
+// leading is the identity with which the process leads, "" if it does not.
+func (cm *controllerManager) leading() string {
+	if m := leadingRE.FindStringSubmatch(cm.log()); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// stop sends SIGTERM and wants a clean exit within 30s.
+func (cm *controllerManager) stop(t *testing.T) {
+	t.Helper()
+	_ = cm.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-cm.exited:
+		if cm.waitErr != nil {
+			t.Errorf("controller-manager exited with %v after SIGTERM", cm.waitErr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("controller-manager still running 30s after SIGTERM")
+	}
+}
+
+// get fetches path from the controller-manager's HTTPS port (a
+// self-signed certificate).
+func (cm *controllerManager) get(path string) (int, string, error) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
+	return httpGet(client, fmt.Sprintf("https://127.0.0.1:%d%s", cm.port, path))
+}
+
+// waitDefaultServiceAccount creates a namespace and waits for its default
+// ServiceAccount.
+func waitDefaultServiceAccount(t *testing.T, admin kubernetes.Interface, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() string {
+		if _, err := admin.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			return "namespace " + ns + " has no default ServiceAccount: " + err.Error()
+		}
+		return ""
+	})
+}
+
+// TestControllerManager runs `skiff apiserver` (no controllers) and two
+// `skiff controller-manager`s against it: one holds the Lease
+// kube-system/kube-controller-manager and runs the controllers; when it
+// stops (SIGTERM, releasing the Lease) the other takes over. Both serve
+// /healthz, /livez, /readyz and /metrics over HTTPS.
+func TestControllerManager(t *testing.T) {
+	srv, err := harness.StartSkiff(context.Background(), harness.Options{Command: "apiserver"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopOnCleanup(t, srv)
+	admin := adminClient(t, srv)
+	ctx := context.Background()
+
+	// The API server alone runs no controllers.
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "before"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if _, err := admin.CoreV1().ServiceAccounts("before").Get(ctx, "default", metav1.GetOptions{}); err == nil {
+		t.Fatalf("skiff apiserver created a default ServiceAccount: it runs controllers")
+	}
+
+	leaseFlags := []string{"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}
+	a := startControllerManager(t, srv, leaseFlags...)
+	b := startControllerManager(t, srv, leaseFlags...)
+	for _, cm := range []*controllerManager{a, b} {
+		eventually(t, 30*time.Second, func() string {
+			if !cm.running() {
+				t.Fatalf("controller-manager exited: %v\n%s", cm.waitErr, cm.log())
+			}
+			code, body, err := cm.get("/healthz")
+			if err != nil || code != http.StatusOK || body != "ok" {
+				return fmt.Sprintf("/healthz: %d %q %v", code, body, err)
+			}
+			return ""
+		})
+		for _, path := range []string{"/livez", "/readyz"} {
+			if code, body, err := cm.get(path); err != nil || code != http.StatusOK || body != "ok" {
+				t.Errorf("%s: %d %q %v", path, code, body, err)
+			}
+		}
+		if code, body, err := cm.get("/healthz?verbose"); err != nil || code != http.StatusOK || !strings.Contains(body, "[+]leaderElection ok") {
+			t.Errorf("/healthz?verbose: %d %q %v", code, body, err)
+		}
+	}
+
+	// Exactly one leads, and holds the Lease.
+	var leader, follower *controllerManager
+	eventually(t, 20*time.Second, func() string {
+		switch {
+		case a.leading() != "" && b.leading() == "":
+			leader, follower = a, b
+		case b.leading() != "" && a.leading() == "":
+			leader, follower = b, a
+		case a.leading() != "" && b.leading() != "":
+			t.Fatalf("both controller-managers lead: %s and %s", a.leading(), b.leading())
+		default:
+			return "no controller-manager leads"
+		}
+		return ""
+	})
+	lease, err := admin.CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != leader.leading() {
+		t.Errorf("Lease holder %v, want %s", lease.Spec.HolderIdentity, leader.leading())
+	}
+	if _, body, err := leader.get("/metrics"); err != nil || !strings.Contains(body, `leader_election_master_status{name="kube-controller-manager"} 1`) {
+		t.Errorf("leader /metrics has no leader_election_master_status 1 (%v):\n%s", err, abbreviate(body))
+	}
+
+	// The leader's controllers run: new and earlier namespaces get their
+	// default ServiceAccount.
+	waitDefaultServiceAccount(t, admin, "after")
+	eventually(t, 10*time.Second, func() string {
+		if _, err := admin.CoreV1().ServiceAccounts("before").Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			return "namespace before has no default ServiceAccount"
+		}
+		return ""
+	})
+	time.Sleep(2 * time.Second)
+	if follower.leading() != "" {
+		t.Fatalf("the follower leads too")
+	}
+
+	// The leader stops cleanly, giving the Lease up: the other takes over.
+	leader.stop(t)
+	eventually(t, 20*time.Second, func() string {
+		if follower.leading() == "" {
+			return "the other controller-manager did not take over"
+		}
+		return ""
+	})
+	lease, err = admin.CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != follower.leading() {
+		t.Errorf("Lease holder after the takeover %v (%v), want %s", lease.Spec.HolderIdentity, err, follower.leading())
+	}
+	waitDefaultServiceAccount(t, admin, "takeover")
+	follower.stop(t)
+}
