@@ -1,9 +1,55 @@
-// Command bench measures an apiserver with client-go: create throughput and
-// latency of ConfigMaps with several client counts. Issue "Measure skiff
-// against upstream" extends it to run the same workload against upstream
-// kube-apiserver in the same run and report ratios.
+// Command bench runs the same client-go workload against skiff and against
+// upstream kube-apiserver (v1.37.2, on its own etcd) in one run, and reports
+// each metric for both and the ratio skiff/upstream.
 //
-//	go run ./hack/bench --kubeconfig /var/lib/skiff/admin.kubeconfig --clients 1,16 --duration 10s
+// Usage, from the repository root:
+//
+//	hack/upstream.sh kube-apiserver   # once: builds the upstream binary
+//	go run ./hack/bench               # full run, ~7 minutes on 2 cores
+//	go run ./hack/bench --quick       # smoke run, ~2 minutes
+//	go run ./hack/bench --skip-upstream --only pods,list
+//
+// The markdown table goes to stdout, progress to stderr, the same data as
+// JSON (plus every raw measurement and server run) to --out, default
+// _output/bench/bench-<timestamp>.json; the servers' logs are kept next to
+// it in bench-<timestamp>-logs/. skiff is built from the working tree
+// ($SKIFF_BIN overrides), upstream is taken from hack/upstream.sh's cache.
+//
+// Workloads (client-go typed and metadata clients, which speak protobuf to
+// both servers; no client-side rate limit; one connection per client):
+//
+//   - startup: each server is started --starts times; median time from
+//     process start to the first 200 from /readyz.
+//   - configmaps, pods: for each of --clients concurrent clients, in a fresh
+//     namespace: create, get, list, update (an annotation), delete (pods
+//     with grace period 0); ops/s and p50/p99 latency of each. Each
+//     measurement runs for --duration, or --ops operations if set. get,
+//     update and delete use the objects the client created; list lists a
+//     namespace holding 100 objects of the kind (the same size on both
+//     servers, however many objects create made). Pods are minimal
+//     (one container, no service-account token) and stay Pending.
+//   - list: --pods pods created by the largest client count, then --reps
+//     times each: a full list (typed, and raw bytes without decoding), a
+//     paged list (limit=500, following continue) and a metadata-only list
+//     (PartialObjectMetadataList, metadata client); medians.
+//   - watch: --watchers watches on one namespace's ConfigMaps, then
+//     --events creates by 16 clients; time from the first create until the
+//     last watcher has seen the last event.
+//   - RSS of the server process when idle (--settle after /readyz, before
+//     load; median over starts) and after each workload.
+//
+// Fairness: only one server runs at a time. Every workload starts a fresh
+// server of each kind, and the server that goes first alternates from one
+// workload (and start-up round) to the next. Both servers get the same
+// requests in the same order. The machine may be shared: each run records
+// the CPU time of the server, of this process and of everything else, and
+// the notes under the table name runs where other processes took more than
+// 10% of the CPUs (see "cpu" in the JSON's runs).
+//
+// Caveats: upstream's etcd runs inside this process (harness.StartUpstream),
+// so upstream's RSS excludes etcd while skiff's includes its embedded etcd,
+// and upstream's start time excludes starting etcd. No controller manager
+// or kubelet runs next to upstream.
 package main
 
 import (
@@ -11,103 +57,295 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
+	"github.com/skiff-dev/skiff/test/harness"
 )
 
-func main() {
-	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the server to measure")
-	clients := flag.String("clients", "1,16", "comma-separated client counts")
-	duration := flag.Duration("duration", 10*time.Second, "how long each run creates objects")
+type config struct {
+	quick        bool
+	skipUpstream bool
+	clients      []int
+	duration     time.Duration
+	ops          int
+	pods         int
+	reps         int
+	watchers     int
+	events       int
+	starts       int
+	settle       time.Duration
+	only         []string
+	out          string
+}
+
+// budget is what each CRUD measurement runs for.
+func (c *config) budget() budget { return budget{ops: c.ops, d: c.duration} }
+
+func (c *config) maxClients() int { return slices.Max(c.clients) }
+
+func (c *config) wants(workload string) bool {
+	return len(c.only) == 0 || slices.Contains(c.only, workload)
+}
+
+func (c *config) toJSON() map[string]any {
+	return map[string]any{
+		"quick": c.quick, "skip_upstream": c.skipUpstream, "clients": c.clients,
+		"duration": c.duration.String(), "ops": c.ops, "pods": c.pods, "reps": c.reps,
+		"watchers": c.watchers, "events": c.events, "starts": c.starts,
+		"settle": c.settle.String(), "only": c.only,
+	}
+}
+
+var workloadNames = []string{"startup", "configmaps", "pods", "list", "watch"}
+
+func parseFlags() *config {
+	c := &config{}
+	flag.BoolVar(&c.quick, "quick", false, "smoke run: small sizes and short durations (flags set explicitly still win)")
+	flag.BoolVar(&c.skipUpstream, "skip-upstream", false, "measure skiff only (ratios stay blank)")
+	clients := flag.String("clients", "1,16,64", "comma-separated concurrent client counts for the CRUD workloads")
+	flag.DurationVar(&c.duration, "duration", 5*time.Second, "how long each CRUD measurement runs (quick: 1s)")
+	flag.IntVar(&c.ops, "ops", 0, "run each CRUD measurement for this many operations instead of --duration")
+	flag.IntVar(&c.pods, "pods", 10000, "pods to create for the list workload (quick: 1000)")
+	flag.IntVar(&c.reps, "reps", 5, "repetitions of each list; the median is reported (quick: 3)")
+	flag.IntVar(&c.watchers, "watchers", 100, "concurrent watchers in the watch workload")
+	flag.IntVar(&c.events, "events", 1000, "ConfigMaps created while watched (quick: 200)")
+	flag.IntVar(&c.starts, "starts", 3, "start-up samples per server (quick: 1)")
+	flag.DurationVar(&c.settle, "settle", 5*time.Second, "wait after /readyz before the idle RSS (quick: 2s)")
+	only := flag.String("only", "", "comma-separated subset of workloads: "+strings.Join(workloadNames, ","))
+	flag.StringVar(&c.out, "out", "", "JSON output (default _output/bench/bench-<timestamp>.json)")
 	flag.Parse()
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
-	if err != nil {
-		fail(err)
-	}
-	// The load generator, not client-side throttling, must be the limit.
-	cfg.QPS, cfg.Burst = 1e6, 1e6
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		fail(err)
-	}
-	fmt.Println("| workload | clients | ops | ops/s | p50 | p99 |")
-	fmt.Println("|---|---|---|---|---|---|")
-	for _, field := range strings.Split(*clients, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(field))
-		if err != nil || n < 1 {
-			fail(fmt.Errorf("bad client count %q", field))
-		}
-		r := createConfigMaps(client, n, *duration)
-		fmt.Printf("| configmap create | %d | %d | %.0f | %s | %s |\n", n, r.ops, float64(r.ops)/r.elapsed.Seconds(),
-			r.percentile(50).Round(10*time.Microsecond), r.percentile(99).Round(10*time.Microsecond))
-	}
-}
-
-type result struct {
-	ops       int
-	elapsed   time.Duration
-	latencies []time.Duration
-}
-
-func (r result) percentile(p int) time.Duration {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	return r.latencies[(len(r.latencies)-1)*p/100]
-}
-
-// createConfigMaps runs n clients creating ConfigMaps in a fresh namespace
-// for d, then deletes the namespace.
-func createConfigMaps(client kubernetes.Interface, n int, d time.Duration) result {
-	ctx := context.Background()
-	ns, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}}, metav1.CreateOptions{})
-	if err != nil {
-		fail(err)
-	}
-	defer client.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{})
-
-	var mu sync.Mutex
-	var all []time.Duration
-	var wg sync.WaitGroup
-	start := time.Now()
-	deadline := start.Add(d)
-	for c := 0; c < n; c++ {
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
-			var mine []time.Duration
-			for i := 0; time.Now().Before(deadline); i++ {
-				cm := &corev1.ConfigMap{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d-%d", c, i)},
-					Data:       map[string]string{"key": "value"},
-				}
-				t0 := time.Now()
-				if _, err := client.CoreV1().ConfigMaps(ns.Name).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-					fail(err)
-				}
-				mine = append(mine, time.Since(t0))
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if c.quick {
+		quick := func(name string, apply func()) {
+			if !set[name] {
+				apply()
 			}
-			mu.Lock()
-			all = append(all, mine...)
-			mu.Unlock()
-		}(c)
+		}
+		quick("duration", func() { c.duration = time.Second })
+		quick("pods", func() { c.pods = 1000 })
+		quick("reps", func() { c.reps = 3 })
+		quick("events", func() { c.events = 200 })
+		quick("starts", func() { c.starts = 1 })
+		quick("settle", func() { c.settle = 2 * time.Second })
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	return result{ops: len(all), elapsed: elapsed, latencies: all}
+	for _, f := range strings.Split(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			usageError("bad --clients entry %q", f)
+		}
+		c.clients = append(c.clients, n)
+	}
+	if *only != "" {
+		for _, w := range strings.Split(*only, ",") {
+			if w = strings.TrimSpace(w); !slices.Contains(workloadNames, w) {
+				usageError("unknown workload %q in --only (have %s)", w, strings.Join(workloadNames, ","))
+			}
+			c.only = append(c.only, strings.TrimSpace(w))
+		}
+	}
+	if c.duration <= 0 && c.ops <= 0 || c.pods < 1 || c.reps < 1 || c.watchers < 1 || c.events < 1 || c.starts < 1 {
+		usageError("sizes must be positive")
+	}
+	if c.out == "" {
+		c.out = fmt.Sprintf("_output/bench/bench-%s.json", time.Now().Format("20060102-150405"))
+	}
+	return c
 }
 
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "bench:", err)
-	os.Exit(1)
+func usageError(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	flag.Usage()
+	os.Exit(2)
+}
+
+// workload is run once on each server, each time on a fresh server.
+type workload struct {
+	key  string // its name for --only
+	name string // in the report
+	run  func(ctx context.Context, t *target, rec recorder) error
+}
+
+type bench struct {
+	cfg    *config
+	res    *results
+	logDir string
+	seq    int                  // servers started so far, names their directories
+	idle   map[string][]float64 // idle RSS samples (MiB) per server
+	stops  map[string][]float64 // seconds from SIGTERM to exit per server
+	stray  *os.File             // this process' etcd and klog output, see quietStderr
+}
+
+func main() {
+	cfg := parseFlags()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills at once
+	}()
+	os.Exit(runBench(ctx, cfg))
+}
+
+var (
+	benchStart = time.Now()
+	progress   = os.Stderr // the real stderr, whatever quietStderr does
+)
+
+// logf prints a progress line to stderr.
+func logf(format string, args ...any) {
+	el := time.Since(benchStart).Round(time.Second)
+	fmt.Fprintf(progress, "[%02d:%02d] %s\n", int(el.Minutes()), int(el.Seconds())%60, fmt.Sprintf(format, args...))
+}
+
+func runBench(ctx context.Context, cfg *config) int {
+	res := &results{Started: time.Now(), Config: cfg.toJSON()}
+	res.Host = hostInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), SkiffRevision: gitRevision(),
+		UpstreamVersion: harness.UpstreamVersion}
+	servers := []string{"skiff"}
+	if !cfg.skipUpstream {
+		bin, ok := harness.UpstreamBinary("kube-apiserver")
+		if !ok {
+			fmt.Fprintf(os.Stderr, "bench: upstream kube-apiserver %s not found.\n"+
+				"Build it with:  hack/upstream.sh kube-apiserver\n"+
+				"or measure skiff alone with --skip-upstream.\n", bin)
+			return 1
+		}
+		res.Host.UpstreamBinary = bin
+		servers = append(servers, "upstream")
+	}
+	b := &bench{cfg: cfg, res: res, logDir: strings.TrimSuffix(cfg.out, ".json") + "-logs", idle: map[string][]float64{},
+		stops: map[string][]float64{}}
+	if err := os.MkdirAll(b.logDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if f, err := os.Create(filepath.Join(b.logDir, "bench-stderr.log")); err == nil {
+		b.stray = f
+		defer f.Close()
+	}
+	logf("load average %.2f on %d CPUs; servers: %s; logs in %s", loadAvg(), runtime.NumCPU(), strings.Join(servers, ", "), b.logDir)
+
+	logf("building skiff")
+	if _, err := harness.SkiffBinary(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer harness.Cleanup()
+
+	failed := false
+	if cfg.wants("startup") {
+		logf("== startup: %d start(s) per server", cfg.starts)
+		if err := b.measureStartup(ctx); err != nil {
+			res.note("startup: %v", err)
+			failed = true
+		}
+	}
+	workloads := []workload{
+		crudWorkload(cfg, configMaps),
+		crudWorkload(cfg, pods),
+		listWorkload(cfg),
+		watchWorkload(cfg),
+	}
+	round := 0
+	for _, w := range workloads {
+		if !cfg.wants(w.key) {
+			continue
+		}
+		logf("== %s", w.name)
+		for _, name := range b.serverOrder(round) {
+			if ctx.Err() != nil {
+				break
+			}
+			if err := b.runWorkload(ctx, w, name); err != nil {
+				res.note("%s: %s: %v", name, w.name, err)
+				failed = true
+			}
+		}
+		round++
+	}
+	if ctx.Err() != nil {
+		res.note("interrupted: %v", ctx.Err())
+		failed = true
+	}
+
+	res.Finished = time.Now()
+	res.finish(servers)
+	res.markdown(os.Stdout)
+	if err := res.writeJSON(cfg.out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	logf("done in %s; JSON: %s", res.Finished.Sub(res.Started).Round(time.Second), cfg.out)
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// maxOtherShare is how much of the machine other processes may take during
+// a workload before the report warns.
+const maxOtherShare = 0.10
+
+// runWorkload runs w on a fresh server and records its idle RSS and its RSS
+// after the workload.
+func (b *bench) runWorkload(ctx context.Context, w workload, name string) error {
+	load := loadAvg()
+	t, err := b.start(ctx, name, w.key)
+	if err != nil {
+		return err
+	}
+	defer b.stop(t)
+	ready := t.srv.ReadyAt.Sub(t.srv.StartedAt)
+	select {
+	case <-time.After(b.cfg.settle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	idle := rssMiB(t)
+	b.idle[name] = append(b.idle[name], idle)
+	b.res.set(name, "server", "RSS idle, median over workload starts", "MiB", median(b.idle[name]))
+	logf("%s: %s: ready after %s, idle RSS %.0f MiB, load %.2f", name, w.name, ready.Round(time.Millisecond), idle, load)
+
+	rec := recorder{res: b.res, server: name, workload: w.name}
+	began := time.Now()
+	cpu0 := sampleCPU(t.srv.PID)
+	err = w.run(ctx, t, rec)
+	cpu := cpu0.until(sampleCPU(t.srv.PID))
+	after := rssMiB(t)
+	rec.set("RSS after workload", "MiB", after)
+	r := run{Server: name, Workload: w.name, Started: t.srv.StartedAt, ReadySeconds: ready.Seconds(),
+		WallSeconds: time.Since(began).Seconds(), Load1Before: load, Load1After: loadAvg(), CPU: cpu, LogPath: t.srv.LogPath}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	b.res.Runs = append(b.res.Runs, r)
+	logf("%s: %s: done in %s, RSS %.0f MiB, load %.2f, CPU: server %.0fs, bench %.0fs, other processes %.0f%% of the machine",
+		name, w.name, time.Since(began).Round(time.Second), after, r.Load1After, cpu.ServerSeconds, cpu.BenchSeconds, 100*cpu.OtherShare)
+	if cpu.OtherShare > maxOtherShare {
+		b.res.note("%s: %s: other processes used %.0f%% of the CPUs meanwhile (load %.1f → %.1f): these numbers are skewed",
+			name, w.name, 100*cpu.OtherShare, load, r.Load1After)
+	}
+	return err
+}
+
+// gitRevision describes the working tree skiff is built from.
+func gitRevision() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	rev := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		rev += "-dirty"
+	}
+	return rev
 }

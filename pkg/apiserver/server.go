@@ -226,7 +226,11 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	}
 	var announcer *kubernetesservice.Reconciler
 	server.AddPostStartHookOrDie("skiff-kubernetes-service", func(hookCtx genericapiserver.PostStartHookContext) error {
-		client, err := kubernetes.NewForConfig(hookCtx.LoopbackClientConfig)
+		// It writes the kubernetes Endpoints on purpose: no deprecation
+		// warning in the log every ten seconds.
+		quiet := restclient.CopyConfig(hookCtx.LoopbackClientConfig)
+		quiet.WarningHandler = restclient.NoWarnings{}
+		client, err := kubernetes.NewForConfig(quiet)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -41,6 +42,8 @@ type Options struct {
 // Run starts every controller against the API at cfg and blocks until ctx
 // ends. Health and metrics are served by the process hosting it.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	// controller-runtime logs through klog, like the rest of skiff.
+	ctrl.SetLogger(klog.NewKlogr())
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Scheme:                 clientgoscheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -101,6 +101,10 @@ func setDefaultsStatefulSet(ss *appsv1.StatefulSet) {
 	core.SetPodTemplateSpecDefaults(&spec.Template)
 	for i := range spec.VolumeClaimTemplates {
 		core.SetPersistentVolumeClaimDefaults(&spec.VolumeClaimTemplates[i])
+		// Upstream's apps/v1 conversion writes the templates' type.
+		if spec.VolumeClaimTemplates[i].APIVersion == "" && spec.VolumeClaimTemplates[i].Kind == "" {
+			spec.VolumeClaimTemplates[i].APIVersion, spec.VolumeClaimTemplates[i].Kind = "v1", "PersistentVolumeClaim"
+		}
 	}
 }
 

@@ -122,7 +122,9 @@ func TestStatefulSetDefaults(t *testing.T) {
   persistentVolumeClaimRetentionPolicy: {whenDeleted: Retain, whenScaled: Retain}
   revisionHistoryLimit: 10
   volumeClaimTemplates:
-  - metadata: {name: data}
+  - apiVersion: v1 # written by upstream's apps/v1 conversion
+    kind: PersistentVolumeClaim
+    metadata: {name: data}
     spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, volumeMode: Filesystem}
     status: {phase: Pending}
 `,

@@ -527,6 +527,13 @@ func setDefaultsNamespace(ns *corev1.Namespace) {
 }
 
 func setDefaultsNode(n *corev1.Node) {
+	// Upstream's v1 conversion keeps podCIDR and podCIDRs in step.
+	if n.Spec.PodCIDR != "" && len(n.Spec.PodCIDRs) == 0 {
+		n.Spec.PodCIDRs = []string{n.Spec.PodCIDR}
+	}
+	if n.Spec.PodCIDR == "" && len(n.Spec.PodCIDRs) > 0 {
+		n.Spec.PodCIDR = n.Spec.PodCIDRs[0]
+	}
 	if n.Status.Allocatable == nil && n.Status.Capacity != nil {
 		n.Status.Allocatable = make(corev1.ResourceList, len(n.Status.Capacity))
 		for name, q := range n.Status.Capacity {

@@ -77,7 +77,7 @@ var Resources = []store.Resource{
 		Fields: corefields.Fields["ReplicationController"],
 		New:    func() runtime.Object { return &corev1.ReplicationController{} }, NewList: func() runtime.Object { return &corev1.ReplicationControllerList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidateReplicationController)},
-	{Resource: gr("podtemplates"), Singular: "podtemplate", Namespaced: true, ReturnDeletedObject: true,
+	{Resource: gr("podtemplates"), Singular: "podtemplate", Namespaced: true, ReturnDeletedObject: true, Generation: store.GenerationOnContent,
 		New: func() runtime.Object { return &corev1.PodTemplate{} }, NewList: func() runtime.Object { return &corev1.PodTemplateList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidatePodTemplate)},
 }

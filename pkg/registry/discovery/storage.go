@@ -13,7 +13,7 @@ import (
 
 // Resources describes every discovery.k8s.io/v1 resource.
 var Resources = []store.Resource{
-	{Resource: schema.GroupResource{Group: discoveryv1.GroupName, Resource: "endpointslices"}, Singular: "endpointslice", Namespaced: true, Generation: store.GenerationOnContent,
+	{Resource: schema.GroupResource{Group: discoveryv1.GroupName, Resource: "endpointslices"}, Singular: "endpointslice", Namespaced: true, Generation: store.GenerationOnContentAndLabels,
 		New: func() runtime.Object { return &discoveryv1.EndpointSlice{} }, NewList: func() runtime.Object { return &discoveryv1.EndpointSliceList{} },
 		Validate: corevalidation.ForCreate(discoveryvalidation.ValidateEndpointSlice), ValidateUpdate: corevalidation.ForUpdate(discoveryvalidation.ValidateEndpointSliceUpdate)},
 }

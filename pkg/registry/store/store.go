@@ -78,6 +78,8 @@ const (
 	// GenerationOnContent starts at 1 and counts every change outside
 	// metadata (for kinds without a spec, such as EndpointSlices).
 	GenerationOnContent
+	// GenerationOnContentAndLabels also counts label changes (EndpointSlices).
+	GenerationOnContentAndLabels
 )
 
 // REST is the storage of a resource's main endpoint.

@@ -56,7 +56,8 @@ func (s *strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) 
 	if s.res.PrepareForUpdate != nil {
 		s.res.PrepareForUpdate(obj, old)
 	}
-	if s.res.Generation != NoGeneration && contentChanged(obj, old, s.res.Generation) {
+	if s.res.Generation != NoGeneration && (contentChanged(obj, old, s.res.Generation) ||
+		s.res.Generation == GenerationOnContentAndLabels && labelsChanged(obj, old)) {
 		newMeta, err1 := meta.Accessor(obj)
 		oldMeta, err2 := meta.Accessor(old)
 		if err1 == nil && err2 == nil {
@@ -219,4 +220,10 @@ func copyField(dst, src runtime.Object, name string) {
 		return
 	}
 	reflect.ValueOf(dst).Elem().FieldByName(name).Set(reflect.ValueOf(src).Elem().FieldByName(name))
+}
+
+func labelsChanged(obj, old runtime.Object) bool {
+	newMeta, err1 := meta.Accessor(obj)
+	oldMeta, err2 := meta.Accessor(old)
+	return err1 == nil && err2 == nil && !apiequality.Semantic.DeepEqual(newMeta.GetLabels(), oldMeta.GetLabels())
 }
