@@ -46,6 +46,9 @@ const DefaultResyncPeriod = 5 * time.Minute
 // typed are the resources whose evaluators need whole objects; the others
 // are only counted, from their metadata.
 var typed = map[schema.GroupResource]bool{
+	// ResourceQuotas too: a quota's own creation triggers the recount, and
+	// a separate metadata cache may not hold it yet (it would count 0).
+	corev1.Resource("resourcequotas"):         true,
 	corev1.Resource("pods"):                   true,
 	corev1.Resource("services"):               true,
 	corev1.Resource("persistentvolumeclaims"): true,
