@@ -141,25 +141,7 @@ func validatePVSource(src *corev1.PersistentVolumeSource, fldPath *field.Path) f
 			return errs
 		}},
 	}
-	var errs field.ErrorList
-	n := 0
-	for _, t := range types {
-		if !t.set {
-			continue
-		}
-		if n > 0 {
-			errs = append(errs, field.Forbidden(fldPath.Child(t.name), "may not specify more than 1 volume type"))
-			continue
-		}
-		n++
-		if t.validate != nil {
-			errs = append(errs, t.validate(fldPath.Child(t.name))...)
-		}
-	}
-	if n == 0 {
-		errs = append(errs, field.Required(fldPath, "must specify a volume type"))
-	}
-	return errs
+	return validateOneVolumeType(types, fldPath)
 }
 
 // ValidatePersistentVolumeUpdate: the volume source and volume mode are

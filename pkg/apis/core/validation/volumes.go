@@ -176,25 +176,7 @@ func validateVolumeSource(src *corev1.VolumeSource, fldPath *field.Path, volName
 			return errs
 		}},
 	}
-	var errs field.ErrorList
-	n := 0
-	for _, t := range types {
-		if !t.set {
-			continue
-		}
-		if n > 0 {
-			errs = append(errs, field.Forbidden(fldPath.Child(t.name), "may not specify more than 1 volume type"))
-			continue
-		}
-		n++
-		if t.validate != nil {
-			errs = append(errs, t.validate(fldPath.Child(t.name))...)
-		}
-	}
-	if n == 0 {
-		errs = append(errs, field.Required(fldPath, "must specify a volume type"))
-	}
-	return errs
+	return validateOneVolumeType(types, fldPath)
 }
 
 func requireNonEmpty(child string, get func() string) func(p *field.Path) field.ErrorList {
@@ -481,6 +463,30 @@ func validateVolumeDevices(devices []corev1.VolumeDevice, mounts map[string]stri
 		}
 		paths.Insert(dev.DevicePath)
 		names.Insert(dev.Name)
+	}
+	return errs
+}
+
+// validateOneVolumeType requires exactly one of types to be set, as
+// upstream, and validates it.
+func validateOneVolumeType(types []volumeType, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	n := 0
+	for _, t := range types {
+		if !t.set {
+			continue
+		}
+		if n > 0 {
+			errs = append(errs, field.Forbidden(fldPath.Child(t.name), "may not specify more than 1 volume type"))
+			continue
+		}
+		n++
+		if t.validate != nil {
+			errs = append(errs, t.validate(fldPath.Child(t.name))...)
+		}
+	}
+	if n == 0 {
+		errs = append(errs, field.Required(fldPath, "must specify a volume type"))
 	}
 	return errs
 }
