@@ -656,3 +656,20 @@ func configMapYAML(name string, labels, data map[string]string) string {
 	}
 	return b.String()
 }
+
+// forEachKubectl runs fn, in parallel, once per kubectl found (subtests named
+// by kubectl version), each with its own namespace on the shared server.
+func forEachKubectl(t *testing.T, fn func(t *testing.T, k *kctl)) {
+	paths := findKubectls()
+	if len(paths) == 0 {
+		t.Skip("no kubectl found: pass -kubectl=PATH or KUBECTL=PATH, install the Google Cloud SDK kubectls, or run hack/build-kubectl.sh")
+	}
+	srv := sharedServer(t)
+	for _, p := range paths {
+		bin := resolveKubectl(t, p)
+		t.Run(bin.version, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newKctl(t, bin, srv))
+		})
+	}
+}

@@ -40,22 +40,12 @@ var kubectlTests = []struct {
 // TestKubectl drives every kubectl found (see findKubectls) against one
 // skiff server; subtests are named by kubectl version.
 func TestKubectl(t *testing.T) {
-	paths := findKubectls()
-	if len(paths) == 0 {
-		t.Skip("no kubectl found: pass -kubectl=PATH or KUBECTL=PATH, install the Google Cloud SDK kubectls, or run hack/build-kubectl.sh")
-	}
-	srv := sharedServer(t)
-	for _, p := range paths {
-		bin := resolveKubectl(t, p)
-		t.Run(bin.version, func(t *testing.T) {
-			t.Parallel()
-			k := newKctl(t, bin, srv)
-			t.Logf("kubectl %s (%s) in namespace %s", bin.version, bin.path, k.ns)
-			for _, tc := range kubectlTests {
-				t.Run(tc.name, func(t *testing.T) { tc.fn(t, k) })
-			}
-		})
-	}
+	forEachKubectl(t, func(t *testing.T, k *kctl) {
+		t.Logf("kubectl %s (%s) in namespace %s", k.bin.version, k.bin.path, k.ns)
+		for _, tc := range kubectlTests {
+			t.Run(tc.name, func(t *testing.T) { tc.fn(t, k) })
+		}
+	})
 }
 
 // applyApp applies the sample app: Deployment, Service and ConfigMap "web".

@@ -11,22 +11,12 @@ import (
 // bindings, `auth can-i`, `auth whoami`, ServiceAccount tokens, escalation
 // prevention and the aggregation of the view role.
 func TestRBAC(t *testing.T) {
-	paths := findKubectls()
-	if len(paths) == 0 {
-		t.Skip("no kubectl found: pass -kubectl=PATH or KUBECTL=PATH, install the Google Cloud SDK kubectls, or run hack/build-kubectl.sh")
-	}
-	srv := sharedServer(t)
-	for _, p := range paths {
-		bin := resolveKubectl(t, p)
-		t.Run(bin.version, func(t *testing.T) {
-			t.Parallel()
-			k := newKctl(t, bin, srv)
-			t.Run("ViewBinding", func(t *testing.T) { testViewBinding(t, k) })
-			t.Run("ServiceAccountToken", func(t *testing.T) { testServiceAccountRBAC(t, k) })
-			t.Run("Escalation", func(t *testing.T) { testEscalation(t, k) })
-			t.Run("Aggregation", func(t *testing.T) { testAggregation(t, k) })
-		})
-	}
+	forEachKubectl(t, func(t *testing.T, k *kctl) {
+		t.Run("ViewBinding", func(t *testing.T) { testViewBinding(t, k) })
+		t.Run("ServiceAccountToken", func(t *testing.T) { testServiceAccountRBAC(t, k) })
+		t.Run("Escalation", func(t *testing.T) { testEscalation(t, k) })
+		t.Run("Aggregation", func(t *testing.T) { testAggregation(t, k) })
+	})
 }
 
 // testViewBinding: alice, unbound, is refused with upstream's message; a

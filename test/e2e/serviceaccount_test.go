@@ -16,21 +16,11 @@ import (
 // ServiceAccount machinery gives a namespace and a pod, and the tokens of
 // `kubectl create token`.
 func TestServiceAccounts(t *testing.T) {
-	paths := findKubectls()
-	if len(paths) == 0 {
-		t.Skip("no kubectl found: pass -kubectl=PATH or KUBECTL=PATH, install the Google Cloud SDK kubectls, or run hack/build-kubectl.sh")
-	}
-	srv := sharedServer(t)
-	for _, p := range paths {
-		bin := resolveKubectl(t, p)
-		t.Run(bin.version, func(t *testing.T) {
-			t.Parallel()
-			k := newKctl(t, bin, srv)
-			t.Run("NamespaceDefaults", func(t *testing.T) { testNamespaceDefaults(t, k) })
-			t.Run("PodServiceAccount", func(t *testing.T) { testPodServiceAccount(t, k) })
-			t.Run("CreateToken", func(t *testing.T) { testCreateToken(t, k) })
-		})
-	}
+	forEachKubectl(t, func(t *testing.T, k *kctl) {
+		t.Run("NamespaceDefaults", func(t *testing.T) { testNamespaceDefaults(t, k) })
+		t.Run("PodServiceAccount", func(t *testing.T) { testPodServiceAccount(t, k) })
+		t.Run("CreateToken", func(t *testing.T) { testCreateToken(t, k) })
+	})
 }
 
 // eventually retries f (which reports what is still wrong, or "") for up to
