@@ -51,7 +51,7 @@ cleanup() {
 trap cleanup EXIT
 
 if [[ -z $kubeconfig ]]; then
-  go build -o "$work/skiff" ./cmd/skiff
+  bash hack/build.sh "$work/skiff"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$work/skiff" server --data-dir "$work/data" --secure-port "$port" --bind-address 127.0.0.1 \
     >"$work/server.out" 2>"$work/server.log" &

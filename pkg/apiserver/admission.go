@@ -7,9 +7,13 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle"
 	"k8s.io/apiserver/pkg/admission/plugin/resourcequota"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	certapproval "github.com/skiff-dev/skiff/pkg/admission/certificates/approval"
+	certsigning "github.com/skiff-dev/skiff/pkg/admission/certificates/signing"
+	certsubjectrestriction "github.com/skiff-dev/skiff/pkg/admission/certificates/subjectrestriction"
 	"github.com/skiff-dev/skiff/pkg/admission/defaulttolerationseconds"
 	"github.com/skiff-dev/skiff/pkg/admission/limitranger"
 	"github.com/skiff-dev/skiff/pkg/admission/nodetaint"
@@ -29,12 +33,15 @@ const quotaWorkers = 5
 // ServiceAccount, `default` unless named, and get its token volume),
 // TaintNodesByCondition (new nodes are not-ready:NoSchedule), Priority
 // (pods' priority from their PriorityClass), DefaultTolerationSeconds
-// (not-ready/unreachable NoExecute tolerations of 300s) and ResourceQuota
-// (k8s.io/apiserver's plugin with skiff's evaluators; the ResourceQuota
-// controller keeps status.used). The plugins read through client and the
-// informers of factory, which the caller starts once the server runs;
-// drained ends ResourceQuota's workers.
-func newAdmission(client kubernetes.Interface, factory informers.SharedInformerFactory, drained <-chan struct{}) (admission.Interface, error) {
+// (not-ready/unreachable NoExecute tolerations of 300s), CertificateApproval
+// and CertificateSigning (approving or signing a CSR needs "approve" or
+// "sign" on its signer, asked of authz, the server's authorizer),
+// CertificateSubjectRestriction (no kube-apiserver-client CSRs for
+// system:masters) and ResourceQuota (k8s.io/apiserver's plugin with skiff's
+// evaluators; the ResourceQuota controller keeps status.used). The plugins
+// read through client and the informers of factory, which the caller starts
+// once the server runs; drained ends ResourceQuota's workers.
+func newAdmission(client kubernetes.Interface, factory informers.SharedInformerFactory, authz authorizer.Authorizer, drained <-chan struct{}) (admission.Interface, error) {
 	namespaces, err := lifecycle.NewLifecycle(sets.New(metav1.NamespaceDefault, metav1.NamespaceSystem,
 		metav1.NamespacePublic, corev1.NamespaceNodeLease))
 	if err != nil {
@@ -65,6 +72,9 @@ func newAdmission(client kubernetes.Interface, factory informers.SharedInformerF
 		nodetaint.New(),
 		priority.New(client, factory),
 		defaulttolerationseconds.New(),
+		certapproval.New(authz),
+		certsigning.New(authz),
+		certsubjectrestriction.New(),
 		quota,
 	), nil
 }

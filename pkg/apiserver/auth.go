@@ -1,6 +1,8 @@
 package apiserver
 
 import (
+	"time"
+
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/group"
 	"k8s.io/apiserver/pkg/authentication/request/anonymous"
@@ -8,6 +10,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/request/union"
 	"k8s.io/apiserver/pkg/authentication/request/websocket"
 	"k8s.io/apiserver/pkg/authentication/request/x509"
+	tokencache "k8s.io/apiserver/pkg/authentication/token/cache"
 	tokenunion "k8s.io/apiserver/pkg/authentication/token/union"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -21,6 +24,15 @@ import (
 // system:public-info-viewer ClusterRole allows.
 var publicInfoPaths = []string{"/healthz", "/livez", "/readyz", "/version", "/version/"}
 
+// Token verdicts are cached as kube-apiserver caches them by default
+// (--token-auth-success-cache-ttl 10s, no failure cache): a token is not
+// verified, and its ServiceAccount and bound object looked up, on every
+// request; revoking one takes effect within the success TTL.
+const (
+	tokenSuccessCacheTTL = 10 * time.Second
+	tokenFailureCacheTTL = 0
+)
+
 // newAuthenticator accepts client certificates signed by the cluster CA
 // (user from CN, groups from O) and bearer tokens (in the Authorization
 // header or, for websockets, the protocol header) that one of tokens
@@ -30,7 +42,7 @@ var publicInfoPaths = []string{"/healthz", "/livez", "/readyz", "/version", "/ve
 func newAuthenticator(clientCA dynamiccertificates.CAContentProvider, tokens ...authenticator.Token) authenticator.Request {
 	authenticators := []authenticator.Request{x509.NewDynamic(clientCA.VerifyOptions, x509.CommonNameUserConversion)}
 	if len(tokens) > 0 {
-		token := tokenunion.New(tokens...)
+		token := tokencache.New(tokenunion.New(tokens...), true, tokenSuccessCacheTTL, tokenFailureCacheTTL)
 		authenticators = append(authenticators, bearertoken.New(token), websocket.NewProtocolAuthenticator(token))
 	}
 	return union.NewFailOnError(

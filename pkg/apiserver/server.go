@@ -169,7 +169,7 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	if err := o.Audit.ApplyTo(&cfg.Config); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	admissionChain, err := newAdmission(loopbackClient, sharedInformers, cfg.DrainedNotify())
+	admissionChain, err := newAdmission(loopbackClient, sharedInformers, cfg.Authorization.Authorizer, cfg.DrainedNotify())
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,12 +151,13 @@ func TestServiceAccountToken(t *testing.T) {
 		t.Errorf("token review of a broken token: %+v", bad.Status)
 	}
 
-	// Deleting the ServiceAccount revokes the token (401).
+	// Deleting the ServiceAccount revokes the token (401), once the cached
+	// verdict (10s, as upstream) has expired.
 	if err := cs.CoreV1().ServiceAccounts(ns).Delete(ctx, "default", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var last response
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(_ context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 20*time.Second, true, func(_ context.Context) (bool, error) {
 		last = getWith(t, tr.Status.Token, "/api")
 		return last.code == http.StatusUnauthorized, nil
 	})
@@ -292,7 +294,8 @@ func TestServiceAccountBoundTokens(t *testing.T) {
 		}
 	}
 
-	// The bound objects go, and their tokens with them.
+	// The bound objects go, and their tokens with them (after the 10s
+	// verdict cache).
 	zero := int64(0)
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, "p", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
@@ -305,7 +308,7 @@ func TestServiceAccountBoundTokens(t *testing.T) {
 	}
 	for name, token := range map[string]string{"pod": tr.Status.Token, "secret": secretToken, "node": nodeToken} {
 		var last response
-		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(_ context.Context) (bool, error) {
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 20*time.Second, true, func(_ context.Context) (bool, error) {
 			last = getWith(t, token, "/api")
 			return last.code == http.StatusUnauthorized, nil
 		})
@@ -432,4 +435,41 @@ func TestServiceAccountOptionsValidate(t *testing.T) {
 			t.Errorf("%s: errors %v, want valid=%v", tc.name, errs, tc.valid)
 		}
 	}
+}
+
+// TestServiceAccountTokenVerdictsAreCached: repeated requests with one token
+// are answered from the token cache (upstream's 10s success cache), not by
+// verifying the token and looking its ServiceAccount up each time.
+func TestServiceAccountTokenVerdictsAreCached(t *testing.T) {
+	ns := newNamespace(t)
+	token := requestToken(t, ns, "default", authenticationv1.TokenRequestSpec{}).Status.Token
+	hitsBefore := tokenCacheHits(t)
+	for i := 0; i < 5; i++ {
+		if r := getWith(t, token, "/api"); r.code != http.StatusOK {
+			t.Fatalf("GET /api with the token: %d\n%s", r.code, r.body)
+		}
+	}
+	if hits := tokenCacheHits(t) - hitsBefore; hits < 4 {
+		t.Errorf("%v token cache hits for 5 requests with one token, want at least 4", hits)
+	}
+}
+
+// tokenCacheHits reads authentication_token_cache_request_total{status="hit"}
+// from the server's /metrics.
+func tokenCacheHits(t *testing.T) float64 {
+	t.Helper()
+	r := do(t, httpc, http.MethodGet, "/metrics", nil, nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", r.code)
+	}
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if v, ok := strings.CutPrefix(line, `authentication_token_cache_request_total{status="hit"} `); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

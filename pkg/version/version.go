@@ -5,6 +5,8 @@ package version
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
+	"time"
 
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 	apimachineryversion "k8s.io/apimachinery/pkg/version"
@@ -18,8 +20,18 @@ const Kubernetes = "1.37.2"
 // -ldflags "-X github.com/skiff-dev/skiff/pkg/version.Build=N".
 var Build = "1"
 
-// GitCommit may be set the same way.
-var GitCommit = ""
+// GitCommit, GitTreeState ("clean" or "dirty") and BuildDate (RFC 3339,
+// UTC) may be set the same way, as upstream's hack/lib/version.sh sets
+// them. Left empty, they come from what `go build` stamps into the binary
+// from git (the commit, whether the tree was modified, the commit's time).
+var (
+	GitCommit    = ""
+	GitTreeState = ""
+	BuildDate    = ""
+)
+
+// unsetBuildDate is what upstream reports when the build said nothing.
+const unsetBuildDate = "1970-01-01T00:00:00Z"
 
 // GitVersion is what /version reports, e.g. v1.37.2-skiff.1.
 func GitVersion() string { return fmt.Sprintf("v%s-skiff.%s", Kubernetes, Build) }
@@ -27,16 +39,45 @@ func GitVersion() string { return fmt.Sprintf("v%s-skiff.%s", Kubernetes, Build)
 // Info is the body of /version.
 func Info() *apimachineryversion.Info {
 	v := utilversion.MustParseSemantic(Kubernetes)
+	commit, tree, date := fromBuild()
 	return &apimachineryversion.Info{
 		Major:        fmt.Sprint(v.Major()),
 		Minor:        fmt.Sprint(v.Minor()),
 		GitVersion:   GitVersion(),
-		GitCommit:    GitCommit,
-		GitTreeState: "clean",
+		GitCommit:    commit,
+		GitTreeState: tree,
+		BuildDate:    date,
 		GoVersion:    runtime.Version(),
 		Compiler:     runtime.Compiler,
 		Platform:     runtime.GOOS + "/" + runtime.GOARCH,
 	}
+}
+
+// fromBuild is the commit, tree state and build date: the -X values where
+// given, else the VCS stamp of the binary.
+func fromBuild() (commit, tree, date string) {
+	commit, tree, date = GitCommit, GitTreeState, BuildDate
+	if info, ok := debug.ReadBuildInfo(); ok {
+		vcs := map[string]string{}
+		for _, s := range info.Settings {
+			vcs[s.Key] = s.Value
+		}
+		if commit == "" {
+			commit = vcs["vcs.revision"]
+		}
+		if tree == "" && vcs["vcs.modified"] != "" {
+			tree = map[string]string{"true": "dirty", "false": "clean"}[vcs["vcs.modified"]]
+		}
+		if date == "" {
+			if t, err := time.Parse(time.RFC3339, vcs["vcs.time"]); err == nil {
+				date = t.UTC().Format(time.RFC3339)
+			}
+		}
+	}
+	if date == "" {
+		date = unsetBuildDate
+	}
+	return commit, tree, date
 }
 
 // Effective is the apiserver's EffectiveVersion: binary and emulation version

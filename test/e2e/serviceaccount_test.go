@@ -268,9 +268,10 @@ func testCreateToken(t *testing.T, k *kctl) {
 		t.Errorf("jwks does not hold the token's key %q:\n%s", h.Kid, r)
 	}
 
-	// Without its ServiceAccount the token is refused (401).
+	// Without its ServiceAccount the token is refused (401), once the
+	// cached verdict (10s, as upstream) has expired.
 	k.ok(t, "delete", "serviceaccount", "robot")
-	eventually(t, 10*time.Second, func() string {
+	eventually(t, 20*time.Second, func() string {
 		r := k.asToken(token, "get", "--raw", "/api")
 		if r.err == nil || !strings.Contains(r.stderr, "Unauthorized") {
 			return fmt.Sprintf("the token of a deleted ServiceAccount is not refused with 401:\n%s", r)

@@ -39,10 +39,11 @@ func SkiffBinary() (string, error) {
 			return
 		}
 		bin := filepath.Join(buildDir, "skiff")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/skiff")
+		// hack/build.sh: the build of the README, version stamp included.
+		cmd := exec.Command("bash", "hack/build.sh", bin)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/skiff: %w\n%s", err, out)
+			buildErr = fmt.Errorf("hack/build.sh: %w\n%s", err, out)
 			return
 		}
 		builtBin = bin

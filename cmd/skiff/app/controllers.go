@@ -54,31 +54,46 @@ func (c *controllerOptions) validate() []error {
 }
 
 // run runs the controllers until ctx ends: with leader election, only
-// while holding the Lease. A lost Lease ends run with
-// controllers.ErrLeaderElectionLost unless recampaign, then it campaigns
-// again.
-func (c *controllerOptions) run(ctx context.Context, cfg *restclient.Config, opts controllers.Options, recampaign bool, watchDog *leaderelection.HealthzAdaptor) error {
+// while holding the Lease. With keepTrying (skiff server, which must not
+// go on serving without controllers) a lost Lease means campaigning again
+// and failed controllers are started again; without it (skiff
+// controller-manager, which a supervisor restarts) either ends run, with
+// controllers.ErrLeaderElectionLost for a lost Lease.
+func (c *controllerOptions) run(ctx context.Context, cfg *restclient.Config, opts controllers.Options, keepTrying bool, watchDog *leaderelection.HealthzAdaptor) error {
 	opts.ClusterSigningDuration = c.ClusterSigningDuration
-	if !c.LeaderElection.LeaderElect {
-		return controllers.Run(ctx, cfg, opts)
+	identity := ""
+	if c.LeaderElection.LeaderElect {
+		var err error
+		if identity, err = controllers.LeaderIdentity(); err != nil {
+			return err
+		}
 	}
-	identity, err := controllers.LeaderIdentity()
-	if err != nil {
-		return err
+	pause := c.LeaderElection.RetryPeriod.Duration
+	if pause <= 0 {
+		pause = 2 * time.Second
 	}
 	for {
-		err := controllers.RunElected(ctx, cfg, opts, c.LeaderElection, identity, watchDog)
+		var err error
+		if c.LeaderElection.LeaderElect {
+			err = controllers.RunElected(ctx, cfg, opts, c.LeaderElection, identity, watchDog)
+		} else {
+			err = controllers.Run(ctx, cfg, opts)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !recampaign || !errors.Is(err, controllers.ErrLeaderElectionLost) {
+		if !keepTrying {
 			return err
 		}
-		klog.InfoS("Lost the controllers' lease; campaigning again", "identity", identity)
+		if errors.Is(err, controllers.ErrLeaderElectionLost) {
+			klog.InfoS("Lost the controllers' lease; campaigning again", "identity", identity)
+		} else {
+			klog.ErrorS(err, "Controllers stopped; starting them again", "identity", identity)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(c.LeaderElection.RetryPeriod.Duration):
+		case <-time.After(pause):
 		}
 	}
 }

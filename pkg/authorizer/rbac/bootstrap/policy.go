@@ -1,8 +1,8 @@
 // Package bootstrap is the RBAC policy every cluster starts with: upstream's
 // bootstrap ClusterRoles, ClusterRoleBindings and kube-system Roles
 // (plugin/pkg/auth/authorizer/rbac/bootstrappolicy), restricted to what skiff
-// serves and runs. The per-controller roles (system:controller:*) are left
-// out: skiff's controllers use the loopback (system:masters) credentials.
+// serves and runs, with the per-controller roles (system:controller:*) of
+// the controllers skiff runs.
 package bootstrap
 
 import (
@@ -294,6 +294,7 @@ func ClusterRoles() []rbacv1.ClusterRole {
 			newRule("list", "watch").groups(discovery).resources("endpointslices").done()),
 		clusterRole("system:kube-scheduler", kubeSchedulerRules()...),
 	}
+	roles = append(roles, controllerRoles()...)
 	for i := range roles {
 		addDefaultMetadata(&roles[i].ObjectMeta)
 	}
@@ -350,6 +351,7 @@ func ClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		clusterBinding("system:node"),
 		clusterBinding("system:service-account-issuer-discovery", groups(serviceaccount.AllServiceAccountsGroup)...),
 	}
+	bindings = append(bindings, controllerRoleBindings()...)
 	for i := range bindings {
 		addDefaultMetadata(&bindings[i].ObjectMeta)
 	}

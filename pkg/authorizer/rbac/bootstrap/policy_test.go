@@ -4,8 +4,10 @@ import (
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	rbacvalidation "github.com/skiff-dev/skiff/pkg/apis/rbac/validation"
+	rbacauthz "github.com/skiff-dev/skiff/pkg/authorizer/rbac"
 )
 
 // TestPolicyIsValid: every object passes the API's validation, carries the
@@ -52,6 +54,49 @@ func TestPolicyIsValid(t *testing.T) {
 			if errs := rbacvalidation.ValidateRoleBinding(&b); len(errs) > 0 || !names[b.RoleRef.Name] {
 				t.Errorf("rolebinding %s/%s: %v (role %s)", b.Namespace, b.Name, errs, b.RoleRef.Name)
 			}
+		}
+	}
+}
+
+// TestCertificateControllerRights: the certificate controller's
+// ServiceAccount, through its bootstrap binding, may sign for the signers
+// skiff runs and approve kubelet client requests, and nothing more on
+// signers (in particular, not approve kube-apiserver-client requests).
+func TestCertificateControllerRights(t *testing.T) {
+	var rules []rbacv1.PolicyRule
+	roles := map[string]rbacv1.ClusterRole{}
+	for _, r := range ClusterRoles() {
+		roles[r.Name] = r
+	}
+	for _, b := range ClusterRoleBindings() {
+		for _, s := range b.Subjects {
+			if s.Kind == rbacv1.ServiceAccountKind && s.Namespace == "kube-system" && s.Name == "certificate-controller" {
+				rules = append(rules, roles[b.RoleRef.Name].Rules...)
+			}
+		}
+	}
+	signer := func(verb, name string) authorizer.AttributesRecord {
+		return authorizer.AttributesRecord{Verb: verb, APIGroup: "certificates.k8s.io", APIVersion: "*", Resource: "signers", Name: name, ResourceRequest: true}
+	}
+	for _, tc := range []struct {
+		attrs authorizer.AttributesRecord
+		want  bool
+	}{
+		{signer("approve", "kubernetes.io/kube-apiserver-client-kubelet"), true},
+		{signer("approve", "kubernetes.io/kube-apiserver-client"), false},
+		{signer("approve", "kubernetes.io/kubelet-serving"), false},
+		{signer("approve", "kubernetes.io/*"), false},
+		{signer("sign", "kubernetes.io/kube-apiserver-client"), true},
+		{signer("sign", "kubernetes.io/kube-apiserver-client-kubelet"), true},
+		{signer("sign", "kubernetes.io/kubelet-serving"), true},
+		{signer("sign", "kubernetes.io/legacy-unknown"), true},
+		{signer("sign", "example.com/foo"), false},
+		{authorizer.AttributesRecord{Verb: "update", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", Subresource: "approval", ResourceRequest: true}, true},
+		{authorizer.AttributesRecord{Verb: "update", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", Subresource: "status", ResourceRequest: true}, true},
+		{authorizer.AttributesRecord{Verb: "create", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", ResourceRequest: true}, false},
+	} {
+		if got := rbacauthz.RulesAllow(tc.attrs, rules...); got != tc.want {
+			t.Errorf("certificate-controller %s %s/%s %q: %v, want %v", tc.attrs.Verb, tc.attrs.Resource, tc.attrs.Subresource, tc.attrs.Name, got, tc.want)
 		}
 	}
 }
