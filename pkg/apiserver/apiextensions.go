@@ -61,7 +61,6 @@ import (
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
-	flowcontrolrequest "k8s.io/apiserver/pkg/util/flowcontrol/request"
 	"k8s.io/apiserver/pkg/util/notfoundhandler"
 	"k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/client-go/informers"
@@ -84,7 +83,7 @@ import (
 // then skiff's server from cfg with the former as its delegate. cfg must be
 // complete but for Complete(): authentication, authorization, admission,
 // OpenAPI and storage applied.
-func (o *Options) createServerChain(cfg *genericapiserver.RecommendedConfig, etcdServers []string) (*genericapiserver.GenericAPIServer, error) {
+func (o *Options) createServerChain(cfg *genericapiserver.RecommendedConfig, etcdTransport storagebackend.TransportConfig) (*genericapiserver.GenericAPIServer, error) {
 	// Shared by both servers, so set before the copy, as upstream sets them
 	// on the generic config every server of its chain copies: the manager of
 	// the aggregated /apis (the apiextensions DiscoveryController writes the
@@ -99,7 +98,7 @@ func (o *Options) createServerChain(cfg *genericapiserver.RecommendedConfig, etc
 		cfg.OpenAPIV3Config.GetDefinitionName = namer.GetDefinitionName
 	}
 
-	extensionsConfig, err := o.apiExtensionsConfig(cfg, etcdServers)
+	extensionsConfig, err := o.apiExtensionsConfig(cfg, etcdTransport)
 	if err != nil {
 		return nil, fmt.Errorf("apiextensions config: %w", err)
 	}
@@ -141,7 +140,7 @@ func (o *Options) createServerChain(cfg *genericapiserver.RecommendedConfig, etc
 // apiExtensionsConfig is CreateAPIExtensionsConfig: a shallow copy of skiff's
 // generic config (most of it is meant to be shared) with the apiextensions
 // storage, resource config and post-start hooks of its own.
-func (o *Options) apiExtensionsConfig(outer *genericapiserver.RecommendedConfig, etcdServers []string) (*apiextensionsapiserver.Config, error) {
+func (o *Options) apiExtensionsConfig(outer *genericapiserver.RecommendedConfig, etcdTransport storagebackend.TransportConfig) (*apiextensionsapiserver.Config, error) {
 	genericConfig := outer.Config
 	// Hooks are per server (the chain copies the delegate's; a name twice fails).
 	genericConfig.PostStartHooks = map[string]genericapiserver.PostStartHookConfigEntry{}
@@ -155,7 +154,7 @@ func (o *Options) apiExtensionsConfig(outer *genericapiserver.RecommendedConfig,
 	genericConfig.SkipOpenAPIInstallation = true
 	genericConfig.MergedResourceConfig = apiextensionsapiserver.DefaultAPIResourceConfigSource()
 
-	etcdOptions := genericoptions.NewEtcdOptions(o.etcdBackendConfig(etcdServers, outer.StorageObjectCountTracker))
+	etcdOptions := genericoptions.NewEtcdOptions(etcdBackendConfig(etcdTransport, outer.StorageObjectCountTracker))
 	// As upstream: decodable as v1beta1 and v1, stored as the more compact v1beta1.
 	etcdOptions.StorageConfig.Codec = apiextensionsapiserver.Codecs.LegacyCodec(apiextensionsv1beta1.SchemeGroupVersion, apiextensionsv1.SchemeGroupVersion)
 	etcdOptions.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(apiextensionsv1beta1.SchemeGroupVersion, schema.GroupKind{Group: apiextensionsv1beta1.GroupName})
@@ -191,18 +190,6 @@ func (o *Options) apiExtensionsConfig(outer *genericapiserver.RecommendedConfig,
 			AuthResolverWrapper:  webhook.NewDefaultAuthenticationInfoResolverWrapper(nil, nil, outer.LoopbackClientConfig, outer.TracerProvider),
 		},
 	}, nil
-}
-
-// etcdBackendConfig is the etcd connection of applyStorage, with the default
-// (JSON) codec for the caller to replace.
-func (o *Options) etcdBackendConfig(etcdServers []string, tracker flowcontrolrequest.StorageObjectCountTracker) *storagebackend.Config {
-	backend := storagebackend.NewDefaultConfig("/registry", nil)
-	backend.Transport.ServerList = etcdServers
-	backend.Transport.TrustedCAFile = o.EtcdCAFile
-	backend.Transport.CertFile = o.EtcdCertFile
-	backend.Transport.KeyFile = o.EtcdKeyFile
-	backend.StorageObjectCountTracker = tracker
-	return backend
 }
 
 // crdRESTOptionsGetter is apiextensions' NewCRDRESTOptionsGetter (whose

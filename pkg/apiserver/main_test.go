@@ -98,7 +98,7 @@ func runMain(m *testing.M) (code int) {
 		}
 	}()
 
-	e, err := etcd.Start(filepath.Join(tmp, "etcd"))
+	e, err := etcd.Start(filepath.Join(tmp, "etcd"), nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "harness: starting etcd:", err)
 		return 1

@@ -66,23 +66,27 @@ func Run(ctx context.Context, o *Options, ready func(loopback *restclient.Config
 		return err
 	}
 
-	etcdServers := o.EtcdServers
-	if len(etcdServers) == 0 {
-		embedded, err := etcd.Start(o.etcdDir())
-		if err != nil {
+	transport := o.flagTransport()
+	var embedded *etcd.Embedded
+	if len(transport.ServerList) == 0 {
+		if embedded, transport, err = o.startEmbeddedEtcd(); err != nil {
 			return err
 		}
-		defer embedded.Close()
-		etcdServers = []string{embedded.ClientURL}
 	}
 
-	server, err := o.newServer(ca, serving, etcdServers)
+	server, err := o.newServer(ca, serving, transport)
 	if err != nil {
+		if embedded != nil {
+			embedded.Close()
+		}
 		return err
 	}
 	prepared := server.PrepareRun()
 	go announceWhenReady(ctx, server, ready)
-	return prepared.RunWithContext(ctx)
+	if embedded == nil {
+		return prepared.RunWithContext(ctx)
+	}
+	return runWithEmbeddedEtcd(ctx, embedded, prepared.RunWithContext)
 }
 
 func (o *Options) ensurePKI() (*pki.CA, pki.Files, error) {
@@ -127,7 +131,7 @@ func (o *Options) ensureAdminKubeconfig(ca *pki.CA) error {
 	return os.WriteFile(path, data, 0o600)
 }
 
-func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string) (*genericapiserver.GenericAPIServer, error) {
+func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdTransport storagebackend.TransportConfig) (*genericapiserver.GenericAPIServer, error) {
 	cfg := genericapiserver.NewRecommendedConfig(apis.Codecs)
 	cfg.EffectiveVersion = version.NewEffective()
 
@@ -183,12 +187,12 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 	cfg.OpenAPIV3Config.Info.Title = "Kubernetes"
 	cfg.OpenAPIV3Config.Info.Version = version.GitVersion()
 
-	if err := o.applyStorage(&cfg.Config, etcdServers); err != nil {
+	if err := o.applyStorage(&cfg.Config, etcdTransport); err != nil {
 		return nil, err
 	}
 
 	// Chained behind skiff's server: apiextensions-apiserver (apiextensions.go).
-	server, err := o.createServerChain(cfg, etcdServers)
+	server, err := o.createServerChain(cfg, etcdTransport)
 	if err != nil {
 		return nil, err
 	}
@@ -252,13 +256,8 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdServers []string)
 
 // applyStorage points the config's REST storage at etcd, storing protobuf
 // under upstream's key layout (/registry/pods/<ns>/<name>, ...).
-func (o *Options) applyStorage(cfg *genericapiserver.Config, etcdServers []string) error {
-	backend := storagebackend.NewDefaultConfig("/registry", nil)
-	backend.Transport.ServerList = etcdServers
-	backend.Transport.TrustedCAFile = o.EtcdCAFile
-	backend.Transport.CertFile = o.EtcdCertFile
-	backend.Transport.KeyFile = o.EtcdKeyFile
-	backend.StorageObjectCountTracker = cfg.StorageObjectCountTracker
+func (o *Options) applyStorage(cfg *genericapiserver.Config, etcdTransport storagebackend.TransportConfig) error {
+	backend := etcdBackendConfig(etcdTransport, cfg.StorageObjectCountTracker)
 	etcdOptions := genericoptions.NewEtcdOptions(backend)
 	etcdOptions.DefaultStorageMediaType = protobuf
 

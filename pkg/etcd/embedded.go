@@ -2,6 +2,7 @@
 package etcd
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -16,26 +17,44 @@ import (
 type Embedded struct {
 	etcd    *embed.Etcd
 	closing *atomic.Bool
-	// ClientURL is where the apiserver reaches it.
+	failed  chan error
+	// ClientURL is where the apiserver reaches it (gRPC only).
 	ClientURL string
+	// Certs are the TLS files it serves with; nil when it serves plain HTTP.
+	Certs *Certs
+	// MetricsURL serves /metrics and /health, plain HTTP, no keys.
+	MetricsURL string
 }
 
-// Start runs etcd with its data in dir. Client and peer ports are picked free
-// at start, so several servers can run side by side; nothing but this process
-// needs to know them.
-func Start(dir string) (*Embedded, error) {
-	clientURL, err := freeLoopbackURL()
+// Start runs etcd with its data in dir. With certs it serves its client and
+// peer ports over TLS and answers only clients whose certificate
+// certs.CAFile signed; with nil certs it serves them plain and
+// unauthenticated (for tests). Ports are picked free at start, so several
+// servers can run side by side; nothing but this process needs to know them.
+func Start(dir string, certs *Certs) (*Embedded, error) {
+	scheme := "http"
+	if certs != nil {
+		scheme = "https"
+	}
+	clientURL, err := freeLoopbackURL(scheme)
 	if err != nil {
 		return nil, err
 	}
-	peerURL, err := freeLoopbackURL()
+	peerURL, err := freeLoopbackURL(scheme)
 	if err != nil {
 		return nil, err
 	}
-	// etcd's HTTP endpoints (health, metrics) get their own port: served on
-	// the gRPC port, closing waits the full request timeout (7 s) for the
-	// multiplexed connections.
-	httpURL, err := freeLoopbackURL()
+	// etcd's HTTP endpoints get their own port, so that the client port is
+	// gRPC alone: served there too, closing waits the full request timeout
+	// (7 s) for the multiplexed connections. It requires the same client
+	// certificates; what is open is the metrics port below.
+	httpURL, err := freeLoopbackURL(scheme)
+	if err != nil {
+		return nil, err
+	}
+	// As kubeadm's --listen-metrics-urls: plain HTTP on loopback, serving
+	// only /metrics and /health.
+	metricsURL, err := freeLoopbackURL("http")
 	if err != nil {
 		return nil, err
 	}
@@ -44,10 +63,26 @@ func Start(dir string) (*Embedded, error) {
 	cfg.Dir = dir
 	cfg.ListenClientUrls = []url.URL{*clientURL}
 	cfg.ListenClientHttpUrls = []url.URL{*httpURL}
+	cfg.ListenMetricsUrls = []url.URL{*metricsURL}
 	cfg.AdvertiseClientUrls = []url.URL{*clientURL}
 	cfg.ListenPeerUrls = []url.URL{*peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	// The JSON gateway to the KV API (/v3/kv/range, ...) is nothing skiff
+	// uses: one way in fewer.
+	cfg.EnableGRPCGateway = false
+	if certs != nil {
+		cfg.ClientTLSInfo.CertFile = certs.Server.CertFile
+		cfg.ClientTLSInfo.KeyFile = certs.Server.KeyFile
+		cfg.ClientTLSInfo.TrustedCAFile = certs.CAFile
+		cfg.ClientTLSInfo.ClientCertAuth = true
+		cfg.PeerTLSInfo.CertFile = certs.Peer.CertFile
+		cfg.PeerTLSInfo.KeyFile = certs.Peer.KeyFile
+		cfg.PeerTLSInfo.TrustedCAFile = certs.CAFile
+		cfg.PeerTLSInfo.ClientCertAuth = true
+		// Every client is skiff's own Go code.
+		cfg.TlsMinVersion = "TLS1.3"
+	}
 	closing := &atomic.Bool{}
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newLogger(closing))
 	// The apiserver compacts every five minutes itself, as kube-apiserver does.
@@ -66,12 +101,33 @@ func Start(dir string) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s not ready after 2 minutes", dir)
 	}
-	klog.InfoS("Embedded etcd is ready", "dataDir", dir, "clientURL", clientURL.String())
-	return &Embedded{etcd: e, closing: closing, ClientURL: clientURL.String()}, nil
+	klog.InfoS("Embedded etcd is ready", "dataDir", dir, "clientURL", clientURL.String(), "tls", certs != nil, "metricsURL", metricsURL.String())
+	embedded := &Embedded{etcd: e, closing: closing, failed: make(chan error, 1), ClientURL: clientURL.String(), Certs: certs, MetricsURL: metricsURL.String()}
+	go embedded.watch()
+	return embedded, nil
 }
 
-// Err reports a fatal etcd error.
-func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
+// Failed receives one error when etcd stops other than by Close: a
+// listener failed or the server stopped. Without it the apiserver would
+// answer 5xx for ever; etcd's own binary exits on either.
+func (e *Embedded) Failed() <-chan error { return e.failed }
+
+func (e *Embedded) watch() {
+	var err error
+	select {
+	case lerr, ok := <-e.etcd.Err():
+		if !ok || lerr == nil {
+			lerr = errors.New("a listener closed")
+		}
+		err = fmt.Errorf("embedded etcd stopped serving: %w", lerr)
+	case <-e.etcd.Server.StopNotify():
+		err = errors.New("embedded etcd server stopped")
+	}
+	if e.closing.Load() {
+		return
+	}
+	e.failed <- err
+}
 
 // Close stops etcd after its pending writes are on disk.
 func (e *Embedded) Close() {
@@ -80,11 +136,11 @@ func (e *Embedded) Close() {
 	klog.InfoS("Embedded etcd stopped")
 }
 
-func freeLoopbackURL() (*url.URL, error) {
+func freeLoopbackURL(scheme string) (*url.URL, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	return &url.URL{Scheme: "http", Host: l.Addr().String()}, nil
+	return &url.URL{Scheme: scheme, Host: l.Addr().String()}, nil
 }

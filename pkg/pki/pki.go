@@ -8,6 +8,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -40,8 +41,12 @@ type Files struct {
 	CertFile, KeyFile string
 }
 
-// EnsureCA loads the CA from dir/ca.{crt,key}, creating it on first use.
-func EnsureCA(dir string) (*CA, error) {
+// EnsureCA loads the cluster CA from dir/ca.{crt,key}, creating it on first use.
+func EnsureCA(dir string) (*CA, error) { return EnsureNamedCA(dir, "skiff-ca") }
+
+// EnsureNamedCA is EnsureCA for a CA named commonName when it is created
+// (the embedded etcd has a CA of its own).
+func EnsureNamedCA(dir, commonName string) (*CA, error) {
 	certFile, keyFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
 	if exists(certFile) && exists(keyFile) {
 		return LoadCA(dir)
@@ -53,7 +58,7 @@ func EnsureCA(dir string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: "skiff-ca"}, key)
+	cert, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: commonName}, key)
 	if err != nil {
 		return nil, err
 	}
@@ -85,15 +90,35 @@ func LoadCA(dir string) (*CA, error) {
 // hosts (DNS names and IPs), reusing the existing one while it is valid and
 // covers every host.
 func (ca *CA) EnsureServingCert(dir, name string, hosts []string) (Files, error) {
+	return ca.EnsureCert(dir, name, CertSpec{CommonName: name, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, Hosts: hosts})
+}
+
+// CertSpec is what a certificate of EnsureCert must hold.
+type CertSpec struct {
+	CommonName   string
+	Organization []string
+	Usages       []x509.ExtKeyUsage
+	// Hosts are the DNS names and IPs a server certificate is valid for.
+	Hosts []string
+}
+
+// EnsureCert returns dir/<name>.{crt,key}, a certificate for spec signed by
+// ca. The existing pair is reused while it is valid, its key matches, ca
+// signed it and it has spec's usages and hosts; otherwise it is replaced.
+func (ca *CA) EnsureCert(dir, name string, spec CertSpec) (Files, error) {
 	f := Files{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-	if certs, err := certutil.CertsFromFile(f.CertFile); err == nil && exists(f.KeyFile) && covers(certs[0], hosts) && stillValid(certs[0]) {
-		return f, nil
+	if pair, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile); err == nil {
+		cert := pair.Leaf
+		if cert.CheckSignatureFrom(ca.Cert) == nil && slices.Equal(cert.ExtKeyUsage, spec.Usages) &&
+			covers(cert, spec.Hosts) && stillValid(cert) {
+			return f, nil
+		}
 	}
 	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: name},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		Subject:     pkix.Name{CommonName: spec.CommonName, Organization: spec.Organization},
+		ExtKeyUsage: spec.Usages,
 	}
-	for _, h := range hosts {
+	for _, h := range spec.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		} else {

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/keyutil"
 )
 
 func TestEnsureCAIsIdempotent(t *testing.T) {
@@ -319,4 +320,87 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+func TestEnsureCert(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := EnsureNamedCA(filepath.Join(dir, "etcd"), "etcd-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Cert.Subject.CommonName != "etcd-ca" {
+		t.Errorf("CA CN %q", ca.Cert.Subject.CommonName)
+	}
+	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	spec := CertSpec{CommonName: "peer", Organization: []string{"o"}, Usages: both, Hosts: []string{"localhost", "127.0.0.1"}}
+	files, err := ca.EnsureCert(dir, "peer", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := os.ReadFile(files.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := verify(t, ca, certPEM, x509.ExtKeyUsageServerAuth, "localhost")
+	verify(t, ca, certPEM, x509.ExtKeyUsageClientAuth, "")
+	if cert.Subject.CommonName != "peer" || !slices.Equal(cert.Subject.Organization, []string{"o"}) {
+		t.Errorf("subject %v", cert.Subject)
+	}
+	if info, err := os.Stat(files.KeyFile); err != nil || info.Mode().Perm()&0o077 != 0 {
+		t.Errorf("key file: %v, mode %v", err, info.Mode())
+	}
+
+	if _, err := ca.EnsureCert(dir, "peer", spec); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(files.CertFile); !bytes.Equal(again, certPEM) {
+		t.Error("a valid certificate was reissued")
+	}
+
+	// Other usages: reissued with them.
+	serverOnly := spec
+	serverOnly.Usages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	if _, err := ca.EnsureCert(dir, "peer", serverOnly); err != nil {
+		t.Fatal(err)
+	}
+	reissued, _ := os.ReadFile(files.CertFile)
+	if bytes.Equal(reissued, certPEM) {
+		t.Error("certificate kept although the usages changed")
+	}
+
+	// Another CA (its files were replaced): the old certificate would not
+	// verify, so it is reissued by the new one.
+	other, err := EnsureNamedCA(filepath.Join(dir, "other"), "other-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.EnsureCert(dir, "peer", serverOnly); err != nil {
+		t.Fatal(err)
+	}
+	byOther, _ := os.ReadFile(files.CertFile)
+	verify(t, other, byOther, x509.ExtKeyUsageServerAuth, "localhost")
+
+	// A key that does not match the certificate: reissued.
+	if err := os.WriteFile(files.KeyFile, mustKeyPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.EnsureCert(dir, "peer", serverOnly); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile); err != nil {
+		t.Errorf("a mismatched key was kept: %v", err)
+	}
+}
+
+func mustKeyPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := newKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -95,7 +95,7 @@ func TestAllocationsAreUnique(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	store, err := etcd.Start(t.TempDir())
+	store, err := etcd.Start(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func startUpstream(ctx context.Context, bin, dir string, port int, extra []strin
 	if err != nil {
 		return nil, err
 	}
-	db, err := etcd.Start(filepath.Join(dir, "etcd"))
+	db, err := etcd.Start(filepath.Join(dir, "etcd"), nil)
 	if err != nil {
 		return nil, err
 	}
