@@ -56,10 +56,16 @@ func etcdBackendConfig(transport storagebackend.TransportConfig, tracker flowcon
 	return backend
 }
 
-// runWithEmbeddedEtcd runs serve until ctx ends, or until the embedded etcd
-// fails: then it returns that error within a few seconds (as k3s and etcd's
-// own binary exit), instead of answering 5xx for ever.
-func runWithEmbeddedEtcd(ctx context.Context, embedded *etcd.Embedded, serve func(context.Context) error) error {
+// embeddedEtcd is what runWithEmbeddedEtcd needs of an etcd.Embedded.
+type embeddedEtcd interface {
+	Failed() <-chan error
+	Close()
+}
+
+// runWithEmbeddedEtcd runs serve until ctx ends, then closes etcd; or until
+// the embedded etcd fails: then it returns that error within a few seconds
+// (as k3s and etcd's own binary exit), instead of answering 5xx for ever.
+func runWithEmbeddedEtcd(ctx context.Context, embedded embeddedEtcd, serve func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	served := make(chan error, 1)
