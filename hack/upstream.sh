@@ -30,19 +30,29 @@ done
 [[ ${#wanted[@]} -gt 0 ]] || wanted=(kube-apiserver kube-scheduler kube-controller-manager e2e.test)
 
 mkdir -p "$out"
+# One build at a time per cache: a second run waits, then reuses what the
+# first built.
+exec 9>"$out/.lock"
+if ! flock -n 9; then
+  echo "waiting for another hack/upstream.sh building into $out"
+  flock 9
+fi
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION}
  -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
  -X k8s.io/component-base/version.gitTreeState=clean
  -X k8s.io/client-go/pkg/version.gitVersion=${KUBE_VERSION}
  -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=37"
 
-# progress prints a line a minute while a build runs.
+# progress prints a line a minute while a build runs; it sleeps in short
+# steps so that, once killed, no stray sleep holds the output open.
 progress() {
-  local what=$1 start=$2
-  while sleep 60; do
-    echo "  ... still building ${what}: $(( ($(date +%s) - start) / 60 )) min so far"
+  local what=$1 start=$2 n=0
+  while sleep 1; do
+    (( ++n % 60 == 0 )) && echo "  ... still building ${what}: $(( ($(date +%s) - start) / 60 )) min so far"
   done
 }
+# A failed build ends the script (set -e): stop the progress loop too.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 
 build() {
   local bin=$1
@@ -50,22 +60,23 @@ build() {
     echo "reusing $out/$bin"
     return
   fi
-  local start pid
+  local start pid tmp
   start=$(date +%s)
+  tmp="$out/$bin.tmp.$$"
   echo "building $bin ${KUBE_VERSION} into $out (cold: tens of minutes on 2 cores)"
   progress "$bin" "$start" &
   pid=$!
-  trap 'kill $pid 2>/dev/null' RETURN
+  trap 'kill $pid 2>/dev/null; rm -f "$tmp"' RETURN
   (
     cd "$root/hack/tools/upstream"
     if [[ $bin == e2e.test ]]; then
       # -vet=off: otherwise go test vets every dependency.
-      go test -c -vet=off -ldflags "$ldflags" -o "$out/$bin.tmp" k8s.io/kubernetes/test/e2e
+      go test -c -vet=off -ldflags "$ldflags" -o "$tmp" k8s.io/kubernetes/test/e2e
     else
-      go build -ldflags "$ldflags" -o "$out/$bin.tmp" "k8s.io/kubernetes/cmd/$bin"
+      go build -ldflags "$ldflags" -o "$tmp" "k8s.io/kubernetes/cmd/$bin"
     fi
   )
-  mv "$out/$bin.tmp" "$out/$bin"
+  mv "$tmp" "$out/$bin"
   echo "built $out/$bin in $(( $(date +%s) - start ))s"
 }
 

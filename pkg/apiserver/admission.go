@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/admission"
@@ -28,7 +27,7 @@ const quotaWorkers = 5
 
 // newAdmission builds the admission chain, in upstream's plugin order:
 // NamespaceLifecycle (no objects in missing or terminating namespaces;
-// the system namespaces cannot be deleted), LimitRanger (LimitRange
+// default, kube-system and kube-public cannot be deleted), LimitRanger (LimitRange
 // defaults and bounds), ServiceAccount (pods run as an existing
 // ServiceAccount, `default` unless named, and get its token volume),
 // TaintNodesByCondition (new nodes are not-ready:NoSchedule), Priority
@@ -42,8 +41,8 @@ const quotaWorkers = 5
 // read through client and the informers of factory, which the caller starts
 // once the server runs; drained ends ResourceQuota's workers.
 func newAdmission(client kubernetes.Interface, factory informers.SharedInformerFactory, authz authorizer.Authorizer, drained <-chan struct{}) (admission.Interface, error) {
-	namespaces, err := lifecycle.NewLifecycle(sets.New(metav1.NamespaceDefault, metav1.NamespaceSystem,
-		metav1.NamespacePublic, corev1.NamespaceNodeLease))
+	// kube-node-lease may be deleted, as upstream (it is created again).
+	namespaces, err := lifecycle.NewLifecycle(sets.New(metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic))
 	if err != nil {
 		return nil, err
 	}

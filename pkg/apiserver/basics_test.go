@@ -121,3 +121,20 @@ func TestAnonymous(t *testing.T) {
 		t.Errorf("the anonymous ConfigMap exists or get failed otherwise: %v", err)
 	}
 }
+
+// TestImmortalNamespaces: default, kube-system and kube-public cannot be
+// deleted; kube-node-lease can, as upstream. Dry runs, so nothing goes.
+func TestImmortalNamespaces(t *testing.T) {
+	ctx := testCtx(t)
+	dryRun := metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}
+	for _, name := range []string{"default", "kube-system", "kube-public"} {
+		err := cs.CoreV1().Namespaces().Delete(ctx, name, dryRun)
+		s := wantStatusErr(t, err, 403, metav1.StatusReasonForbidden)
+		if want := `namespaces "` + name + `" is forbidden: this namespace may not be deleted`; s.Message != want {
+			t.Errorf("message\n got %s\nwant %s", s.Message, want)
+		}
+	}
+	if err := cs.CoreV1().Namespaces().Delete(ctx, "kube-node-lease", dryRun); err != nil {
+		t.Errorf("deleting kube-node-lease (dry run): %v", err)
+	}
+}

@@ -36,6 +36,10 @@ import (
 	"github.com/skiff-dev/skiff/pkg/version"
 )
 
+// systemNamespacesInterval is how often missing system namespaces are
+// created again (upstream's interval).
+const systemNamespacesInterval = time.Minute
+
 // SystemNamespaces exist from the first start on.
 var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
@@ -249,7 +253,17 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdTransport storage
 		return announcer.Withdraw()
 	})
 	server.AddPostStartHookOrDie("skiff-system-namespaces", func(hookCtx genericapiserver.PostStartHookContext) error {
-		return ensureNamespaces(hookCtx, hookCtx.LoopbackClientConfig)
+		if err := ensureNamespaces(hookCtx, hookCtx.LoopbackClientConfig); err != nil {
+			return err
+		}
+		// As upstream's system namespaces controller: a deleted
+		// kube-node-lease (the one deletable system namespace) comes back.
+		go wait.Until(func() {
+			if err := ensureNamespaces(hookCtx, hookCtx.LoopbackClientConfig); err != nil && hookCtx.Err() == nil {
+				klog.ErrorS(err, "Ensuring the system namespaces")
+			}
+		}, systemNamespacesInterval, hookCtx.Done())
+		return nil
 	})
 	return server, nil
 }

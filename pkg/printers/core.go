@@ -389,10 +389,12 @@ var secretTable = newTable(
 	},
 )
 
+// No SECRETS column since upstream 1.35 (kubernetes#117160): nothing
+// fills serviceaccount.secrets any more.
 var serviceAccountTable = newTable(
-	cols(nameColumn(), column("Secrets", "string", corev1.ServiceAccount{}.SwaggerDoc()["secrets"]), ageColumn()),
+	cols(nameColumn(), ageColumn()),
 	func(sa *corev1.ServiceAccount) []any {
-		return []any{sa.Name, int64(len(sa.Secrets)), age(sa.CreationTimestamp)}
+		return []any{sa.Name, age(sa.CreationTimestamp)}
 	},
 )
 

@@ -563,3 +563,18 @@ func TestStorageClassDefault(t *testing.T) {
 	}
 	checkCells(t, row(t, gr, &list.Items[0]), map[string]any{"Name": "old (default)", "ReclaimPolicy": "Delete", "VolumeBindingMode": "Immediate", "AllowVolumeExpansion": false})
 }
+
+// ServiceAccounts show NAME and AGE only, as upstream since 1.35.
+func TestServiceAccountColumns(t *testing.T) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "robot", CreationTimestamp: ago(time.Hour)},
+		Secrets: []corev1.ObjectReference{{Name: "old-token"}}}
+	tbl := convert(t, schema.GroupResource{Resource: "serviceaccounts"}, sa, nil)
+	var names []string
+	for _, c := range tbl.ColumnDefinitions {
+		names = append(names, c.Name)
+	}
+	if !reflect.DeepEqual(names, []string{"Name", "Age"}) {
+		t.Errorf("columns %v, want [Name Age]", names)
+	}
+	checkCells(t, row(t, schema.GroupResource{Resource: "serviceaccounts"}, sa), map[string]any{"Name": "robot", "Age": "60m"})
+}
