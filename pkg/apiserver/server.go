@@ -28,6 +28,7 @@ import (
 
 	"github.com/skiff-dev/skiff/pkg/apis"
 	"github.com/skiff-dev/skiff/pkg/apiserver/kubernetesservice"
+	"github.com/skiff-dev/skiff/pkg/controlplane/apiserveridentity"
 	"github.com/skiff-dev/skiff/pkg/etcd"
 	generatedopenapi "github.com/skiff-dev/skiff/pkg/generated/openapi"
 	"github.com/skiff-dev/skiff/pkg/pki"
@@ -246,6 +247,7 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdTransport storage
 		go announcer.Run(hookCtx)
 		return nil
 	})
+	apiserveridentity.Install(server)
 	server.AddPreShutdownHookOrDie("skiff-withdraw-endpoint", func() error {
 		if announcer == nil {
 			return nil

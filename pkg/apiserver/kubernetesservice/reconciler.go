@@ -2,7 +2,7 @@
 // namespace, with Endpoints and an EndpointSlice listing every live
 // apiserver: the in-cluster entry point to the API. Each apiserver renews a
 // Lease in kube-system naming its address; addresses whose Lease expired (or
-// was removed at shutdown) drop out.
+// was removed at shutdown) drop out, and their Leases are deleted.
 package kubernetesservice
 
 import (
@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/controlplane/apiserveridentity"
 )
 
 const (
@@ -144,12 +146,18 @@ func (r *Reconciler) liveEndpoints(ctx context.Context) ([]string, error) {
 	}
 	var live []string
 	for _, l := range list.Items {
-		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		if !apiserveridentity.Expired(&l, time.Now()) && l.Spec.HolderIdentity != nil {
+			live = append(live, *l.Spec.HolderIdentity)
 			continue
 		}
-		expires := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
-		if time.Now().Before(expires) {
-			live = append(live, *l.Spec.HolderIdentity)
+		// Its apiserver is gone: drop the Lease, unless renewed meanwhile.
+		err := r.Client.CoordinationV1().Leases(metav1.NamespaceSystem).Delete(ctx, l.Name,
+			metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &l.ResourceVersion}})
+		switch {
+		case err == nil:
+			klog.InfoS("Removed a gone apiserver from the kubernetes Service", "lease", l.Name, "endpoint", ptr.Deref(l.Spec.HolderIdentity, ""))
+		case !apierrors.IsNotFound(err) && !apierrors.IsConflict(err):
+			klog.ErrorS(err, "Deleting the Lease of a gone apiserver", "lease", l.Name)
 		}
 	}
 	sort.Strings(live)
