@@ -162,8 +162,9 @@ type runningServer struct {
 
 // startServer runs apiserver.Run on a loopback port (a free one when port
 // is 0, see harness.OnFreePort) until ctx ends and waits for its ready
-// callback. etcdServers nil means the embedded etcd.
-func startServer(ctx context.Context, dataDir string, port int, etcdServers []string) (*runningServer, error) {
+// callback. etcdServers nil means the embedded etcd; tweaks change the
+// options before the start.
+func startServer(ctx context.Context, dataDir string, port int, etcdServers []string, tweaks ...func(*apiserver.Options)) (*runningServer, error) {
 	var s *runningServer
 	start := func(port int) error {
 		opts := apiserver.NewOptions()
@@ -171,6 +172,9 @@ func startServer(ctx context.Context, dataDir string, port int, etcdServers []st
 		opts.SecurePort = port
 		opts.BindAddress = "127.0.0.1"
 		opts.EtcdServers = etcdServers
+		for _, tweak := range tweaks {
+			tweak(opts)
+		}
 		ready := make(chan struct{})
 		s = &runningServer{opts: opts, done: make(chan error, 1)}
 		go func() {

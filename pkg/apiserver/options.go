@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/pflag"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -43,6 +44,9 @@ type Options struct {
 	// EnableBootstrapTokenAuth accepts the bootstrap tokens of kube-system's
 	// bootstrap-token-<id> Secrets (--enable-bootstrap-token-auth).
 	EnableBootstrapTokenAuth bool
+
+	// certCheckInterval overrides certCheckInterval (tests).
+	certCheckInterval time.Duration
 }
 
 // NewOptions returns the defaults of upstream kube-apiserver where they apply.

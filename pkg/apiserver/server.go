@@ -70,6 +70,7 @@ func Run(ctx context.Context, o *Options, ready func(loopback *restclient.Config
 	if err := o.ensureAdminKubeconfig(ca); err != nil {
 		return err
 	}
+	ca.ExpiresSoon()
 
 	transport := o.flagTransport()
 	var embedded *etcd.Embedded
@@ -88,6 +89,7 @@ func Run(ctx context.Context, o *Options, ready func(loopback *restclient.Config
 	}
 	prepared := server.PrepareRun()
 	go announceWhenReady(ctx, server, ready)
+	go o.renewCertificates(ctx, embedded != nil)
 	if embedded == nil {
 		return prepared.RunWithContext(ctx)
 	}
@@ -123,17 +125,10 @@ func (o *Options) ensurePKI() (*pki.CA, pki.Files, error) {
 }
 
 // ensureAdminKubeconfig keeps the admin kubeconfig of earlier starts unless
-// it points at another address.
+// it points at another address or its certificate needs renewal.
 func (o *Options) ensureAdminKubeconfig(ca *pki.CA) error {
-	path := o.AdminKubeconfig()
-	if server, err := pki.ServerOf(path); err == nil && server == o.ServerURL() {
-		return nil
-	}
-	data, err := ca.Kubeconfig(o.ServerURL(), "kubernetes-admin", []string{"system:masters"})
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, data, 0o600)
+	_, err := ca.EnsureKubeconfig(o.AdminKubeconfig(), o.ServerURL(), "kubernetes-admin", []string{"system:masters"})
+	return err
 }
 
 func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdTransport storagebackend.TransportConfig) (*genericapiserver.GenericAPIServer, error) {

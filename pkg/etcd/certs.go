@@ -28,13 +28,16 @@ type Certs struct {
 var etcdHosts = []string{"localhost", "127.0.0.1", "::1"}
 
 // EnsureCerts creates the embedded etcd's CA and certificates under pkiDir
-// on first use and reuses them while they are valid.
+// on first use and reuses them while they have more than pki.RenewBefore
+// left (a running server calls it again to renew them: etcd and its
+// clients read the files at each TLS handshake).
 func EnsureCerts(pkiDir string) (*Certs, error) {
 	dir := filepath.Join(pkiDir, "etcd")
 	ca, err := pki.EnsureNamedCA(dir, "etcd-ca")
 	if err != nil {
 		return nil, fmt.Errorf("etcd CA: %w", err)
 	}
+	ca.ExpiresSoon()
 	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	certs := &Certs{CAFile: ca.CertFile}
 	// As kubeadm's: server and peer certificates serve and also

@@ -22,12 +22,22 @@ import (
 
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
+	"k8s.io/klog/v2"
 )
 
 const (
 	caValidity   = 10 * 365 * 24 * time.Hour
 	certValidity = 365 * 24 * time.Hour
+	// RenewBefore is k3s's rule: a certificate with less left is renewed
+	// (at start and by the server's periodic check).
+	RenewBefore = 90 * 24 * time.Hour
+	// CAWarnBefore is how long before the CA ends a warning is logged: the
+	// CA is not renewed automatically (every client trusts it).
+	CAWarnBefore = 365 * 24 * time.Hour
 )
+
+// now is the clock of issuing and renewal decisions; tests move it.
+var now = time.Now
 
 // CA is a certificate authority that signs the cluster's certificates.
 type CA struct {
@@ -58,7 +68,7 @@ func EnsureNamedCA(dir, commonName string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: commonName}, key)
+	cert, err := newCACert(commonName, key)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +96,47 @@ func LoadCA(dir string) (*CA, error) {
 	return &CA{Cert: certs[0], Key: signer, CertFile: certFile}, nil
 }
 
+// newCACert is a self-signed CA certificate valid for caValidity.
+func newCACert(commonName string, key crypto.Signer) (*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, err
+	}
+	t := now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             t.Add(-5 * time.Minute).UTC(),
+		NotAfter:              t.Add(caValidity).UTC(),
+		KeyUsage:              x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// ExpiresSoon tells whether the CA ends within CAWarnBefore, and logs a
+// warning then: renewing a CA means handing every client its new
+// certificate, so it is an operator's job, announced a year ahead.
+func (ca *CA) ExpiresSoon() bool {
+	left := ca.Cert.NotAfter.Sub(now())
+	if left >= CAWarnBefore {
+		return false
+	}
+	klog.ErrorS(nil, "Certificate authority expires within a year; certificates it signs stop working then",
+		"file", ca.CertFile, "notAfter", ca.Cert.NotAfter, "daysLeft", int(left.Hours()/24))
+	return true
+}
+
+// NeedsRenewal tells whether cert has less than RenewBefore left.
+func NeedsRenewal(cert *x509.Certificate) bool {
+	return cert.NotAfter.Sub(now()) < RenewBefore
+}
+
 // EnsureServingCert returns dir/<name>.{crt,key}, a server certificate for
 // hosts (DNS names and IPs), reusing the existing one while it is valid and
 // covers every host.
@@ -104,16 +155,22 @@ type CertSpec struct {
 
 // EnsureCert returns dir/<name>.{crt,key}, a certificate for spec signed by
 // ca. The existing pair is reused while it is valid, its key matches, ca
-// signed it and it has spec's usages and hosts; otherwise it is replaced.
+// signed it, it has spec's usages and hosts and more than RenewBefore
+// left; otherwise it is replaced, keeping the key when it is readable (so
+// the pair on disk never mismatches). Both files are replaced atomically:
+// the API server and etcd re-read them while serving.
 func (ca *CA) EnsureCert(dir, name string, spec CertSpec) (Files, error) {
 	f := Files{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
 	if pair, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile); err == nil {
 		cert := pair.Leaf
-		if cert.CheckSignatureFrom(ca.Cert) == nil && slices.Equal(cert.ExtKeyUsage, spec.Usages) &&
-			covers(cert, spec.Hosts) && stillValid(cert) {
-			return f, nil
+		if cert.CheckSignatureFrom(ca.Cert) == nil && slices.Equal(cert.ExtKeyUsage, spec.Usages) && covers(cert, spec.Hosts) {
+			if !NeedsRenewal(cert) {
+				return f, nil
+			}
+			klog.InfoS("Renewing certificate", "file", f.CertFile, "notAfter", cert.NotAfter)
 		}
 	}
+	key := readKey(f.KeyFile)
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: spec.CommonName, Organization: spec.Organization},
 		ExtKeyUsage: spec.Usages,
@@ -125,11 +182,34 @@ func (ca *CA) EnsureCert(dir, name string, spec CertSpec) (Files, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	cert, key, err := ca.sign(tmpl)
+	if key == nil {
+		var err error
+		if key, err = newKey(); err != nil {
+			return Files{}, err
+		}
+		keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
+		if err != nil {
+			return Files{}, err
+		}
+		if err := writeFileAtomic(f.KeyFile, keyPEM, 0o600); err != nil {
+			return Files{}, err
+		}
+	}
+	cert, err := ca.signKey(tmpl, key)
 	if err != nil {
 		return Files{}, err
 	}
-	return f, writePair(f.CertFile, f.KeyFile, cert, key)
+	return f, writeFileAtomic(f.CertFile, encodeCert(cert), 0o644)
+}
+
+// readKey is the private key in file, nil when there is none usable.
+func readKey(file string) crypto.Signer {
+	key, err := keyutil.PrivateKeyFromFile(file)
+	if err != nil {
+		return nil
+	}
+	signer, _ := key.(crypto.Signer)
+	return signer
 }
 
 // NewClientCert signs a client certificate for user in groups (the x509
@@ -157,21 +237,26 @@ func (ca *CA) sign(tmpl *x509.Certificate) (*x509.Certificate, crypto.Signer, er
 	if err != nil {
 		return nil, nil, err
 	}
+	cert, err := ca.signKey(tmpl, key)
+	return cert, key, err
+}
+
+// signKey issues tmpl for key, valid for certValidity from now.
+func (ca *CA) signKey(tmpl *x509.Certificate, key crypto.Signer) (*x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	now := time.Now()
+	t := now()
 	tmpl.SerialNumber = serial
-	tmpl.NotBefore = now.Add(-5 * time.Minute).UTC()
-	tmpl.NotAfter = now.Add(certValidity).UTC()
+	tmpl.NotBefore = t.Add(-5 * time.Minute).UTC()
+	tmpl.NotAfter = t.Add(certValidity).UTC()
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, err
+	return x509.ParseCertificate(der)
 }
 
 func newKey() (crypto.Signer, error) {
@@ -207,9 +292,29 @@ func covers(cert *x509.Certificate, hosts []string) bool {
 	return true
 }
 
-func stillValid(cert *x509.Certificate) bool {
-	// Renew a month ahead so a long-running server never serves an expired cert.
-	return time.Now().Add(30 * 24 * time.Hour).Before(cert.NotAfter)
+// writeFileAtomic replaces path by data in one rename, so that a reader
+// never sees a half-written file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename: no such file
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func exists(path string) bool {
