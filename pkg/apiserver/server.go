@@ -207,6 +207,7 @@ func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdTransport storage
 		return nil, err
 	}
 	AddSystemPriorityClassesHook(server)
+	addAuthenticationInfoHook(server, ca.CertFile)
 	if err := serviceAccounts.install(server, cfg.Authentication.Authenticator); err != nil {
 		return nil, err
 	}

@@ -4,8 +4,10 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -14,10 +16,12 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/clientbuilder"
 	"github.com/skiff-dev/skiff/pkg/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/pkg/controllers/csrapproving"
 	"github.com/skiff-dev/skiff/pkg/controllers/csrsigning"
@@ -39,6 +43,37 @@ type Options struct {
 	// ClusterSigningDuration is the longest lifetime of a signed
 	// certificate; 0: a year.
 	ClusterSigningDuration time.Duration
+	// UseServiceAccountCredentials: each controller's requests authenticate
+	// as its ServiceAccount in kube-system (upstream's names), so RBAC
+	// grants it its system:controller:<name> role only; otherwise all use
+	// the manager's credentials.
+	UseServiceAccountCredentials bool
+}
+
+// clients are one controller's. Client reads through the manager's shared
+// cache, whose informers use the manager's credentials (upstream's shared
+// informers); its writes and the other clients use the controller's.
+type clients struct {
+	config *rest.Config
+	client client.Client
+	core   kubernetes.Interface
+}
+
+func newClients(mgr manager.Manager, creds clientbuilder.Builder, name string) (*clients, error) {
+	cfg, err := creds.Config(name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		Cache: &client.CacheOptions{Reader: mgr.GetCache()}})
+	if err != nil {
+		return nil, err
+	}
+	core, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &clients{config: cfg, client: c, core: core}, nil
 }
 
 // Run starts every controller against the API at cfg and blocks until ctx
@@ -58,47 +93,72 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	core, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	meta, err := metadata.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	if err := (&namespace.Reconciler{Core: core, Metadata: meta, Discovery: disco}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&serviceaccount.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&resourcequota.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if len(opts.RootCA) > 0 {
-		if err := (&rootcapublisher.Reconciler{Client: mgr.GetClient(), RootCA: opts.RootCA}).SetupWithManager(mgr); err != nil {
+	creds := clientbuilder.Root(cfg)
+	if opts.UseServiceAccountCredentials {
+		if creds, err = clientbuilder.ServiceAccounts(cfg, metav1.NamespaceSystem); err != nil {
 			return err
 		}
 	}
-	if opts.ClusterSigningCertFile != "" && opts.ClusterSigningKeyFile != "" {
-		signer := &csrsigning.Reconciler{Client: mgr.GetClient(), Core: core, Duration: opts.ClusterSigningDuration,
-			CA: csrsigning.CA{CertFile: opts.ClusterSigningCertFile, KeyFile: opts.ClusterSigningKeyFile}}
-		if err := signer.SetupWithManager(mgr); err != nil {
-			return err
+	for _, c := range controllerSetups(mgr, opts) {
+		cc, err := newClients(mgr, creds, c.name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
 		}
-	}
-	if err := (&csrapproving.Reconciler{Client: mgr.GetClient(), Core: core}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&tokencleaner.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&clusterroleaggregation.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return err
+		if err := c.setup(cc); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
 	}
 	return mgr.Start(ctx)
+}
+
+// controllerSetup adds one controller, or two sharing an identity, to the
+// manager.
+type controllerSetup struct {
+	// name is the identity: upstream's ServiceAccount name for it.
+	name  string
+	setup func(*clients) error
+}
+
+func controllerSetups(mgr manager.Manager, opts Options) []controllerSetup {
+	return []controllerSetup{
+		{"namespace-controller", func(c *clients) error {
+			meta, err := metadata.NewForConfig(c.config)
+			if err != nil {
+				return err
+			}
+			disco, err := discovery.NewDiscoveryClientForConfig(c.config)
+			if err != nil {
+				return err
+			}
+			return (&namespace.Reconciler{Core: c.core, Metadata: meta, Discovery: disco}).SetupWithManager(mgr)
+		}},
+		{"service-account-controller", func(c *clients) error {
+			return (&serviceaccount.Reconciler{Client: c.client}).SetupWithManager(mgr)
+		}},
+		{"resourcequota-controller", func(c *clients) error {
+			return (&resourcequota.Reconciler{Client: c.client}).SetupWithManager(mgr)
+		}},
+		{"root-ca-cert-publisher", func(c *clients) error {
+			if len(opts.RootCA) == 0 {
+				return nil
+			}
+			return (&rootcapublisher.Reconciler{Client: c.client, RootCA: opts.RootCA}).SetupWithManager(mgr)
+		}},
+		{"certificate-controller", func(c *clients) error {
+			if opts.ClusterSigningCertFile != "" && opts.ClusterSigningKeyFile != "" {
+				signer := &csrsigning.Reconciler{Client: c.client, Core: c.core, Duration: opts.ClusterSigningDuration,
+					CA: csrsigning.CA{CertFile: opts.ClusterSigningCertFile, KeyFile: opts.ClusterSigningKeyFile}}
+				if err := signer.SetupWithManager(mgr); err != nil {
+					return err
+				}
+			}
+			return (&csrapproving.Reconciler{Client: c.client, Core: c.core}).SetupWithManager(mgr)
+		}},
+		{"token-cleaner", func(c *clients) error {
+			return (&tokencleaner.Reconciler{Client: c.client}).SetupWithManager(mgr)
+		}},
+		{"clusterrole-aggregation-controller", func(c *clients) error {
+			return (&clusterroleaggregation.Reconciler{Client: c.client}).SetupWithManager(mgr)
+		}},
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/test/harness"
 )
@@ -112,10 +115,79 @@ func (cm *controllerManager) stop(t *testing.T) {
 }
 
 // get fetches path from the controller-manager's HTTPS port (a
-// self-signed certificate).
+// self-signed certificate), without credentials.
 func (cm *controllerManager) get(path string) (int, string, error) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
-	return httpGet(client, fmt.Sprintf("https://127.0.0.1:%d%s", cm.port, path))
+	return cm.getAs(&tls.Config{}, "", path)
+}
+
+// getAs fetches path with the client certificates of tlsConfig and, unless
+// empty, the bearer token.
+func (cm *controllerManager) getAs(tlsConfig *tls.Config, token, path string) (int, string, error) {
+	tlsConfig = tlsConfig.Clone()
+	tlsConfig.InsecureSkipVerify, tlsConfig.RootCAs = true, nil
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig, DisableKeepAlives: true}}
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d%s", cm.port, path), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body)), err
+}
+
+// clientTLS is the TLS configuration, client certificate included, of a
+// kubeconfig.
+func clientTLS(t *testing.T, kubeconfig string) *tls.Config {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConfig, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tlsConfig
+}
+
+// testMetricsAuth: the controller-manager's /metrics is authenticated and
+// authorized through the API server, as kube-controller-manager's: without
+// credentials it is forbidden to system:anonymous, a bad token is 401, a
+// user without the system:monitoring rights 403, and with them (or in
+// system:masters) the metrics are served; the health endpoints stay open.
+func testMetricsAuth(t *testing.T, srv *harness.Server, cm *controllerManager) {
+	code, body, err := cm.get("/metrics")
+	if err != nil || code != http.StatusForbidden || !strings.Contains(body, `forbidden: User \"system:anonymous\" cannot get path \"/metrics\"`) {
+		t.Errorf("/metrics without credentials: %d %q %v, want 403 for system:anonymous", code, abbreviate(body), err)
+	}
+	if code, body, err := cm.getAs(&tls.Config{}, "not-a-token", "/metrics"); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("/metrics with a bad token: %d %q %v, want 401", code, abbreviate(body), err)
+	}
+	if code, body, err := cm.getAs(&tls.Config{}, "not-a-token", "/healthz"); err != nil || code != http.StatusUnauthorized {
+		// As upstream: bad credentials fail before the path is looked at.
+		t.Errorf("/healthz with a bad token: %d %q %v, want 401", code, abbreviate(body), err)
+	}
+	for _, path := range []string{"/healthz", "/livez", "/readyz"} {
+		if code, body, err := cm.get(path); err != nil || code != http.StatusOK {
+			t.Errorf("%s without credentials: %d %q %v, want 200", path, code, body, err)
+		}
+	}
+	nobody := clientTLS(t, userKubeconfig(t, srv, "metrics-nobody"))
+	if code, body, err := cm.getAs(nobody, "", "/metrics"); err != nil || code != http.StatusForbidden ||
+		!strings.Contains(body, `User \"metrics-nobody\" cannot get path \"/metrics\"`) {
+		t.Errorf("/metrics as an unbound user: %d %q %v, want 403", code, abbreviate(body), err)
+	}
+	monitor := clientTLS(t, userKubeconfig(t, srv, "metrics-reader", "system:monitoring"))
+	if code, body, err := cm.getAs(monitor, "", "/metrics"); err != nil || code != http.StatusOK || !strings.Contains(body, "# TYPE") {
+		t.Errorf("/metrics as a system:monitoring user: %d %q %v, want 200", code, abbreviate(body), err)
+	}
 }
 
 // waitDefaultServiceAccount creates a namespace and waits for its default
@@ -157,7 +229,10 @@ func TestControllerManager(t *testing.T) {
 		t.Fatalf("skiff apiserver created a default ServiceAccount: it runs controllers")
 	}
 
-	leaseFlags := []string{"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}
+	// With their own ServiceAccounts, as kube-controller-manager in kubeadm
+	// clusters.
+	leaseFlags := []string{"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",
+		"--use-service-account-credentials"}
 	a := startControllerManager(t, srv, leaseFlags...)
 	b := startControllerManager(t, srv, leaseFlags...)
 	for _, cm := range []*controllerManager{a, b} {
@@ -203,9 +278,22 @@ func TestControllerManager(t *testing.T) {
 	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != leader.leading() {
 		t.Errorf("Lease holder %v, want %s", lease.Spec.HolderIdentity, leader.leading())
 	}
-	if _, body, err := leader.get("/metrics"); err != nil || !strings.Contains(body, `leader_election_master_status{name="kube-controller-manager"} 1`) {
-		t.Errorf("leader /metrics has no leader_election_master_status 1 (%v):\n%s", err, abbreviate(body))
-	}
+	// The client CA comes from extension-apiserver-authentication, which
+	// the delegated authentication loads soon after the start (as upstream).
+	masters := clientTLS(t, srv.Kubeconfig)
+	eventually(t, 10*time.Second, func() string {
+		if code, body, err := leader.getAs(masters, "", "/metrics"); err != nil || !strings.Contains(body, `leader_election_master_status{name="kube-controller-manager"} 1`) {
+			return fmt.Sprintf("leader /metrics as system:masters: %d (%v), no leader_election_master_status 1:\n%s", code, err, abbreviate(body))
+		}
+		return ""
+	})
+	eventually(t, 10*time.Second, func() string {
+		if code, body, err := follower.getAs(masters, "", "/metrics"); err != nil || code != http.StatusOK {
+			return fmt.Sprintf("follower /metrics as system:masters: %d %q %v", code, abbreviate(body), err)
+		}
+		return ""
+	})
+	t.Run("MetricsAuth", func(t *testing.T) { testMetricsAuth(t, srv, follower) })
 
 	// The leader's controllers run: new and earlier namespaces get their
 	// default ServiceAccount.

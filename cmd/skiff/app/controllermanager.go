@@ -13,10 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/apiserver/pkg/server/mux"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/kubernetes/scheme"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
@@ -33,14 +37,22 @@ const controllerManagerPort = 10257
 type controllerManagerOptions struct {
 	controllers *controllerOptions
 	secure      *genericoptions.SecureServingOptions
-	kubeconfig  string
-	rootCAFile  string
-	qps         float32
-	burst       int
+	// Who may read /metrics: asked of the API server (TokenReview,
+	// SubjectAccessReview), as kube-controller-manager.
+	authentication *genericoptions.DelegatingAuthenticationOptions
+	authorization  *genericoptions.DelegatingAuthorizationOptions
+	kubeconfig     string
+	rootCAFile     string
+	qps            float32
+	burst          int
 }
 
 func newControllerManagerCommand() *cobra.Command {
-	o := &controllerManagerOptions{controllers: newControllerOptions(), secure: genericoptions.NewSecureServingOptions(), qps: 20, burst: 30}
+	o := &controllerManagerOptions{controllers: newControllerOptions(), secure: genericoptions.NewSecureServingOptions(), qps: 20, burst: 30,
+		authentication: genericoptions.NewDelegatingAuthenticationOptions(),
+		// Upstream's defaults: /healthz, /livez, /readyz open, system:masters
+		// allowed everything, every other request asked of the API server.
+		authorization: genericoptions.NewDelegatingAuthorizationOptions()}
 	o.secure.BindPort = controllerManagerPort
 	o.secure.ServerCert.PairName = "kube-controller-manager"
 	// Empty: the self-signed certificate stays in memory (upstream's --cert-dir default).
@@ -51,8 +63,12 @@ func newControllerManagerCommand() *cobra.Command {
 		Long: `Run skiff's controllers (namespace, serviceaccount, root CA publisher, CSR
 signing and approving, bootstrap token cleaner) against the API server of
 --kubeconfig. With --leader-elect (the default) they run only while this process
-holds the Lease kube-system/kube-controller-manager. /healthz, /livez, /readyz
-and /metrics are served over HTTPS on --bind-address:--secure-port, with a
+holds the Lease kube-system/kube-controller-manager; with
+--use-service-account-credentials each controller authenticates as its own
+ServiceAccount in kube-system. /healthz, /livez, /readyz (open to all) and
+/metrics (authenticated and authorized through the API server, by
+--authentication-kubeconfig and --authorization-kubeconfig, which default to
+--kubeconfig) are served over HTTPS on --bind-address:--secure-port, with a
 self-signed certificate unless --tls-cert-file is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -65,6 +81,8 @@ self-signed certificate unless --tls-cert-file is given.`,
 	fs.Float32Var(&o.qps, "kube-api-qps", o.qps, "QPS to use while talking with the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", o.burst, "Burst to use while talking with the API server.")
 	o.secure.AddFlags(fs)
+	o.authentication.AddFlags(fs)
+	o.authorization.AddFlags(fs)
 	o.controllers.addFlags(fs, "Empty: CSRs are not signed.")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
@@ -79,12 +97,22 @@ func (o *controllerManagerOptions) validate() []error {
 	if o.kubeconfig == "" {
 		errs = append(errs, errors.New("--kubeconfig is required"))
 	}
+	errs = append(errs, o.authentication.Validate()...)
+	errs = append(errs, o.authorization.Validate()...)
 	return append(errs, o.secure.Validate()...)
 }
 
 func (o *controllerManagerOptions) run(ctx context.Context) error {
 	if errs := o.validate(); len(errs) > 0 {
 		return fmt.Errorf("invalid options: %v", errs)
+	}
+	// Without their own kubeconfigs, the reviews go where the controllers'
+	// requests go (upstream would fall back to the in-cluster config).
+	if o.authentication.RemoteKubeConfigFile == "" {
+		o.authentication.RemoteKubeConfigFile = o.kubeconfig
+	}
+	if o.authorization.RemoteKubeConfigFile == "" {
+		o.authorization.RemoteKubeConfigFile = o.kubeconfig
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
@@ -159,13 +187,32 @@ func (o *controllerManagerOptions) serve(ctx context.Context, checks []healthz.H
 	if err := o.secure.ApplyTo(&info); err != nil {
 		return nil, err
 	}
+	var authn genericapiserver.AuthenticationInfo
+	if err := o.authentication.ApplyTo(&authn, info, nil); err != nil {
+		return nil, fmt.Errorf("delegated authentication: %w", err)
+	}
+	var authz genericapiserver.AuthorizationInfo
+	if err := o.authorization.ApplyTo(&authz); err != nil {
+		return nil, fmt.Errorf("delegated authorization: %w", err)
+	}
 	m := mux.NewPathRecorderMux("kube-controller-manager")
 	healthz.InstallHandler(m, checks...)
 	healthz.InstallLivezHandler(m, healthz.PingHealthz)
 	healthz.InstallReadyzHandler(m, healthz.PingHealthz)
 	gatherers := prometheus.Gatherers{legacyregistry.DefaultGatherer, crmetrics.Registry}
 	m.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	var handler http.Handler = m
-	stopped, _, err := info.Serve(handler, 10*time.Second, ctx.Done())
+	stopped, _, err := info.Serve(withDelegatedAuth(m, authn, authz), 10*time.Second, ctx.Done())
 	return stopped, err
+}
+
+// withDelegatedAuth is kube-controller-manager's handler chain: every
+// request is authenticated (anonymous when without credentials) and
+// authorized, a denial answered 401 or 403 with a Status.
+func withDelegatedAuth(handler http.Handler, authn genericapiserver.AuthenticationInfo, authz genericapiserver.AuthorizationInfo) http.Handler {
+	resolver := &apirequest.RequestInfoFactory{}
+	handler = genericapifilters.WithAuthorization(handler, authz.Authorizer, scheme.Codecs)
+	handler = genericapifilters.WithAuthentication(handler, authn.Authenticator, genericapifilters.Unauthorized(scheme.Codecs), nil, nil)
+	handler = genericapifilters.WithRequestInfo(handler, resolver)
+	handler = genericapifilters.WithCacheControl(handler)
+	return genericfilters.WithPanicRecovery(handler, resolver)
 }

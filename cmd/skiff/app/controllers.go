@@ -24,6 +24,9 @@ type controllerOptions struct {
 	ClusterSigningCertFile string
 	ClusterSigningKeyFile  string
 	ClusterSigningDuration time.Duration
+	// UseServiceAccountCredentials: each controller as its own
+	// ServiceAccount (controllers.Options).
+	UseServiceAccountCredentials bool
 }
 
 func newControllerOptions() *controllerOptions {
@@ -39,6 +42,7 @@ func (c *controllerOptions) addFlags(fs *pflag.FlagSet, signingDefault string) {
 	componentbaseoptions.BindLeaderElectionFlags(&c.LeaderElection, fs)
 	fs.StringVar(&c.ClusterSigningCertFile, "cluster-signing-cert-file", c.ClusterSigningCertFile, "Filename containing a PEM-encoded X509 CA certificate used to issue cluster-scoped certificates (the kubernetes.io/kube-apiserver-client, kube-apiserver-client-kubelet and kubelet-serving signers). "+signingDefault)
 	fs.StringVar(&c.ClusterSigningKeyFile, "cluster-signing-key-file", c.ClusterSigningKeyFile, "Filename containing a PEM-encoded RSA or ECDSA private key used to sign cluster-scoped certificates. "+signingDefault)
+	fs.BoolVar(&c.UseServiceAccountCredentials, "use-service-account-credentials", c.UseServiceAccountCredentials, "If true, use individual service account credentials for each controller.")
 	fs.DurationVar(&c.ClusterSigningDuration, "cluster-signing-duration", c.ClusterSigningDuration, "The max length of duration signed certificates will be given. Individual CSRs may request shorter certs by setting spec.expirationSeconds.")
 }
 
@@ -61,6 +65,7 @@ func (c *controllerOptions) validate() []error {
 // controllers.ErrLeaderElectionLost for a lost Lease.
 func (c *controllerOptions) run(ctx context.Context, cfg *restclient.Config, opts controllers.Options, keepTrying bool, watchDog *leaderelection.HealthzAdaptor) error {
 	opts.ClusterSigningDuration = c.ClusterSigningDuration
+	opts.UseServiceAccountCredentials = c.UseServiceAccountCredentials
 	identity := ""
 	if c.LeaderElection.LeaderElect {
 		var err error

@@ -17,6 +17,8 @@ import (
 func newServerCommand() *cobra.Command {
 	o := apiserver.NewOptions()
 	c := newControllerOptions()
+	// As kube-controller-manager in kubeadm clusters.
+	c.UseServiceAccountCredentials = true
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the all-in-one control plane (API server on embedded or external etcd, controllers)",

@@ -15,6 +15,21 @@ const ControllerRolePrefix = "system:controller:"
 // the controllers skiff runs, with upstream's rules.
 func controllerRoles() []rbacv1.ClusterRole {
 	return []rbacv1.ClusterRole{
+		clusterRole(ControllerRolePrefix+"clusterrole-aggregation-controller",
+			// It must be able to write any rule into an aggregated role.
+			newRule("escalate", "get", "list", "watch", "update", "patch").groups(rbac).resources("clusterroles").done()),
+		clusterRole(ControllerRolePrefix+"namespace-controller",
+			newRule("get", "list", "watch", "delete").groups(legacy).resources("namespaces").done(),
+			newRule("update").groups(legacy).resources("namespaces/finalize", "namespaces/status").done(),
+			newRule("get", "list", "watch", "delete", "deletecollection").groups("*").resources("*").done()),
+		clusterRole(ControllerRolePrefix+"resourcequota-controller",
+			// It counts anything, so it reads everything.
+			newRule("list", "watch").groups("*").resources("*").done(),
+			newRule("update").groups(legacy).resources("resourcequotas/status").done(),
+			eventsRule()),
+		clusterRole(ControllerRolePrefix+"service-account-controller",
+			newRule("create").groups(legacy).resources("serviceaccounts").done(),
+			eventsRule()),
 		clusterRole(ControllerRolePrefix+"certificate-controller",
 			newRule("get", "list", "watch", "delete").groups(certificates).resources("certificatesigningrequests").done(),
 			newRule("update").groups(certificates).resources("certificatesigningrequests/status", "certificatesigningrequests/approval").done(),
@@ -26,6 +41,20 @@ func controllerRoles() []rbacv1.ClusterRole {
 				certificatesv1.KubeletServingSignerName).done(),
 			newRule("create").groups(authorization).resources("subjectaccessreviews").done(),
 			eventsRule()),
+		clusterRole(ControllerRolePrefix+"root-ca-cert-publisher",
+			newRule("create", "update").groups(legacy).resources("configmaps").done(),
+			eventsRule()),
+	}
+}
+
+// controllerNamespaceRoles are the controllers' kube-system Roles: the
+// token cleaner removes secrets there only.
+func controllerNamespaceRoles() []rbacv1.Role {
+	return []rbacv1.Role{
+		{ObjectMeta: metav1.ObjectMeta{Name: ControllerRolePrefix + "token-cleaner"}, Rules: []rbacv1.PolicyRule{
+			newRule("get", "list", "watch", "delete").groups(legacy).resources("secrets").done(),
+			eventsRule(),
+		}},
 	}
 }
 

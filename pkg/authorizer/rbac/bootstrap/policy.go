@@ -371,6 +371,7 @@ func Roles() map[string][]rbacv1.Role {
 		{ObjectMeta: metav1.ObjectMeta{Name: "system::leader-locking-kube-controller-manager"}, Rules: leaderLocking},
 		{ObjectMeta: metav1.ObjectMeta{Name: "system::leader-locking-kube-scheduler"}, Rules: leaderLocking},
 	}
+	roles = append(roles, controllerNamespaceRoles()...)
 	for i := range roles {
 		roles[i].Namespace = metav1.NamespaceSystem
 		addDefaultMetadata(&roles[i].ObjectMeta)
@@ -396,6 +397,8 @@ func RoleBindings() map[string][]rbacv1.RoleBinding {
 			append(users(user.KubeControllerManager), serviceAccounts(metav1.NamespaceSystem, "kube-controller-manager", "leader-election-controller")...)...),
 		binding("system::leader-locking-kube-scheduler", "system::leader-locking-kube-scheduler",
 			append(users(user.KubeScheduler), serviceAccounts(metav1.NamespaceSystem, "kube-scheduler")...)...),
+		binding(ControllerRolePrefix+"token-cleaner", ControllerRolePrefix+"token-cleaner",
+			serviceAccounts(metav1.NamespaceSystem, "token-cleaner")...),
 	}}
 }
 

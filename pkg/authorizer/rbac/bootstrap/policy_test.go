@@ -29,7 +29,9 @@ func TestPolicyIsValid(t *testing.T) {
 	}
 	for _, name := range []string{"cluster-admin", "admin", "edit", "view", "system:basic-user", "system:discovery", "system:public-info-viewer",
 		"system:service-account-issuer-discovery", "system:node", "system:node-proxier", "system:kube-scheduler",
-		"system:kube-controller-manager", "system:volume-scheduler", "system:auth-delegator", "system:heapster"} {
+		"system:kube-controller-manager", "system:volume-scheduler", "system:auth-delegator", "system:heapster",
+		"system:controller:namespace-controller", "system:controller:service-account-controller", "system:controller:resourcequota-controller",
+		"system:controller:root-ca-cert-publisher", "system:controller:certificate-controller", "system:controller:clusterrole-aggregation-controller"} {
 		if !roles[name] {
 			t.Errorf("no clusterrole %s", name)
 		}

@@ -1,0 +1,66 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+)
+
+// AuthenticationInfoConfigMap is kube-system's ConfigMap in which, as
+// kube-apiserver, skiff publishes the CA of the client certificates it
+// accepts (client-ca-file): components that delegate authentication to the
+// API server (kube-controller-manager's /metrics, aggregated API servers)
+// read it to accept the same certificates.
+const AuthenticationInfoConfigMap = "extension-apiserver-authentication"
+
+// addAuthenticationInfoHook publishes the client CA in caFile, retrying
+// until kube-system exists.
+func addAuthenticationInfoHook(server *genericapiserver.GenericAPIServer, caFile string) {
+	server.AddPostStartHookOrDie("start-cluster-authentication-info-controller", func(hookCtx genericapiserver.PostStartHookContext) error {
+		ca, err := os.ReadFile(caFile)
+		if err != nil {
+			return fmt.Errorf("client CA: %w", err)
+		}
+		client, err := kubernetes.NewForConfig(hookCtx.LoopbackClientConfig)
+		if err != nil {
+			return err
+		}
+		return wait.PollUntilContextTimeout(hookCtx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			if err := publishClientCA(ctx, client, string(ca)); err != nil {
+				klog.V(2).InfoS("Publishing the authentication info failed, will retry", "configmap", AuthenticationInfoConfigMap, "err", err)
+				return false, nil
+			}
+			return true, nil
+		})
+	})
+}
+
+func publishClientCA(ctx context.Context, client kubernetes.Interface, ca string) error {
+	configMaps := client.CoreV1().ConfigMaps(metav1.NamespaceSystem)
+	cm, err := configMaps.Get(ctx, AuthenticationInfoConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = configMaps.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: AuthenticationInfoConfigMap},
+			Data:       map[string]string{"client-ca-file": ca},
+		}, metav1.CreateOptions{})
+		return err
+	}
+	if err != nil || cm.Data["client-ca-file"] == ca {
+		return err
+	}
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	cm.Data["client-ca-file"] = ca
+	_, err = configMaps.Update(ctx, cm, metav1.UpdateOptions{})
+	return err
+}
