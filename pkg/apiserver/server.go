@@ -23,6 +23,7 @@ import (
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/kubernetes"
+	clientevents "k8s.io/client-go/tools/events"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -317,25 +318,41 @@ func ensureNamespaces(ctx context.Context, loopback *restclient.Config) error {
 	})
 }
 
-// repairServiceAllocations marks the ClusterIPs and NodePorts of every
-// existing Service as allocated.
+// repairServiceAllocations makes the ClusterIP and NodePort bitmaps agree
+// with the Services once before the server is ready (so that allocations of
+// objects written before a crash stay taken), then every
+// service.RepairInterval while the server runs.
 func repairServiceAllocations(ctx context.Context, loopback *restclient.Config, allocators *service.Allocators) error {
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
 		return err
 	}
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		list, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			klog.V(2).InfoS("Listing services for the allocation repair failed, will retry", "err", err)
-			return false, nil
-		}
-		if err := allocators.Repair(ctx, list.Items); err != nil {
+	broadcaster := clientevents.NewBroadcaster(&clientevents.EventSinkImpl{Interface: client.EventsV1()})
+	broadcaster.StartRecordingToSink(ctx.Done())
+	repairer := &service.Repairer{
+		Allocators: allocators,
+		List: func(ctx context.Context) ([]corev1.Service, error) {
+			list, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return list.Items, nil
+		},
+		IPEvents:   broadcaster.NewRecorder(apis.Scheme, "ipallocator-repair-controller"),
+		PortEvents: broadcaster.NewRecorder(apis.Scheme, "portallocator-repair-controller"),
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := repairer.RunOnce(ctx); err != nil {
 			klog.V(2).InfoS("Repairing service allocations failed, will retry", "err", err)
 			return false, nil
 		}
 		return true, nil
 	})
+	if err != nil {
+		return err
+	}
+	go repairer.Run(ctx, service.RepairInterval)
+	return nil
 }
 
 // announceWhenReady calls ready once the server's own /readyz succeeds.

@@ -116,4 +116,3 @@ func createLease(t *testing.T, leases interface {
 		t.Fatal(err)
 	}
 }
-

@@ -1,6 +1,6 @@
 // Package service adds what the generic store does not do for Services:
 // ClusterIPs and NodePorts allocated from the configured ranges (persisted in
-// etcd, released on delete and type change, repaired at start) and the
+// etcd, released on delete and type change, repaired by a loop) and the
 // single-stack IP family fields.
 package service
 
@@ -57,21 +57,6 @@ func (a *Allocators) Install(s *genericregistry.Store) {
 	s.AfterDelete = a.afterDelete
 }
 
-// Repair marks the items of existing Services as used, so that a crash
-// between an allocation and its Service's write never leads to a duplicate.
-func (a *Allocators) Repair(ctx context.Context, services []corev1.Service) error {
-	var ips []string
-	var ports []int
-	for i := range services {
-		ips = append(ips, clusterIPs(&services[i])...)
-		ports = append(ports, nodePorts(&services[i])...)
-	}
-	if err := a.IPs.MarkIPsUsed(ctx, ips); err != nil {
-		return err
-	}
-	return a.Ports.MarkPortsUsed(ctx, ports)
-}
-
 // txn records what one create or update took and must give back: on failure
 // what it allocated, on success what the old object held and the new one
 // does not.
@@ -92,12 +77,12 @@ func (t *txn) finish(ctx context.Context, success bool) {
 	}
 	for _, ip := range ips {
 		if err := t.a.IPs.ReleaseIP(ctx, ip); err != nil {
-			klog.ErrorS(err, "Releasing a ClusterIP failed; the repair at next start reclaims it", "ip", ip)
+			klog.ErrorS(err, "Releasing a ClusterIP failed; the repair loop reclaims it", "ip", ip)
 		}
 	}
 	for _, p := range ports {
 		if err := t.a.Ports.ReleasePort(ctx, p); err != nil {
-			klog.ErrorS(err, "Releasing a NodePort failed", "port", p)
+			klog.ErrorS(err, "Releasing a NodePort failed; the repair loop reclaims it", "port", p)
 		}
 	}
 }

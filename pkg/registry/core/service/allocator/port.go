@@ -75,3 +75,17 @@ func (a *Ports) MarkPortsUsed(ctx context.Context, ports []int) error {
 	}
 	return a.MarkUsed(ctx, items)
 }
+
+// Index maps port to its item, or -1 when it is outside the range.
+func (a *Ports) Index(port int) int {
+	if !a.ports.Contains(port) {
+		return -1
+	}
+	return port - a.ports.Base
+}
+
+// Port is the port of item i.
+func (a *Ports) Port(i int) int { return a.ports.Base + i }
+
+// PortRange is the range allocated from.
+func (a *Ports) PortRange() utilnet.PortRange { return a.ports }

@@ -122,6 +122,39 @@ func (r *Range) MarkUsed(ctx context.Context, used []int) error {
 	})
 }
 
+// Reconcile makes the stored bitmap agree with held, the items the API
+// objects hold, in one compare-and-swap write: a held item that is free is
+// taken (returned in missing); a taken item that nobody holds (returned in
+// unheld) is released when release says so, else kept: the caller decides
+// from how long it has been unheld, since a fresh allocation's object may
+// not be written yet.
+func (r *Range) Reconcile(ctx context.Context, held []int, release func(i int) bool) (missing, unheld, released []int, err error) {
+	isHeld := make(map[int]bool, len(held))
+	for _, i := range held {
+		if i >= 0 && i < r.size {
+			isHeld[i] = true
+		}
+	}
+	err = r.update(ctx, func(bits bitmap) error {
+		missing, unheld, released = nil, nil, nil // a retried write starts over
+		for i := 0; i < r.size; i++ {
+			switch {
+			case isHeld[i] && !bits.has(i):
+				bits.set(i)
+				missing = append(missing, i)
+			case !isHeld[i] && bits.has(i):
+				unheld = append(unheld, i)
+				if release(i) {
+					bits.clear(i)
+					released = append(released, i)
+				}
+			}
+		}
+		return nil
+	})
+	return missing, unheld, released, err
+}
+
 func (r *Range) findFree(bits bitmap) (int, bool) {
 	if i, ok := bits.freeFrom(r.staticBand, r.size); ok {
 		return i, true
