@@ -17,6 +17,7 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/audit"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
+	apiserverserviceaccount "k8s.io/apiserver/pkg/authentication/serviceaccount"
 )
 
 // signatureAlgorithms are the algorithms tokens may be signed with: those
@@ -26,8 +27,9 @@ var signatureAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose
 // Generator signs tokens.
 type Generator interface {
 	// GenerateToken signs the claims into a compact JWT. Public claims win
-	// over private ones of the same name; the issuer is the generator's.
-	GenerateToken(public *jwt.Claims, private *PrivateClaims) (string, error)
+	// over private ones (a struct marshalled at the payload's top level) of
+	// the same name; the issuer is the generator's.
+	GenerateToken(public *jwt.Claims, private any) (string, error)
 }
 
 type generator struct {
@@ -57,7 +59,7 @@ func NewGenerator(issuer string, key crypto.Signer) (Generator, error) {
 	return &generator{issuer: issuer, signer: signer}, nil
 }
 
-func (g *generator) GenerateToken(public *jwt.Claims, private *PrivateClaims) (string, error) {
+func (g *generator) GenerateToken(public *jwt.Claims, private any) (string, error) {
 	// Claims merge in order, the last winning.
 	last := map[string]any{"iss": g.issuer}
 	if len(public.Audience) > 0 {
@@ -91,12 +93,15 @@ func algorithmFor(public crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 	return "", fmt.Errorf("unsupported key type %T, must be RSA or ECDSA", public)
 }
 
-// tokenAuthenticator accepts the tokens of a Generator.
-type tokenAuthenticator struct {
+// tokenAuthenticator accepts the tokens of a Generator whose private
+// claims are a P, which validate checks.
+type tokenAuthenticator[P any] struct {
 	issuers      map[string]bool
 	keys         []PublicKey
 	implicitAuds authenticator.Audiences
-	getter       Getter
+	// validate checks the claims of a token whose signature, issuer and
+	// audience were verified, and names its user.
+	validate func(ctx context.Context, token string, public *jwt.Claims, private *P) (*apiserverserviceaccount.ServiceAccountInfo, error)
 }
 
 // NewAuthenticator returns an authenticator of tokens issued by one of
@@ -106,14 +111,22 @@ type tokenAuthenticator struct {
 // object) that getter still finds with the same UID. The user is
 // system:serviceaccount:<namespace>:<name>.
 func NewAuthenticator(issuers []string, keys []PublicKey, implicitAuds authenticator.Audiences, getter Getter) authenticator.Token {
-	a := &tokenAuthenticator{issuers: map[string]bool{}, keys: keys, implicitAuds: implicitAuds, getter: getter}
+	return newTokenAuthenticator(issuers, keys, implicitAuds,
+		func(ctx context.Context, _ string, public *jwt.Claims, private *PrivateClaims) (*apiserverserviceaccount.ServiceAccountInfo, error) {
+			return validate(ctx, getter, public, private)
+		})
+}
+
+func newTokenAuthenticator[P any](issuers []string, keys []PublicKey, implicitAuds authenticator.Audiences,
+	validate func(context.Context, string, *jwt.Claims, *P) (*apiserverserviceaccount.ServiceAccountInfo, error)) *tokenAuthenticator[P] {
+	a := &tokenAuthenticator[P]{issuers: map[string]bool{}, keys: keys, implicitAuds: implicitAuds, validate: validate}
 	for _, iss := range issuers {
 		a.issuers[iss] = true
 	}
 	return a
 }
 
-func (a *tokenAuthenticator) AuthenticateToken(ctx context.Context, token string) (*authenticator.Response, bool, error) {
+func (a *tokenAuthenticator[P]) AuthenticateToken(ctx context.Context, token string) (*authenticator.Response, bool, error) {
 	// Not one of ours: let the other authenticators try.
 	if !a.hasOurIssuer(token) {
 		return nil, false, nil
@@ -129,7 +142,7 @@ func (a *tokenAuthenticator) AuthenticateToken(ctx context.Context, token string
 			break
 		}
 	}
-	public, private := &jwt.Claims{}, &PrivateClaims{}
+	public, private := &jwt.Claims{}, new(P)
 	var (
 		verified bool
 		errs     []error
@@ -173,7 +186,7 @@ func (a *tokenAuthenticator) AuthenticateToken(ctx context.Context, token string
 		return nil, false, fmt.Errorf("token audiences %q is invalid for the target audiences %q", tokenAuds, requested)
 	}
 
-	info, err := validate(ctx, a.getter, public, private)
+	info, err := a.validate(ctx, token, public, private)
 	if err != nil {
 		return nil, false, err
 	}
@@ -181,7 +194,7 @@ func (a *tokenAuthenticator) AuthenticateToken(ctx context.Context, token string
 }
 
 // hasOurIssuer reads the unverified `iss` claim of a compact JWT.
-func (a *tokenAuthenticator) hasOurIssuer(token string) bool {
+func (a *tokenAuthenticator[P]) hasOurIssuer(token string) bool {
 	if strings.HasPrefix(strings.TrimSpace(token), "{") {
 		return false
 	}
