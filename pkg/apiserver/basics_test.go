@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/version"
@@ -136,5 +137,36 @@ func TestImmortalNamespaces(t *testing.T) {
 	}
 	if err := cs.CoreV1().Namespaces().Delete(ctx, "kube-node-lease", dryRun); err != nil {
 		t.Errorf("deleting kube-node-lease (dry run): %v", err)
+	}
+}
+
+// TestTerminatingNamespaceStatusUpdate: updating a Terminating namespace's
+// status (the namespace controller writes its deletion conditions) does
+// not remove it while spec.finalizers remain; /finalize emptying them does.
+func TestTerminatingNamespaceStatusUpdate(t *testing.T) {
+	ctx := testCtx(t)
+	name := newNamespace(t)
+	namespaces := cs.CoreV1().Namespaces()
+	if err := namespaces.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := namespaces.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Status.Conditions = append(ns.Status.Conditions, corev1.NamespaceCondition{Type: corev1.NamespaceContentRemaining,
+		Status: corev1.ConditionTrue, Reason: "SomeResourcesRemain", Message: "Some resources are remaining: pods. has 1 resource instances"})
+	if ns, err = namespaces.UpdateStatus(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := namespaces.Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the namespace went with a status update while spec.finalizers %v remained: %v", ns.Spec.Finalizers, err)
+	}
+	ns.Spec.Finalizers = nil
+	if _, err := namespaces.Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := namespaces.Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after /finalize emptied spec.finalizers: %v, want NotFound", err)
 	}
 }

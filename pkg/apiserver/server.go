@@ -23,8 +23,8 @@ import (
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/kubernetes"
-	clientevents "k8s.io/client-go/tools/events"
 	restclient "k8s.io/client-go/rest"
+	clientevents "k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/apis"

@@ -1,7 +1,8 @@
 // Package namespace finishes the deletion of namespaces: it deletes every
 // namespaced object in a Terminating namespace, then removes the
 // `kubernetes` finalizer through /finalize and deletes the namespace again,
-// which lets the apiserver remove it.
+// which lets the apiserver remove it. Meanwhile the namespace's status
+// carries upstream's five deletion conditions.
 package namespace
 
 import (
@@ -14,8 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,11 +27,17 @@ import (
 // (pods in their grace period, objects with finalizers) is looked at again.
 const retryAfter = 2 * time.Second
 
+// Discovery lists the namespaced resources to empty; a partial failure
+// returns what was found with a *discovery.ErrGroupDiscoveryFailed.
+type Discovery interface {
+	ServerPreferredNamespacedResources() ([]*metav1.APIResourceList, error)
+}
+
 // Reconciler empties and finalizes Terminating namespaces.
 type Reconciler struct {
 	Core      kubernetes.Interface
 	Metadata  metadata.Interface
-	Discovery discovery.DiscoveryInterface
+	Discovery Discovery
 }
 
 // SetupWithManager registers the reconciler for Namespaces.
@@ -38,7 +45,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).Named("namespace").For(&corev1.Namespace{}).Complete(r)
 }
 
-// Reconcile drives one namespace's deletion a step further.
+// Reconcile drives one namespace's deletion a step further. As upstream,
+// the kubernetes finalizer stays until every resource could be discovered
+// and emptied, so that a group failing discovery never has its objects
+// orphaned; the namespace's deletion conditions say what holds it up.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ns, err := r.Core.CoreV1().Namespaces().Get(ctx, req.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -50,11 +60,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if ns.DeletionTimestamp.IsZero() || !slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
 		return ctrl.Result{}, nil
 	}
-	remaining, err := r.deleteContent(ctx, ns.Name)
-	if err != nil {
+	progress := r.deleteContent(ctx, ns.Name)
+	if updateConditions(&ns.Status, progress.conditions()) {
+		if ns, err = r.Core.CoreV1().Namespaces().UpdateStatus(ctx, ns, metav1.UpdateOptions{}); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if err := progress.err(); err != nil {
 		return ctrl.Result{}, err
 	}
-	if remaining > 0 {
+	if remaining := progress.remaining(); remaining > 0 {
 		log.FromContext(ctx).V(1).Info("Namespace still has content", "namespace", ns.Name, "objects", remaining)
 		return ctrl.Result{RequeueAfter: retryAfter}, nil
 	}
@@ -69,17 +84,46 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, err
 }
 
-// deleteContent deletes every namespaced object and returns how many remain.
-func (r *Reconciler) deleteContent(ctx context.Context, namespace string) (int, error) {
-	lists, err := r.Discovery.ServerPreferredNamespacedResources()
-	if err != nil && len(lists) == 0 {
-		return 0, fmt.Errorf("discovering namespaced resources: %w", err)
+// deletion is what one pass over a namespace's content found.
+type deletion struct {
+	discoveryErr, parseErr error
+	contentErrs            []error
+	// Objects left (e.g. in their grace period), per resource and per
+	// finalizer they wait for.
+	remainingByResource  map[schema.GroupVersionResource]int
+	remainingByFinalizer map[string]int
+}
+
+func (d *deletion) remaining() int {
+	n := 0
+	for _, c := range d.remainingByResource {
+		n += c
 	}
-	remaining := 0
+	return n
+}
+
+// err: the pass could not see or delete everything.
+func (d *deletion) err() error {
+	errs := append([]error{d.discoveryErr, d.parseErr}, d.contentErrs...)
+	return utilerrors.NewAggregate(slices.DeleteFunc(errs, func(e error) bool { return e == nil }))
+}
+
+// deleteContent deletes every namespaced object it can discover.
+func (r *Reconciler) deleteContent(ctx context.Context, namespace string) *deletion {
+	d := &deletion{remainingByResource: map[schema.GroupVersionResource]int{}, remainingByFinalizer: map[string]int{}}
+	lists, err := r.Discovery.ServerPreferredNamespacedResources()
+	if err != nil {
+		d.discoveryErr = err
+	}
 	background := metav1.DeletePropagationBackground
+	var parseErrs []error
 	for _, list := range lists {
+		if list == nil {
+			continue
+		}
 		gv, err := schema.ParseGroupVersion(list.GroupVersion)
 		if err != nil {
+			parseErrs = append(parseErrs, err)
 			continue
 		}
 		for _, res := range list.APIResources {
@@ -87,20 +131,30 @@ func (r *Reconciler) deleteContent(ctx context.Context, namespace string) (int, 
 			if !verbs.Has("list") || !verbs.Has("deletecollection") {
 				continue
 			}
-			client := r.Metadata.Resource(gv.WithResource(res.Name)).Namespace(namespace)
+			gvr := gv.WithResource(res.Name)
+			client := r.Metadata.Resource(gvr).Namespace(namespace)
 			err := client.DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &background}, metav1.ListOptions{})
 			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsMethodNotSupported(err) {
-				return 0, fmt.Errorf("deleting %s in %s: %w", res.Name, namespace, err)
+				d.contentErrs = append(d.contentErrs, fmt.Errorf("failed to delete %s: %w", gvr, err))
+				continue
 			}
 			left, err := client.List(ctx, metav1.ListOptions{})
 			if err != nil {
-				if apierrors.IsNotFound(err) {
-					continue
+				if !apierrors.IsNotFound(err) {
+					d.contentErrs = append(d.contentErrs, fmt.Errorf("failed to list %s: %w", gvr, err))
 				}
-				return 0, err
+				continue
 			}
-			remaining += len(left.Items)
+			if len(left.Items) > 0 {
+				d.remainingByResource[gvr] += len(left.Items)
+			}
+			for _, item := range left.Items {
+				for _, f := range item.Finalizers {
+					d.remainingByFinalizer[f]++
+				}
+			}
 		}
 	}
-	return remaining, nil
+	d.parseErr = utilerrors.NewAggregate(parseErrs)
+	return d
 }

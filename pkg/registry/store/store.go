@@ -51,8 +51,13 @@ type Resource struct {
 	// PrepareForStatusUpdate adds to the status subresource's rule (which
 	// keeps all but the status and metadata), e.g. to keep labels too.
 	PrepareForStatusUpdate func(obj, old runtime.Object)
-	Validate               func(obj runtime.Object) field.ErrorList
-	ValidateUpdate         func(obj, old runtime.Object) field.ErrorList
+	// ShouldDeleteDuringUpdate replaces the generic store's rule that an
+	// update leaving a deleted object without metadata.finalizers removes
+	// it (namespaces also wait for spec.finalizers). It applies to the
+	// subresources too.
+	ShouldDeleteDuringUpdate func(ctx context.Context, key string, obj, existing runtime.Object) bool
+	Validate                 func(obj runtime.Object) field.ErrorList
+	ValidateUpdate           func(obj, old runtime.Object) field.ErrorList
 	// Generation says when metadata.generation counts up (upstream sets it
 	// only for some kinds).
 	Generation Generation
@@ -122,6 +127,7 @@ func New(res Resource, optsGetter generic.RESTOptionsGetter) (main *REST, status
 		ResetFieldsStrategy:       strategy,
 		TableConvertor:            tableConvertor,
 		ReturnDeletedObject:       res.ReturnDeletedObject,
+		ShouldDeleteDuringUpdate:  res.ShouldDeleteDuringUpdate,
 	}
 	attrs := func(obj runtime.Object) (labels.Set, fields.Set, error) {
 		return attributes(obj, res.Namespaced, res.Fields)
