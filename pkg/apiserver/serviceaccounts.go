@@ -20,6 +20,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
+	tokenunion "k8s.io/apiserver/pkg/authentication/token/union"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/informers"
@@ -139,6 +140,16 @@ func loopbackInformers(loopback *restclient.Config) (kubernetes.Interface, infor
 	return client, informers.NewSharedInformerFactory(client, 0), nil
 }
 
+// ServiceAccountSigningKeyFile is the file of the key that signs
+// ServiceAccount tokens: --service-account-signing-key-file or
+// <data-dir>/pki/sa.key.
+func (o *Options) ServiceAccountSigningKeyFile() string {
+	if o.ServiceAccounts.SigningKeyFile != "" {
+		return o.ServiceAccounts.SigningKeyFile
+	}
+	return filepath.Join(o.PKIDir(), "sa.key")
+}
+
 // newServiceAccounts loads (or creates) the keys and builds the token
 // authenticator, which looks ServiceAccounts and bound objects up through
 // client and factory.
@@ -149,7 +160,7 @@ func (o *Options) newServiceAccounts(client kubernetes.Interface, factory inform
 	if s.SigningKeyFile != "" {
 		signer, err = serviceaccount.LoadSigningKey(s.SigningKeyFile)
 	} else {
-		signer, err = serviceaccount.EnsureSigningKey(filepath.Join(o.PKIDir(), "sa.key"))
+		signer, err = serviceaccount.EnsureSigningKey(o.ServiceAccountSigningKeyFile())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("service account signing key: %w", err)
@@ -171,9 +182,15 @@ func (o *Options) newServiceAccounts(client kubernetes.Interface, factory inform
 		return nil, err
 	}
 	auds := s.apiAudiences()
+	getter := serviceaccount.NewGetter(client, factory)
 	sa := &serviceAccounts{
 		apiAudiences:  auds,
-		authenticator: serviceaccount.NewAuthenticator(s.Issuers, public, auds, serviceaccount.NewGetter(client, factory)),
+		authenticator: tokenunion.New(
+			// As kube-apiserver: the legacy tokens of service-account-token
+			// Secrets (issuer kubernetes/serviceaccount, same keys), then
+			// the TokenRequest ones.
+			serviceaccount.NewLegacyAuthenticator(public, auds, getter, client.CoreV1()),
+			serviceaccount.NewAuthenticator(s.Issuers, public, auds, getter)),
 		tokens: tokenregistry.Config{
 			Generator:             generator,
 			Audiences:             auds,

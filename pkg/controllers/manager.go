@@ -29,7 +29,9 @@ import (
 	"github.com/skiff-dev/skiff/pkg/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/pkg/controllers/rootcapublisher"
 	"github.com/skiff-dev/skiff/pkg/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/pkg/controllers/serviceaccounttoken"
 	"github.com/skiff-dev/skiff/pkg/controllers/tokencleaner"
+	saauth "github.com/skiff-dev/skiff/pkg/serviceaccount"
 )
 
 // Options are what the controllers need besides the API.
@@ -48,6 +50,10 @@ type Options struct {
 	// grants it its system:controller:<name> role only; otherwise all use
 	// the manager's credentials.
 	UseServiceAccountCredentials bool
+	// ServiceAccountPrivateKeyFile signs the legacy tokens of
+	// kubernetes.io/service-account-token Secrets (serviceaccounttoken);
+	// empty: that controller does not run, as upstream's.
+	ServiceAccountPrivateKeyFile string
 }
 
 // clients are one controller's. Client reads through the manager's shared
@@ -100,7 +106,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 	}
 	for _, c := range controllerSetups(mgr, opts) {
-		cc, err := newClients(mgr, creds, c.name)
+		b := creds
+		if rootIdentities[c.name] {
+			b = clientbuilder.Root(cfg)
+		}
+		cc, err := newClients(mgr, b, c.name)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
@@ -118,6 +128,11 @@ type controllerSetup struct {
 	name  string
 	setup func(*clients) error
 }
+
+// rootIdentities run with the manager's own credentials, the name only
+// telling them apart: upstream's tokens controller, which must not depend
+// on the ServiceAccount tokens it may be the source of.
+var rootIdentities = map[string]bool{"tokens-controller": true}
 
 func controllerSetups(mgr manager.Manager, opts Options) []controllerSetup {
 	return []controllerSetup{
@@ -159,6 +174,22 @@ func controllerSetups(mgr manager.Manager, opts Options) []controllerSetup {
 		}},
 		{"clusterrole-aggregation-controller", func(c *clients) error {
 			return (&clusterroleaggregation.Reconciler{Client: c.client}).SetupWithManager(mgr)
+		}},
+		{"tokens-controller", func(c *clients) error {
+			if opts.ServiceAccountPrivateKeyFile == "" {
+				klog.InfoS("Controller is disabled because there is no private key", "controller", "serviceaccount-token-controller")
+				return nil
+			}
+			key, err := saauth.LoadSigningKey(opts.ServiceAccountPrivateKeyFile)
+			if err != nil {
+				return fmt.Errorf("error reading key for service account token controller: %w", err)
+			}
+			gen, err := saauth.NewGenerator(saauth.LegacyIssuer, key)
+			if err != nil {
+				return fmt.Errorf("failed to build token generator: %w", err)
+			}
+			return (&serviceaccounttoken.Reconciler{Client: c.client, APIReader: mgr.GetAPIReader(),
+				Generator: gen, RootCA: opts.RootCA}).SetupWithManager(mgr)
 		}},
 	}
 }

@@ -31,6 +31,10 @@ func TestEveryControllerHasItsRole(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, c := range controllerSetups(nil, Options{}) {
+		if rootIdentities[c.name] {
+			// Runs with the manager's credentials, as upstream's.
+			continue
+		}
 		if seen[c.name] {
 			t.Errorf("identity %s set up twice: its clients would not be shared", c.name)
 		}

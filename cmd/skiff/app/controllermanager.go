@@ -43,6 +43,7 @@ type controllerManagerOptions struct {
 	authorization  *genericoptions.DelegatingAuthorizationOptions
 	kubeconfig     string
 	rootCAFile     string
+	saKeyFile      string
 	qps            float32
 	burst          int
 }
@@ -77,7 +78,8 @@ self-signed certificate unless --tls-cert-file is given.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to the kubeconfig file with the API server's address and the credentials to use (required).")
-	fs.StringVar(&o.rootCAFile, "root-ca-file", o.rootCAFile, "The CA bundle published in every namespace as the kube-root-ca.crt ConfigMap. Empty: the kubeconfig's certificate authority.")
+	fs.StringVar(&o.rootCAFile, "root-ca-file", o.rootCAFile, "The CA bundle published in every namespace as the kube-root-ca.crt ConfigMap and included in service account token Secrets. Empty: the kubeconfig's certificate authority.")
+	fs.StringVar(&o.saKeyFile, "service-account-private-key-file", o.saKeyFile, "Enables legacy secret-based tokens when set. Filename containing a PEM-encoded private RSA or ECDSA key used to sign service account tokens.")
 	fs.Float32Var(&o.qps, "kube-api-qps", o.qps, "QPS to use while talking with the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", o.burst, "Burst to use while talking with the API server.")
 	o.secure.AddFlags(fs)
@@ -152,8 +154,9 @@ func (o *controllerManagerOptions) run(ctx context.Context) error {
 // the signing CA from --cluster-signing-*-file.
 func (o *controllerManagerOptions) controllerOptions(cfg *restclient.Config) (controllers.Options, error) {
 	opts := controllers.Options{
-		ClusterSigningCertFile: o.controllers.ClusterSigningCertFile,
-		ClusterSigningKeyFile:  o.controllers.ClusterSigningKeyFile,
+		ClusterSigningCertFile:       o.controllers.ClusterSigningCertFile,
+		ClusterSigningKeyFile:        o.controllers.ClusterSigningKeyFile,
+		ServiceAccountPrivateKeyFile: o.saKeyFile,
 	}
 	switch {
 	case o.rootCAFile != "":

@@ -60,6 +60,8 @@ func (c *controllerOptions) serverControllerOptions(o *apiserver.Options) (contr
 	opts := controllers.Options{
 		ClusterSigningCertFile: c.ClusterSigningCertFile,
 		ClusterSigningKeyFile:  c.ClusterSigningKeyFile,
+		// Legacy token Secrets are signed with the server's own key.
+		ServiceAccountPrivateKeyFile: o.ServiceAccountSigningKeyFile(),
 	}
 	if opts.ClusterSigningCertFile == "" {
 		opts.ClusterSigningCertFile = filepath.Join(o.PKIDir(), "ca.crt")
