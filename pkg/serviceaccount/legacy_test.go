@@ -71,9 +71,9 @@ func TestLegacyClaims(t *testing.T) {
 	f := newLegacyFixture(t)
 	c := payload(t, f.tok)
 	want := map[string]any{
-		"iss": "kubernetes/serviceaccount",
-		"sub": "system:serviceaccount:ns1:default",
-		"kubernetes.io/serviceaccount/namespace":            "ns1",
+		"iss":                                    "kubernetes/serviceaccount",
+		"sub":                                    "system:serviceaccount:ns1:default",
+		"kubernetes.io/serviceaccount/namespace": "ns1",
 		"kubernetes.io/serviceaccount/secret.name":          "default-token",
 		"kubernetes.io/serviceaccount/service-account.name": "default",
 		"kubernetes.io/serviceaccount/service-account.uid":  "sa-uid",

@@ -20,6 +20,7 @@ func TestServiceAccounts(t *testing.T) {
 		t.Run("NamespaceDefaults", func(t *testing.T) { testNamespaceDefaults(t, k) })
 		t.Run("PodServiceAccount", func(t *testing.T) { testPodServiceAccount(t, k) })
 		t.Run("CreateToken", func(t *testing.T) { testCreateToken(t, k) })
+		t.Run("SecretToken", func(t *testing.T) { testSecretToken(t, k) })
 	})
 }
 
@@ -285,4 +286,128 @@ func minor(version string) int {
 	var major, m int
 	fmt.Sscanf(strings.TrimPrefix(version, "v"), "%d.%d", &major, &m)
 	return m
+}
+
+// tokenSecretYAML is a kubernetes.io/service-account-token Secret for sa,
+// as a user writes it: the annotation only.
+func tokenSecretYAML(name, sa string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: %s
+  annotations:
+    kubernetes.io/service-account.name: %s
+type: kubernetes.io/service-account-token
+`, name, sa)
+}
+
+// filledToken waits for the tokens controller to fill the Secret in and
+// returns its decoded data.
+func filledToken(t *testing.T, k *kctl, name string) map[string]string {
+	t.Helper()
+	data := map[string]string{}
+	eventually(t, 10*time.Second, func() string {
+		var s struct{ Data map[string][]byte }
+		k.getJSON(t, &s, "secret", name)
+		if len(s.Data["token"]) == 0 {
+			return "secret/" + name + " got no token"
+		}
+		for key, v := range s.Data {
+			data[key] = string(v)
+		}
+		return ""
+	})
+	return data
+}
+
+// testSecretToken: a kubernetes.io/service-account-token Secret that a user
+// creates is filled in by the tokens controller with a legacy token, which
+// authenticates as the ServiceAccount while the Secret holds it; Secrets
+// without their ServiceAccount are deleted.
+func testSecretToken(t *testing.T, k *kctl) {
+	k.ok(t, "create", "serviceaccount", "legacy")
+	uid := k.jsonpath(t, "{.metadata.uid}", "serviceaccount", "legacy")
+	assertContains(t, k.okStdin(t, tokenSecretYAML("legacy-token", "legacy"), "create", "-f", "-"), "secret/legacy-token created")
+	data := filledToken(t, k, "legacy-token")
+	caPEM, err := os.ReadFile(k.caFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data["ca.crt"] != string(caPEM) || data["namespace"] != k.ns || len(data) != 3 {
+		t.Errorf("data keys %d, namespace %q, ca.crt is the cluster CA: %v", len(data), data["namespace"], data["ca.crt"] == string(caPEM))
+	}
+	if got := k.jsonpath(t, `{.metadata.annotations.kubernetes\.io/service-account\.uid}`, "secret", "legacy-token"); got != uid {
+		t.Errorf("service-account.uid annotation %q, want the ServiceAccount's %q", got, uid)
+	}
+	token := data["token"]
+	c := jwtClaims(t, token)
+	want := map[string]any{
+		"iss":                                    "kubernetes/serviceaccount",
+		"sub":                                    "system:serviceaccount:" + k.ns + ":legacy",
+		"kubernetes.io/serviceaccount/namespace": k.ns,
+		"kubernetes.io/serviceaccount/secret.name":          "legacy-token",
+		"kubernetes.io/serviceaccount/service-account.name": "legacy",
+		"kubernetes.io/serviceaccount/service-account.uid":  uid,
+	}
+	if len(c) != len(want) {
+		t.Errorf("claims %v, want exactly %v", c, want)
+	}
+	for key, v := range want {
+		if c[key] != v {
+			t.Errorf("claim %s = %v, want %v", key, c[key], v)
+		}
+	}
+
+	user := "system:serviceaccount:" + k.ns + ":legacy"
+	if minor(k.bin.version) >= 28 {
+		r := k.asToken(token, "auth", "whoami")
+		if r.err != nil {
+			t.Fatalf("auth whoami with the Secret's token:\n%s", r)
+		}
+		assertContains(t, normalize(r.stdout), "Username "+user, "UID "+uid,
+			"Groups [system:serviceaccounts system:serviceaccounts:"+k.ns+" system:authenticated]")
+	} else if r := k.asToken(token, "get", "--raw", "/api"); r.err != nil {
+		t.Fatalf("get --raw /api with the Secret's token:\n%s", r)
+	}
+	if r := k.asToken(token, "get", "pods"); r.err == nil || !strings.Contains(r.stderr, `User "`+user+`"`) {
+		t.Errorf("get pods with the token: want Forbidden for %s:\n%s", user, r)
+	}
+	// Its use is recorded on the Secret, by the day (UTC).
+	today := time.Now().UTC().Format("2006-01-02")
+	if got := k.jsonpath(t, `{.metadata.labels.kubernetes\.io/legacy-token-last-used}`, "secret", "legacy-token"); got != today && got != time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02") {
+		t.Errorf("legacy-token-last-used label %q, want %s", got, today)
+	}
+
+	// A Secret labeled invalid no longer authenticates.
+	k.okStdin(t, tokenSecretYAML("legacy-invalid", "legacy"), "create", "-f", "-")
+	invalid := filledToken(t, k, "legacy-invalid")["token"]
+	k.ok(t, "label", "secret", "legacy-invalid", "kubernetes.io/legacy-token-invalid-since=2026-01-01")
+	if r := k.asToken(invalid, "get", "--raw", "/api"); r.err == nil || !strings.Contains(r.stderr, "Unauthorized") {
+		t.Errorf("the token of a Secret labeled invalid: want 401:\n%s", r)
+	}
+
+	// Deleting the Secret revokes its token, once the cached verdict (10s,
+	// as upstream) has expired.
+	k.ok(t, "delete", "secret", "legacy-token")
+	eventually(t, 20*time.Second, func() string {
+		if r := k.asToken(token, "get", "--raw", "/api"); r.err == nil || !strings.Contains(r.stderr, "Unauthorized") {
+			return fmt.Sprintf("the token of a deleted Secret is not refused with 401:\n%s", r)
+		}
+		return ""
+	})
+
+	// A Secret naming a ServiceAccount that does not exist is deleted; the
+	// token Secrets of a deleted ServiceAccount go with it.
+	k.okStdin(t, tokenSecretYAML("orphan-token", "nobody"), "create", "-f", "-")
+	gone := func(name string) func() string {
+		return func() string {
+			if r := k.run("get", "secret", name); r.err == nil || !strings.Contains(r.stderr, "NotFound") {
+				return "secret/" + name + " still exists"
+			}
+			return ""
+		}
+	}
+	eventually(t, 10*time.Second, gone("orphan-token"))
+	k.ok(t, "delete", "serviceaccount", "legacy")
+	eventually(t, 10*time.Second, gone("legacy-invalid"))
 }
