@@ -29,6 +29,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/apis"
+	"github.com/skiff-dev/skiff/pkg/controlplane/legacytokentracking"
 	authenticationregistry "github.com/skiff-dev/skiff/pkg/registry/authentication"
 	tokenregistry "github.com/skiff-dev/skiff/pkg/registry/core/serviceaccount"
 	"github.com/skiff-dev/skiff/pkg/serviceaccount"
@@ -222,7 +223,7 @@ func (s *serviceAccounts) addTokenREST(core map[string]rest.Storage) error {
 
 // install serves authentication.k8s.io/v1 (its token reviews authenticate
 // with authn, the server's whole request authenticator) and the issuer's
-// discovery endpoints.
+// discovery endpoints, and starts the legacy token tracking.
 func (s *serviceAccounts) install(server *genericapiserver.GenericAPIServer, authn authenticator.Request) error {
 	info := genericapiserver.NewDefaultAPIGroupInfo(authenticationv1.GroupName, apis.Scheme, runtime.NewParameterCodec(apis.Scheme), apis.Codecs)
 	info.VersionedResourcesStorageMap["v1"] = authenticationregistry.Storage(authn, s.apiAudiences)
@@ -232,5 +233,7 @@ func (s *serviceAccounts) install(server *genericapiserver.GenericAPIServer, aut
 	if s.metadata != nil {
 		s.metadata.Install(server.Handler.NonGoRestfulMux)
 	}
+	// The day from which legacy token Secrets carry their last use.
+	legacytokentracking.Install(server)
 	return nil
 }

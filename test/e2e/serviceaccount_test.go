@@ -378,6 +378,15 @@ func testSecretToken(t *testing.T, k *kctl) {
 		t.Errorf("legacy-token-last-used label %q, want %s", got, today)
 	}
 
+	// The API servers record since when they track the uses.
+	eventually(t, 10*time.Second, func() string {
+		r := k.run("-n", "kube-system", "get", "configmap", "kube-apiserver-legacy-service-account-token-tracking", "-o", "jsonpath={.data.since}")
+		if _, err := time.Parse("2006-01-02", strings.TrimSpace(r.stdout)); r.err != nil || err != nil {
+			return fmt.Sprintf("kube-system/kube-apiserver-legacy-service-account-token-tracking has no date in since:\n%s", r)
+		}
+		return ""
+	})
+
 	// A Secret labeled invalid no longer authenticates.
 	k.okStdin(t, tokenSecretYAML("legacy-invalid", "legacy"), "create", "-f", "-")
 	invalid := filledToken(t, k, "legacy-invalid")["token"]
