@@ -185,7 +185,7 @@ func (o *Options) newServiceAccounts(client kubernetes.Interface, factory inform
 	auds := s.apiAudiences()
 	getter := serviceaccount.NewGetter(client, factory)
 	sa := &serviceAccounts{
-		apiAudiences:  auds,
+		apiAudiences: auds,
 		authenticator: tokenunion.New(
 			// As kube-apiserver: the legacy tokens of service-account-token
 			// Secrets (issuer kubernetes/serviceaccount, same keys), then
