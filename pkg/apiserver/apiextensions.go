@@ -162,6 +162,7 @@ func (o *Options) apiExtensionsConfig(outer *genericapiserver.RecommendedConfig,
 	if err := etcdOptions.ApplyTo(&genericConfig); err != nil {
 		return nil, err
 	}
+	genericConfig.RESTOptionsGetter = guardStorage(genericConfig.RESTOptionsGetter)
 
 	// Services, for conversion webhooks addressed by service: the same
 	// cluster-IP resolution as kube-apiserver without aggregator routing.
@@ -206,7 +207,7 @@ func crdRESTOptionsGetter(etcdOptions genericoptions.EtcdOptions, c *genericapis
 	crOptions.StorageConfig.Codec = runtime.NewCodec(encoder, recognizer.NewDecoder(ucbor, unstructured.UnstructuredJSONScheme))
 	crOptions.StorageConfig.StorageObjectCountTracker = c.StorageObjectCountTracker
 	crOptions.WatchCacheSizes = nil
-	return etcdOptions.CreateRESTOptionsGetter(&genericoptions.SimpleStorageFactory{StorageConfig: crOptions.StorageConfig}, c.ResourceTransformers)
+	return guardStorage(etcdOptions.CreateRESTOptionsGetter(&genericoptions.SimpleStorageFactory{StorageConfig: crOptions.StorageConfig}, c.ResourceTransformers))
 }
 
 // serviceResolver resolves a webhook's service to its cluster IP, and

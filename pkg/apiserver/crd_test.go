@@ -83,7 +83,7 @@ func widgetSchema() *apiextensionsv1.JSONSchemaProps {
 
 // newCRD creates the Widget CRD in group <short>.crd.skiff.test, waits until
 // it is established and served, and deletes it when t ends.
-func newCRD(t *testing.T, short string) *crdFixture {
+func newCRD(t testing.TB, short string) *crdFixture {
 	t.Helper()
 	ctx := testCtx(t)
 	group := short + ".crd.skiff.test"
@@ -161,7 +161,7 @@ var (
 	crdClientErr  error
 )
 
-func crdClient(t *testing.T) *apiextensionsclient.Clientset {
+func crdClient(t testing.TB) *apiextensionsclient.Clientset {
 	t.Helper()
 	crdClientOnce.Do(func() { crdClientSet, crdClientErr = apiextensionsclient.NewForConfig(cfg) })
 	if crdClientErr != nil {
@@ -171,7 +171,7 @@ func crdClient(t *testing.T) *apiextensionsclient.Clientset {
 }
 
 // widget is a Widget object; spec is its JSON spec.
-func (f *crdFixture) widget(t *testing.T, ns, name, spec string) *unstructured.Unstructured {
+func (f *crdFixture) widget(t testing.TB, ns, name, spec string) *unstructured.Unstructured {
 	t.Helper()
 	u := &unstructured.Unstructured{}
 	doc := fmt.Sprintf(`{"apiVersion":%q,"kind":"Widget","metadata":{"name":%q,"namespace":%q},"spec":%s}`, f.gvk.GroupVersion().String(), name, ns, spec)

@@ -261,7 +261,7 @@ func dumpLogTail(w io.Writer, lines int) {
 // helpers shared by the tests
 
 // testCtx is a context bounded by the test's life and a minute.
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
@@ -269,7 +269,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // newNamespace creates a fresh namespace for one test.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
 	if len(name) > 63 {

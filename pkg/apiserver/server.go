@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -135,6 +136,10 @@ func (o *Options) ensureAdminKubeconfig(ca *pki.CA) error {
 func (o *Options) newServer(ca *pki.CA, serving pki.Files, etcdTransport storagebackend.TransportConfig) (*genericapiserver.GenericAPIServer, error) {
 	cfg := genericapiserver.NewRecommendedConfig(apis.Codecs)
 	cfg.EffectiveVersion = version.NewEffective()
+	builtin := builtinGroups()
+	cfg.BuildHandlerChainFunc = func(api http.Handler, c *genericapiserver.Config) http.Handler {
+		return genericapiserver.DefaultBuildHandlerChain(withBadInputGuard(api, builtin), c) // badinput.go
+	}
 
 	secure := genericoptions.NewSecureServingOptions().WithLoopback()
 	secure.BindAddress = net.ParseIP(o.BindAddress)
@@ -285,7 +290,11 @@ func (o *Options) applyStorage(cfg *genericapiserver.Config, etcdTransport stora
 	factory := serverstorage.NewDefaultStorageFactory(backend.ForResource(schema.GroupResource{}).Config, protobuf,
 		apis.Codecs, encoding, enabled, upstreamKeyPrefixes)
 	factory.AddCohabitatingResources(schema.GroupResource{Resource: "events"}, schema.GroupResource{Group: eventsv1.GroupName, Resource: "events"})
-	return etcdOptions.ApplyWithStorageFactoryTo(factory, cfg)
+	if err := etcdOptions.ApplyWithStorageFactoryTo(factory, cfg); err != nil {
+		return err
+	}
+	cfg.RESTOptionsGetter = guardStorage(cfg.RESTOptionsGetter) // badinput.go
+	return nil
 }
 
 // upstreamKeyPrefixes are kube-apiserver's etcd key prefixes that differ

@@ -1,0 +1,112 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apiserver/pkg/storage"
+)
+
+// TestPatchChecksAcceptValidPatches: the checks refuse no patch kubectl or
+// the RFC allow.
+func TestPatchChecksAcceptValidPatches(t *testing.T) {
+	for _, p := range []string{
+		`[]`,
+		`[{"op":"add","path":"/data/x","value":null},{"op":"remove","path":"/data/y"},{"op":"replace","path":"","value":{}}]`,
+		`[{"op":"test","path":"/a","value":1},{"op":"move","from":"/a","path":"/b"},{"op":"copy","from":"/b","path":"/c"}]`,
+	} {
+		if err := checkJSONPatch([]byte(p)); err != nil {
+			t.Errorf("JSON patch %s: %v", p, err)
+		}
+	}
+	for _, p := range []string{
+		`{}`, `null`,
+		// As kubectl apply writes them.
+		`{"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"a"},{"name":"b"}],"containers":[{"name":"b","image":"x"}]}}}}`,
+		`{"metadata":{"$setElementOrder/finalizers":["a","b"],"$deleteFromPrimitiveList/finalizers":["c"]}}`,
+		`{"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate","rollingUpdate":null}}}`,
+		`{"spec":{"template":{"spec":{"containers":[{"name":"c","$patch":"delete"}]}}}}`,
+		`{"metadata":{"labels":{"$patch":"replace","a":"b"}}}`,
+	} {
+		if err := checkStrategicMergePatch([]byte(p)); err != nil {
+			t.Errorf("strategic merge patch %s: %v", p, err)
+		}
+	}
+}
+
+// TestBadInputGuardRecoversPanics: a panicking handler costs a 400 Status
+// (with a body) or a 500 Status (without), never the connection, and of a
+// burst of panics one is logged.
+func TestBadInputGuardRecoversPanics(t *testing.T) {
+	h := withBadInputGuard(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("nil strict serializer") }), sets.New[string]())
+	for method, want := range map[string]int{http.MethodPost: http.StatusBadRequest, http.MethodGet: http.StatusInternalServerError} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, "/apis/x.test/v1/widgets", strings.NewReader("{}")))
+		var s metav1.Status
+		if rec.Code != want || json.Unmarshal(rec.Body.Bytes(), &s) != nil || !strings.Contains(s.Message, "nil strict serializer") {
+			t.Errorf("%s: %d %s, want %d and a Status naming the panic", method, rec.Code, rec.Body, want)
+		}
+	}
+
+	abort := withBadInputGuard(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }), sets.New[string]())
+	func() {
+		defer func() {
+			if v := recover(); v != http.ErrAbortHandler { //nolint:errorlint
+				t.Errorf("http.ErrAbortHandler was not passed on: %v", v)
+			}
+		}()
+		abort.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	}()
+
+	var p panicLogger
+	logged := 0
+	for range 1000 {
+		if ok, _ := p.allow(); ok {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("%d of 1000 panics in a burst logged, want 1", logged)
+	}
+	p.last = p.last.Add(-panicLogEvery)
+	if ok, suppressed := p.allow(); !ok || suppressed != 999 {
+		t.Errorf("after %v: logged %v, suppressed %d; want the next one logged, counting 999", panicLogEvery, ok, suppressed)
+	}
+}
+
+// TestPatchErrorsAreBadRequests: while a patch is applied, a plain error or
+// a panic is a 400; API statuses stay as they are.
+func TestPatchErrorsAreBadRequests(t *testing.T) {
+	conflict := apierrors.NewConflict(schema.GroupResource{Resource: "x"}, "n", errors.New("changed"))
+	for name, tc := range map[string]struct {
+		update storage.UpdateFunc
+		code   int32
+	}{
+		"plain error": {func(runtime.Object, storage.ResponseMeta) (runtime.Object, *uint64, error) {
+			return nil, nil, errors.New("unknown patch type: bogus")
+		}, http.StatusBadRequest},
+		"panic": {func(runtime.Object, storage.ResponseMeta) (runtime.Object, *uint64, error) {
+			var m map[string]any
+			m["x"] = 1
+			return nil, nil, nil
+		}, http.StatusBadRequest},
+		"status": {func(runtime.Object, storage.ResponseMeta) (runtime.Object, *uint64, error) {
+			return nil, nil, conflict
+		}, http.StatusConflict},
+	} {
+		_, _, err := patchErrorsAreBadRequests(tc.update)(nil, storage.ResponseMeta{})
+		var status apierrors.APIStatus
+		if !errors.As(err, &status) || status.Status().Code != tc.code {
+			t.Errorf("%s: %v, want a %d", name, err, tc.code)
+		}
+	}
+}
