@@ -150,7 +150,7 @@ func TestStatusSubresource(t *testing.T) {
 	}
 
 	// Status patch keeps the spec too.
-	p, err := deps.Patch(ctx, "st", types.MergePatchType, []byte(`{"spec":{"replicas":8},"status":{"availableReplicas":1}}`), metav1.PatchOptions{}, "status")
+	p, err := deps.Patch(ctx, "st", types.MergePatchType, []byte(`{"spec":{"replicas":8},"status":{"readyReplicas":1,"availableReplicas":1}}`), metav1.PatchOptions{}, "status")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,10 @@ type Resource struct {
 	ShouldDeleteDuringUpdate func(ctx context.Context, key string, obj, existing runtime.Object) bool
 	Validate                 func(obj runtime.Object) field.ErrorList
 	ValidateUpdate           func(obj, old runtime.Object) field.ErrorList
+	// ValidateStatusUpdate validates writes through the status subresource
+	// (upstream's status strategies check the status, not the spec, which
+	// /status keeps as stored); the subresource runs ValidateUpdate when nil.
+	ValidateStatusUpdate func(obj, old runtime.Object) field.ErrorList
 	// Generation says when metadata.generation counts up (upstream sets it
 	// only for some kinds).
 	Generation Generation
@@ -147,7 +151,7 @@ func New(res Resource, optsGetter generic.RESTOptionsGetter) (main *REST, status
 				res.PrepareForStatusUpdate(obj, old)
 			}
 		}
-		status = main.Subresource(keep, "spec")
+		status = main.subresource(keep, "spec", res.ValidateStatusUpdate)
 	}
 	return main, status, nil
 }
@@ -157,8 +161,14 @@ func New(res Resource, optsGetter generic.RESTOptionsGetter) (main *REST, status
 // the stored one; resets names the top-level field server-side apply must not
 // attribute to the subresource's writers.
 func (r *REST) Subresource(keep func(obj, old runtime.Object), resets string) *StatusREST {
+	return r.subresource(keep, resets, nil)
+}
+
+// subresource is Subresource with its own update validation (nil: the
+// main resource's).
+func (r *REST) subresource(keep func(obj, old runtime.Object), resets string, validate func(obj, old runtime.Object) field.ErrorList) *StatusREST {
 	sub := *r.Store
-	st := &subresourceStrategy{strategy: r.strategy, keep: keep, resets: resets}
+	st := &subresourceStrategy{strategy: r.strategy, keep: keep, resets: resets, validate: validate}
 	sub.UpdateStrategy = st
 	sub.ResetFieldsStrategy = st
 	return &StatusREST{store: &sub}

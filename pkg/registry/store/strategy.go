@@ -154,12 +154,31 @@ func (s *strategy) resetFields(field string) map[fieldpath.APIVersion]*fieldpath
 // as upstream for most kinds, the metadata the request changes).
 type subresourceStrategy struct {
 	*strategy
-	keep   func(obj, old runtime.Object)
-	resets string
+	keep     func(obj, old runtime.Object)
+	resets   string
+	validate func(obj, old runtime.Object) field.ErrorList
 }
 
 func (s *subresourceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	s.keep(obj, old)
+}
+
+// ValidateUpdate checks the metadata and, with validate, what the
+// subresource may change instead of the whole object.
+func (s *subresourceStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+	if s.validate == nil {
+		return s.strategy.ValidateUpdate(ctx, obj, old)
+	}
+	newMeta, err := meta.Accessor(obj)
+	if err != nil {
+		return field.ErrorList{field.InternalError(field.NewPath("metadata"), err)}
+	}
+	oldMeta, err := meta.Accessor(old)
+	if err != nil {
+		return field.ErrorList{field.InternalError(field.NewPath("metadata"), err)}
+	}
+	errs := apimachineryvalidation.ValidateObjectMetaAccessorUpdate(newMeta, oldMeta, field.NewPath("metadata"))
+	return append(errs, s.validate(obj, old)...)
 }
 
 func (s *subresourceStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {

@@ -303,6 +303,38 @@ func TestValidateUpdate(t *testing.T) {
 	}
 }
 
+// TestValidateStatusUpdate: the status subresource runs ValidateStatusUpdate
+// (and the metadata checks) instead of ValidateUpdate; without it, and on
+// other subresources, ValidateUpdate.
+func TestValidateStatusUpdate(t *testing.T) {
+	ctx := context.Background()
+	old := deployment(2)
+	old.UID, old.ResourceVersion = "u1", "1"
+	calls := ""
+	hooked := deployments
+	hooked.ValidateUpdate = func(_, _ runtime.Object) field.ErrorList { calls += "u"; return nil }
+	hooked.ValidateStatusUpdate = func(obj, _ runtime.Object) field.ErrorList {
+		calls += "s"
+		return field.ErrorList{field.Invalid(field.NewPath("status", "replicas"), obj.(*appsv1.Deployment).Status.Replicas, "bad")}
+	}
+	main := &REST{strategy: newStrategy(hooked)}
+	status := &subresourceStrategy{strategy: main.strategy, keep: keepOnlyStatus, validate: hooked.ValidateStatusUpdate}
+	newUID := old.DeepCopy()
+	newUID.UID = "u2"
+	if errs := status.ValidateUpdate(ctx, newUID, old); !hasErrorOn(errs, "status.replicas") || !hasErrorOn(errs, "metadata.uid") || calls != "s" {
+		t.Errorf("status update: errs %v calls %q", errs, calls)
+	}
+	calls = ""
+	if errs := main.strategy.ValidateUpdate(ctx, old.DeepCopy(), old); len(errs) != 0 || calls != "u" {
+		t.Errorf("main update: errs %v calls %q", errs, calls)
+	}
+	calls = ""
+	other := &subresourceStrategy{strategy: main.strategy, keep: keepOnlyStatus}
+	if errs := other.ValidateUpdate(ctx, old.DeepCopy(), old); len(errs) != 0 || calls != "u" {
+		t.Errorf("subresource without its own validation: errs %v calls %q", errs, calls)
+	}
+}
+
 func TestAttributes(t *testing.T) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"}},

@@ -30,7 +30,8 @@ func ValidateNamespace(ns *corev1.Namespace) field.ErrorList {
 	return errs
 }
 
-// ValidateNode checks taints, pod CIDRs and status quantities.
+// ValidateNode checks taints, pod CIDRs, status quantities and declared
+// features (nodes/status runs it too, through ValidateNodeUpdate).
 func ValidateNode(node *corev1.Node) field.ErrorList {
 	// Upstream reports spec.taints under metadata.taints.
 	errs := validateNodeTaints(node.Spec.Taints, field.NewPath("metadata").Child("taints"))
@@ -40,6 +41,7 @@ func ValidateNode(node *corev1.Node) field.ErrorList {
 	for k, v := range node.Status.Allocatable {
 		errs = append(errs, ValidateResourceQuantityValue(k, v, field.NewPath("status", "allocatable", string(k)))...)
 	}
+	errs = append(errs, validateNodeDeclaredFeatures(node.Status.DeclaredFeatures, field.NewPath("status", "declaredFeatures"))...)
 	if cidrs := node.Spec.PodCIDRs; len(cidrs) > 0 {
 		p := field.NewPath("spec", "podCIDRs")
 		for i, c := range cidrs {

@@ -48,3 +48,32 @@ func nonZero(list corev1.ResourceList, name corev1.ResourceName) (resource.Quant
 	q, ok := list[name]
 	return q, ok && !q.IsZero()
 }
+
+// PrepareForStatusUpdate is upstream's pods/status rule beyond keeping the
+// spec: owner references stay (old kubelets corrupt them), an omitted QoS
+// class or observedGeneration (of the pod or a condition) keeps the stored
+// one.
+func PrepareForStatusUpdate(obj, old runtime.Object) {
+	pod, oldPod := obj.(*corev1.Pod), old.(*corev1.Pod)
+	pod.OwnerReferences = oldPod.OwnerReferences
+	if pod.Status.QOSClass == "" {
+		pod.Status.QOSClass = oldPod.Status.QOSClass
+	}
+	if pod.Status.ObservedGeneration == 0 {
+		pod.Status.ObservedGeneration = oldPod.Status.ObservedGeneration
+	}
+	// Conditions may repeat a type: match them in order per type.
+	gens := map[corev1.PodConditionType][]int64{}
+	for _, c := range oldPod.Status.Conditions {
+		gens[c.Type] = append(gens[c.Type], c.ObservedGeneration)
+	}
+	for i, c := range pod.Status.Conditions {
+		var g int64
+		if list := gens[c.Type]; len(list) > 0 {
+			g, gens[c.Type] = list[0], list[1:]
+		}
+		if c.ObservedGeneration == 0 {
+			pod.Status.Conditions[i].ObservedGeneration = g
+		}
+	}
+}
