@@ -290,7 +290,9 @@ func guardStorage(getter genericregistry.RESTOptionsGetter) genericregistry.REST
 	return guardedOptions{getter}
 }
 
-type guardedOptions struct{ genericregistry.RESTOptionsGetter }
+type guardedOptions struct {
+	genericregistry.RESTOptionsGetter
+}
 
 func (g guardedOptions) GetRESTOptions(resource schema.GroupResource, example runtime.Object) (genericregistry.RESTOptions, error) {
 	opts, err := g.RESTOptionsGetter.GetRESTOptions(resource, example)
