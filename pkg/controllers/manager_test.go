@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"path/filepath"
+	"strings"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -42,5 +44,27 @@ func TestEveryControllerHasItsRole(t *testing.T) {
 		if bound[c.name] != bootstrap.ControllerRolePrefix+c.name {
 			t.Errorf("ServiceAccount kube-system/%s is bound to %q, want %s", c.name, bound[c.name], bootstrap.ControllerRolePrefix+c.name)
 		}
+	}
+}
+
+// TestTokensControllerNeedsKey: without --service-account-private-key-file
+// the tokens controller is not set up (a nil manager would be touched
+// otherwise), and an unreadable key fails the start, as upstream.
+func TestTokensControllerNeedsKey(t *testing.T) {
+	setup := func(opts Options) error {
+		for _, c := range controllerSetups(nil, opts) {
+			if c.name == "tokens-controller" {
+				return c.setup(nil)
+			}
+		}
+		t.Fatal("no tokens-controller")
+		return nil
+	}
+	if err := setup(Options{}); err != nil {
+		t.Errorf("without a key: %v", err)
+	}
+	err := setup(Options{ServiceAccountPrivateKeyFile: filepath.Join(t.TempDir(), "missing.key")})
+	if err == nil || !strings.HasPrefix(err.Error(), "error reading key for service account token controller: ") {
+		t.Errorf("a missing key: %v", err)
 	}
 }

@@ -232,7 +232,7 @@ func TestControllerManager(t *testing.T) {
 	// With their own ServiceAccounts, as kube-controller-manager in kubeadm
 	// clusters.
 	leaseFlags := []string{"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",
-		"--use-service-account-credentials"}
+		"--use-service-account-credentials", "--service-account-private-key-file", filepath.Join(srv.Dir, "pki", "sa.key")}
 	a := startControllerManager(t, srv, leaseFlags...)
 	b := startControllerManager(t, srv, leaseFlags...)
 	for _, cm := range []*controllerManager{a, b} {
@@ -304,6 +304,25 @@ func TestControllerManager(t *testing.T) {
 		}
 		return ""
 	})
+	// With --service-account-private-key-file the tokens controller fills
+	// service-account-token Secrets in, with the manager's own credentials
+	// (no system:controller role grants it Secrets).
+	secret, err := admin.CoreV1().Secrets("after").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "default-token", Annotations: map[string]string{corev1.ServiceAccountNameKey: "default"}},
+		Type:       corev1.SecretTypeServiceAccountToken,
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if secret, err = admin.CoreV1().Secrets("after").Get(ctx, "default-token", metav1.GetOptions{}); err != nil || len(secret.Data["token"]) == 0 {
+			return fmt.Sprintf("the token Secret was not filled in (%v)", err)
+		}
+		return ""
+	})
+	if c := jwtClaims(t, string(secret.Data["token"])); c["iss"] != "kubernetes/serviceaccount" || string(secret.Data["namespace"]) != "after" {
+		t.Errorf("token claims %v, namespace %q", c, secret.Data["namespace"])
+	}
 	time.Sleep(2 * time.Second)
 	if follower.leading() != "" {
 		t.Fatalf("the follower leads too")
