@@ -19,6 +19,9 @@ type row struct {
 	Skiff    *float64 `json:"skiff"`
 	Upstream *float64 `json:"upstream"`
 	Ratio    *float64 `json:"ratio"` // skiff/upstream
+	// Failed says, per server, why the row's measurement failed (e.g.
+	// watches the server closed); such a value is no result.
+	Failed map[string]string `json:"failed,omitempty"`
 }
 
 // detail is the raw outcome of one client-driven measurement.
@@ -89,6 +92,22 @@ func (r *results) set(server, workload, metric, unit string, v float64) {
 	}
 }
 
+// fail marks metric of server failed, with the reason, and notes it.
+func (r *results) fail(server, workload, metric, unit, reason string) {
+	r.set(server, workload, metric, unit, math.NaN())
+	w := r.index[[2]string{workload, metric}]
+	if w.Failed == nil {
+		w.Failed = map[string]string{}
+	}
+	w.Failed[server] = reason
+	if server == "skiff" {
+		w.Skiff = nil
+	} else {
+		w.Upstream = nil
+	}
+	r.note("%s: %s: %s FAILED: %s", server, workload, metric, reason)
+}
+
 // note records something odd, for the report and stderr.
 func (r *results) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -105,6 +124,10 @@ type recorder struct {
 
 func (rec recorder) set(metric, unit string, v float64) {
 	rec.res.set(rec.server, rec.workload, metric, unit, v)
+}
+
+func (rec recorder) fail(metric, unit, reason string) {
+	rec.res.fail(rec.server, rec.workload, metric, unit, reason)
 }
 
 // stats records throughput and latency percentiles of a measurement named
@@ -149,7 +172,14 @@ func (r *results) markdown(out io.Writer) {
 		if w.Ratio != nil {
 			ratio = fmt.Sprintf("%.2f", *w.Ratio)
 		}
-		fmt.Fprintf(out, "| %s | %s (%s) | %s | %s | %s |\n", w.Workload, w.Metric, w.Unit, fmtValue(w.Skiff), fmtValue(w.Upstream), ratio)
+		skiff, upstream := fmtValue(w.Skiff), fmtValue(w.Upstream)
+		if reason, ok := w.Failed["skiff"]; ok {
+			skiff = "FAIL: " + reason
+		}
+		if reason, ok := w.Failed["upstream"]; ok {
+			upstream = "FAIL: " + reason
+		}
+		fmt.Fprintf(out, "| %s | %s (%s) | %s | %s | %s |\n", w.Workload, w.Metric, w.Unit, skiff, upstream, ratio)
 	}
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "Ratio > 1: skiff is higher (better for ops/s; worse for ms, s, MiB).")

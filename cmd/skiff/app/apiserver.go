@@ -18,6 +18,7 @@ directory, but no controllers: namespaces get no default ServiceAccount, CSRs
 are not signed, ... until a skiff controller-manager runs against it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			logWatchClosings(cmd)
 			ctx := genericapiserver.SetupSignalContext()
 			return apiserver.Run(ctx, o, func(*restclient.Config) { announce(cmd, o) })
 		},

@@ -30,6 +30,7 @@ kube-system/kube-controller-manager (--leader-elect), so that of several servers
 on one etcd, or a server and a skiff controller-manager, one runs them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			logWatchClosings(cmd)
 			if errs := c.validate(); len(errs) > 0 {
 				return fmt.Errorf("invalid options: %v", errs)
 			}
