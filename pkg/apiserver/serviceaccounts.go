@@ -156,6 +156,7 @@ func (o *Options) ServiceAccountSigningKeyFile() string {
 // client and factory.
 func (o *Options) newServiceAccounts(client kubernetes.Interface, factory informers.SharedInformerFactory) (*serviceAccounts, error) {
 	s := o.ServiceAccounts
+	serviceaccount.RegisterMetrics()
 	var signer crypto.Signer
 	var err error
 	if s.SigningKeyFile != "" {

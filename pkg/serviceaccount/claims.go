@@ -186,9 +186,14 @@ func validate(ctx context.Context, getter Getter, public *jwt.Claims, private *P
 		info.NodeName, info.NodeUID = ref.Name, ref.UID
 	}
 
-	if warnAfter := k.WarnAfter; warnAfter != nil && *warnAfter != 0 && t.After(warnAfter.Time()) {
-		audit.AddAuditAnnotation(ctx, "authentication.k8s.io/stale-token",
-			fmt.Sprintf("subject: %s, seconds after warning threshold: %d", public.Subject, t.Unix()-warnAfter.Time().Unix()))
+	if warnAfter := k.WarnAfter; warnAfter != nil && *warnAfter != 0 {
+		if t.After(warnAfter.Time()) {
+			audit.AddAuditAnnotation(ctx, "authentication.k8s.io/stale-token",
+				fmt.Sprintf("subject: %s, seconds after warning threshold: %d", public.Subject, t.Unix()-warnAfter.Time().Unix()))
+			staleTokensTotal.WithContext(ctx).Inc()
+		} else {
+			validTokensTotal.WithContext(ctx).Inc()
+		}
 	}
 	info.CredentialID = authenticationtokenjwt.CredentialIDForJTI(public.ID)
 	return info, nil

@@ -175,6 +175,7 @@ func (a *tokenAuthenticator[P]) AuthenticateToken(ctx context.Context, token str
 	if len(tokenAuds) == 0 {
 		// Legacy tokens (no audience) are meant for the API server.
 		audit.AddAuditAnnotation(ctx, "authentication.k8s.io/legacy-token", public.Subject)
+		legacyTokensTotal.WithContext(ctx).Inc()
 		tokenAuds = a.implicitAuds
 	}
 	requested, ok := authenticator.AudiencesFrom(ctx)

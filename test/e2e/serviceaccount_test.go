@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -376,6 +377,13 @@ func testSecretToken(t *testing.T, k *kctl) {
 	today := time.Now().UTC().Format("2006-01-02")
 	if got := k.jsonpath(t, `{.metadata.labels.kubernetes\.io/legacy-token-last-used}`, "secret", "legacy-token"); got != today && got != time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02") {
 		t.Errorf("legacy-token-last-used label %q, want %s", got, today)
+	}
+
+	// And counted, as upstream's serviceaccount_* metrics.
+	metricsOut := k.ok(t, "get", "--raw", "/metrics")
+	if !regexp.MustCompile(`(?m)^serviceaccount_legacy_manual_token_uses_total [1-9]`).MatchString(metricsOut) ||
+		!regexp.MustCompile(`(?m)^serviceaccount_legacy_tokens_total [1-9]`).MatchString(metricsOut) {
+		t.Errorf("/metrics does not count the legacy token's use (serviceaccount_legacy_manual_token_uses_total, serviceaccount_legacy_tokens_total)")
 	}
 
 	// The API servers record since when they track the uses.
