@@ -11,7 +11,7 @@ package apiserver
 //     patches before the libraries see them, refuses protobuf bodies for
 //     custom resources (415, as upstream), and recovers a panic per request;
 //   - guardStorage, around every resource's storage: a resourceVersion
-//     must parse, an error or panic while a patch is applied is the patch's
+//     must parse (get and watch; a list already checks it), an error or panic while a patch is applied is the patch's
 //     (400), and an object etcd refuses for its size is a 413.
 
 import (
@@ -320,7 +320,8 @@ type guardedStorage struct {
 
 func (s guardedStorage) checkResourceVersion(rv string) error {
 	if _, err := s.Versioner().ParseResourceVersion(rv); err != nil {
-		return apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q: it must be a number", rv))
+		// The words of the list's 400, which upstream already answers.
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
 	}
 	return nil
 }
@@ -337,13 +338,6 @@ func (s guardedStorage) Watch(ctx context.Context, key string, opts storage.List
 		return nil, err
 	}
 	return s.Interface.Watch(ctx, key, opts)
-}
-
-func (s guardedStorage) GetList(ctx context.Context, key string, opts storage.ListOptions, out runtime.Object) error {
-	if err := s.checkResourceVersion(opts.ResourceVersion); err != nil {
-		return err
-	}
-	return s.Interface.GetList(ctx, key, opts, out)
 }
 
 func (s guardedStorage) Create(ctx context.Context, key string, obj, out runtime.Object, ttl uint64) error {
