@@ -20,3 +20,10 @@ fi
 
 go vet ./...
 go test -count=1 -timeout 25m "$@" ./...
+
+# A bounded run of the malformed-request fuzzer against a real server
+# (its seeds already ran above); SKIFF_FUZZTIME=0 skips it.
+fuzztime="${SKIFF_FUZZTIME:-20s}"
+if [[ "$fuzztime" != 0 ]]; then
+  go test -run '^$' -fuzz '^FuzzMalformedRequests$' -fuzztime "$fuzztime" -parallel 1 ./pkg/apiserver
+fi
