@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -257,6 +259,28 @@ func TestStatusValidationOfOtherKinds(t *testing.T) {
 			cause{"status.used[bad name!]", `Invalid value: "bad name!": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`},
 			cause{"status.used[bad name!]", `Invalid value: "bad name!": must be a standard resource for quota`},
 			cause{"status.used[pods]", `Invalid value: "-1": must be greater than or equal to 0`})
+	})
+
+	t.Run("ingresses", func(t *testing.T) {
+		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "ing"}, Spec: networkingv1.IngressSpec{DefaultBackend: &networkingv1.IngressBackend{
+			Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}
+		if _, err := cs.NetworkingV1().Ingresses(ns).Create(ctx, ing, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		wantInvalid(t, patchStatus(t, "/apis/networking.k8s.io/v1/namespaces/"+ns+"/ingresses/ing/status", `{"status":{"loadBalancer":{"ingress":[{"ip":"x"},{"hostname":"10.0.0.1"}]}}}`),
+			cause{"status.loadBalancer.ingress[0].ip", `Invalid value: "x": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)`},
+			cause{"status.loadBalancer.ingress[1].hostname", `Invalid value: "10.0.0.1": must be a DNS name, not an IP address`})
+	})
+
+	t.Run("poddisruptionbudgets", func(t *testing.T) {
+		pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "pdb"}, Spec: policyv1.PodDisruptionBudgetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+		if _, err := cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		wantInvalid(t, patchStatus(t, "/apis/policy/v1/namespaces/"+ns+"/poddisruptionbudgets/pdb/status", `{"status":{"disruptionsAllowed":-1,"expectedPods":-2}}`),
+			cause{"status.disruptionsAllowed", `Invalid value: -1: must be greater than or equal to 0`},
+			cause{"status.expectedPods", `Invalid value: -2: must be greater than or equal to 0`})
 	})
 
 	t.Run("persistentvolumeclaims", func(t *testing.T) {

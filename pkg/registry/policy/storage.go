@@ -28,5 +28,6 @@ var Resources = []store.Resource{
 			}
 		},
 		New: func() runtime.Object { return &policyv1.PodDisruptionBudget{} }, NewList: func() runtime.Object { return &policyv1.PodDisruptionBudgetList{} },
-		Validate: corevalidation.ForCreate(policyvalidation.ValidatePodDisruptionBudget), ValidateUpdate: corevalidation.ForUpdate(policyvalidation.ValidatePodDisruptionBudgetUpdate)},
+		Validate: corevalidation.ForCreate(policyvalidation.ValidatePodDisruptionBudget), ValidateUpdate: corevalidation.ForUpdate(policyvalidation.ValidatePodDisruptionBudgetUpdate),
+		ValidateStatusUpdate: corevalidation.ForUpdate(policyvalidation.ValidatePodDisruptionBudgetStatusUpdate)},
 }

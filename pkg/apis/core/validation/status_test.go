@@ -41,7 +41,9 @@ func TestValidatePodStatusUpdate(t *testing.T) {
 		{"stored invalid pod IP may stay", func(p *corev1.Pod) { p.Status.PodIPs = []corev1.PodIP{{IP: "010.0.0.1"}} },
 			func(p *corev1.Pod) { p.Status.PodIP, p.Status.PodIPs = "010.0.0.1", []corev1.PodIP{{IP: "010.0.0.1"}} }, nil},
 		{"hostIP not hostIPs[0]", nil, func(p *corev1.Pod) { p.Status.HostIP, p.Status.HostIPs = "10.1.0.1", []corev1.HostIP{{IP: "10.1.0.2"}} }, []string{"Invalid status.hostIPs[0].ip"}},
-		{"bad host IP", nil, func(p *corev1.Pod) { p.Status.HostIP, p.Status.HostIPs = "::ffff:1.2.3.4", []corev1.HostIP{{IP: "::ffff:1.2.3.4"}} }, []string{"Invalid status.hostIPs[0]"}},
+		{"bad host IP", nil, func(p *corev1.Pod) {
+			p.Status.HostIP, p.Status.HostIPs = "::ffff:1.2.3.4", []corev1.HostIP{{IP: "::ffff:1.2.3.4"}}
+		}, []string{"Invalid status.hostIPs[0]"}},
 		{"hostIP alone is not checked", nil, func(p *corev1.Pod) { p.Status.HostIP = "x" }, nil},
 		{"conditions", nil, func(p *corev1.Pod) {
 			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady}, {Type: "example.com/gate"}, {Type: "bad type", ObservedGeneration: -1}}
@@ -86,7 +88,9 @@ func TestValidatePodStatusUpdate(t *testing.T) {
 			p.Spec.RestartPolicy = corev1.RestartPolicyNever
 			p.Status.InitContainerStatuses = []corev1.ContainerStatus{running("side"), running("init")}
 		}, []string{"Forbidden status.initContainerStatuses[1].state"}},
-		{"ephemeral container", func(p *corev1.Pod) { p.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{terminated("dbg", 0)} },
+		{"ephemeral container", func(p *corev1.Pod) {
+			p.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{terminated("dbg", 0)}
+		},
 			func(p *corev1.Pod) { p.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{running("dbg")} },
 			[]string{"Forbidden status.ephemeralContainerStatuses[0].state"}},
 		{"resource claim statuses", nil, func(p *corev1.Pod) {
