@@ -4,7 +4,8 @@
 // Role or ClusterRole bound to the user, one of their groups or their
 // ServiceAccount (by a ClusterRoleBinding, or a RoleBinding in the request's
 // namespace) covers it; otherwise the authorizer has no opinion. It reads the
-// objects through informers.
+// objects through informers, and finds a user's bindings through an index
+// of their subjects (upstream walks every binding on every request).
 package rbac
 
 import (
@@ -44,15 +45,33 @@ var (
 // and the functions that tell whether they have synced.
 func New(factory informers.SharedInformerFactory) (*Authorizer, []cache.InformerSynced) {
 	rbac := factory.Rbac().V1()
+	index := newBindingIndex()
 	r := &RuleResolver{
 		Roles:               roleLister{rbac.Roles().Lister()},
-		RoleBindings:        roleBindingLister{rbac.RoleBindings().Lister()},
+		RoleBindings:        roleBindingLister{l: rbac.RoleBindings().Lister(), index: index},
 		ClusterRoles:        clusterRoleLister{rbac.ClusterRoles().Lister()},
-		ClusterRoleBindings: clusterRoleBindingLister{rbac.ClusterRoleBindings().Lister()},
+		ClusterRoleBindings: clusterRoleBindingLister{l: rbac.ClusterRoleBindings().Lister(), index: index},
 	}
 	synced := []cache.InformerSynced{
 		rbac.Roles().Informer().HasSynced, rbac.RoleBindings().Informer().HasSynced,
 		rbac.ClusterRoles().Informer().HasSynced, rbac.ClusterRoleBindings().Informer().HasSynced,
+	}
+	// The index has synced once its handlers have seen the initial lists.
+	crbs, err := rbac.ClusterRoleBindings().Informer().AddEventHandler(handlers(func(_, name string, b *rbacv1.ClusterRoleBinding) {
+		index.setClusterRoleBinding(name, b)
+	}))
+	if err == nil {
+		synced = append(synced, crbs.HasSynced)
+	}
+	rbs, err2 := rbac.RoleBindings().Informer().AddEventHandler(handlers(index.setRoleBinding))
+	if err2 == nil {
+		synced = append(synced, rbs.HasSynced)
+	}
+	if err != nil || err2 != nil {
+		// Only a stopped informer refuses handlers: walk the listers then.
+		klog.ErrorS(utilerrors.NewAggregate([]error{err, err2}), "RBAC: cannot index bindings; walking them on each request")
+		r.RoleBindings = roleBindingLister{l: rbac.RoleBindings().Lister()}
+		r.ClusterRoleBindings = clusterRoleBindingLister{l: rbac.ClusterRoleBindings().Lister()}
 	}
 	return &Authorizer{Resolver: r}, synced
 }
@@ -248,10 +267,20 @@ func (l roleLister) GetRole(_ context.Context, namespace, name string) (*rbacv1.
 	return l.l.Roles(namespace).Get(name)
 }
 
-type roleBindingLister struct{ l rbaclisters.RoleBindingLister }
+type roleBindingLister struct {
+	l     rbaclisters.RoleBindingLister
+	index *bindingIndex // optional
+}
 
 func (l roleBindingLister) ListRoleBindings(_ context.Context, namespace string) ([]*rbacv1.RoleBinding, error) {
 	return l.l.RoleBindings(namespace).List(labels.Everything())
+}
+
+func (l roleBindingLister) RoleBindingsFor(ctx context.Context, u user.Info, namespace string) ([]*rbacv1.RoleBinding, error) {
+	if l.index == nil {
+		return matching(l.ListRoleBindings(ctx, namespace))(u, namespace)
+	}
+	return l.index.RoleBindingsFor(ctx, u, namespace)
 }
 
 type clusterRoleLister struct{ l rbaclisters.ClusterRoleLister }
@@ -261,11 +290,78 @@ func (l clusterRoleLister) GetClusterRole(_ context.Context, name string) (*rbac
 }
 
 type clusterRoleBindingLister struct {
-	l rbaclisters.ClusterRoleBindingLister
+	l     rbaclisters.ClusterRoleBindingLister
+	index *bindingIndex // optional
 }
 
 func (l clusterRoleBindingLister) ListClusterRoleBindings(context.Context) ([]*rbacv1.ClusterRoleBinding, error) {
 	return l.l.List(labels.Everything())
+}
+
+func (l clusterRoleBindingLister) ClusterRoleBindingsFor(ctx context.Context, u user.Info) ([]*rbacv1.ClusterRoleBinding, error) {
+	if l.index == nil {
+		return matching(l.ListClusterRoleBindings(ctx))(u, "")
+	}
+	return l.index.ClusterRoleBindingsFor(ctx, u)
+}
+
+// clusterRoleBindingsForUser is a ClusterRoleBindingLister that can find
+// the bindings that may apply to a user without listing all (by name).
+type clusterRoleBindingsForUser interface {
+	ClusterRoleBindingsFor(ctx context.Context, u user.Info) ([]*rbacv1.ClusterRoleBinding, error)
+}
+
+// roleBindingsForUser is clusterRoleBindingsForUser for RoleBindings.
+type roleBindingsForUser interface {
+	RoleBindingsFor(ctx context.Context, u user.Info, namespace string) ([]*rbacv1.RoleBinding, error)
+}
+
+// binding is what matching needs of either kind of binding.
+type binding interface {
+	*rbacv1.ClusterRoleBinding | *rbacv1.RoleBinding
+	GetName() string
+}
+
+func subjectsOf[B binding](b B) []rbacv1.Subject {
+	switch b := any(b).(type) {
+	case *rbacv1.ClusterRoleBinding:
+		return b.Subjects
+	case *rbacv1.RoleBinding:
+		return b.Subjects
+	}
+	return nil
+}
+
+// matching keeps the listed bindings that apply to a user, by name: only
+// those are sorted.
+func matching[B binding](bindings []B, err error) func(u user.Info, namespace string) ([]B, error) {
+	return func(u user.Info, namespace string) ([]B, error) {
+		if err != nil {
+			return nil, err
+		}
+		var out []B
+		for _, b := range bindings {
+			if _, ok := appliesTo(u, subjectsOf(b), namespace); ok {
+				out = append(out, b)
+			}
+		}
+		sortByName(out, func(b B) string { return b.GetName() })
+		return out, nil
+	}
+}
+
+func (r *RuleResolver) clusterRoleBindingsFor(ctx context.Context, u user.Info) ([]*rbacv1.ClusterRoleBinding, error) {
+	if l, ok := r.ClusterRoleBindings.(clusterRoleBindingsForUser); ok {
+		return l.ClusterRoleBindingsFor(ctx, u)
+	}
+	return matching(r.ClusterRoleBindings.ListClusterRoleBindings(ctx))(u, "")
+}
+
+func (r *RuleResolver) roleBindingsFor(ctx context.Context, u user.Info, namespace string) ([]*rbacv1.RoleBinding, error) {
+	if l, ok := r.RoleBindings.(roleBindingsForUser); ok {
+		return l.RoleBindingsFor(ctx, u, namespace)
+	}
+	return matching(r.RoleBindings.ListRoleBindings(ctx, namespace))(u, namespace)
 }
 
 // RulesFor returns every rule that applies to u in namespace (cluster-wide
@@ -293,12 +389,11 @@ func (r *RuleResolver) VisitRulesFor(ctx context.Context, u user.Info, namespace
 	if u == nil {
 		return
 	}
-	if bindings, err := r.ClusterRoleBindings.ListClusterRoleBindings(ctx); err != nil {
+	if bindings, err := r.clusterRoleBindingsFor(ctx, u); err != nil {
 		if !visitor(nil, nil, err) {
 			return
 		}
 	} else {
-		sortByName(bindings, func(b *rbacv1.ClusterRoleBinding) string { return b.Name })
 		for _, b := range bindings {
 			i, ok := appliesTo(u, b.Subjects, "")
 			if !ok {
@@ -322,12 +417,11 @@ func (r *RuleResolver) VisitRulesFor(ctx context.Context, u user.Info, namespace
 	if namespace == "" {
 		return
 	}
-	bindings, err := r.RoleBindings.ListRoleBindings(ctx, namespace)
+	bindings, err := r.roleBindingsFor(ctx, u, namespace)
 	if err != nil {
 		visitor(nil, nil, err)
 		return
 	}
-	sortByName(bindings, func(b *rbacv1.RoleBinding) string { return b.Name })
 	for _, b := range bindings {
 		i, ok := appliesTo(u, b.Subjects, namespace)
 		if !ok {
@@ -349,7 +443,7 @@ func (r *RuleResolver) VisitRulesFor(ctx context.Context, u user.Info, namespace
 	}
 }
 
-// sortByName orders the informer's objects (in map order) by name, so that
+// sortByName orders bindings (in the informer's map order) by name, so that
 // rules come in a stable order.
 func sortByName[T any](items []T, name func(T) string) {
 	sort.Slice(items, func(i, j int) bool { return name(items[i]) < name(items[j]) })

@@ -36,8 +36,8 @@ func resolverOf(t *testing.T, objs ...any) *RuleResolver {
 			t.Fatal(err)
 		}
 	}
-	return &RuleResolver{Roles: roleLister{rbaclisters.NewRoleLister(roles)}, RoleBindings: roleBindingLister{rbaclisters.NewRoleBindingLister(rbs)},
-		ClusterRoles: clusterRoleLister{rbaclisters.NewClusterRoleLister(crs)}, ClusterRoleBindings: clusterRoleBindingLister{rbaclisters.NewClusterRoleBindingLister(crbs)}}
+	return &RuleResolver{Roles: roleLister{rbaclisters.NewRoleLister(roles)}, RoleBindings: roleBindingLister{l: rbaclisters.NewRoleBindingLister(rbs)},
+		ClusterRoles: clusterRoleLister{rbaclisters.NewClusterRoleLister(crs)}, ClusterRoleBindings: clusterRoleBindingLister{l: rbaclisters.NewClusterRoleBindingLister(crbs)}}
 }
 
 func TestRuleAllows(t *testing.T) {
