@@ -35,6 +35,11 @@
 //   - watch: --watchers watches on one namespace's ConfigMaps, then
 //     --events creates by 16 clients; time from the first create until the
 //     last watcher has seen the last event.
+//   - sar: --bindings ClusterRoleBindings and --bindings RoleBindings in one
+//     namespace, each to a user of its own; then, with each client count,
+//     SubjectAccessReviews (get configmaps in that namespace) allowed by a
+//     ClusterRoleBinding, allowed by a RoleBinding, and denied; ops/s and
+//     p50/p99 of each, every answer checked.
 //   - RSS of the server process when idle (--settle after /readyz, before
 //     load; median over starts) and after each workload.
 //
@@ -80,6 +85,7 @@ type config struct {
 	reps         int
 	watchers     int
 	events       int
+	bindings     int
 	starts       int
 	settle       time.Duration
 	only         []string
@@ -99,12 +105,12 @@ func (c *config) toJSON() map[string]any {
 	return map[string]any{
 		"quick": c.quick, "skip_upstream": c.skipUpstream, "clients": c.clients,
 		"duration": c.duration.String(), "ops": c.ops, "pods": c.pods, "reps": c.reps,
-		"watchers": c.watchers, "events": c.events, "starts": c.starts,
+		"watchers": c.watchers, "events": c.events, "bindings": c.bindings, "starts": c.starts,
 		"settle": c.settle.String(), "only": c.only,
 	}
 }
 
-var workloadNames = []string{"startup", "configmaps", "pods", "list", "watch"}
+var workloadNames = []string{"startup", "configmaps", "pods", "list", "watch", "sar"}
 
 func parseFlags() *config {
 	c := &config{}
@@ -117,6 +123,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.reps, "reps", 5, "repetitions of each list; the median is reported (quick: 3)")
 	flag.IntVar(&c.watchers, "watchers", 100, "concurrent watchers in the watch workload")
 	flag.IntVar(&c.events, "events", 1000, "ConfigMaps created while watched (quick: 200)")
+	flag.IntVar(&c.bindings, "bindings", 1000, "ClusterRoleBindings, and RoleBindings, in the sar workload (quick: 200)")
 	flag.IntVar(&c.starts, "starts", 3, "start-up samples per server (quick: 1)")
 	flag.DurationVar(&c.settle, "settle", 5*time.Second, "wait after /readyz before the idle RSS (quick: 2s)")
 	only := flag.String("only", "", "comma-separated subset of workloads: "+strings.Join(workloadNames, ","))
@@ -135,6 +142,7 @@ func parseFlags() *config {
 		quick("pods", func() { c.pods = 1000 })
 		quick("reps", func() { c.reps = 3 })
 		quick("events", func() { c.events = 200 })
+		quick("bindings", func() { c.bindings = 200 })
 		quick("starts", func() { c.starts = 1 })
 		quick("settle", func() { c.settle = 2 * time.Second })
 	}
@@ -153,7 +161,7 @@ func parseFlags() *config {
 			c.only = append(c.only, strings.TrimSpace(w))
 		}
 	}
-	if c.duration <= 0 && c.ops <= 0 || c.pods < 1 || c.reps < 1 || c.watchers < 1 || c.events < 1 || c.starts < 1 {
+	if c.duration <= 0 && c.ops <= 0 || c.pods < 1 || c.reps < 1 || c.watchers < 1 || c.events < 1 || c.bindings < 1 || c.starts < 1 {
 		usageError("sizes must be positive")
 	}
 	if c.out == "" {
@@ -254,6 +262,7 @@ func runBench(ctx context.Context, cfg *config) int {
 		crudWorkload(cfg, pods),
 		listWorkload(cfg),
 		watchWorkload(cfg),
+		sarWorkload(cfg),
 	}
 	round := 0
 	for _, w := range workloads {
