@@ -2,11 +2,13 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/etcd"
+	"github.com/skiff-dev/skiff/pkg/pki"
 )
 
 // certCheckInterval is how often a running server renews the certificates
@@ -38,10 +40,14 @@ func (o *Options) renewCertificates(ctx context.Context, embeddedEtcd bool) {
 	}
 }
 
-// checkCertificates renews what needs it, as at start.
+// checkCertificates renews what needs it, as at start, but never makes a
+// CA: a new one while running would lock every client out.
 func (o *Options) checkCertificates(embeddedEtcd bool) error {
-	ca, _, err := o.ensurePKI()
+	ca, err := pki.LoadCA(o.PKIDir())
 	if err != nil {
+		return err
+	}
+	if _, err := o.ensureServingCert(ca); err != nil {
 		return err
 	}
 	if err := o.ensureAdminKubeconfig(ca); err != nil {
@@ -50,6 +56,9 @@ func (o *Options) checkCertificates(embeddedEtcd bool) error {
 	ca.ExpiresSoon()
 	if !embeddedEtcd {
 		return nil
+	}
+	if _, err := pki.LoadCA(etcd.CADir(o.PKIDir())); err != nil {
+		return fmt.Errorf("etcd CA: %w", err)
 	}
 	_, err = etcd.EnsureCerts(o.PKIDir())
 	return err

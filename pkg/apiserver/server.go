@@ -104,9 +104,16 @@ func (o *Options) ensurePKI() (*pki.CA, pki.Files, error) {
 	if err != nil {
 		return nil, pki.Files{}, fmt.Errorf("certificate authority: %w", err)
 	}
+	serving, err := o.ensureServingCert(ca)
+	return ca, serving, err
+}
+
+// ensureServingCert keeps or renews the serving certificate for every name
+// the server is reached by.
+func (o *Options) ensureServingCert(ca *pki.CA) (pki.Files, error) {
 	serviceIP, err := o.serviceIP()
 	if err != nil {
-		return nil, pki.Files{}, err
+		return pki.Files{}, err
 	}
 	hosts := []string{"localhost", "127.0.0.1", serviceIP.String(),
 		"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
@@ -122,9 +129,9 @@ func (o *Options) ensurePKI() (*pki.CA, pki.Files, error) {
 	hosts = append(hosts, o.TLSSANs...)
 	serving, err := ca.EnsureServingCert(o.PKIDir(), "apiserver", hosts)
 	if err != nil {
-		return nil, pki.Files{}, fmt.Errorf("serving certificate: %w", err)
+		return pki.Files{}, fmt.Errorf("serving certificate: %w", err)
 	}
-	return ca, serving, nil
+	return serving, nil
 }
 
 // ensureAdminKubeconfig keeps the admin kubeconfig of earlier starts unless

@@ -27,12 +27,15 @@ type Certs struct {
 // loopback only.
 var etcdHosts = []string{"localhost", "127.0.0.1", "::1"}
 
+// CADir is where the embedded etcd's CA lives under pkiDir.
+func CADir(pkiDir string) string { return filepath.Join(pkiDir, "etcd") }
+
 // EnsureCerts creates the embedded etcd's CA and certificates under pkiDir
 // on first use and reuses them while they have more than pki.RenewBefore
 // left (a running server calls it again to renew them: etcd and its
 // clients read the files at each TLS handshake).
 func EnsureCerts(pkiDir string) (*Certs, error) {
-	dir := filepath.Join(pkiDir, "etcd")
+	dir := CADir(pkiDir)
 	ca, err := pki.EnsureNamedCA(dir, "etcd-ca")
 	if err != nil {
 		return nil, fmt.Errorf("etcd CA: %w", err)
