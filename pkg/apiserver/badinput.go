@@ -39,10 +39,12 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/handlers/negotiation"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/features"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/apiserver/pkg/storage/storagebackend/factory"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -66,7 +68,7 @@ func withBadInputGuard(handler http.Handler, builtin sets.Set[string]) http.Hand
 		mediaType = strings.TrimSpace(strings.ToLower(mediaType))
 		if mediaType == runtime.ContentTypeProtobuf && !builtin.Has(info.APIGroup) && hasBody(req) {
 			// Custom resources have no protobuf form (upstream answers so).
-			writeStatus(w, req, negotiation.NewUnsupportedMediaTypeError([]string{runtime.ContentTypeJSON, runtime.ContentTypeYAML, runtime.ContentTypeCBOR}))
+			writeStatus(w, req, negotiation.NewUnsupportedMediaTypeError(customResourceMediaTypes()))
 			return
 		}
 		if req.Method == http.MethodPatch && (mediaType == string(types.JSONPatchType) || mediaType == string(types.StrategicMergePatchType)) {
@@ -89,6 +91,15 @@ func withBadInputGuard(handler http.Handler, builtin sets.Set[string]) http.Hand
 		}
 		handler.ServeHTTP(w, req)
 	})
+}
+
+// customResourceMediaTypes are the body encodings of custom resources.
+func customResourceMediaTypes() []string {
+	types := []string{runtime.ContentTypeJSON, runtime.ContentTypeYAML}
+	if utilfeature.DefaultFeatureGate.Enabled(features.CBORServingAndStorage) {
+		types = append(types, runtime.ContentTypeCBOR)
+	}
+	return types
 }
 
 func hasBody(req *http.Request) bool {
