@@ -327,7 +327,8 @@ func ensureNamespaces(ctx context.Context, loopback *restclient.Config) error {
 	}
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		for _, name := range SystemNamespaces {
-			_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+			// Written as upstream's: field manager kube-apiserver.
+			_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{FieldManager: "kube-apiserver"})
 			if err != nil && !apierrors.IsAlreadyExists(err) {
 				klog.V(2).InfoS("Creating system namespace failed, will retry", "namespace", name, "err", err)
 				return false, nil

@@ -19,6 +19,9 @@ import (
 type Response struct {
 	Code int    // HTTP status; 0 when no response came
 	Body []byte // or the transport error
+	// Warnings are the Warning headers' texts (RFC 7234 299 warnings, as
+	// the apiserver sends for deprecated fields and the like), sorted.
+	Warnings []string
 }
 
 // Diff is one JSON path whose values differ.
@@ -37,6 +40,15 @@ const missing = "<missing>"
 // compared as normalised JSON; errors by status code, reason and the set of
 // details.causes[].field (message texts are free to differ).
 func compare(up, sk Response) []Diff {
+	diffs := compareBody(up, sk)
+	if !slices.Equal(up.Warnings, sk.Warnings) {
+		diffs = append(diffs, Diff{"warnings", fmt.Sprintf("%q", up.Warnings), fmt.Sprintf("%q", sk.Warnings)})
+	}
+	return diffs
+}
+
+// compareBody compares the status codes and bodies.
+func compareBody(up, sk Response) []Diff {
 	upOK, skOK := up.Code >= 200 && up.Code < 300, sk.Code >= 200 && sk.Code < 300
 	switch {
 	case upOK && skOK:

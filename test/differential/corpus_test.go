@@ -17,7 +17,10 @@ package differential
 //	patch-json: [...]  #   patch the test applies to the object it read before the PUT
 //	delete: Foreground
 //	ops: [create, get, {update: {...}}, delete]   # optional: a sequence other than the default one
-//	                   # (deletecollection, with a label selector as argument, only here)
+//	                   # (deletecollection, with a label selector as argument, only here;
+//	                   # so are the subresources: {scale: 3} PUTs /scale with spec.replicas 3,
+//	                   # {binding: node-1} POSTs /binding, eviction POSTs /eviction, its
+//	                   # argument the deleteOptions)
 //
 // The default sequence of a valid case is
 //
@@ -53,7 +56,8 @@ type Op struct {
 }
 
 // opKinds are the ops a case may use.
-var opKinds = []string{"dryrun", "create", "get", "update", "patch-json", "patch-merge", "patch-strategic", "apply", "status", "delete", "deletecollection"}
+var opKinds = []string{"dryrun", "create", "get", "update", "patch-json", "patch-merge", "patch-strategic", "apply", "status", "delete", "deletecollection",
+	"scale", "binding", "eviction"}
 
 // defaultArgs are the arguments of ops the case file does not give: small
 // metadata changes every type accepts.

@@ -19,7 +19,7 @@ func gr(resource string) schema.GroupResource {
 
 // Resources describes every batch/v1 resource.
 var Resources = []store.Resource{
-	{Resource: gr("jobs"), PrepareForCreate: prepareJobForCreate, Generation: store.GenerationOnSpec, OrphanByDefault: true, Singular: "job", Namespaced: true, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
+	{Resource: gr("jobs"), PrepareForCreate: prepareJobForCreate, DeleteWarning: jobDeleteWarning, Generation: store.GenerationOnSpec, OrphanByDefault: true, Singular: "job", Namespaced: true, Categories: []string{"all"}, HasStatus: true, AllowCreateOnUpdate: true,
 		Fields: batchfields.Fields["Job"],
 		New:    func() runtime.Object { return &batchv1.Job{} }, NewList: func() runtime.Object { return &batchv1.JobList{} },
 		Validate: corevalidation.ForCreate(batchvalidation.ValidateJob), ValidateUpdate: corevalidation.ForUpdate(batchvalidation.ValidateJobUpdate),
@@ -30,3 +30,6 @@ var Resources = []store.Resource{
 		// Upstream's cronjobs/status validates nothing.
 		ValidateStatusUpdate: func(_, _ runtime.Object) field.ErrorList { return nil }},
 }
+
+// jobDeleteWarning: batch/v1 Jobs orphan their pods unless told otherwise.
+const jobDeleteWarning = "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning"

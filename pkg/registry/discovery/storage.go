@@ -15,5 +15,6 @@ import (
 var Resources = []store.Resource{
 	{Resource: schema.GroupResource{Group: discoveryv1.GroupName, Resource: "endpointslices"}, Singular: "endpointslice", Namespaced: true, Generation: store.GenerationOnContentAndLabels,
 		New: func() runtime.Object { return &discoveryv1.EndpointSlice{} }, NewList: func() runtime.Object { return &discoveryv1.EndpointSliceList{} },
-		Validate: corevalidation.ForCreate(discoveryvalidation.ValidateEndpointSlice), ValidateUpdate: corevalidation.ForUpdate(discoveryvalidation.ValidateEndpointSliceUpdate)},
+		Validate: corevalidation.ForCreate(discoveryvalidation.ValidateEndpointSlice), ValidateUpdate: corevalidation.ForUpdate(discoveryvalidation.ValidateEndpointSliceUpdate),
+		Warnings: discoveryvalidation.EndpointSliceWarnings},
 }

@@ -30,7 +30,7 @@ var Resources = []store.Resource{
 		Validate: corevalidation.ForCreate(storagevalidation.ValidateStorageClass), ValidateUpdate: corevalidation.ForUpdate(storagevalidation.ValidateStorageClassUpdate)},
 	// As upstream, a CSIDriver's generation is not set on create and counts
 	// up from there on spec changes.
-	{Resource: gr("csidrivers"), Singular: "csidriver", ReturnDeletedObject: true,
+	{Resource: gr("csidrivers"), Singular: "csidriver", ReturnDeletedObject: true, Warnings: storagevalidation.CSIDriverWarnings,
 		PrepareForUpdate: func(obj, old runtime.Object) {
 			d, o := obj.(*storagev1.CSIDriver), old.(*storagev1.CSIDriver)
 			if !apiequality.Semantic.DeepEqual(d.Spec, o.Spec) {

@@ -7,6 +7,7 @@ import (
 	"context"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -17,6 +18,7 @@ import (
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/warning"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/skiff-dev/skiff/pkg/apis/selectable"
@@ -51,6 +53,12 @@ type Resource struct {
 	// PrepareForStatusUpdate adds to the status subresource's rule (which
 	// keeps all but the status and metadata), e.g. to keep labels too.
 	PrepareForStatusUpdate func(obj, old runtime.Object)
+	// Warnings are upstream's warnings on a create (old is nil) or update
+	// of the resource, sent as Warning headers.
+	Warnings func(obj, old runtime.Object) []string
+	// DeleteWarning is sent when a DELETE names no propagation policy
+	// (upstream warns so for batch/v1 Jobs, whose default orphans pods).
+	DeleteWarning string
 	// ShouldDeleteDuringUpdate replaces the generic store's rule that an
 	// update leaving a deleted object without metadata.finalizers removes
 	// it (namespaces also wait for spec.finalizers). It applies to the
@@ -107,6 +115,24 @@ var (
 
 // ShortNames are the aliases kubectl accepts (`po` for pods).
 func (r *REST) ShortNames() []string { return r.shortNames }
+
+// Delete is the generic store's, with the resource's DeleteWarning.
+func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	r.warnOnDelete(ctx, options)
+	return r.Store.Delete(ctx, name, deleteValidation, options)
+}
+
+// DeleteCollection is the generic store's, with the resource's DeleteWarning.
+func (r *REST) DeleteCollection(ctx context.Context, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions, listOptions *metainternalversion.ListOptions) (runtime.Object, error) {
+	r.warnOnDelete(ctx, options)
+	return r.Store.DeleteCollection(ctx, deleteValidation, options, listOptions)
+}
+
+func (r *REST) warnOnDelete(ctx context.Context, options *metav1.DeleteOptions) {
+	if w := r.strategy.res.DeleteWarning; w != "" && (options == nil || options.PropagationPolicy == nil && options.OrphanDependents == nil) {
+		warning.AddWarning(ctx, "", w)
+	}
+}
 
 // Categories are the groups of resources this one belongs to (`all`).
 func (r *REST) Categories() []string { return r.categories }

@@ -106,9 +106,18 @@ func (s *strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) fi
 	return errs
 }
 
-func (s *strategy) WarningsOnCreate(context.Context, runtime.Object) []string { return nil }
-func (s *strategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
-	return nil
+func (s *strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
+	if s.res.Warnings == nil {
+		return nil
+	}
+	return s.res.Warnings(obj, nil)
+}
+
+func (s *strategy) WarningsOnUpdate(_ context.Context, obj, old runtime.Object) []string {
+	if s.res.Warnings == nil {
+		return nil
+	}
+	return s.res.Warnings(obj, old)
 }
 func (s *strategy) Canonicalize(runtime.Object)                   {}
 func (s *strategy) AllowCreateOnUpdate(context.Context) bool      { return s.res.AllowCreateOnUpdate }
