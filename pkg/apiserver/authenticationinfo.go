@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"time"
@@ -44,6 +45,9 @@ func addAuthenticationInfoHook(server *genericapiserver.GenericAPIServer, caFile
 	})
 }
 
+// publishClientCA adds ca to the published client CAs. As upstream's
+// controller, it keeps the CAs other API servers on the same etcd put
+// there: each server's clients must stay accepted.
 func publishClientCA(ctx context.Context, client kubernetes.Interface, ca string) error {
 	configMaps := client.CoreV1().ConfigMaps(metav1.NamespaceSystem)
 	cm, err := configMaps.Get(ctx, AuthenticationInfoConfigMap, metav1.GetOptions{})
@@ -54,13 +58,40 @@ func publishClientCA(ctx context.Context, client kubernetes.Interface, ca string
 		}, metav1.CreateOptions{})
 		return err
 	}
-	if err != nil || cm.Data["client-ca-file"] == ca {
+	if err != nil {
 		return err
+	}
+	combined := combineCABundles(ca, cm.Data["client-ca-file"])
+	if cm.Data["client-ca-file"] == combined {
+		return nil
 	}
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
 	}
-	cm.Data["client-ca-file"] = ca
+	cm.Data["client-ca-file"] = combined
 	_, err = configMaps.Update(ctx, cm, metav1.UpdateOptions{})
 	return err
+}
+
+// combineCABundles is the PEM certificates of own and then those of
+// existing that own lacks; blocks that are no certificates are dropped.
+func combineCABundles(own, existing string) string {
+	var out []byte
+	seen := map[string]bool{}
+	for _, bundle := range []string{own, existing} {
+		rest := []byte(bundle)
+		for {
+			var block *pem.Block
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				break
+			}
+			if block.Type != "CERTIFICATE" || seen[string(block.Bytes)] {
+				continue
+			}
+			seen[string(block.Bytes)] = true
+			out = append(out, pem.EncodeToMemory(block)...)
+		}
+	}
+	return string(out)
 }
