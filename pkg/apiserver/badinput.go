@@ -363,6 +363,12 @@ func (s guardedStorage) GuaranteedUpdate(ctx context.Context, key string, dest r
 	return s.tooLarge(s.Interface.GuaranteedUpdate(ctx, key, dest, ignoreNotFound, preconditions, tryUpdate, cached))
 }
 
+// storeSignals are the texts of the errors the generic registry store's
+// own update function returns to itself (unexported sentinels compared by
+// identity): a patch that empties the finalizers of a deleted object must
+// reach the store's "emptied finalizers" branch, which then deletes it.
+var storeSignals = map[string]bool{"emptied finalizers": true, "abort delete": true, "delete now": true}
+
 // patchErrorsAreBadRequests: during a patch, tryUpdate applies the patch
 // to the stored object; an error there that is no API status (the
 // strategic-merge and apply libraries return plain errors, the json-patch
@@ -376,7 +382,8 @@ func patchErrorsAreBadRequests(tryUpdate storage.UpdateFunc) storage.UpdateFunc 
 		}()
 		out, ttl, err = tryUpdate(input, res)
 		var status apierrors.APIStatus
-		if err != nil && !errors.As(err, &status) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil && !errors.As(err, &status) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+			!storeSignals[err.Error()] {
 			err = apierrors.NewBadRequest(fmt.Sprintf("the patch cannot be applied: %v", err))
 		}
 		return out, ttl, err

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/version"
 )
 
@@ -168,5 +169,26 @@ func TestTerminatingNamespaceStatusUpdate(t *testing.T) {
 	}
 	if _, err := namespaces.Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("after /finalize emptied spec.finalizers: %v, want NotFound", err)
+	}
+}
+
+// TestPatchEmptyingFinalizersDeletes: a merge patch that removes the last
+// finalizer of a deleted object removes the object (the bad-input guard
+// must not turn the store's own signal into a 400).
+func TestPatchEmptyingFinalizersDeletes(t *testing.T) {
+	ctx := testCtx(t)
+	ns := newNamespace(t)
+	cms := cs.CoreV1().ConfigMaps(ns)
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "held", Finalizers: []string{"example.com/hold"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cms.Delete(ctx, "held", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Patch(ctx, "held", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("removing the finalizer: %v", err)
+	}
+	if _, err := cms.Get(ctx, "held", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after its last finalizer went: %v, want NotFound", err)
 	}
 }
