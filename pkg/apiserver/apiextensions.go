@@ -77,7 +77,6 @@ import (
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/skiff-dev/skiff/pkg/apis"
-	"github.com/skiff-dev/skiff/pkg/storage/watchbuffer"
 )
 
 // createServerChain builds the apiextensions-apiserver from a copy of cfg,
@@ -208,7 +207,7 @@ func crdRESTOptionsGetter(etcdOptions genericoptions.EtcdOptions, c *genericapis
 	crOptions.StorageConfig.Codec = runtime.NewCodec(encoder, recognizer.NewDecoder(ucbor, unstructured.UnstructuredJSONScheme))
 	crOptions.StorageConfig.StorageObjectCountTracker = c.StorageObjectCountTracker
 	crOptions.WatchCacheSizes = nil
-	return watchbuffer.Getter{RESTOptionsGetter: guardStorage(etcdOptions.CreateRESTOptionsGetter(&genericoptions.SimpleStorageFactory{StorageConfig: crOptions.StorageConfig}, c.ResourceTransformers))}
+	return guardStorage(etcdOptions.CreateRESTOptionsGetter(&genericoptions.SimpleStorageFactory{StorageConfig: crOptions.StorageConfig}, c.ResourceTransformers))
 }
 
 // serviceResolver resolves a webhook's service to its cluster IP, and

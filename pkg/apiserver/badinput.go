@@ -49,6 +49,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/apis"
+	"github.com/skiff-dev/skiff/pkg/storage/watchbuffer"
 )
 
 // maxPatchBytes is how much of a patch body the guard reads to check it:
@@ -296,7 +297,9 @@ func jsonText(v any) string {
 	return string(out)
 }
 
-// guardStorage wraps the storage of every resource of getter.
+// guardStorage wraps the storage of every resource of getter: bad input
+// answered with 4xx (guardedStorage), watches drained promptly from the
+// watch cache (watchbuffer explains why).
 func guardStorage(getter genericregistry.RESTOptionsGetter) genericregistry.RESTOptionsGetter {
 	return guardedOptions{getter}
 }
@@ -317,7 +320,7 @@ func (g guardedOptions) GetRESTOptions(resource schema.GroupResource, example ru
 		if err != nil {
 			return s, destroy, err
 		}
-		return guardedStorage{Interface: s, resource: resource}, destroy, nil
+		return guardedStorage{Interface: watchbuffer.Wrap(s, resource.String()), resource: resource}, destroy, nil
 	}
 	return opts, nil
 }

@@ -36,7 +36,6 @@ import (
 	"github.com/skiff-dev/skiff/pkg/pki"
 	"github.com/skiff-dev/skiff/pkg/registry/core/service"
 	"github.com/skiff-dev/skiff/pkg/registry/events"
-	"github.com/skiff-dev/skiff/pkg/storage/watchbuffer"
 	"github.com/skiff-dev/skiff/pkg/version"
 )
 
@@ -302,8 +301,6 @@ func (o *Options) applyStorage(cfg *genericapiserver.Config, etcdTransport stora
 		return err
 	}
 	cfg.RESTOptionsGetter = guardStorage(cfg.RESTOptionsGetter) // badinput.go
-	// Watches drain the watch cache promptly (watchbuffer explains why).
-	cfg.RESTOptionsGetter = watchbuffer.Getter{RESTOptionsGetter: cfg.RESTOptionsGetter}
 	return nil
 }
 

@@ -17,14 +17,8 @@ import (
 	"context"
 	"sync"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/storage"
-	"k8s.io/apiserver/pkg/storage/storagebackend"
-	"k8s.io/apiserver/pkg/storage/storagebackend/factory"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
 
@@ -33,28 +27,9 @@ import (
 // costs a pointer per event.
 const Depth = 1000
 
-// Getter wraps a RESTOptionsGetter so that the storage of every resource
-// buffers its watches.
-type Getter struct {
-	generic.RESTOptionsGetter
-}
-
-// GetRESTOptions decorates the storage the inner options build.
-func (g Getter) GetRESTOptions(resource schema.GroupResource, example runtime.Object) (generic.RESTOptions, error) {
-	opts, err := g.RESTOptionsGetter.GetRESTOptions(resource, example)
-	if err != nil {
-		return opts, err
-	}
-	inner := opts.Decorator
-	opts.Decorator = func(config *storagebackend.ConfigForResource, resourcePrefix string, keyFunc func(obj runtime.Object) (string, error),
-		newFunc, newListFunc func() runtime.Object, getAttrsFunc storage.AttrFunc, trigger storage.IndexerFuncs, indexers *cache.Indexers) (storage.Interface, factory.DestroyFunc, error) {
-		s, destroy, err := inner(config, resourcePrefix, keyFunc, newFunc, newListFunc, getAttrsFunc, trigger, indexers)
-		if err != nil {
-			return s, destroy, err
-		}
-		return &Storage{Interface: s, resource: config.GroupResource.String()}, destroy, nil
-	}
-	return opts, nil
+// Wrap buffers the watches of the storage s of resource.
+func Wrap(s storage.Interface, resource string) storage.Interface {
+	return &Storage{Interface: s, resource: resource}
 }
 
 // Storage buffers the watches of the storage it wraps.
