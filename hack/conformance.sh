@@ -1,48 +1,112 @@
 #!/usr/bin/env bash
 # Runs the upstream v1.37.2 conformance suite (e2e.test, built by
 # hack/upstream.sh) against skiff and prints "N passed, M failed, K skipped"
-# with counts per SIG. Specs listed in hack/conformance/skip-*.txt are skipped;
-# each line there names the capability the spec waits for.
+# with counts per SIG and the failed specs with their failure. Specs listed in
+# hack/conformance/skip-*.txt are skipped; each line there names the
+# capability the spec waits for.
 #
 # Usage:
-#   hack/conformance.sh --list                 print the specs that would run
-#   hack/conformance.sh [--kubeconfig FILE] [--focus REGEX] [--report-dir DIR]
-# Without --kubeconfig it starts its own `skiff server` in a temporary dir.
+#   hack/conformance.sh --list [--skipped-only]   print the specs that would run
+#   hack/conformance.sh [options]
+# Options:
+#   --kubeconfig FILE  test this cluster; without it the script starts its own
+#                      `skiff server` in a temporary dir (built by hack/build.sh,
+#                      or the binary given with --skiff BIN)
+#   --skiff BIN        the skiff binary to start (default: build one)
+#   --kubectl PATH     the kubectl the specs call (passed as --kubectl-path);
+#                      default $KUBECTL, else hack/build-kubectl.sh's
+#                      ~/.cache/skiff/kubectl/v1.37.2/kubectl, else the newest
+#                      /usr/lib/google-cloud-sdk/bin/kubectl.1.*, else kubectl on PATH
+#   --focus REGEX      only the specs matching REGEX (default '\[Conformance\]')
+#   --skipped-only     run exactly the specs of the skip lists, print those that
+#                      pass now ("remove from the skip list"); exits 1 if any
+#                      passes or did not run (the lists are stale), 0 if every
+#                      one failed as the lists say
+#   --procs N          N parallel processes (the ginkgo CLI v2.32.0, e.g.
+#                      `go install github.com/onsi/ginkgo/v2/ginkgo@v2.32.0`, or
+#                      $GINKGO); [Serial] specs then run afterwards, one at a time
+#   --serial MODE      all (default): every spec; skip: leave out [Serial] specs;
+#                      only: run only the [Serial] specs
+#   --timeout DUR      ginkgo's suite timeout (default 2h, 8h with --skipped-only)
+#   --report-dir DIR   JUnit, e2e and server logs (default _output/conformance)
+#
+# Exit status: 0 only if every spec that ran passed (with --skipped-only: if
+# every spec failed), 1 otherwise; a run cut short by e2e.test or ginkgo
+# (timeout, crash, no JUnit report) is never 0. The summary is printed anyway.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-list=false kubeconfig="" focus='\[Conformance\]' report_dir=""
+list=false kubeconfig="" focus='\[Conformance\]' report_dir="" skiff_bin="" kubectl=""
+skipped_only=false procs=1 serial=all timeout=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --list) list=true ;;
     --kubeconfig) kubeconfig=$2; shift ;;
+    --skiff) skiff_bin=$2; shift ;;
+    --kubectl) kubectl=$2; shift ;;
     --focus) focus=$2; shift ;;
+    --skipped-only) skipped_only=true ;;
+    --procs) procs=$2; shift ;;
+    --serial) serial=$2; shift ;;
+    --timeout) timeout=$2; shift ;;
     --report-dir) report_dir=$2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+[[ $procs =~ ^[1-9][0-9]*$ ]] || { echo "--procs wants a positive number, not $procs" >&2; exit 2; }
+case "$serial" in all|skip|only) ;; *) echo "--serial wants all, skip or only, not $serial" >&2; exit 2 ;; esac
+timeout=${timeout:-$($skipped_only && echo 8h || echo 2h)}
 
 bash hack/upstream.sh e2e.test >&2
 e2e="$(bash hack/upstream.sh --print-dir)/e2e.test"
 
-# One skip regex from every skip list: each spec name, regex-escaped.
-skip_regex=$(grep -hv '^#' hack/conformance/skip-*.txt | sed 's/ | .*$//' |
-  sed -e 's/[][\.*^$(){}+?|/]/\\&/g' | paste -sd'|' -)
+# The skip-listed spec names, and one regex matching exactly them: ginkgo
+# matches "<suite description> <spec text>", so each name is anchored between
+# a space and the end.
+skipped_names=$(grep -hv '^#' hack/conformance/skip-*.txt | sed 's/ | .*$//' | sed '/^$/d')
+skip_regex=" ($(sed -e 's/[][\.*^$(){}+?|/]/\\&/g' <<<"$skipped_names" | paste -sd'|' -))\$"
+if $skipped_only; then
+  focus_regex=$skip_regex skip_args=()
+else
+  focus_regex=$focus skip_args=(--skip="$skip_regex")
+fi
 
 if $list; then
-  "$e2e" --list-conformance-tests >/dev/null 2>&1 || true
-  "$e2e" --ginkgo.dry-run --ginkgo.v --ginkgo.no-color --ginkgo.focus="$focus" --ginkgo.skip="$skip_regex" \
-      --kubeconfig=/dev/null 2>/dev/null |
-    grep -oE '^\[sig-[a-z-]+\].*\[Conformance\]' | sort -u
-  echo "skipped by hack/conformance/skip-*.txt: $(grep -hv "^#" hack/conformance/skip-*.txt | wc -l) specs" >&2
+  # Dry-run lines are "<spec text> [<labels>]".
+  "$e2e" --ginkgo.dry-run --ginkgo.v --ginkgo.no-color --ginkgo.focus="$focus_regex" \
+      ${skip_args[@]+"${skip_args[@]/#--/--ginkgo.}"} --kubeconfig=/dev/null 2>/dev/null |
+    grep -E '^\[sig-[a-z-]+\].*\[Conformance\]' | sed -E 's/ \[[^]]*, [^]]*\]$//' | sort -u
+  echo "skipped by hack/conformance/skip-*.txt: $(wc -l <<<"$skipped_names") specs" >&2
   exit 0
+fi
+
+# kubectl, found as skiff's own e2e tests find it.
+if [[ -z $kubectl ]]; then
+  kubectl=${KUBECTL%%,*}
+fi
+if [[ -z $kubectl ]]; then
+  for k in "${SKIFF_KUBECTL_CACHE:-$HOME/.cache/skiff/kubectl}/v1.37.2/kubectl" \
+      /usr/lib/google-cloud-sdk/bin/kubectl.1.{39,38,37,36,35,34,33,32,31,30,29,28,27}; do
+    [[ -x $k ]] && { kubectl=$k; break; }
+  done
+fi
+kubectl=${kubectl:-$(command -v kubectl || true)}
+[[ -n $kubectl && -x $kubectl ]] || { echo "no kubectl found (--kubectl, \$KUBECTL, or run hack/build-kubectl.sh)" >&2; exit 1; }
+kubectl=$(cd "$(dirname "$kubectl")" && pwd)/$(basename "$kubectl")
+
+ginkgo_cli=""
+if ((procs > 1)); then
+  ginkgo_cli=${GINKGO:-$(command -v ginkgo || true)}
+  [[ -z $ginkgo_cli && -x $(go env GOPATH)/bin/ginkgo ]] && ginkgo_cli=$(go env GOPATH)/bin/ginkgo
+  [[ -n $ginkgo_cli ]] || { echo "--procs needs the ginkgo CLI: go install github.com/onsi/ginkgo/v2/ginkgo@v2.32.0" >&2; exit 1; }
 fi
 
 work=$(mktemp -d)
 report_dir=${report_dir:-$root/_output/conformance}
 mkdir -p "$report_dir"
+rm -f "$report_dir"/junit_*.xml "$report_dir"/e2e*.log "$report_dir"/results.tsv
 server_pid=""
 cleanup() {
   if [[ -n $server_pid ]]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
@@ -51,24 +115,89 @@ cleanup() {
 trap cleanup EXIT
 
 if [[ -z $kubeconfig ]]; then
-  bash hack/build.sh "$work/skiff"
+  if [[ -z $skiff_bin ]]; then
+    bash hack/build.sh "$work/skiff"
+    skiff_bin=$work/skiff
+  fi
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$work/skiff" server --data-dir "$work/data" --secure-port "$port" --bind-address 127.0.0.1 \
-    >"$work/server.out" 2>"$work/server.log" &
+  "$skiff_bin" server --data-dir "$work/data" --secure-port "$port" --bind-address 127.0.0.1 \
+    >"$work/server.out" 2>"$report_dir/server.log" &
   server_pid=$!
   for _ in $(seq 120); do grep -q KUBECONFIG= "$work/server.out" 2>/dev/null && break; sleep 0.5; done
-  grep -q KUBECONFIG= "$work/server.out" || { echo "skiff did not become ready:"; tail -20 "$work/server.log"; exit 1; }
+  grep -q KUBECONFIG= "$work/server.out" || { echo "skiff did not become ready:"; tail -20 "$report_dir/server.log"; exit 1; }
   kubeconfig="$work/data/admin.kubeconfig"
 fi
 
-echo "running conformance specs against $(grep -m1 server: "$kubeconfig" | awk '{print $2}'); report in $report_dir"
-start=$(date +%s)
+echo "running conformance specs against $(grep -m1 server: "$kubeconfig" | awk '{print $2}') with $kubectl; report in $report_dir"
 # skeleton provider and no node checks: skiff runs no kubelet yet.
-"$e2e" --kubeconfig="$kubeconfig" --provider=skeleton --num-nodes=1 --allowed-not-ready-nodes=-1 \
-  --e2e-verify-service-account=false --report-dir="$report_dir" \
-  --ginkgo.focus="$focus" --ginkgo.skip="$skip_regex" --ginkgo.no-color --ginkgo.v --ginkgo.timeout=2h \
-  >"$report_dir/e2e.log" 2>&1 || true
-echo "e2e.test finished in $(( $(date +%s) - start ))s (log: $report_dir/e2e.log)"
-junit=$(ls "$report_dir"/junit*.xml 2>/dev/null | head -1)
-[[ -n $junit ]] || { echo "no JUnit report written; see $report_dir/e2e.log"; tail -30 "$report_dir/e2e.log"; exit 1; }
-go run ./hack/conformance/summary "$junit"
+e2e_args=(--kubeconfig="$kubeconfig" --kubectl-path="$kubectl" --provider=skeleton --num-nodes=1
+  --allowed-not-ready-nodes=-1 --e2e-verify-service-account=false --report-dir="$report_dir")
+ginkgo_args=(--focus="$focus_regex" ${skip_args[@]+"${skip_args[@]}"} --no-color --v --timeout="$timeout")
+
+# run NAME PROCS [ginkgo flags]: one pass, its JUnit report junit_NAME_01.xml.
+rc=0
+run() {
+  local name=$1 n=$2 start=$SECONDS status=0
+  shift 2
+  echo "$name pass ($n process(es)); log: $report_dir/e2e-$name.log"
+  if ((n > 1)); then
+    nice -n 5 "$ginkgo_cli" -p --procs="$n" "${ginkgo_args[@]}" "$@" "$e2e" -- \
+      "${e2e_args[@]}" --report-prefix="${name}_" >"$report_dir/e2e-$name.log" 2>&1 || status=$?
+  else
+    "$e2e" "${ginkgo_args[@]/#--/--ginkgo.}" "${@/#--/--ginkgo.}" "${e2e_args[@]}" \
+      --report-prefix="${name}_" >"$report_dir/e2e-$name.log" 2>&1 || status=$?
+  fi
+  echo "$name pass finished in $((SECONDS - start))s, exit status $status"
+  [[ -s $report_dir/junit_${name}_01.xml ]] || { echo "no JUnit report written; see $report_dir/e2e-$name.log"; tail -30 "$report_dir/e2e-$name.log"; rc=1; }
+  # e2e.test and ginkgo fail on a failed spec and on a run cut short; with
+  # --skipped-only failed specs are the expectation, judged from the report.
+  if ! $skipped_only && ((status != 0)); then rc=1; fi
+}
+if ((procs == 1)) || [[ $serial == only ]]; then
+  case "$serial" in
+    all) run all 1 ;;
+    skip) run parallel 1 --label-filter='!Serial' ;;
+    only) run serial 1 --label-filter='Serial' ;;
+  esac
+else
+  run parallel "$procs" --label-filter='!Serial'
+  [[ $serial == all ]] && run serial 1 --label-filter='Serial'
+fi
+
+shopt -s nullglob
+junits=("$report_dir"/junit_*.xml)
+((${#junits[@]} > 0)) || exit 1
+go run ./hack/conformance/summary -results "$report_dir/results.tsv" "${junits[@]}" || rc=1
+failed=$(awk -F'\t' '$1 == "failed"' "$report_dir/results.tsv" | wc -l)
+if $skipped_only; then
+  # Every skip-listed spec this run was meant to run should have failed.
+  case "$serial" in
+    all) want=$skipped_names ;;
+    skip) want=$(grep -Fv '[Serial]' <<<"$skipped_names" || true) ;;
+    only) want=$(grep -F '[Serial]' <<<"$skipped_names" || true) ;;
+  esac
+  now_passing=$(awk -F'\t' '$1 == "passed" {print $2}' "$report_dir/results.tsv")
+  not_run=$(awk -F'\t' '$1 == "skipped" {print $2}' "$report_dir/results.tsv" | grep -Fxf <(printf '%s\n' "$want") || true)
+  unknown=$(grep -Fvxf <(cut -f2 "$report_dir/results.tsv") <<<"$skipped_names" || true)
+  echo
+  if [[ -n $now_passing ]]; then
+    echo "now passing: remove from the skip list ($(wc -l <<<"$now_passing")):"
+    sed 's/^/  /' <<<"$now_passing"
+    rc=1
+  else
+    echo "now passing: none; every skip-listed spec that ran failed ($failed)"
+  fi
+  if [[ -n $not_run ]]; then
+    echo "did not run (skipped at run time or the run was cut short) ($(wc -l <<<"$not_run")):"
+    sed 's/^/  /' <<<"$not_run"
+    rc=1
+  fi
+  if [[ -n $unknown ]]; then
+    echo "not a spec of this e2e.test (stale skip-list lines):"
+    sed 's/^/  /' <<<"$unknown"
+    rc=1
+  fi
+elif ((failed > 0)); then
+  rc=1
+fi
+exit "$rc"
