@@ -77,13 +77,14 @@ import (
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/skiff-dev/skiff/pkg/apis"
+	skiffstorage "github.com/skiff-dev/skiff/pkg/apiserver/storage"
 )
 
 // createServerChain builds the apiextensions-apiserver from a copy of cfg,
 // then skiff's server from cfg with the former as its delegate. cfg must be
 // complete but for Complete(): authentication, authorization, admission,
 // OpenAPI and storage applied.
-func (o *Options) createServerChain(cfg *genericapiserver.RecommendedConfig, etcdTransport storagebackend.TransportConfig) (*genericapiserver.GenericAPIServer, error) {
+func createServerChain(cfg *genericapiserver.RecommendedConfig, etcdTransport storagebackend.TransportConfig) (*genericapiserver.GenericAPIServer, error) {
 	// Shared by both servers, so set before the copy, as upstream sets them
 	// on the generic config every server of its chain copies: the manager of
 	// the aggregated /apis (the apiextensions DiscoveryController writes the
@@ -98,7 +99,7 @@ func (o *Options) createServerChain(cfg *genericapiserver.RecommendedConfig, etc
 		cfg.OpenAPIV3Config.GetDefinitionName = namer.GetDefinitionName
 	}
 
-	extensionsConfig, err := o.apiExtensionsConfig(cfg, etcdTransport)
+	extensionsConfig, err := apiExtensionsConfig(cfg, etcdTransport)
 	if err != nil {
 		return nil, fmt.Errorf("apiextensions config: %w", err)
 	}
@@ -140,7 +141,7 @@ func (o *Options) createServerChain(cfg *genericapiserver.RecommendedConfig, etc
 // apiExtensionsConfig is CreateAPIExtensionsConfig: a shallow copy of skiff's
 // generic config (most of it is meant to be shared) with the apiextensions
 // storage, resource config and post-start hooks of its own.
-func (o *Options) apiExtensionsConfig(outer *genericapiserver.RecommendedConfig, etcdTransport storagebackend.TransportConfig) (*apiextensionsapiserver.Config, error) {
+func apiExtensionsConfig(outer *genericapiserver.RecommendedConfig, etcdTransport storagebackend.TransportConfig) (*apiextensionsapiserver.Config, error) {
 	genericConfig := outer.Config
 	// Hooks are per server (the chain copies the delegate's; a name twice fails).
 	genericConfig.PostStartHooks = map[string]genericapiserver.PostStartHookConfigEntry{}
@@ -154,7 +155,7 @@ func (o *Options) apiExtensionsConfig(outer *genericapiserver.RecommendedConfig,
 	genericConfig.SkipOpenAPIInstallation = true
 	genericConfig.MergedResourceConfig = apiextensionsapiserver.DefaultAPIResourceConfigSource()
 
-	etcdOptions := genericoptions.NewEtcdOptions(etcdBackendConfig(etcdTransport, outer.StorageObjectCountTracker))
+	etcdOptions := genericoptions.NewEtcdOptions(skiffstorage.BackendConfig(etcdTransport, outer.StorageObjectCountTracker))
 	// As upstream: decodable as v1beta1 and v1, stored as the more compact v1beta1.
 	etcdOptions.StorageConfig.Codec = apiextensionsapiserver.Codecs.LegacyCodec(apiextensionsv1beta1.SchemeGroupVersion, apiextensionsv1.SchemeGroupVersion)
 	etcdOptions.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(apiextensionsv1beta1.SchemeGroupVersion, schema.GroupKind{Group: apiextensionsv1beta1.GroupName})
@@ -162,7 +163,7 @@ func (o *Options) apiExtensionsConfig(outer *genericapiserver.RecommendedConfig,
 	if err := etcdOptions.ApplyTo(&genericConfig); err != nil {
 		return nil, err
 	}
-	genericConfig.RESTOptionsGetter = guardStorage(genericConfig.RESTOptionsGetter)
+	genericConfig.RESTOptionsGetter = skiffstorage.Guard(genericConfig.RESTOptionsGetter)
 
 	// Services, for conversion webhooks addressed by service: the same
 	// cluster-IP resolution as kube-apiserver without aggregator routing.
@@ -207,7 +208,7 @@ func crdRESTOptionsGetter(etcdOptions genericoptions.EtcdOptions, c *genericapis
 	crOptions.StorageConfig.Codec = runtime.NewCodec(encoder, recognizer.NewDecoder(ucbor, unstructured.UnstructuredJSONScheme))
 	crOptions.StorageConfig.StorageObjectCountTracker = c.StorageObjectCountTracker
 	crOptions.WatchCacheSizes = nil
-	return guardStorage(etcdOptions.CreateRESTOptionsGetter(&genericoptions.SimpleStorageFactory{StorageConfig: crOptions.StorageConfig}, c.ResourceTransformers))
+	return skiffstorage.Guard(etcdOptions.CreateRESTOptionsGetter(&genericoptions.SimpleStorageFactory{StorageConfig: crOptions.StorageConfig}, c.ResourceTransformers))
 }
 
 // serviceResolver resolves a webhook's service to its cluster IP, and

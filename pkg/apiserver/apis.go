@@ -9,6 +9,8 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 
 	"github.com/skiff-dev/skiff/pkg/apis"
+	"github.com/skiff-dev/skiff/pkg/apiserver/authentication"
+	"github.com/skiff-dev/skiff/pkg/apiserver/authorization"
 	"github.com/skiff-dev/skiff/pkg/registry/apps"
 	"github.com/skiff-dev/skiff/pkg/registry/batch"
 	"github.com/skiff-dev/skiff/pkg/registry/certificates"
@@ -52,13 +54,13 @@ var apiGroups = []apiGroup{
 
 // installAPIs installs the core group and every group of apiGroups.
 // The RBAC group's writes are checked against escalation with rbac.
-func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators, serviceAccounts *serviceAccounts, rbac *rbacAuthorization) error {
+func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators, serviceAccounts *authentication.ServiceAccounts, rbac *authorization.RBAC) error {
 	parameterCodec := runtime.NewParameterCodec(apis.Scheme)
 	coreStorage, err := core.Storage(optsGetter, services)
 	if err != nil {
 		return err
 	}
-	if err := serviceAccounts.addTokenREST(coreStorage); err != nil {
+	if err := serviceAccounts.AddTokenREST(coreStorage); err != nil {
 		return err
 	}
 	legacy := genericapiserver.NewDefaultAPIGroupInfo("", apis.Scheme, parameterCodec, apis.Codecs)
@@ -70,7 +72,7 @@ func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.R
 	var infos []*genericapiserver.APIGroupInfo
 	for _, g := range apiGroups {
 		if g.name == rbacv1.GroupName {
-			g.storage = rbac.storage
+			g.storage = rbac.Storage
 		}
 		storage, err := g.build(optsGetter)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 
 	"github.com/skiff-dev/skiff/pkg/apiserver"
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 )
 
 // With --audit-policy-file and --audit-log-path, every request is logged as
@@ -29,7 +30,7 @@ func TestAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := apiserver.NewOptions()
+	opts := options.NewOptions()
 	opts.DataDir, opts.SecurePort, opts.BindAddress = filepath.Join(dir, "data"), port, "127.0.0.1"
 	opts.EtcdServers = []string{etcdURL}
 	opts.Audit.PolicyFile = policy

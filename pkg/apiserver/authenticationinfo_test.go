@@ -8,14 +8,14 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/skiff-dev/skiff/pkg/apiserver"
+	"github.com/skiff-dev/skiff/pkg/controlplane/authenticationinfo"
 )
 
 // The server publishes the CA of the client certificates it accepts in
 // kube-system/extension-apiserver-authentication, as kube-apiserver, for
 // components that delegate authentication to it.
 func TestAuthenticationInfoConfigMap(t *testing.T) {
-	cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(testCtx(t), apiserver.AuthenticationInfoConfigMap, metav1.GetOptions{})
+	cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(testCtx(t), authenticationinfo.ConfigMapName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

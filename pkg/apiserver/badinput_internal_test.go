@@ -2,18 +2,13 @@ package apiserver
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apiserver/pkg/storage"
 )
 
 // TestPatchChecksAcceptValidPatches: the checks refuse no patch kubectl or
@@ -80,33 +75,5 @@ func TestBadInputGuardRecoversPanics(t *testing.T) {
 	p.last = p.last.Add(-panicLogEvery)
 	if ok, suppressed := p.allow(); !ok || suppressed != 999 {
 		t.Errorf("after %v: logged %v, suppressed %d; want the next one logged, counting 999", panicLogEvery, ok, suppressed)
-	}
-}
-
-// TestPatchErrorsAreBadRequests: while a patch is applied, a plain error or
-// a panic is a 400; API statuses stay as they are.
-func TestPatchErrorsAreBadRequests(t *testing.T) {
-	conflict := apierrors.NewConflict(schema.GroupResource{Resource: "x"}, "n", errors.New("changed"))
-	for name, tc := range map[string]struct {
-		update storage.UpdateFunc
-		code   int32
-	}{
-		"plain error": {func(runtime.Object, storage.ResponseMeta) (runtime.Object, *uint64, error) {
-			return nil, nil, errors.New("unknown patch type: bogus")
-		}, http.StatusBadRequest},
-		"panic": {func(runtime.Object, storage.ResponseMeta) (runtime.Object, *uint64, error) {
-			var m map[string]any
-			m["x"] = 1
-			return nil, nil, nil
-		}, http.StatusBadRequest},
-		"status": {func(runtime.Object, storage.ResponseMeta) (runtime.Object, *uint64, error) {
-			return nil, nil, conflict
-		}, http.StatusConflict},
-	} {
-		_, _, err := patchErrorsAreBadRequests(tc.update)(nil, storage.ResponseMeta{})
-		var status apierrors.APIStatus
-		if !errors.As(err, &status) || status.Status().Code != tc.code {
-			t.Errorf("%s: %v, want a %d", name, err, tc.code)
-		}
 	}
 }

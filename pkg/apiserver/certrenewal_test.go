@@ -21,7 +21,7 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 
-	"github.com/skiff-dev/skiff/pkg/apiserver"
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/pki"
 )
 
@@ -47,8 +47,8 @@ func TestCertificatesRenewWhileRunning(t *testing.T) {
 	writeExpiringKubeconfig(t, ca, kubeconfig, "https://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := startServer(ctx, dataDir, port, nil, func(o *apiserver.Options) {
-		apiserver.SetCertCheckInterval(o, 300*time.Millisecond)
+	srv, err := startServer(ctx, dataDir, port, nil, func(o *options.Options) {
+		o.CertCheckInterval = 300 * time.Millisecond
 	})
 	if err != nil {
 		cancel()

@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"k8s.io/apiserver/pkg/storage/storagebackend"
-	flowcontrolrequest "k8s.io/apiserver/pkg/util/flowcontrol/request"
 	"k8s.io/klog/v2"
 
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/etcd"
 )
 
@@ -16,25 +16,14 @@ import (
 // endpoint), so it gets a moment, not more.
 const etcdGiveUp = 2 * time.Second
 
-// flagTransport is the etcd connection the --etcd-* flags name; no servers
-// means the embedded etcd.
-func (o *Options) flagTransport() storagebackend.TransportConfig {
-	return storagebackend.TransportConfig{
-		ServerList:    o.EtcdServers,
-		TrustedCAFile: o.EtcdCAFile,
-		CertFile:      o.EtcdCertFile,
-		KeyFile:       o.EtcdKeyFile,
-	}
-}
-
 // startEmbeddedEtcd runs etcd in <data-dir>/etcd over mutual TLS with the
 // certificates of <data-dir>/pki, and returns how the apiserver reaches it.
-func (o *Options) startEmbeddedEtcd() (*etcd.Embedded, storagebackend.TransportConfig, error) {
+func startEmbeddedEtcd(o *options.Options) (*etcd.Embedded, storagebackend.TransportConfig, error) {
 	certs, err := etcd.EnsureCerts(o.PKIDir())
 	if err != nil {
 		return nil, storagebackend.TransportConfig{}, err
 	}
-	embedded, err := etcd.Start(o.etcdDir(), certs)
+	embedded, err := etcd.Start(o.EtcdDir(), certs)
 	if err != nil {
 		return nil, storagebackend.TransportConfig{}, err
 	}
@@ -44,16 +33,6 @@ func (o *Options) startEmbeddedEtcd() (*etcd.Embedded, storagebackend.TransportC
 		CertFile:      certs.Client.CertFile,
 		KeyFile:       certs.Client.KeyFile,
 	}, nil
-}
-
-// etcdBackendConfig is the storage config every etcd client of the server
-// is made from (skiff's resources, the service allocators, apiextensions),
-// with the default (JSON) codec for the caller to replace.
-func etcdBackendConfig(transport storagebackend.TransportConfig, tracker flowcontrolrequest.StorageObjectCountTracker) *storagebackend.Config {
-	backend := storagebackend.NewDefaultConfig("/registry", nil)
-	backend.Transport = transport
-	backend.StorageObjectCountTracker = tracker
-	return backend
 }
 
 // embeddedEtcd is what runWithEmbeddedEtcd needs of an etcd.Embedded.

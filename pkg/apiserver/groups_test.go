@@ -35,7 +35,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/pkg/apis"
-	"github.com/skiff-dev/skiff/pkg/apiserver"
+	"github.com/skiff-dev/skiff/pkg/controlplane/priorityclasses"
 )
 
 // TestGroupsDiscovery: every resource of these groups is listed as upstream
@@ -213,8 +213,8 @@ func TestPriorityClasses(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	// The server registers the hook that does this at start
-	// (apiserver.AddSystemPriorityClassesHook); doing it again is harmless.
-	if err := apiserver.EnsureSystemPriorityClasses(ctx, cfg); err != nil {
+	// (pkg/controlplane/priorityclasses); doing it again is harmless.
+	if err := priorityclasses.Ensure(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	pcs := cs.SchedulingV1().PriorityClasses()

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/pkg/apiserver"
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
+	"github.com/skiff-dev/skiff/pkg/controlplane/systemnamespaces"
 	"github.com/skiff-dev/skiff/pkg/pki"
 )
 
@@ -35,7 +37,7 @@ func TestEmbeddedEtcdLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	run := func(t *testing.T, check func(t *testing.T, client *kubernetes.Clientset, opts *apiserver.Options)) {
+	run := func(t *testing.T, check func(t *testing.T, client *kubernetes.Clientset, opts *options.Options)) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -84,12 +86,12 @@ func TestEmbeddedEtcdLifecycle(t *testing.T) {
 	var caPEM, kubeconfig []byte
 	var uid string
 	t.Run("first start", func(t *testing.T) {
-		run(t, func(t *testing.T, client *kubernetes.Clientset, opts *apiserver.Options) {
+		run(t, func(t *testing.T, client *kubernetes.Clientset, opts *options.Options) {
 			ctx := testCtx(t)
 			if _, err := os.Stat(filepath.Join(dir, "etcd", "member")); err != nil {
 				t.Errorf("no embedded etcd data in <data-dir>/etcd: %v", err)
 			}
-			for _, ns := range apiserver.SystemNamespaces {
+			for _, ns := range systemnamespaces.Names {
 				if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
 					t.Errorf("namespace %s: %v", ns, err)
 				}
@@ -111,7 +113,7 @@ func TestEmbeddedEtcdLifecycle(t *testing.T) {
 		return // the first start did not get far enough
 	}
 	t.Run("restart", func(t *testing.T) {
-		run(t, func(t *testing.T, client *kubernetes.Clientset, opts *apiserver.Options) {
+		run(t, func(t *testing.T, client *kubernetes.Clientset, opts *options.Options) {
 			cm, err := client.CoreV1().ConfigMaps("default").Get(testCtx(t), "survivor", metav1.GetOptions{})
 			if err != nil {
 				t.Fatalf("the ConfigMap written before the restart: %v", err)
@@ -133,16 +135,16 @@ func TestEmbeddedEtcdLifecycle(t *testing.T) {
 func TestRunRejectsInvalidOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		mod  func(o *apiserver.Options)
+		mod  func(o *options.Options)
 	}{
-		{"port", func(o *apiserver.Options) { o.SecurePort = 70000 }},
-		{"bind address", func(o *apiserver.Options) { o.BindAddress = "localhost:1" }},
-		{"service range", func(o *apiserver.Options) { o.ServiceClusterIPRange = "10.0.0.0" }},
-		{"node port range", func(o *apiserver.Options) { o.ServiceNodePortRange = "1-" }},
-		{"empty data dir", func(o *apiserver.Options) { o.DataDir = "" }},
+		{"port", func(o *options.Options) { o.SecurePort = 70000 }},
+		{"bind address", func(o *options.Options) { o.BindAddress = "localhost:1" }},
+		{"service range", func(o *options.Options) { o.ServiceClusterIPRange = "10.0.0.0" }},
+		{"node port range", func(o *options.Options) { o.ServiceNodePortRange = "1-" }},
+		{"empty data dir", func(o *options.Options) { o.DataDir = "" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := apiserver.NewOptions()
+			o := options.NewOptions()
 			o.DataDir = filepath.Join(t.TempDir(), "data")
 			tc.mod(o)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

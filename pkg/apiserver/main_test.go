@@ -36,6 +36,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/apiserver"
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/etcd"
 	"github.com/skiff-dev/skiff/test/harness"
 )
@@ -49,7 +50,7 @@ const (
 
 // The shared server, set by TestMain.
 var (
-	srvOpts *apiserver.Options
+	srvOpts *options.Options
 	cfg     *restclient.Config // admin (system:masters) client config
 	cs      *kubernetes.Clientset
 	dyn     *dynamic.DynamicClient
@@ -154,7 +155,7 @@ func runMain(m *testing.M) (code int) {
 
 // runningServer is an apiserver.Run call in progress.
 type runningServer struct {
-	opts        *apiserver.Options
+	opts        *options.Options
 	done        chan error // receives Run's result
 	readyCalls  atomic.Int32
 	badLoopback atomic.Bool // the ready callback got no usable loopback config
@@ -164,10 +165,10 @@ type runningServer struct {
 // is 0, see harness.OnFreePort) until ctx ends and waits for its ready
 // callback. etcdServers nil means the embedded etcd; tweaks change the
 // options before the start.
-func startServer(ctx context.Context, dataDir string, port int, etcdServers []string, tweaks ...func(*apiserver.Options)) (*runningServer, error) {
+func startServer(ctx context.Context, dataDir string, port int, etcdServers []string, tweaks ...func(*options.Options)) (*runningServer, error) {
 	var s *runningServer
 	start := func(port int) error {
-		opts := apiserver.NewOptions()
+		opts := options.NewOptions()
 		opts.DataDir = dataDir
 		opts.SecurePort = port
 		opts.BindAddress = "127.0.0.1"

@@ -20,10 +20,10 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"github.com/skiff-dev/skiff/pkg/apiserver"
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 )
 
-const issuer = apiserver.DefaultServiceAccountIssuer
+const issuer = options.DefaultServiceAccountIssuer
 
 // requestToken asks for a token of the ServiceAccount ns/name.
 func requestToken(t *testing.T, ns, name string, spec authenticationv1.TokenRequestSpec) *authenticationv1.TokenRequest {
@@ -410,31 +410,6 @@ func TestAuthenticationAPIDiscovery(t *testing.T) {
 		}
 	}
 	t.Error("serviceaccounts/token is not served")
-}
-
-func TestServiceAccountOptionsValidate(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		set   func(*apiserver.ServiceAccountOptions)
-		valid bool
-	}{
-		{"defaults", func(*apiserver.ServiceAccountOptions) {}, true},
-		{"no issuer", func(o *apiserver.ServiceAccountOptions) { o.Issuers = nil }, false},
-		{"empty issuer", func(o *apiserver.ServiceAccountOptions) { o.Issuers = []string{""} }, false},
-		{"duplicate issuer", func(o *apiserver.ServiceAccountOptions) { o.Issuers = []string{"a", "a"} }, false},
-		{"bad URL issuer", func(o *apiserver.ServiceAccountOptions) { o.Issuers = []string{"https://a b:x"} }, false},
-		{"max 2h", func(o *apiserver.ServiceAccountOptions) { o.MaxExpiration = 2 * time.Hour }, true},
-		{"max 30m", func(o *apiserver.ServiceAccountOptions) { o.MaxExpiration = 30 * time.Minute }, false},
-		{"max 1h with extension", func(o *apiserver.ServiceAccountOptions) { o.MaxExpiration = time.Hour }, false},
-		{"max 1h without extension", func(o *apiserver.ServiceAccountOptions) { o.MaxExpiration, o.ExtendExpiration = time.Hour, false }, true},
-		{"http jwks uri", func(o *apiserver.ServiceAccountOptions) { o.JWKSURI = "http://x/keys" }, false},
-	} {
-		o := apiserver.NewServiceAccountOptions()
-		tc.set(o)
-		if errs := o.Validate(); (len(errs) == 0) != tc.valid {
-			t.Errorf("%s: errors %v, want valid=%v", tc.name, errs, tc.valid)
-		}
-	}
 }
 
 // TestServiceAccountTokenVerdictsAreCached: repeated requests with one token

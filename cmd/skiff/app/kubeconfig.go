@@ -5,12 +5,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/skiff-dev/skiff/pkg/apiserver"
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/pki"
 )
 
 func newKubeconfigCommand() *cobra.Command {
-	dataDir := apiserver.DefaultDataDir()
+	dataDir := options.DefaultDataDir()
 	var user string
 	var groups []string
 	cmd := &cobra.Command{
@@ -21,7 +21,7 @@ func newKubeconfigCommand() *cobra.Command {
 			if user == "" {
 				return fmt.Errorf("--user is required")
 			}
-			o := apiserver.NewOptions()
+			o := options.NewOptions()
 			o.DataDir = dataDir
 			server, err := pki.ServerOf(o.AdminKubeconfig())
 			if err != nil {

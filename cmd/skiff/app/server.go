@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,12 +11,13 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
-	"github.com/skiff-dev/skiff/pkg/apiserver"
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
+	"github.com/skiff-dev/skiff/pkg/component"
 	"github.com/skiff-dev/skiff/pkg/controllers"
 )
 
 func newServerCommand() *cobra.Command {
-	o := apiserver.NewOptions()
+	o := options.NewOptions()
 	c := newControllerOptions()
 	// As kube-controller-manager in kubeadm clusters.
 	c.UseServiceAccountCredentials = true
@@ -34,19 +36,9 @@ on one etcd, or a server and a skiff controller-manager, one runs them.`,
 			if errs := c.validate(); len(errs) > 0 {
 				return fmt.Errorf("invalid options: %v", errs)
 			}
-			ctx := genericapiserver.SetupSignalContext()
-			return apiserver.Run(ctx, o, func(loopback *restclient.Config) {
-				go func() {
-					opts, err := c.serverControllerOptions(o)
-					if err != nil {
-						klog.ErrorS(err, "Reading the cluster CA; kube-root-ca.crt is not published")
-					}
-					if err := c.run(ctx, loopback, opts, true, nil); err != nil {
-						klog.ErrorS(err, "Controllers stopped")
-					}
-				}()
-				announce(cmd, o)
-			})
+			return component.Run(genericapiserver.SetupSignalContext(), apiServer(o), func() { announce(cmd, o) },
+				&serverControllers{controllers: c, apiserver: o},
+			)
 		},
 	}
 	o.AddFlags(cmd.Flags())
@@ -54,10 +46,28 @@ on one etcd, or a server and a skiff controller-manager, one runs them.`,
 	return cmd
 }
 
+// serverControllers are the controllers as a component of skiff server:
+// they campaign again after losing the Lease and are started again after a
+// failure, as a server must not go on serving without them.
+type serverControllers struct {
+	controllers *controllerOptions
+	apiserver   *options.Options
+}
+
+func (s *serverControllers) Name() string { return "controller-manager" }
+
+func (s *serverControllers) Run(ctx context.Context, loopback *restclient.Config) error {
+	opts, err := s.controllers.serverControllerOptions(s.apiserver)
+	if err != nil {
+		klog.ErrorS(err, "Reading the cluster CA; kube-root-ca.crt is not published")
+	}
+	return s.controllers.run(ctx, loopback, opts, true, nil)
+}
+
 // serverControllerOptions: the cluster CA is the root CA that pods use to
 // verify the apiserver and, unless --cluster-signing-*-file say otherwise,
 // the CA that signs CSRs.
-func (c *controllerOptions) serverControllerOptions(o *apiserver.Options) (controllers.Options, error) {
+func (c *controllerOptions) serverControllerOptions(o *options.Options) (controllers.Options, error) {
 	opts := controllers.Options{
 		ClusterSigningCertFile: c.ClusterSigningCertFile,
 		ClusterSigningKeyFile:  c.ClusterSigningKeyFile,
@@ -74,6 +84,6 @@ func (c *controllerOptions) serverControllerOptions(o *apiserver.Options) (contr
 }
 
 // announce prints the line that tells that the server is ready.
-func announce(cmd *cobra.Command, o *apiserver.Options) {
+func announce(cmd *cobra.Command, o *options.Options) {
 	fmt.Fprintf(cmd.OutOrStdout(), "skiff is ready; to use it: export KUBECONFIG=%s\n", o.AdminKubeconfig())
 }

@@ -1,6 +1,6 @@
 // Package scheduling builds the storage of scheduling.k8s.io/v1
 // priorityclasses. The system priority classes are created at start by a
-// post-start hook of the server (pkg/apiserver); here they are protected
+// post-start hook of the server (pkg/controlplane/priorityclasses); here they are protected
 // from deletion.
 package scheduling
 

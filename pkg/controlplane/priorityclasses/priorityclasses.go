@@ -1,4 +1,7 @@
-package apiserver
+// Package priorityclasses creates the system priority classes
+// (system-node-critical, system-cluster-critical) at start, as
+// kube-apiserver's post-start hook does.
+package priorityclasses
 
 import (
 	"context"
@@ -15,23 +18,23 @@ import (
 	"github.com/skiff-dev/skiff/pkg/apis/scheduling"
 )
 
-// systemPriorityClassesHook is upstream's name of the hook that creates the
-// system priority classes.
-const systemPriorityClassesHook = "scheduling/bootstrap-system-priority-classes"
+// hookName is upstream's name of the hook that creates the system priority
+// classes.
+const hookName = "scheduling/bootstrap-system-priority-classes"
 
-// AddSystemPriorityClassesHook registers the post-start hook that creates
+// Install registers the post-start hook that creates
 // system-node-critical and system-cluster-critical unless they exist.
 // Existing ones are left alone (validation keeps them as defined).
-func AddSystemPriorityClassesHook(server *genericapiserver.GenericAPIServer) {
-	server.AddPostStartHookOrDie(systemPriorityClassesHook, func(hookCtx genericapiserver.PostStartHookContext) error {
-		return EnsureSystemPriorityClasses(hookCtx, hookCtx.LoopbackClientConfig)
+func Install(server *genericapiserver.GenericAPIServer) {
+	server.AddPostStartHookOrDie(hookName, func(hookCtx genericapiserver.PostStartHookContext) error {
+		return Ensure(hookCtx, hookCtx.LoopbackClientConfig)
 	})
 }
 
-// EnsureSystemPriorityClasses creates the missing system priority classes,
+// Ensure creates the missing system priority classes,
 // retrying until the API accepts writes. As upstream, failing for a minute
 // fails the hook (and so the server's start).
-func EnsureSystemPriorityClasses(ctx context.Context, loopback *restclient.Config) error {
+func Ensure(ctx context.Context, loopback *restclient.Config) error {
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
 		return err

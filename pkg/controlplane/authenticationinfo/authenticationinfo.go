@@ -1,4 +1,7 @@
-package apiserver
+// Package authenticationinfo publishes, as kube-apiserver, the CA of the
+// client certificates the API server accepts in kube-system's
+// extension-apiserver-authentication ConfigMap.
+package authenticationinfo
 
 import (
 	"context"
@@ -16,16 +19,16 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// AuthenticationInfoConfigMap is kube-system's ConfigMap in which, as
+// ConfigMapName is kube-system's ConfigMap in which, as
 // kube-apiserver, skiff publishes the CA of the client certificates it
 // accepts (client-ca-file): components that delegate authentication to the
 // API server (kube-controller-manager's /metrics, aggregated API servers)
 // read it to accept the same certificates.
-const AuthenticationInfoConfigMap = "extension-apiserver-authentication"
+const ConfigMapName = "extension-apiserver-authentication"
 
-// addAuthenticationInfoHook publishes the client CA in caFile, retrying
+// Install adds the post-start hook that publishes the client CA in caFile, retrying
 // until kube-system exists.
-func addAuthenticationInfoHook(server *genericapiserver.GenericAPIServer, caFile string) {
+func Install(server *genericapiserver.GenericAPIServer, caFile string) {
 	server.AddPostStartHookOrDie("start-cluster-authentication-info-controller", func(hookCtx genericapiserver.PostStartHookContext) error {
 		ca, err := os.ReadFile(caFile)
 		if err != nil {
@@ -37,7 +40,7 @@ func addAuthenticationInfoHook(server *genericapiserver.GenericAPIServer, caFile
 		}
 		return wait.PollUntilContextTimeout(hookCtx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 			if err := publishClientCA(ctx, client, string(ca)); err != nil {
-				klog.V(2).InfoS("Publishing the authentication info failed, will retry", "configmap", AuthenticationInfoConfigMap, "err", err)
+				klog.V(2).InfoS("Publishing the authentication info failed, will retry", "configmap", ConfigMapName, "err", err)
 				return false, nil
 			}
 			return true, nil
@@ -50,10 +53,10 @@ func addAuthenticationInfoHook(server *genericapiserver.GenericAPIServer, caFile
 // there: each server's clients must stay accepted.
 func publishClientCA(ctx context.Context, client kubernetes.Interface, ca string) error {
 	configMaps := client.CoreV1().ConfigMaps(metav1.NamespaceSystem)
-	cm, err := configMaps.Get(ctx, AuthenticationInfoConfigMap, metav1.GetOptions{})
+	cm, err := configMaps.Get(ctx, ConfigMapName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		_, err = configMaps.Create(ctx, &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: AuthenticationInfoConfigMap},
+			ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: ConfigMapName},
 			Data:       map[string]string{"client-ca-file": ca},
 		}, metav1.CreateOptions{})
 		return err

@@ -1,9 +1,4 @@
-package apiserver
-
-// RBAC: the authorizer (pkg/authorizer/rbac) reading through the loopback
-// informers, the bootstrap policy reconciled by the rbac/bootstrap-roles
-// post-start hook, the escalation-checked rbac.authorization.k8s.io storage
-// and authorization.k8s.io/v1 (the access and rules reviews).
+package authorization
 
 import (
 	"context"
@@ -18,7 +13,6 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	rbaclisters "k8s.io/client-go/listers/rbac/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -29,62 +23,55 @@ import (
 	rbacregistry "github.com/skiff-dev/skiff/pkg/registry/rbac"
 )
 
-// rbacAuthorization is the server's RBAC machinery.
-type rbacAuthorization struct {
+// RBAC is the server's RBAC machinery: the authorizer (pkg/authorizer/rbac)
+// reading through the loopback informers, the escalation-checked
+// rbac.authorization.k8s.io storage and authorization.k8s.io/v1 (the access
+// and rules reviews).
+type RBAC struct {
 	authorizer *rbacauthz.Authorizer
 	synced     []cache.InformerSynced
 	// The informers' view, to wait for the bootstrap policy.
 	clusterRoles        rbaclisters.ClusterRoleLister
 	clusterRoleBindings rbaclisters.ClusterRoleBindingLister
 	// server is the server's whole authorizer and resolver, which the
-	// escalation checks and reviews ask; set by setServerAuthorizer.
+	// escalation checks and reviews ask; set by SetServerAuthorizer.
 	server   authorizer.Authorizer
 	resolver authorizer.RuleResolver
 }
 
-// newRBAC builds the authorizer on factory's RBAC informers (started with
+// NewRBAC builds the authorizer on factory's RBAC informers (started with
 // the server's other loopback informers).
-func newRBAC(factory informers.SharedInformerFactory) *rbacAuthorization {
+func NewRBAC(factory informers.SharedInformerFactory) *RBAC {
 	a, synced := rbacauthz.New(factory)
-	return &rbacAuthorization{authorizer: a, synced: synced,
+	return &RBAC{authorizer: a, synced: synced,
 		clusterRoles: factory.Rbac().V1().ClusterRoles().Lister(), clusterRoleBindings: factory.Rbac().V1().ClusterRoleBindings().Lister()}
 }
 
-// setServerAuthorizer records the server's final authorizer (the union, with
+// Authorizer is the RBAC authorizer alone.
+func (r *RBAC) Authorizer() authorizer.Authorizer { return r.authorizer }
+
+// SetServerAuthorizer records the server's final authorizer (the union, with
 // the loopback user's privilege) and rule resolver.
-func (r *rbacAuthorization) setServerAuthorizer(a authorizer.Authorizer, resolver authorizer.RuleResolver) {
+func (r *RBAC) SetServerAuthorizer(a authorizer.Authorizer, resolver authorizer.RuleResolver) {
 	r.server, r.resolver = a, resolver
 }
 
-// storage builds rbac.authorization.k8s.io/v1 with the escalation checks.
-func (r *rbacAuthorization) storage(optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+// Storage builds rbac.authorization.k8s.io/v1 with the escalation checks.
+func (r *RBAC) Storage(optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
 	return rbacregistry.Storage(r.server)(optsGetter)
 }
 
-// install serves authorization.k8s.io/v1 and adds the rbac/bootstrap-roles
-// hook.
-func (r *rbacAuthorization) install(server *genericapiserver.GenericAPIServer) error {
+// Install serves authorization.k8s.io/v1.
+func (r *RBAC) Install(server *genericapiserver.GenericAPIServer) error {
 	info := genericapiserver.NewDefaultAPIGroupInfo(authorizationv1.GroupName, apis.Scheme, runtime.NewParameterCodec(apis.Scheme), apis.Codecs)
 	info.VersionedResourcesStorageMap["v1"] = authorizationregistry.Storage(r.server, r.resolver)
-	if err := server.InstallAPIGroup(&info); err != nil {
-		return err
-	}
-	return server.AddPostStartHook("rbac/bootstrap-roles", func(ctx genericapiserver.PostStartHookContext) error {
-		client, err := kubernetes.NewForConfig(ctx.LoopbackClientConfig)
-		if err != nil {
-			return err
-		}
-		if err := bootstrap.Ensure(ctx, client, 30*time.Second); err != nil {
-			return err
-		}
-		return r.waitForBootstrapPolicy(ctx)
-	})
+	return server.InstallAPIGroup(&info)
 }
 
-// waitForBootstrapPolicy waits until the informers see every bootstrap
+// WaitForBootstrapPolicy waits until the informers see every bootstrap
 // ClusterRole and ClusterRoleBinding, so that once the server is ready the
 // authorizer grants what the policy does.
-func (r *rbacAuthorization) waitForBootstrapPolicy(ctx context.Context) error {
+func (r *RBAC) WaitForBootstrapPolicy(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), r.synced...) {
 		return fmt.Errorf("RBAC informers did not sync")
 	}

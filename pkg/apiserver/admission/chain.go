@@ -1,9 +1,11 @@
-package apiserver
+// Package admission builds the API server's admission chain from the
+// plugins of pkg/admission and k8s.io/apiserver, in upstream's order.
+package admission
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apiserver/pkg/admission"
+	genericadmission "k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle"
 	"k8s.io/apiserver/pkg/admission/plugin/resourcequota"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -25,7 +27,7 @@ import (
 // once (upstream's default).
 const quotaWorkers = 5
 
-// newAdmission builds the admission chain, in upstream's plugin order:
+// New builds the admission chain, in upstream's plugin order:
 // NamespaceLifecycle (no objects in missing or terminating namespaces;
 // default, kube-system and kube-public cannot be deleted), LimitRanger (LimitRange
 // defaults and bounds), ServiceAccount (pods run as an existing
@@ -40,7 +42,7 @@ const quotaWorkers = 5
 // evaluators; the ResourceQuota controller keeps status.used). The plugins
 // read through client and the informers of factory, which the caller starts
 // once the server runs; drained ends ResourceQuota's workers.
-func newAdmission(client kubernetes.Interface, factory informers.SharedInformerFactory, authz authorizer.Authorizer, drained <-chan struct{}) (admission.Interface, error) {
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, authz authorizer.Authorizer, drained <-chan struct{}) (genericadmission.Interface, error) {
 	// kube-node-lease may be deleted, as upstream (it is created again).
 	namespaces, err := lifecycle.NewLifecycle(sets.New(metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic))
 	if err != nil {
@@ -64,7 +66,7 @@ func newAdmission(client kubernetes.Interface, factory informers.SharedInformerF
 		return nil, err
 	}
 
-	return admission.NewChainHandler(
+	return genericadmission.NewChainHandler(
 		namespaces,
 		limitranger.New(client, factory),
 		serviceaccount.New(client, factory),

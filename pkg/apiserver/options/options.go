@@ -1,7 +1,8 @@
-// Package apiserver runs skiff's Kubernetes API server: the k8s.io/api types
-// served by k8s.io/apiserver's generic registry on etcd, behind x509
-// authentication and a pluggable authorizer.
-package apiserver
+// Package options holds the flags of skiff's API server (kube-apiserver's
+// names and defaults where they apply) and what follows from them: the
+// data dir's layout, the addresses the server is reached at, the etcd
+// connection.
+package options
 
 import (
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
 )
 
 // Options are the flags of the API server.
@@ -45,8 +47,9 @@ type Options struct {
 	// bootstrap-token-<id> Secrets (--enable-bootstrap-token-auth).
 	EnableBootstrapTokenAuth bool
 
-	// certCheckInterval overrides certCheckInterval (tests).
-	certCheckInterval time.Duration
+	// CertCheckInterval is how often a running server renews certificates
+	// close to expiry; zero: hourly. No flag: tests set it.
+	CertCheckInterval time.Duration
 }
 
 // NewOptions returns the defaults of upstream kube-apiserver where they apply.
@@ -129,9 +132,9 @@ func (o *Options) ServerURL() string {
 	return fmt.Sprintf("https://%s", net.JoinHostPort(host, fmt.Sprint(o.SecurePort)))
 }
 
-// serviceIP is the first address of the service range: the `kubernetes`
+// ServiceIP is the first address of the service range: the `kubernetes`
 // Service's ClusterIP, so the serving certificate must name it.
-func (o *Options) serviceIP() (net.IP, error) {
+func (o *Options) ServiceIP() (net.IP, error) {
 	_, cidr, err := net.ParseCIDR(o.ServiceClusterIPRange)
 	if err != nil {
 		return nil, err
@@ -142,10 +145,26 @@ func (o *Options) serviceIP() (net.IP, error) {
 	return ip, nil
 }
 
-// advertiseAddress is the address other cluster members reach this server at.
-func (o *Options) advertiseAddress() (net.IP, error) {
+// AdvertiseIP is the address other cluster members reach this server at.
+func (o *Options) AdvertiseIP() (net.IP, error) {
 	if o.AdvertiseAddress != "" {
 		return net.ParseIP(o.AdvertiseAddress), nil
 	}
 	return utilnet.ResolveBindAddress(net.ParseIP(o.BindAddress))
+}
+
+// Paths of the files the server keeps in its data dir.
+func (o *Options) PKIDir() string          { return filepath.Join(o.DataDir, "pki") }
+func (o *Options) EtcdDir() string         { return filepath.Join(o.DataDir, "etcd") }
+func (o *Options) AdminKubeconfig() string { return filepath.Join(o.DataDir, "admin.kubeconfig") }
+
+// EtcdTransport is the etcd connection the --etcd-* flags name; no servers
+// means the embedded etcd.
+func (o *Options) EtcdTransport() storagebackend.TransportConfig {
+	return storagebackend.TransportConfig{
+		ServerList:    o.EtcdServers,
+		TrustedCAFile: o.EtcdCAFile,
+		CertFile:      o.EtcdCertFile,
+		KeyFile:       o.EtcdKeyFile,
+	}
 }

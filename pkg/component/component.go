@@ -1,0 +1,57 @@
+// Package component is how `skiff server` composes the parts it runs in one
+// process: the API server first and, once it serves, every other component
+// (the controller manager; the scheduler, the node agent and DNS to come)
+// with the API server's loopback client config. Adding a part to `skiff
+// server` is adding a Component to its list.
+package component
+
+import (
+	"context"
+
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+)
+
+// APIServer serves the API until ctx ends; it calls ready once it serves,
+// with its privileged loopback client config.
+type APIServer interface {
+	Run(ctx context.Context, ready func(loopback *restclient.Config)) error
+}
+
+// APIServerFunc is a function as an APIServer.
+type APIServerFunc func(ctx context.Context, ready func(loopback *restclient.Config)) error
+
+// Run calls f.
+func (f APIServerFunc) Run(ctx context.Context, ready func(*restclient.Config)) error {
+	return f(ctx, ready)
+}
+
+// Component is a part that runs against the API server until ctx ends.
+type Component interface {
+	// Name names it in logs.
+	Name() string
+	// Run runs it; loopback is the API server's loopback client config.
+	Run(ctx context.Context, loopback *restclient.Config) error
+}
+
+// Run runs api until it returns (ctx ended or it failed) and returns its
+// error. Once api serves, each component starts in a goroutine of its own,
+// then ready (if not nil) is called. A component that ends with an error is
+// logged and the API server goes on serving: components that must not stop
+// retry on their own, as the controller manager campaigns again for its
+// Lease.
+func Run(ctx context.Context, api APIServer, ready func(), components ...Component) error {
+	return api.Run(ctx, func(loopback *restclient.Config) {
+		for _, c := range components {
+			go func() {
+				klog.InfoS("Starting component", "component", c.Name())
+				if err := c.Run(ctx, restclient.CopyConfig(loopback)); err != nil && ctx.Err() == nil {
+					klog.ErrorS(err, "Component stopped", "component", c.Name())
+				}
+			}()
+		}
+		if ready != nil {
+			ready()
+		}
+	})
+}
