@@ -25,8 +25,10 @@ import (
 	"github.com/skiff-dev/skiff/test/harness"
 )
 
-// controllerManager is one `skiff controller-manager` process.
-type controllerManager struct {
+// component is one process of a skiff component (controller-manager,
+// agent) serving HTTPS on port.
+type component struct {
+	name    string
 	cmd     *exec.Cmd
 	port    int
 	logPath string
@@ -34,7 +36,19 @@ type controllerManager struct {
 	waitErr error
 }
 
-func startControllerManager(t *testing.T, srv *harness.Server, extra ...string) *controllerManager {
+func startControllerManager(t *testing.T, srv *harness.Server, extra ...string) *component {
+	t.Helper()
+	return startComponent(t, "controller-manager", func(port int) []string {
+		return append([]string{"--kubeconfig", srv.Kubeconfig,
+			"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(port),
+			"--cluster-signing-cert-file", filepath.Join(srv.Dir, "pki", "ca.crt"),
+			"--cluster-signing-key-file", filepath.Join(srv.Dir, "pki", "ca.key")}, extra...)
+	})
+}
+
+// startComponent runs `skiff <name> <args(port)>` on a free port, logging to
+// a file that is printed if the test fails; cleanup kills it.
+func startComponent(t *testing.T, name string, args func(port int) []string) *component {
 	t.Helper()
 	bin, err := harness.SkiffBinary()
 	if err != nil {
@@ -44,16 +58,12 @@ func startControllerManager(t *testing.T, srv *harness.Server, extra ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm := &controllerManager{port: port, logPath: filepath.Join(t.TempDir(), "controller-manager.log"), exited: make(chan struct{})}
+	cm := &component{name: name, port: port, logPath: filepath.Join(t.TempDir(), name+".log"), exited: make(chan struct{})}
 	logf, err := os.Create(cm.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"controller-manager", "--kubeconfig", srv.Kubeconfig,
-		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(port),
-		"--cluster-signing-cert-file", filepath.Join(srv.Dir, "pki", "ca.crt"),
-		"--cluster-signing-key-file", filepath.Join(srv.Dir, "pki", "ca.key")}, extra...)
-	cm.cmd = exec.Command(bin, args...)
+	cm.cmd = exec.Command(bin, append([]string{name}, args(port)...)...)
 	cm.cmd.Stdout, cm.cmd.Stderr = logf, logf
 	cm.cmd.WaitDelay = 5 * time.Second
 	if err := cm.cmd.Start(); err != nil {
@@ -70,13 +80,13 @@ func startControllerManager(t *testing.T, srv *harness.Server, extra ...string) 
 			<-cm.exited
 		}
 		if t.Failed() {
-			t.Logf("controller-manager on port %d log:\n%s", cm.port, cm.log())
+			t.Logf("%s on port %d log:\n%s", cm.name, cm.port, cm.log())
 		}
 	})
 	return cm
 }
 
-func (cm *controllerManager) running() bool {
+func (cm *component) running() bool {
 	select {
 	case <-cm.exited:
 		return false
@@ -85,7 +95,7 @@ func (cm *controllerManager) running() bool {
 	}
 }
 
-func (cm *controllerManager) log() string {
+func (cm *component) log() string {
 	data, _ := os.ReadFile(cm.logPath)
 	return string(data)
 }
@@ -93,7 +103,7 @@ func (cm *controllerManager) log() string {
 var leadingRE = regexp.MustCompile(`"Started leading: running the controllers".* identity="([^"]+)"`)
 
 // leading is the identity with which the process leads, "" if it does not.
-func (cm *controllerManager) leading() string {
+func (cm *component) leading() string {
 	if m := leadingRE.FindStringSubmatch(cm.log()); m != nil {
 		return m[1]
 	}
@@ -101,28 +111,28 @@ func (cm *controllerManager) leading() string {
 }
 
 // stop sends SIGTERM and wants a clean exit within 30s.
-func (cm *controllerManager) stop(t *testing.T) {
+func (cm *component) stop(t *testing.T) {
 	t.Helper()
 	_ = cm.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-cm.exited:
 		if cm.waitErr != nil {
-			t.Errorf("controller-manager exited with %v after SIGTERM", cm.waitErr)
+			t.Errorf("%s exited with %v after SIGTERM", cm.name, cm.waitErr)
 		}
 	case <-time.After(30 * time.Second):
-		t.Errorf("controller-manager still running 30s after SIGTERM")
+		t.Errorf("%s still running 30s after SIGTERM", cm.name)
 	}
 }
 
-// get fetches path from the controller-manager's HTTPS port (a
+// get fetches path from the component's HTTPS port (a
 // self-signed certificate), without credentials.
-func (cm *controllerManager) get(path string) (int, string, error) {
+func (cm *component) get(path string) (int, string, error) {
 	return cm.getAs(&tls.Config{}, "", path)
 }
 
 // getAs fetches path with the client certificates of tlsConfig and, unless
 // empty, the bearer token.
-func (cm *controllerManager) getAs(tlsConfig *tls.Config, token, path string) (int, string, error) {
+func (cm *component) getAs(tlsConfig *tls.Config, token, path string) (int, string, error) {
 	tlsConfig = tlsConfig.Clone()
 	tlsConfig.InsecureSkipVerify, tlsConfig.RootCAs = true, nil
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig, DisableKeepAlives: true}}
@@ -162,7 +172,7 @@ func clientTLS(t *testing.T, kubeconfig string) *tls.Config {
 // credentials it is forbidden to system:anonymous, a bad token is 401, a
 // user without the system:monitoring rights 403, and with them (or in
 // system:masters) the metrics are served; the health endpoints stay open.
-func testMetricsAuth(t *testing.T, srv *harness.Server, cm *controllerManager) {
+func testMetricsAuth(t *testing.T, srv *harness.Server, cm *component) {
 	code, body, err := cm.get("/metrics")
 	if err != nil || code != http.StatusForbidden || !strings.Contains(body, `forbidden: User \"system:anonymous\" cannot get path \"/metrics\"`) {
 		t.Errorf("/metrics without credentials: %d %q %v, want 403 for system:anonymous", code, abbreviate(body), err)
@@ -235,7 +245,7 @@ func TestControllerManager(t *testing.T) {
 		"--use-service-account-credentials", "--service-account-private-key-file", filepath.Join(srv.Dir, "pki", "sa.key")}
 	a := startControllerManager(t, srv, leaseFlags...)
 	b := startControllerManager(t, srv, leaseFlags...)
-	for _, cm := range []*controllerManager{a, b} {
+	for _, cm := range []*component{a, b} {
 		eventually(t, 30*time.Second, func() string {
 			if !cm.running() {
 				t.Fatalf("controller-manager exited: %v\n%s", cm.waitErr, cm.log())
@@ -257,7 +267,7 @@ func TestControllerManager(t *testing.T) {
 	}
 
 	// Exactly one leads, and holds the Lease.
-	var leader, follower *controllerManager
+	var leader, follower *component
 	eventually(t, 20*time.Second, func() string {
 		switch {
 		case a.leading() != "" && b.leading() == "":

@@ -5,29 +5,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
-	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericapiserver "k8s.io/apiserver/pkg/server"
-	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	"k8s.io/apiserver/pkg/server/healthz"
-	"k8s.io/apiserver/pkg/server/mux"
-	genericoptions "k8s.io/apiserver/pkg/server/options"
-	"k8s.io/client-go/kubernetes/scheme"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/skiff-dev/skiff/pkg/componentserver"
 	"github.com/skiff-dev/skiff/pkg/controllers"
 )
 
@@ -36,28 +26,18 @@ const controllerManagerPort = 10257
 
 type controllerManagerOptions struct {
 	controllers *controllerOptions
-	secure      *genericoptions.SecureServingOptions
-	// Who may read /metrics: asked of the API server (TokenReview,
-	// SubjectAccessReview), as kube-controller-manager.
-	authentication *genericoptions.DelegatingAuthenticationOptions
-	authorization  *genericoptions.DelegatingAuthorizationOptions
-	kubeconfig     string
-	rootCAFile     string
-	saKeyFile      string
-	qps            float32
-	burst          int
+	// serving: /metrics for whom the API server says may read it.
+	serving    *componentserver.Options
+	kubeconfig string
+	rootCAFile string
+	saKeyFile  string
+	qps        float32
+	burst      int
 }
 
 func newControllerManagerCommand() *cobra.Command {
-	o := &controllerManagerOptions{controllers: newControllerOptions(), secure: genericoptions.NewSecureServingOptions(), qps: 20, burst: 30,
-		authentication: genericoptions.NewDelegatingAuthenticationOptions(),
-		// Upstream's defaults: /healthz, /livez, /readyz open, system:masters
-		// allowed everything, every other request asked of the API server.
-		authorization: genericoptions.NewDelegatingAuthorizationOptions()}
-	o.secure.BindPort = controllerManagerPort
-	o.secure.ServerCert.PairName = "kube-controller-manager"
-	// Empty: the self-signed certificate stays in memory (upstream's --cert-dir default).
-	o.secure.ServerCert.CertDirectory = ""
+	o := &controllerManagerOptions{controllers: newControllerOptions(), qps: 20, burst: 30,
+		serving: componentserver.NewOptions(controllerManagerPort, "kube-controller-manager")}
 	cmd := &cobra.Command{
 		Use:   "controller-manager --kubeconfig FILE",
 		Short: "Run skiff's controllers against an API server, as kube-controller-manager",
@@ -82,9 +62,7 @@ self-signed certificate unless --tls-cert-file is given.`,
 	fs.StringVar(&o.saKeyFile, "service-account-private-key-file", o.saKeyFile, "Enables legacy secret-based tokens when set. Filename containing a PEM-encoded private RSA or ECDSA key used to sign service account tokens.")
 	fs.Float32Var(&o.qps, "kube-api-qps", o.qps, "QPS to use while talking with the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", o.burst, "Burst to use while talking with the API server.")
-	o.secure.AddFlags(fs)
-	o.authentication.AddFlags(fs)
-	o.authorization.AddFlags(fs)
+	o.serving.AddFlags(fs)
 	o.controllers.addFlags(fs, "Empty: CSRs are not signed.")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
@@ -99,22 +77,12 @@ func (o *controllerManagerOptions) validate() []error {
 	if o.kubeconfig == "" {
 		errs = append(errs, errors.New("--kubeconfig is required"))
 	}
-	errs = append(errs, o.authentication.Validate()...)
-	errs = append(errs, o.authorization.Validate()...)
-	return append(errs, o.secure.Validate()...)
+	return append(errs, o.serving.Validate()...)
 }
 
 func (o *controllerManagerOptions) run(ctx context.Context) error {
 	if errs := o.validate(); len(errs) > 0 {
 		return fmt.Errorf("invalid options: %v", errs)
-	}
-	// Without their own kubeconfigs, the reviews go where the controllers'
-	// requests go (upstream would fall back to the in-cluster config).
-	if o.authentication.RemoteKubeConfigFile == "" {
-		o.authentication.RemoteKubeConfigFile = o.kubeconfig
-	}
-	if o.authorization.RemoteKubeConfigFile == "" {
-		o.authorization.RemoteKubeConfigFile = o.kubeconfig
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
@@ -134,7 +102,9 @@ func (o *controllerManagerOptions) run(ctx context.Context) error {
 		watchDog = leaderelection.NewLeaderHealthzAdaptor(20 * time.Second)
 		checks = append(checks, watchDog)
 	}
-	stopped, err := o.serve(ctx, checks)
+	// Without their own kubeconfigs, the reviews go where the controllers'
+	// requests go (upstream would fall back to the in-cluster config).
+	stopped, err := o.serving.Serve(ctx, "kube-controller-manager", o.kubeconfig, checks, crmetrics.Registry)
 	if err != nil {
 		return err
 	}
@@ -178,44 +148,4 @@ func (o *controllerManagerOptions) controllerOptions(cfg *restclient.Config) (co
 		klog.InfoS("Not signing CSRs: no --cluster-signing-cert-file and --cluster-signing-key-file")
 	}
 	return opts, nil
-}
-
-// serve serves the health endpoints and the metrics over HTTPS until ctx
-// ends; the returned channel is closed once the server has stopped.
-func (o *controllerManagerOptions) serve(ctx context.Context, checks []healthz.HealthChecker) (<-chan struct{}, error) {
-	if err := o.secure.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
-		return nil, fmt.Errorf("self-signed serving certificate: %w", err)
-	}
-	var info *genericapiserver.SecureServingInfo
-	if err := o.secure.ApplyTo(&info); err != nil {
-		return nil, err
-	}
-	var authn genericapiserver.AuthenticationInfo
-	if err := o.authentication.ApplyTo(&authn, info, nil); err != nil {
-		return nil, fmt.Errorf("delegated authentication: %w", err)
-	}
-	var authz genericapiserver.AuthorizationInfo
-	if err := o.authorization.ApplyTo(&authz); err != nil {
-		return nil, fmt.Errorf("delegated authorization: %w", err)
-	}
-	m := mux.NewPathRecorderMux("kube-controller-manager")
-	healthz.InstallHandler(m, checks...)
-	healthz.InstallLivezHandler(m, healthz.PingHealthz)
-	healthz.InstallReadyzHandler(m, healthz.PingHealthz)
-	gatherers := prometheus.Gatherers{legacyregistry.DefaultGatherer, crmetrics.Registry}
-	m.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	stopped, _, err := info.Serve(withDelegatedAuth(m, authn, authz), 10*time.Second, ctx.Done())
-	return stopped, err
-}
-
-// withDelegatedAuth is kube-controller-manager's handler chain: every
-// request is authenticated (anonymous when without credentials) and
-// authorized, a denial answered 401 or 403 with a Status.
-func withDelegatedAuth(handler http.Handler, authn genericapiserver.AuthenticationInfo, authz genericapiserver.AuthorizationInfo) http.Handler {
-	resolver := &apirequest.RequestInfoFactory{}
-	handler = genericapifilters.WithAuthorization(handler, authz.Authorizer, scheme.Codecs)
-	handler = genericapifilters.WithAuthentication(handler, authn.Authenticator, genericapifilters.Unauthorized(scheme.Codecs), nil, nil)
-	handler = genericapifilters.WithRequestInfo(handler, resolver)
-	handler = genericapifilters.WithCacheControl(handler)
-	return genericfilters.WithPanicRecovery(handler, resolver)
 }

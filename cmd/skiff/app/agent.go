@@ -1,0 +1,121 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/skiff-dev/skiff/pkg/componentserver"
+	"github.com/skiff-dev/skiff/pkg/kubelet"
+	"github.com/skiff-dev/skiff/pkg/kubelet/simulated"
+)
+
+type agentOptions struct {
+	kubeconfig string
+	serving    *componentserver.Options
+	// Per node, as the kubelet's --kube-api-qps and --kube-api-burst.
+	qps   float32
+	burst int
+
+	simulate int
+	prefix   string
+	capacity string
+	labels   string
+	taints   string
+}
+
+func newAgentCommand() *cobra.Command {
+	o := &agentOptions{serving: componentserver.NewOptions(kubelet.KubeletPort, "kubelet"), qps: 50, burst: 100,
+		prefix: "sim-", capacity: simulated.DefaultCapacity}
+	cmd := &cobra.Command{
+		Use:   "agent --kubeconfig FILE --simulate N",
+		Short: "Run a node agent; with --simulate, N simulated nodes in one process",
+		Long: `Run the node agent against the API server of --kubeconfig. With --simulate N
+it runs N simulated nodes (<prefix>0 ... <prefix>N-1, like kwok or kubemark's
+hollow nodes): each registers its Node, renews its Lease in kube-node-lease
+every 10s and reports its status, sharing one client and one informer. The
+agent on a container runtime (containerd over CRI) is not built yet.
+/healthz, /livez, /readyz (open to all) and /metrics (authenticated and
+authorized through the API server) are served over HTTPS on
+--bind-address:--secure-port.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(genericapiserver.SetupSignalContext())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to the kubeconfig file with the API server's address and the credentials to use (required).")
+	fs.Float32Var(&o.qps, "kube-api-qps", o.qps, "QPS of each node's requests to the API server.")
+	fs.IntVar(&o.burst, "kube-api-burst", o.burst, "Burst of each node's requests to the API server.")
+	fs.IntVar(&o.simulate, "simulate", o.simulate, "Run this many simulated nodes.")
+	fs.StringVar(&o.prefix, "simulate-prefix", o.prefix, "Name prefix of the simulated nodes.")
+	fs.StringVar(&o.capacity, "simulate-capacity", o.capacity, "Capacity (and allocatable) of each simulated node, name=quantity pairs; extended resources too (example.com/gpu=4).")
+	fs.StringVar(&o.labels, "simulate-labels", o.labels, "Labels of each simulated node, key=value pairs.")
+	fs.StringVar(&o.taints, "simulate-taints", o.taints, "Taints each simulated node registers with, key[=value]:effect entries.")
+	o.serving.AddFlags(fs)
+	return cmd
+}
+
+func (o *agentOptions) simulatedOptions() (simulated.Options, []error) {
+	var errs []error
+	opts := simulated.Options{Count: o.simulate, Prefix: o.prefix}
+	var err error
+	if opts.Capacity, err = simulated.ParseCapacity(o.capacity); err != nil {
+		errs = append(errs, fmt.Errorf("--simulate-capacity: %w", err))
+	}
+	if opts.Labels, err = simulated.ParseLabels(o.labels); err != nil {
+		errs = append(errs, fmt.Errorf("--simulate-labels: %w", err))
+	}
+	if opts.Taints, err = simulated.ParseTaints(o.taints); err != nil {
+		errs = append(errs, fmt.Errorf("--simulate-taints: %w", err))
+	}
+	return opts, errs
+}
+
+func (o *agentOptions) validate() (simulated.Options, []error) {
+	opts, errs := o.simulatedOptions()
+	if o.kubeconfig == "" {
+		errs = append(errs, errors.New("--kubeconfig is required"))
+	}
+	if o.simulate <= 0 {
+		errs = append(errs, errors.New("--simulate N (N > 0) is required: the agent on a container runtime is not built yet"))
+	}
+	if o.qps <= 0 || o.burst <= 0 {
+		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	return opts, append(errs, o.serving.Validate()...)
+}
+
+func (o *agentOptions) run(ctx context.Context) error {
+	opts, errs := o.validate()
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid options: %v", errs)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg = restclient.AddUserAgent(cfg, "kubelet")
+	// One client for every simulated node: their limits add up.
+	cfg.QPS, cfg.Burst = o.qps*float32(o.simulate), o.burst*o.simulate
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	stopped, err := o.serving.Serve(ctx, "kubelet", o.kubeconfig, nil)
+	if err != nil {
+		return err
+	}
+	klog.InfoS("Starting skiff agent", "server", cfg.Host, "simulate", o.simulate)
+	err = simulated.Run(ctx, client, opts)
+	<-stopped
+	klog.InfoS("skiff agent stopped")
+	return err
+}
