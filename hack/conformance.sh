@@ -84,7 +84,7 @@ fi
 
 # kubectl, found as skiff's own e2e tests find it.
 if [[ -z $kubectl ]]; then
-  kubectl=${KUBECTL%%,*}
+  kubectl=${KUBECTL:-}; kubectl=${kubectl%%,*}
 fi
 if [[ -z $kubectl ]]; then
   for k in "${SKIFF_KUBECTL_CACHE:-$HOME/.cache/skiff/kubectl}/v1.37.2/kubectl" \
