@@ -5,6 +5,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +27,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/controllers/csrapproving"
 	"github.com/skiff-dev/skiff/pkg/controllers/csrsigning"
 	"github.com/skiff-dev/skiff/pkg/controllers/namespace"
+	"github.com/skiff-dev/skiff/pkg/controllers/nodeipam"
 	"github.com/skiff-dev/skiff/pkg/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/pkg/controllers/rootcapublisher"
 	"github.com/skiff-dev/skiff/pkg/controllers/serviceaccount"
@@ -54,6 +56,13 @@ type Options struct {
 	// kubernetes.io/service-account-token Secrets (serviceaccounttoken);
 	// empty: that controller does not run, as upstream's.
 	ServiceAccountPrivateKeyFile string
+	// AllocateNodeCIDRs: the node IPAM controller gives each Node its
+	// spec.podCIDRs, one node CIDR of NodeCIDRMaskSizes[i] bits from each
+	// ClusterCIDRs[i] (upstream's --allocate-node-cidrs, --cluster-cidr,
+	// --node-cidr-mask-size*; see nodeipam.ParseConfig).
+	AllocateNodeCIDRs bool
+	ClusterCIDRs      []*net.IPNet
+	NodeCIDRMaskSizes []int
 }
 
 // clients are one controller's. Client reads through the manager's shared
@@ -168,6 +177,13 @@ func controllerSetups(mgr manager.Manager, opts Options) []controllerSetup {
 				}
 			}
 			return (&csrapproving.Reconciler{Client: c.client, Core: c.core}).SetupWithManager(mgr)
+		}},
+		{"node-controller", func(c *clients) error {
+			if !opts.AllocateNodeCIDRs {
+				return nil
+			}
+			return (&nodeipam.Reconciler{Client: c.client, Core: c.core,
+				Config: nodeipam.Config{ClusterCIDRs: opts.ClusterCIDRs, NodeMaskSizes: opts.NodeCIDRMaskSizes}}).SetupWithManager(mgr)
 		}},
 		{"token-cleaner", func(c *clients) error {
 			return (&tokencleaner.Reconciler{Client: c.client}).SetupWithManager(mgr)

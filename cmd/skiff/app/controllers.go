@@ -15,6 +15,7 @@ import (
 
 	"github.com/skiff-dev/skiff/pkg/controllers"
 	"github.com/skiff-dev/skiff/pkg/controllers/csrsigning"
+	"github.com/skiff-dev/skiff/pkg/controllers/nodeipam"
 )
 
 // controllerOptions are the flags of the controllers that `skiff server`
@@ -27,12 +28,26 @@ type controllerOptions struct {
 	// UseServiceAccountCredentials: each controller as its own
 	// ServiceAccount (controllers.Options).
 	UseServiceAccountCredentials bool
+	// Node IPAM (nodeipam.ParseConfig): the mask sizes 0 when not given.
+	AllocateNodeCIDRs    bool
+	ClusterCIDR          string
+	NodeCIDRMaskSize     int
+	NodeCIDRMaskSizeIPv4 int
+	NodeCIDRMaskSizeIPv6 int
 }
+
+// Skiff's node IPAM defaults (issue 9); upstream's are off and empty.
+const (
+	defaultAllocateNodeCIDRs = true
+	defaultClusterCIDR       = "10.244.0.0/16"
+)
 
 func newControllerOptions() *controllerOptions {
 	return &controllerOptions{
 		LeaderElection:         controllers.DefaultLeaderElection(),
 		ClusterSigningDuration: csrsigning.DefaultDuration,
+		AllocateNodeCIDRs:      defaultAllocateNodeCIDRs,
+		ClusterCIDR:            defaultClusterCIDR,
 	}
 }
 
@@ -43,6 +58,11 @@ func (c *controllerOptions) addFlags(fs *pflag.FlagSet, signingDefault string) {
 	fs.StringVar(&c.ClusterSigningCertFile, "cluster-signing-cert-file", c.ClusterSigningCertFile, "Filename containing a PEM-encoded X509 CA certificate used to issue cluster-scoped certificates (the kubernetes.io/kube-apiserver-client, kube-apiserver-client-kubelet and kubelet-serving signers). "+signingDefault)
 	fs.StringVar(&c.ClusterSigningKeyFile, "cluster-signing-key-file", c.ClusterSigningKeyFile, "Filename containing a PEM-encoded RSA or ECDSA private key used to sign cluster-scoped certificates. "+signingDefault)
 	fs.BoolVar(&c.UseServiceAccountCredentials, "use-service-account-credentials", c.UseServiceAccountCredentials, "If true, use individual service account credentials for each controller.")
+	fs.BoolVar(&c.AllocateNodeCIDRs, "allocate-node-cidrs", c.AllocateNodeCIDRs, "Should CIDRs for Pods be allocated: each Node without spec.podCIDRs gets them from --cluster-cidr (upstream's default is false).")
+	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "CIDR Range for Pods in cluster. Only used when --allocate-node-cidrs=true; if false, this option will be ignored. A dual-stack pair (one of each IP family) is comma separated (upstream's default is empty).")
+	fs.IntVar(&c.NodeCIDRMaskSize, "node-cidr-mask-size", c.NodeCIDRMaskSize, "Mask size for node cidr in cluster. Default is 24 for IPv4 and 64 for IPv6.")
+	fs.IntVar(&c.NodeCIDRMaskSizeIPv4, "node-cidr-mask-size-ipv4", c.NodeCIDRMaskSizeIPv4, "Mask size for IPv4 node cidr in dual-stack cluster. Default is 24.")
+	fs.IntVar(&c.NodeCIDRMaskSizeIPv6, "node-cidr-mask-size-ipv6", c.NodeCIDRMaskSizeIPv6, "Mask size for IPv6 node cidr in dual-stack cluster. Default is 64.")
 	fs.DurationVar(&c.ClusterSigningDuration, "cluster-signing-duration", c.ClusterSigningDuration, "The max length of duration signed certificates will be given. Individual CSRs may request shorter certs by setting spec.expirationSeconds.")
 }
 
@@ -54,7 +74,19 @@ func (c *controllerOptions) validate() []error {
 	if c.ClusterSigningDuration <= 0 {
 		errs = append(errs, fmt.Errorf("--cluster-signing-duration must be positive"))
 	}
+	if _, err := c.nodeIPAM(); err != nil {
+		errs = append(errs, err)
+	}
 	return errs
+}
+
+// nodeIPAM is the node IPAM controller's configuration; nothing without
+// --allocate-node-cidrs.
+func (c *controllerOptions) nodeIPAM() (nodeipam.Config, error) {
+	if !c.AllocateNodeCIDRs {
+		return nodeipam.Config{}, nil
+	}
+	return nodeipam.ParseConfig(c.ClusterCIDR, c.NodeCIDRMaskSize, c.NodeCIDRMaskSizeIPv4, c.NodeCIDRMaskSizeIPv6)
 }
 
 // run runs the controllers until ctx ends: with leader election, only
@@ -66,6 +98,12 @@ func (c *controllerOptions) validate() []error {
 func (c *controllerOptions) run(ctx context.Context, cfg *restclient.Config, opts controllers.Options, keepTrying bool, watchDog *leaderelection.HealthzAdaptor) error {
 	opts.ClusterSigningDuration = c.ClusterSigningDuration
 	opts.UseServiceAccountCredentials = c.UseServiceAccountCredentials
+	ipam, err := c.nodeIPAM()
+	if err != nil {
+		return err
+	}
+	opts.AllocateNodeCIDRs = c.AllocateNodeCIDRs
+	opts.ClusterCIDRs, opts.NodeCIDRMaskSizes = ipam.ClusterCIDRs, ipam.NodeMaskSizes
 	identity := ""
 	if c.LeaderElection.LeaderElect {
 		var err error

@@ -112,11 +112,11 @@ func (c Config) Validate() error {
 		case bits == 0:
 			return fmt.Errorf("cluster CIDR %v has no valid mask", cidr)
 		case mask < prefix:
-			return fmt.Errorf("invalid --cluster-cidr %v: its mask size /%d must be less than or equal to the node CIDR mask size /%d", cidr, prefix, mask)
+			return fmt.Errorf("invalid --cluster-cidr %v: its mask size /%d must be less than or equal to the node CIDR mask size /%d (--node-cidr-mask-size*)", cidr, prefix, mask)
 		case mask > bits:
-			return fmt.Errorf("node CIDR mask size /%d for %v is longer than the address (%d bits)", mask, cidr, bits)
+			return fmt.Errorf("invalid node CIDR mask size /%d (--node-cidr-mask-size*) for cluster CIDR %v: longer than the address (%d bits)", mask, cidr, bits)
 		case bits == 128 && mask-prefix > maxMaskDiff:
-			return fmt.Errorf("node CIDR mask size /%d for %v: the node CIDR size is too big; it must be at most %d bits longer than the cluster CIDR's /%d", mask, cidr, maxMaskDiff, prefix)
+			return fmt.Errorf("invalid node CIDR mask size /%d (--node-cidr-mask-size*) for cluster CIDR %v: the node CIDR size is too big; for IPv6 it must be at most %d bits longer than the cluster CIDR's /%d", mask, cidr, maxMaskDiff, prefix)
 		}
 	}
 	return nil

@@ -31,7 +31,8 @@ func TestPolicyIsValid(t *testing.T) {
 		"system:service-account-issuer-discovery", "system:node", "system:node-proxier", "system:kube-scheduler",
 		"system:kube-controller-manager", "system:volume-scheduler", "system:auth-delegator", "system:heapster",
 		"system:controller:namespace-controller", "system:controller:service-account-controller", "system:controller:resourcequota-controller",
-		"system:controller:root-ca-cert-publisher", "system:controller:certificate-controller", "system:controller:clusterrole-aggregation-controller"} {
+		"system:controller:root-ca-cert-publisher", "system:controller:certificate-controller", "system:controller:clusterrole-aggregation-controller",
+		"system:controller:node-controller"} {
 		if !roles[name] {
 			t.Errorf("no clusterrole %s", name)
 		}
