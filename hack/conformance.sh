@@ -66,6 +66,7 @@ e2e="$(bash hack/upstream.sh --print-dir)/e2e.test"
 # matches "<suite description> <spec text>", so each name is anchored between
 # a space and the end.
 skipped_names=$(grep -hv '^#' hack/conformance/skip-*.txt | sed 's/ | .*$//' | sed '/^$/d')
+# shellcheck disable=SC2016 # a sed script, not a shell expansion
 skip_regex=" ($(sed -e 's/[][\.*^$(){}+?|/]/\\&/g' <<<"$skipped_names" | paste -sd'|' -))\$"
 if $skipped_only; then
   focus_regex=$skip_regex skip_args=()
@@ -108,6 +109,7 @@ report_dir=${report_dir:-$root/_output/conformance}
 mkdir -p "$report_dir"
 rm -f "$report_dir"/junit_*.xml "$report_dir"/e2e*.log "$report_dir"/results.tsv
 server_pid=""
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   if [[ -n $server_pid ]]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
   rm -rf "$work"
@@ -169,6 +171,7 @@ junits=("$report_dir"/junit_*.xml)
 ((${#junits[@]} > 0)) || exit 1
 go run ./hack/conformance/summary -results "$report_dir/results.tsv" "${junits[@]}" || rc=1
 failed=$(awk -F'\t' '$1 == "failed"' "$report_dir/results.tsv" | wc -l)
+indent() { sed 's/^/  /'; }
 if $skipped_only; then
   # Every skip-listed spec this run was meant to run should have failed.
   case "$serial" in
@@ -182,19 +185,19 @@ if $skipped_only; then
   echo
   if [[ -n $now_passing ]]; then
     echo "now passing: remove from the skip list ($(wc -l <<<"$now_passing")):"
-    sed 's/^/  /' <<<"$now_passing"
+    indent <<<"$now_passing"
     rc=1
   else
     echo "now passing: none; every skip-listed spec that ran failed ($failed)"
   fi
   if [[ -n $not_run ]]; then
     echo "did not run (skipped at run time or the run was cut short) ($(wc -l <<<"$not_run")):"
-    sed 's/^/  /' <<<"$not_run"
+    indent <<<"$not_run"
     rc=1
   fi
   if [[ -n $unknown ]]; then
     echo "not a spec of this e2e.test (stale skip-list lines):"
-    sed 's/^/  /' <<<"$unknown"
+    indent <<<"$unknown"
     rc=1
   fi
 elif ((failed > 0)); then

@@ -114,7 +114,12 @@ func startServers(t *testing.T) (up, sk *target) {
 	wg.Go(func() {
 		upServer, upErr = harness.StartUpstream(ctx, harness.Options{Dir: filepath.Join(dir, "upstream")})
 	})
-	wg.Go(func() { skServer, skErr = harness.StartSkiff(ctx, harness.Options{Dir: filepath.Join(dir, "skiff")}) })
+	// Node IPAM would give the corpus's Nodes spec.podCIDRs that upstream
+	// kube-apiserver alone (no kube-controller-manager) never sets.
+	wg.Go(func() {
+		skServer, skErr = harness.StartSkiff(ctx, harness.Options{Dir: filepath.Join(dir, "skiff"),
+			Args: []string{"--allocate-node-cidrs=false"}})
+	})
 	wg.Wait()
 	t.Cleanup(func() {
 		for _, s := range []*harness.Server{upServer, skServer} {
