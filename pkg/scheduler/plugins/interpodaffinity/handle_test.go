@@ -32,8 +32,8 @@ func newFakeHandle(nodes []*framework.NodeInfo, nss ...*v1.Namespace) *fakeHandl
 }
 
 func (h *fakeHandle) SnapshotSharedLister() framework.SharedLister { return h }
-func (h *fakeHandle) NodeInfos() framework.NodeInfoLister       { return h }
-func (h *fakeHandle) List() ([]*framework.NodeInfo, error)      { return h.nodes, nil }
+func (h *fakeHandle) NodeInfos() framework.NodeInfoLister          { return h }
+func (h *fakeHandle) List() ([]*framework.NodeInfo, error)         { return h.nodes, nil }
 func (h *fakeHandle) HavePodsWithAffinityList() ([]*framework.NodeInfo, error) {
 	var out []*framework.NodeInfo
 	for _, n := range h.nodes {
