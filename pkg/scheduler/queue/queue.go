@@ -39,11 +39,11 @@ type Profile struct {
 type Options struct {
 	// Less orders activeQ (the QueueSort plugin); nil: priority, then
 	// age.
-	Less                           func(a, b *framework.QueuedPodInfo) bool
-	InitialBackoff, MaxBackoff     time.Duration
-	MaxInUnschedulable             time.Duration
-	Profiles                       map[string]*Profile
-	Clock                          clock.WithTicker
+	Less                       func(a, b *framework.QueuedPodInfo) bool
+	InitialBackoff, MaxBackoff time.Duration
+	MaxInUnschedulable         time.Duration
+	Profiles                   map[string]*Profile
+	Clock                      clock.WithTicker
 	// OnChange, if set, is told the queue's sizes after every change
 	// (the scheduler_pending_pods gauge).
 	OnChange func(Counts)

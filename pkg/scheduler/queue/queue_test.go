@@ -42,9 +42,9 @@ func newQueue(t *testing.T) (*PriorityQueue, *clocktesting.FakeClock) {
 		"default-scheduler": {
 			PreEnqueue: []framework.PreEnqueuePlugin{gate{}},
 			Hints: map[string][]framework.ClusterEventWithHint{
-				"Fit":     {{Event: framework.ClusterEvent{Resource: framework.Node, ActionType: framework.Add | framework.UpdateNodeAllocatable}}},
-				"Labels":  {{Event: framework.ClusterEvent{Resource: framework.Node, ActionType: framework.UpdateNodeLabel}, QueueingHintFn: skipLabelOnly}},
-				"Nothing": nil,
+				"Fit":             {{Event: framework.ClusterEvent{Resource: framework.Node, ActionType: framework.Add | framework.UpdateNodeAllocatable}}},
+				"Labels":          {{Event: framework.ClusterEvent{Resource: framework.Node, ActionType: framework.UpdateNodeLabel}, QueueingHintFn: skipLabelOnly}},
+				"Nothing":         nil,
 				"SchedulingGates": {{Event: framework.ClusterEvent{Resource: framework.Pod, ActionType: framework.UpdatePodSchedulingGatesEliminated}}},
 			},
 		},
