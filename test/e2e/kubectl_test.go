@@ -32,6 +32,7 @@ var kubectlTests = []struct {
 	{"Watch", testWatch},
 	{"DryRun", testDryRun},
 	{"BadInput", testBadInput},
+	{"RuntimeClassAdmission", testRuntimeClassAdmission},
 	{"RawEndpoints", testRawEndpoints},
 	{"ShortNamesAndAll", testShortNamesAndAll},
 	{"UserWithoutRBAC", testUserWithoutRBAC},

@@ -19,6 +19,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/admission/limitranger"
 	"github.com/skiff-dev/skiff/pkg/admission/nodetaint"
 	"github.com/skiff-dev/skiff/pkg/admission/priority"
+	"github.com/skiff-dev/skiff/pkg/admission/runtimeclass"
 	"github.com/skiff-dev/skiff/pkg/admission/serviceaccount"
 	quotacore "github.com/skiff-dev/skiff/pkg/quota/core"
 )
@@ -34,7 +35,9 @@ const quotaWorkers = 5
 // ServiceAccount, `default` unless named, and get its token volume),
 // TaintNodesByCondition (new nodes are not-ready:NoSchedule), Priority
 // (pods' priority from their PriorityClass), DefaultTolerationSeconds
-// (not-ready/unreachable NoExecute tolerations of 300s), CertificateApproval
+// (not-ready/unreachable NoExecute tolerations of 300s), RuntimeClass (pods
+// name an existing RuntimeClass and get its overhead and scheduling
+// constraints), CertificateApproval
 // and CertificateSigning (approving or signing a CSR needs "approve" or
 // "sign" on its signer, asked of authz, the server's authorizer),
 // CertificateSubjectRestriction (no kube-apiserver-client CSRs for
@@ -73,6 +76,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, a
 		nodetaint.New(),
 		priority.New(client, factory),
 		defaulttolerationseconds.New(),
+		runtimeclass.New(client, factory),
 		certapproval.New(authz),
 		certsigning.New(authz),
 		certsubjectrestriction.New(),
