@@ -11,6 +11,7 @@ import (
 	configv1 "k8s.io/kube-scheduler/config/v1"
 
 	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/internal/testhandle"
 )
 
 const zone = "topology.kubernetes.io/zone"
@@ -69,7 +70,7 @@ func preferred(aff, anti []v1.WeightedPodAffinityTerm) *v1.Affinity {
 	return a
 }
 
-func newPlugin(t *testing.T, h *fakeHandle, args *configv1.InterPodAffinityArgs) *InterPodAffinity {
+func newPlugin(t *testing.T, h *testhandle.Handle, args *configv1.InterPodAffinityArgs) *InterPodAffinity {
 	t.Helper()
 	// A nil *Args must reach New as a nil interface, as the core passes it.
 	var a runtime.Object

@@ -17,10 +17,11 @@ import (
 	configv1 "k8s.io/kube-scheduler/config/v1"
 
 	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/names"
 )
 
 // Name is the plugin's name in configuration.
-const Name = "InterPodAffinity"
+const Name = names.InterPodAffinity
 
 // DefaultHardPodAffinityWeight is upstream's default for
 // hardPodAffinityWeight.

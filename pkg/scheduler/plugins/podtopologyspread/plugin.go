@@ -21,10 +21,11 @@ import (
 	configv1 "k8s.io/kube-scheduler/config/v1"
 
 	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/names"
 )
 
 // Name is the plugin's name in configuration.
-const Name = "PodTopologySpread"
+const Name = names.PodTopologySpread
 
 // systemDefaultConstraints: upstream's defaultingType System.
 var systemDefaultConstraints = []v1.TopologySpreadConstraint{

@@ -14,6 +14,7 @@ import (
 	configv1 "k8s.io/kube-scheduler/config/v1"
 
 	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/internal/testhandle"
 )
 
 const zone = v1.LabelTopologyZone
@@ -59,7 +60,7 @@ func withSpread(p *v1.Pod, cs ...v1.TopologySpreadConstraint) *v1.Pod {
 	return p
 }
 
-func newPlugin(t *testing.T, h *fakeHandle, args *configv1.PodTopologySpreadArgs) *PodTopologySpread {
+func newPlugin(t *testing.T, h *testhandle.Handle, args *configv1.PodTopologySpreadArgs) *PodTopologySpread {
 	t.Helper()
 	var a runtime.Object
 	if args != nil {
