@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -29,19 +30,32 @@ type agentOptions struct {
 	capacity string
 	labels   string
 	taints   string
+
+	startDelay      time.Duration
+	podCIDRFromNode bool
+	podWorkers      int
 }
 
 func newAgentCommand() *cobra.Command {
 	o := &agentOptions{serving: componentserver.NewOptions(kubelet.KubeletPort, "kubelet"), qps: 50, burst: 100,
-		prefix: "sim-", capacity: simulated.DefaultCapacity}
+		prefix: "sim-", capacity: simulated.DefaultCapacity,
+		podWorkers: simulated.DefaultPodWorkers}
 	cmd := &cobra.Command{
 		Use:   "agent --kubeconfig FILE --simulate N",
 		Short: "Run a node agent; with --simulate, N simulated nodes in one process",
 		Long: `Run the node agent against the API server of --kubeconfig. With --simulate N
 it runs N simulated nodes (<prefix>0 ... <prefix>N-1, like kwok or kubemark's
 hollow nodes): each registers its Node, renews its Lease in kube-node-lease
-every 10s and reports its status, sharing one client and one informer. The
-agent on a container runtime (containerd over CRI) is not built yet.
+every 10s and reports its status, sharing one client and one informer. Pods
+bound to them (one watch of all bound pods for all nodes) are admitted
+against the node's allocatable, go Pending -> Running with every container
+ready after --simulate-start-delay, get an IP of the node's pod range, and
+are confirmed deleted once their containers stopped. Pod annotations steer
+the simulation: skiff.dev/sim-ready: "false" (Running, not Ready),
+skiff.dev/sim-exit-after: "5s" with skiff.dev/sim-exit-code: "0" (the
+containers exit; restarted with back-off as the restartPolicy says), and
+skiff.dev/sim-usage: "cpu=250m,memory=64Mi". The agent on a container
+runtime (containerd over CRI) is not built yet.
 /healthz, /livez, /readyz (open to all) and /metrics (authenticated and
 authorized through the API server) are served over HTTPS on
 --bind-address:--secure-port.`,
@@ -59,13 +73,17 @@ authorized through the API server) are served over HTTPS on
 	fs.StringVar(&o.capacity, "simulate-capacity", o.capacity, "Capacity (and allocatable) of each simulated node, name=quantity pairs; extended resources too (example.com/gpu=4).")
 	fs.StringVar(&o.labels, "simulate-labels", o.labels, "Labels of each simulated node, key=value pairs.")
 	fs.StringVar(&o.taints, "simulate-taints", o.taints, "Taints each simulated node registers with, key[=value]:effect entries.")
+	fs.DurationVar(&o.startDelay, "simulate-start-delay", o.startDelay, "Time from a pod's bind to its containers running.")
+	fs.BoolVar(&o.podCIDRFromNode, "simulate-pod-cidr-from-node", o.podCIDRFromNode, "Take pod IPs from the Node's spec.podCIDRs (set by node IPAM); without it, or before the Node has one, node i's pods get IPs of the i-th /24 of 10.88.0.0/13.")
+	fs.IntVar(&o.podWorkers, "simulate-pod-workers", o.podWorkers, "Pods synced at once, for all simulated nodes.")
 	o.serving.AddFlags(fs)
 	return cmd
 }
 
 func (o *agentOptions) simulatedOptions() (simulated.Options, []error) {
 	var errs []error
-	opts := simulated.Options{Count: o.simulate, Prefix: o.prefix}
+	opts := simulated.Options{Count: o.simulate, Prefix: o.prefix, StartDelay: o.startDelay,
+		PodCIDRFromNode: o.podCIDRFromNode, Workers: o.podWorkers}
 	var err error
 	if opts.Capacity, err = simulated.ParseCapacity(o.capacity); err != nil {
 		errs = append(errs, fmt.Errorf("--simulate-capacity: %w", err))
@@ -86,6 +104,12 @@ func (o *agentOptions) validate() (simulated.Options, []error) {
 	}
 	if o.simulate <= 0 {
 		errs = append(errs, errors.New("--simulate N (N > 0) is required: the agent on a container runtime is not built yet"))
+	}
+	if o.startDelay < 0 {
+		errs = append(errs, errors.New("--simulate-start-delay must not be negative"))
+	}
+	if o.podWorkers <= 0 {
+		errs = append(errs, errors.New("--simulate-pod-workers must be positive"))
 	}
 	if o.qps <= 0 || o.burst <= 0 {
 		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))

@@ -6,15 +6,22 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet"
+	"github.com/skiff-dev/skiff/pkg/kubelet/status"
 	"github.com/skiff-dev/skiff/pkg/version"
 )
 
@@ -27,36 +34,126 @@ type Options struct {
 	Capacity corev1.ResourceList
 	Labels   map[string]string
 	Taints   []corev1.Taint
+	// StartDelay is the time from a pod's bind (its first sync) to
+	// Running.
+	StartDelay time.Duration
+	// PodCIDRFromNode: pod IPs from the Node's spec.podCIDRs (set by node
+	// IPAM) when it has them; else, and without it, from the node's /24 of
+	// 10.88.0.0/13 (defaultPodCIDR).
+	PodCIDRFromNode bool
+	// Workers sync the pods of all nodes; 0: DefaultPodWorkers.
+	Workers int
 }
+
+// DefaultPodWorkers is how many pods are synced at once, for all nodes.
+const DefaultPodWorkers = 8
+
+// podFieldSelector selects every bound pod: one watch serves all the
+// simulated nodes (a field selector cannot name N nodes), and the pod
+// workers ignore the pods of other nodes.
+const podFieldSelector = "spec.nodeName!="
 
 // addressBase is where the nodes' InternalIPs start: the shared address
 // space of RFC 6598, which no real network routes to pods.
 var addressBase = netip.MustParseAddr("100.64.0.0")
 
-// Run registers the nodes and keeps them alive until ctx ends.
+// Run registers the nodes and keeps them and their pods alive until ctx
+// ends.
 func Run(ctx context.Context, client kubernetes.Interface, o Options) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodes := factory.Core().V1().Nodes()
 	lister := nodes.Lister()
+	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.FieldSelector = podFieldSelector }))
+	pods := podFactory.Core().V1().Pods()
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+
+	workers := kubelet.NewPodWorkers(pods.Lister(), lister, status.NewManager(client, nil), nil)
+	var simNodes []*kubelet.Node
+	for i := range o.Count {
+		config := nodeConfig(o, i)
+		recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: config.Name})
+		hostIPs := internalIPs(config.Addresses)
+		rt := &Runtime{StartDelay: o.StartDelay, HostIPs: hostIPs, Recorder: recorder,
+			PodCIDRs: podCIDRs(lister, config.Name, i, o.PodCIDRFromNode)}
+		workers.AddHost(&kubelet.PodHost{Name: config.Name, Runtime: rt, HostIPs: hostIPs,
+			Allocatable: o.Capacity, Ready: Ready, Recorder: recorder})
+		simNodes = append(simNodes, &kubelet.Node{Config: config, Client: client, Runtime: rt, Nodes: lister})
+	}
+	if _, err := pods.Informer().AddEventHandler(workers.Handler()); err != nil {
+		return err
+	}
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced) {
+	podFactory.Start(ctx.Done())
+	defer factory.Shutdown()
+	defer podFactory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced, pods.Informer().HasSynced) {
 		return ctx.Err()
 	}
 	klog.InfoS("Starting simulated nodes", "count", o.Count, "prefix", o.Prefix)
+	n := o.Workers
+	if n <= 0 {
+		n = DefaultPodWorkers
+	}
 	var wg sync.WaitGroup
-	for i := range o.Count {
-		n := &kubelet.Node{Config: nodeConfig(o, i), Client: client, Runtime: Runtime{}, Nodes: lister}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		workers.Run(ctx, n)
+	}()
+	for _, node := range simNodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := n.Run(ctx); err != nil && ctx.Err() == nil {
-				klog.ErrorS(err, "Simulated node stopped", "node", n.Config.Name)
+			if err := node.Run(ctx); err != nil && ctx.Err() == nil {
+				klog.ErrorS(err, "Simulated node stopped", "node", node.Config.Name)
 			}
 		}()
 	}
 	wg.Wait()
-	factory.Shutdown()
 	return nil
+}
+
+func internalIPs(addresses []corev1.NodeAddress) []string {
+	var ips []string
+	for _, a := range addresses {
+		if a.Type == corev1.NodeInternalIP {
+			ips = append(ips, a.Address)
+		}
+	}
+	return ips
+}
+
+// podCIDRs are node i's pod CIDRs: the Node's spec.podCIDRs if fromNode
+// and it has them, else its default /24.
+func podCIDRs(nodes corelisters.NodeLister, name string, i int, fromNode bool) func() []netip.Prefix {
+	fallback := []netip.Prefix{defaultPodCIDR(i)}
+	return func() []netip.Prefix {
+		if !fromNode {
+			return fallback
+		}
+		node, err := nodes.Get(name)
+		if err != nil {
+			return fallback
+		}
+		cidrs := node.Spec.PodCIDRs
+		if len(cidrs) == 0 && node.Spec.PodCIDR != "" {
+			cidrs = []string{node.Spec.PodCIDR}
+		}
+		var out []netip.Prefix
+		for _, c := range cidrs {
+			if p, err := netip.ParsePrefix(c); err == nil {
+				out = append(out, p)
+			}
+		}
+		if len(out) == 0 {
+			return fallback
+		}
+		return out
+	}
 }
 
 func nodeConfig(o Options, i int) kubelet.NodeConfig {

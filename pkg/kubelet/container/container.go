@@ -1,0 +1,102 @@
+// Package container is the runtime's view of a pod, as the kubelet reads
+// it from a Runtime: the sandbox, its IPs and the state of each container.
+// pkg/kubelet/status turns it into the API's PodStatus.
+package container
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// State is a container's state in the runtime.
+type State string
+
+const (
+	// StateNone: not created yet (or removed to be started again).
+	StateNone    State = ""
+	StateCreated State = "created"
+	StateRunning State = "running"
+	StateExited  State = "exited"
+)
+
+// Upstream kubelet's waiting reasons.
+const (
+	ReasonContainerCreating = "ContainerCreating"
+	ReasonPodInitializing   = "PodInitializing"
+	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
+	// Terminated reasons.
+	ReasonCompleted = "Completed"
+	ReasonError     = "Error"
+)
+
+// Termination is how a container instance ended.
+type Termination struct {
+	ID                    string
+	ExitCode              int32
+	Reason, Message       string
+	StartedAt, FinishedAt time.Time
+}
+
+// ContainerStatus is the latest instance of one container of the pod.
+type ContainerStatus struct {
+	Name string
+	// ID is <runtime>://<id>, "" before the container is created.
+	ID             string
+	Image, ImageID string
+	State          State
+	StartedAt      time.Time
+	// Exited is set in StateExited.
+	Exited *Termination
+	// Last is the instance before this one, after a restart.
+	Last         *Termination
+	RestartCount int32
+	// WaitingReason and WaitingMessage say why a container that does not
+	// run is not started (again), e.g. CrashLoopBackOff.
+	WaitingReason, WaitingMessage string
+}
+
+// PodStatus is a pod as its runtime has it.
+type PodStatus struct {
+	UID          types.UID
+	SandboxReady bool
+	// IPs of the sandbox, the primary first.
+	IPs            []string
+	InitContainers []ContainerStatus
+	Containers     []ContainerStatus
+}
+
+// Running tells whether any container may still run: a pod is terminal
+// only when none does.
+func (s *PodStatus) Running() bool {
+	for _, list := range [][]ContainerStatus{s.InitContainers, s.Containers} {
+		for _, c := range list {
+			if c.State == StateRunning || c.State == StateCreated {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Find is the named container's status, nil if the runtime has none.
+func (s *PodStatus) Find(name string, init bool) *ContainerStatus {
+	list := s.Containers
+	if init {
+		list = s.InitContainers
+	}
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// SyncResult is the pod after a SyncPod or KillPod.
+type SyncResult struct {
+	Status *PodStatus
+	// Requeue: sync again after this long (a start delay, a back-off, a
+	// grace period); 0: only on a change of the pod.
+	Requeue time.Duration
+}
