@@ -167,7 +167,9 @@ func Equal(a, b *corev1.PodStatus) bool {
 	return apiequality.Semantic.DeepEqual(normalize(a, false), normalize(b, false))
 }
 
-// EqualIgnoringTransitions also ignores the conditions' transition times.
+// EqualIgnoringTransitions also ignores the conditions' transition times
+// and the start time: what a status computed from a stale copy of the pod
+// gets wrong.
 func EqualIgnoringTransitions(a, b *corev1.PodStatus) bool {
 	return apiequality.Semantic.DeepEqual(normalize(a, true), normalize(b, true))
 }
@@ -180,6 +182,9 @@ func normalize(s *corev1.PodStatus, dropTransitions bool) *corev1.PodStatus {
 		}
 	}
 	round(s.StartTime)
+	if dropTransitions {
+		s.StartTime = nil
+	}
 	for i := range s.Conditions {
 		s.Conditions[i].LastProbeTime = metav1.Time{}
 		if dropTransitions {
