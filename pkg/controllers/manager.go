@@ -28,10 +28,12 @@ import (
 	"github.com/skiff-dev/skiff/pkg/controllers/csrsigning"
 	"github.com/skiff-dev/skiff/pkg/controllers/namespace"
 	"github.com/skiff-dev/skiff/pkg/controllers/nodeipam"
+	"github.com/skiff-dev/skiff/pkg/controllers/nodelifecycle"
 	"github.com/skiff-dev/skiff/pkg/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/pkg/controllers/rootcapublisher"
 	"github.com/skiff-dev/skiff/pkg/controllers/serviceaccount"
 	"github.com/skiff-dev/skiff/pkg/controllers/serviceaccounttoken"
+	"github.com/skiff-dev/skiff/pkg/controllers/tainteviction"
 	"github.com/skiff-dev/skiff/pkg/controllers/tokencleaner"
 	saauth "github.com/skiff-dev/skiff/pkg/serviceaccount"
 )
@@ -63,6 +65,9 @@ type Options struct {
 	AllocateNodeCIDRs bool
 	ClusterCIDRs      []*net.IPNet
 	NodeCIDRMaskSizes []int
+	// NodeLifecycle is the node lifecycle controller's settings (the
+	// --node-monitor-* and eviction flags); zero: upstream's defaults.
+	NodeLifecycle nodelifecycle.Config
 }
 
 // clients are one controller's. Client reads through the manager's shared
@@ -179,6 +184,18 @@ func controllerSetups(mgr manager.Manager, opts Options) []controllerSetup {
 			return (&csrapproving.Reconciler{Client: c.client, Core: c.core}).SetupWithManager(mgr)
 		}},
 		{"node-controller", func(c *clients) error {
+			// Upstream runs the node lifecycle and taint-eviction
+			// controllers as node-controller too.
+			lifecycle := opts.NodeLifecycle
+			if lifecycle == (nodelifecycle.Config{}) {
+				lifecycle = nodelifecycle.DefaultConfig()
+			}
+			if err := (&nodelifecycle.Controller{Client: c.client, Core: c.core, Config: lifecycle}).SetupWithManager(mgr); err != nil {
+				return err
+			}
+			if err := (&tainteviction.Reconciler{Client: c.client, Core: c.core}).SetupWithManager(mgr); err != nil {
+				return err
+			}
 			if !opts.AllocateNodeCIDRs {
 				return nil
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/controllers"
 	"github.com/skiff-dev/skiff/pkg/controllers/csrsigning"
 	"github.com/skiff-dev/skiff/pkg/controllers/nodeipam"
+	"github.com/skiff-dev/skiff/pkg/controllers/nodelifecycle"
 )
 
 // controllerOptions are the flags of the controllers that `skiff server`
@@ -34,6 +35,8 @@ type controllerOptions struct {
 	NodeCIDRMaskSize     int
 	NodeCIDRMaskSizeIPv4 int
 	NodeCIDRMaskSizeIPv6 int
+	// NodeLifecycle: the node lifecycle controller's flags.
+	NodeLifecycle nodelifecycle.Config
 }
 
 // Skiff's node IPAM defaults (issue 9); upstream's are off and empty.
@@ -48,6 +51,7 @@ func newControllerOptions() *controllerOptions {
 		ClusterSigningDuration: csrsigning.DefaultDuration,
 		AllocateNodeCIDRs:      defaultAllocateNodeCIDRs,
 		ClusterCIDR:            defaultClusterCIDR,
+		NodeLifecycle:          nodelifecycle.DefaultConfig(),
 	}
 }
 
@@ -63,6 +67,14 @@ func (c *controllerOptions) addFlags(fs *pflag.FlagSet, signingDefault string) {
 	fs.IntVar(&c.NodeCIDRMaskSize, "node-cidr-mask-size", c.NodeCIDRMaskSize, "Mask size for node cidr in cluster. Default is 24 for IPv4 and 64 for IPv6.")
 	fs.IntVar(&c.NodeCIDRMaskSizeIPv4, "node-cidr-mask-size-ipv4", c.NodeCIDRMaskSizeIPv4, "Mask size for IPv4 node cidr in dual-stack cluster. Default is 24.")
 	fs.IntVar(&c.NodeCIDRMaskSizeIPv6, "node-cidr-mask-size-ipv6", c.NodeCIDRMaskSizeIPv6, "Mask size for IPv6 node cidr in dual-stack cluster. Default is 64.")
+	nl := &c.NodeLifecycle
+	fs.DurationVar(&nl.StartupGracePeriod, "node-startup-grace-period", nl.StartupGracePeriod, "Amount of time which we allow starting Node to be unresponsive before marking it unhealthy.")
+	fs.DurationVar(&nl.MonitorGracePeriod, "node-monitor-grace-period", nl.MonitorGracePeriod, "Amount of time which we allow running Node to be unresponsive before marking it unhealthy. Must be N times more than kubelet's nodeStatusUpdateFrequency, where N means number of retries allowed for kubelet to post node status. This value should also be greater than the sum of HTTP2_PING_TIMEOUT_SECONDS and HTTP2_READ_IDLE_TIMEOUT_SECONDS")
+	fs.Float32Var(&nl.EvictionRate, "node-eviction-rate", nl.EvictionRate, "Number of nodes per second on which pods are deleted in case of node failure when a zone is healthy (see --unhealthy-zone-threshold for definition of healthy/unhealthy). Zone refers to entire cluster in non-multizone clusters.")
+	fs.Float32Var(&nl.SecondaryEvictionRate, "secondary-node-eviction-rate", nl.SecondaryEvictionRate, "Number of nodes per second on which pods are deleted in case of node failure when a zone is unhealthy (see --unhealthy-zone-threshold for definition of healthy/unhealthy). Zone refers to entire cluster in non-multizone clusters. This value is implicitly overridden to 0 if the cluster size is smaller than --large-cluster-size-threshold.")
+	fs.Int32Var(&nl.LargeClusterSizeThreshold, "large-cluster-size-threshold", nl.LargeClusterSizeThreshold, "Number of nodes from which node-lifecycle-controller treats the cluster as large for the eviction logic purposes. --secondary-node-eviction-rate is implicitly overridden to 0 for clusters this size or smaller. Notice: If nodes reside in multiple zones, this threshold will be considered as zone node size threshold for each zone to determine node eviction rate independently.")
+	fs.Float32Var(&nl.UnhealthyZoneThreshold, "unhealthy-zone-threshold", nl.UnhealthyZoneThreshold, "Fraction of Nodes in a zone which needs to be not Ready (minimum 3) for zone to be treated as unhealthy. ")
+	fs.DurationVar(&nl.MonitorPeriod, "node-monitor-period", nl.MonitorPeriod, "The period for syncing NodeStatus in NodeLifecycleController.")
 	fs.DurationVar(&c.ClusterSigningDuration, "cluster-signing-duration", c.ClusterSigningDuration, "The max length of duration signed certificates will be given. Individual CSRs may request shorter certs by setting spec.expirationSeconds.")
 }
 
@@ -75,6 +87,9 @@ func (c *controllerOptions) validate() []error {
 		errs = append(errs, fmt.Errorf("--cluster-signing-duration must be positive"))
 	}
 	if _, err := c.nodeIPAM(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.NodeLifecycle.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
@@ -104,6 +119,7 @@ func (c *controllerOptions) run(ctx context.Context, cfg *restclient.Config, opt
 	}
 	opts.AllocateNodeCIDRs = c.AllocateNodeCIDRs
 	opts.ClusterCIDRs, opts.NodeCIDRMaskSizes = ipam.ClusterCIDRs, ipam.NodeMaskSizes
+	opts.NodeLifecycle = c.NodeLifecycle
 	identity := ""
 	if c.LeaderElection.LeaderElect {
 		var err error

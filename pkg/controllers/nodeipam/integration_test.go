@@ -270,7 +270,7 @@ func TestNodeIPAMAgainstAPIServer(t *testing.T) {
 	// The Node with a podCIDR outside the range is reported.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		evs, err := cs.CoreV1().Events(metav1.NamespaceDefault).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=outside"})
+		evs, err := cs.CoreV1().Events(metav1.NamespaceDefault).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=outside,reason=" + nodeipam.ReasonPodCIDRNotAllocated})
 		if err == nil && len(evs.Items) > 0 {
 			if e := evs.Items[0]; e.Reason != nodeipam.ReasonPodCIDRNotAllocated || e.Type != corev1.EventTypeWarning || e.Source.Component != "cidrAllocator" {
 				t.Errorf("event %s %s from %v: %s", e.Type, e.Reason, e.Source, e.Message)
