@@ -23,6 +23,10 @@ import (
 	"github.com/skiff-dev/skiff/pkg/kubelet/status"
 )
 
+// nodeMissingRetry is how soon a pod bound to a node that is not
+// registered is looked at again.
+const nodeMissingRetry = 10 * time.Second
+
 // PodHost is one node as its pods see it: the runtime that runs them, the
 // node's addresses and allocatable, and the pods it admitted.
 type PodHost struct {
@@ -202,8 +206,9 @@ func (w *PodWorkers) sync(ctx context.Context, key string) (time.Duration, error
 		w.cleanup(ctx, before)
 	}
 	if _, err := w.nodes.Get(h.Name); apierrors.IsNotFound(err) {
-		// The node is deleted: its pods are not ours to run.
-		return 0, nil
+		// The node is deleted (or not registered yet): its pods are not
+		// ours to run until it is back.
+		return nodeMissingRetry, nil
 	}
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod), "node", h.Name)
 

@@ -5,14 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // simPodsManifest are the pods of TestSimulatedPods, bound at creation
@@ -385,4 +390,130 @@ func checkRunningPod(t *testing.T, p *corev1.Pod, node *corev1.Node) {
 	if app := p.Status.ContainerStatuses[0]; app.Name != "app" || app.Image != "nginx:1.27" {
 		t.Errorf("first container %s %s, want app nginx:1.27", app.Name, app.Image)
 	}
+}
+
+// TestSimulatedPodsAtScale runs SKIFF_SIM_SCALE=NODESxPODS (e.g.
+// 1000x30) pods on simulated nodes of one agent and reports the agent's
+// RSS and CPU while they start and once they all run. Skipped unless set:
+// it takes minutes. It fails if not every pod is Running within 20min.
+func TestSimulatedPodsAtScale(t *testing.T) {
+	spec := os.Getenv("SKIFF_SIM_SCALE")
+	if spec == "" {
+		t.Skip("SKIFF_SIM_SCALE=NODESxPODS is not set")
+	}
+	var nodes, perNode int
+	if _, err := fmt.Sscanf(spec, "%dx%d", &nodes, &perNode); err != nil || nodes <= 0 || perNode <= 0 {
+		t.Fatalf("SKIFF_SIM_SCALE=%q: want NODESxPODS", spec)
+	}
+	srv, err := startServer(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopOnCleanup(t, srv)
+	cfg, err := srv.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 2000, 4000
+	client := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	ns := "scale"
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	started := time.Now()
+	agent := startAgent(t, srv, "--simulate", strconv.Itoa(nodes))
+	pid := agent.cmd.Process.Pid
+	eventually(t, 10*time.Minute, func() string {
+		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return err.Error()
+		}
+		if len(list.Items) < nodes {
+			return fmt.Sprintf("%d of %d nodes", len(list.Items), nodes)
+		}
+		return ""
+	})
+	t.Logf("%d nodes registered after %s; agent %s", nodes, time.Since(started).Round(time.Second), procUsage(t, pid))
+
+	started = time.Now()
+	cpuBefore := procCPU(t, pid)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				pod := &corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%d", i)},
+					Spec: corev1.PodSpec{NodeName: fmt.Sprintf("sim-%d", i%nodes), Containers: []corev1.Container{{Name: "c", Image: "busybox",
+						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m")}}}}},
+				}
+				if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	for i := range nodes * perNode {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d pod creates failed", n)
+	}
+	t.Logf("%d pods created in %s; agent %s", nodes*perNode, time.Since(started).Round(time.Second), procUsage(t, pid))
+	eventually(t, 20*time.Minute, func() string {
+		list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0", FieldSelector: "status.phase=Running"})
+		if err != nil {
+			return err.Error()
+		}
+		if len(list.Items) < nodes*perNode {
+			return fmt.Sprintf("%d of %d pods Running", len(list.Items), nodes*perNode)
+		}
+		return ""
+	})
+	busy := procCPU(t, pid) - cpuBefore
+	elapsed := time.Since(started)
+	t.Logf("all %d pods Running %s after the first create; agent used %.1f CPU-seconds (%.0f%% of one core); %s",
+		nodes*perNode, elapsed.Round(time.Second), busy.Seconds(), 100*busy.Seconds()/elapsed.Seconds(), procUsage(t, pid))
+	idleFrom := procCPU(t, pid)
+	time.Sleep(60 * time.Second)
+	idle := procCPU(t, pid) - idleFrom
+	t.Logf("steady state (leases, node status, %d pods): %.1f%% of one core; %s", nodes*perNode, 100*idle.Seconds()/60, procUsage(t, pid))
+}
+
+// procCPU is the process's user+system CPU time.
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis: utime is the 12th,
+	// stime the 13th (in clock ticks, 100 per second on Linux).
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	utime, _ := strconv.Atoi(fields[11])
+	stime, _ := strconv.Atoi(fields[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// procUsage is the process's resident and peak memory.
+func procUsage(t *testing.T, pid int) string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") || strings.HasPrefix(line, "VmHWM:") {
+			parts = append(parts, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -58,8 +58,10 @@ type ContainerStatus struct {
 
 // PodStatus is a pod as its runtime has it.
 type PodStatus struct {
-	UID          types.UID
-	SandboxReady bool
+	UID types.UID
+	// SandboxCreated: the pod had a sandbox (it may have stopped since).
+	SandboxCreated bool
+	SandboxReady   bool
 	// IPs of the sandbox, the primary first.
 	IPs            []string
 	InitContainers []ContainerStatus

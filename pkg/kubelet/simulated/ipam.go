@@ -142,6 +142,13 @@ func (a *allocator) allocate(want []netip.Addr) ([]netip.Addr, error) {
 	return out, nil
 }
 
+// reserve marks addr taken in the range holding it, if any.
+func (a *allocator) reserve(addr netip.Addr) {
+	for _, r := range a.ranges {
+		r.reserve(addr)
+	}
+}
+
 func (a *allocator) release(addrs []netip.Addr) {
 	for _, addr := range addrs {
 		for _, r := range a.ranges {

@@ -59,10 +59,12 @@ type simPod struct {
 	seen      time.Time
 	behaviour behaviour
 	sandbox   bool
-	ips       []netip.Addr
-	hostIPs   bool
-	init      []*simContainer
-	main      []*simContainer
+	// hadSandbox: the sandbox was stopped (a finished pod).
+	hadSandbox bool
+	ips        []netip.Addr
+	hostIPs    bool
+	init       []*simContainer
+	main       []*simContainer
 }
 
 type simContainer struct {
@@ -211,7 +213,7 @@ func (r *Runtime) stopLocked(p *simPod, now time.Time) {
 		c.waitReason, c.waitMessage = "", ""
 	}
 	if p.sandbox {
-		p.sandbox = false
+		p.sandbox, p.hadSandbox = false, true
 		if !p.hostIPs && r.ips != nil {
 			r.ips.release(p.ips)
 		}
@@ -325,10 +327,13 @@ func (r *Runtime) createSandbox(pod *corev1.Pod, p *simPod) error {
 			return err
 		}
 		r.ips, r.ipsFor = a, key
-		// Addresses of the pods that have them stay theirs.
+		// A pod keeps its address for life (the node got its podCIDR after
+		// the pod started): the new range only must not hand it out again.
 		for _, other := range r.pods {
 			if other.sandbox && !other.hostIPs {
-				other.ips, _ = a.allocate(other.ips)
+				for _, ip := range other.ips {
+					a.reserve(ip)
+				}
 			}
 		}
 	}
@@ -388,7 +393,7 @@ func (c *simContainer) nextBackoff(now time.Time) {
 }
 
 func (p *simPod) status(uid types.UID) *container.PodStatus {
-	s := &container.PodStatus{UID: uid, SandboxReady: p.sandbox}
+	s := &container.PodStatus{UID: uid, SandboxReady: p.sandbox, SandboxCreated: p.sandbox || p.hadSandbox}
 	for _, ip := range p.ips {
 		s.IPs = append(s.IPs, ip.String())
 	}

@@ -155,6 +155,9 @@ func TestExitNever(t *testing.T) {
 		if got := s.condition(corev1.PodReady); got != "False "+wantReason {
 			t.Errorf("exit code %s: Ready %s", code, got)
 		}
+		if got := s.condition(corev1.PodReadyToStartContainers); got != "False PodSandboxNotReady pod sandbox is not ready" {
+			t.Errorf("exit code %s: PodReadyToStartContainers %s", code, got)
+		}
 		if s.pod.Status.PodIP != "10.244.3.2" {
 			t.Errorf("a finished pod keeps reporting its IP: %q", s.pod.Status.PodIP)
 		}

@@ -27,6 +27,7 @@ const (
 	ReasonReadinessGatesNotReady   = "ReadinessGatesNotReady"
 	ReasonPodSandboxNotReady       = "PodSandboxNotReady"
 	messageNoPodSandbox            = "no pod sandbox exists"
+	messageSandboxNotReady         = "pod sandbox is not ready"
 )
 
 // Options are what the status depends on besides the pod and its runtime.
@@ -84,9 +85,8 @@ func Generate(pod *corev1.Pod, rs *container.PodStatus, o Options) corev1.PodSta
 	ready := corev1.PodCondition{Type: corev1.PodReadyToStartContainers, Status: corev1.ConditionTrue, ObservedGeneration: gen}
 	if !rs.SandboxReady {
 		ready.Status, ready.Reason, ready.Message = corev1.ConditionFalse, ReasonPodSandboxNotReady, messageNoPodSandbox
-		if terminal(s.Phase) {
-			// A finished pod's sandbox is gone by design.
-			ready.Reason, ready.Message = "", ""
+		if rs.SandboxCreated {
+			ready.Message = messageSandboxNotReady
 		}
 	}
 	containersReady := containersReadyCondition(pod, all, s.Phase)
