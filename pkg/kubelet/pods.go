@@ -223,9 +223,7 @@ func (w *PodWorkers) sync(ctx context.Context, key string) (time.Duration, error
 		if h.Recorder != nil {
 			h.Recorder.Eventf(pod, corev1.EventTypeWarning, r.Reason(), "%s", r.Error())
 		}
-		rejected := status.Generate(pod, nil, w.options(h, false))
-		rejected.Phase, rejected.Reason, rejected.Message = corev1.PodFailed, r.Reason(), admission.MessagePrefix+r.Error()
-		_, err := w.status.SetPodStatus(ctx, pod, rejected)
+		_, err := w.status.SetPodStatus(ctx, pod, status.Rejected(pod, r.Reason(), admission.MessagePrefix+r.Error(), w.clock.Now()))
 		return 0, err
 	}
 	res, err := h.Runtime.SyncPod(ctx, pod)

@@ -118,6 +118,14 @@ metadata: {name: bound}
 spec:
   containers:
   - {name: a, image: busybox}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: elsewhere}
+spec:
+  nodeName: not-simulated
+  containers:
+  - {name: a, image: busybox}
 `
 
 // TestSimulatedPods: pods bound to simulated nodes run as upstream's
@@ -142,8 +150,9 @@ func TestSimulatedPods(t *testing.T) {
 	k := newKctl(t, resolveKubectl(t, paths[len(paths)-1]), srv)
 
 	watchesBefore := podWatches(t, k)
-	startAgent(t, srv, "--simulate", "3", "--simulate-capacity", "cpu=2,memory=4Gi,pods=10",
-		"--simulate-pod-cidr-from-node", "--simulate-start-delay", "500ms")
+	agentArgs := []string{"--simulate", "3", "--simulate-capacity", "cpu=2,memory=4Gi,pods=10",
+		"--simulate-pod-cidr-from-node", "--simulate-start-delay", "500ms"}
+	agent := startAgent(t, srv, agentArgs...)
 	eventually(t, 20*time.Second, func() string {
 		for i := range 3 {
 			n, err := admin.CoreV1().Nodes().Get(ctx, fmt.Sprintf("sim-%d", i), metav1.GetOptions{})
@@ -296,6 +305,13 @@ func TestSimulatedPods(t *testing.T) {
 		ips[ip] = name
 	}
 
+	// A pod of a node the agent does not run is left alone.
+	var elsewhere corev1.Pod
+	k.getJSON(t, &elsewhere, "pod", "elsewhere")
+	if elsewhere.Status.Phase != corev1.PodPending || len(elsewhere.Status.ContainerStatuses) > 0 || elsewhere.Status.PodIP != "" {
+		t.Errorf("pod of another node touched: %+v", elsewhere.Status)
+	}
+
 	// Graceful deletion: kubectl delete waits for the pod to be gone, which
 	// takes the agent's confirming DELETE (the grace period is 30s).
 	started := time.Now()
@@ -308,6 +324,31 @@ func TestSimulatedPods(t *testing.T) {
 	// One watch of pods for three nodes.
 	if after := podWatches(t, k); after-watchesBefore != 1 {
 		t.Errorf("pod watches went from %d to %d with the agent running, want one more", watchesBefore, after)
+	}
+
+	// Killed and started again, the agent finds its pods as they were (a
+	// kubelet finds its containers in the runtime): same container IDs,
+	// IP and start time, no restart; and runs new pods.
+	before := unready.Status
+	_ = agent.cmd.Process.Kill()
+	<-agent.exited
+	startAgent(t, srv, agentArgs...)
+	k.okStdin(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: after}\nspec:\n  nodeName: sim-0\n  containers:\n  - {name: a, image: busybox}\n", "apply", "-f", "-")
+	eventually(t, 20*time.Second, func() string {
+		if phase := k.jsonpath(t, "{.status.phase}", "pod", "after"); phase != "Running" {
+			return "pod after the restart: " + phase
+		}
+		return ""
+	})
+	var again corev1.Pod
+	k.getJSON(t, &again, "pod", "unready")
+	if again.Status.PodIP != before.PodIP || !again.Status.StartTime.Equal(before.StartTime) ||
+		again.Status.ContainerStatuses[0].ContainerID != before.ContainerStatuses[0].ContainerID ||
+		again.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("after the agent's restart: %+v\nbefore: %+v", again.Status, before)
+	}
+	if ip := k.jsonpath(t, "{.status.podIP}", "pod", "after"); ip == before.PodIP {
+		t.Errorf("new pod got the IP %s of a running pod", ip)
 	}
 }
 

@@ -121,6 +121,18 @@ func Generate(pod *corev1.Pod, rs *container.PodStatus, o Options) corev1.PodSta
 	return s
 }
 
+// Rejected is the status of a pod the node did not admit, as upstream's
+// kubelet writes it: Failed with the reason, no containers, no conditions
+// of the kubelet's.
+func Rejected(pod *corev1.Pod, reason, message string, now time.Time) corev1.PodStatus {
+	s := corev1.PodStatus{Phase: corev1.PodFailed, Reason: reason, Message: message,
+		QOSClass: qos.PodQOS(pod), ObservedGeneration: pod.Generation, StartTime: pod.Status.StartTime}
+	if s.StartTime == nil {
+		s.StartTime = ptr.To(metav1.NewTime(now))
+	}
+	return s
+}
+
 func podIPs[T corev1.PodIP | corev1.HostIP](ips []string) []T {
 	var out []T
 	for _, ip := range ips {
