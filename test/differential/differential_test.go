@@ -114,11 +114,12 @@ func startServers(t *testing.T) (up, sk *target) {
 	wg.Go(func() {
 		upServer, upErr = harness.StartUpstream(ctx, harness.Options{Dir: filepath.Join(dir, "upstream")})
 	})
-	// Node IPAM would give the corpus's Nodes spec.podCIDRs that upstream
-	// kube-apiserver alone (no kube-controller-manager) never sets.
+	// The API server alone, as upstream's: skiff server's controllers
+	// would act on the corpus's objects (node IPAM sets spec.podCIDRs, the
+	// node lifecycle controller taints Nodes) where upstream kube-apiserver
+	// alone (no kube-controller-manager) never does.
 	wg.Go(func() {
-		skServer, skErr = harness.StartSkiff(ctx, harness.Options{Dir: filepath.Join(dir, "skiff"),
-			Args: []string{"--allocate-node-cidrs=false"}})
+		skServer, skErr = harness.StartSkiff(ctx, harness.Options{Dir: filepath.Join(dir, "skiff"), Command: "apiserver"})
 	})
 	wg.Wait()
 	t.Cleanup(func() {
