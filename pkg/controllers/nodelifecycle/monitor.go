@@ -65,6 +65,7 @@ func (c *Controller) Run(ctx context.Context) {
 // health, the NoExecute taints wanted, its pods marked not Ready when it
 // turns, and the zones' states.
 func (c *Controller) monitor(ctx context.Context) error {
+	c.init()
 	logger := klog.FromContext(ctx)
 	var list corev1.NodeList
 	if err := c.Client.List(ctx, &list); err != nil {
@@ -305,6 +306,7 @@ func (c *Controller) markReachable(ctx context.Context, node *corev1.Node) (bool
 // taintPass gives the queued nodes their NoExecute taint at their zones'
 // rates (upstream's doNoExecuteTaintingPass).
 func (c *Controller) taintPass(ctx context.Context) {
+	c.init()
 	logger := klog.FromContext(ctx)
 	c.mu.Lock()
 	queues := make([]*taintQueue, 0, len(c.tainters))

@@ -23,6 +23,9 @@ type taintQueue struct {
 	pending []queued // by processAt
 	members map[string]bool
 	limiter flowcontrol.RateLimiter
+	// qps is the limiter's: the never-accepting limiter of rate 0
+	// reports 1.
+	qps float32
 }
 
 type queued struct {
@@ -31,7 +34,7 @@ type queued struct {
 }
 
 func newTaintQueue(qps float32, clk clock.Clock) *taintQueue {
-	return &taintQueue{clock: clk, members: map[string]bool{}, limiter: newLimiter(qps, clk)}
+	return &taintQueue{clock: clk, members: map[string]bool{}, limiter: newLimiter(qps, clk), qps: qps}
 }
 
 func newLimiter(qps float32, clk clock.Clock) flowcontrol.RateLimiter {
@@ -110,7 +113,7 @@ func (q *taintQueue) try(fn func(name string) (done bool, retryAfter time.Durati
 func (q *taintQueue) setRate(qps float32) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.limiter.QPS() == qps {
+	if q.qps == qps {
 		return
 	}
 	l := newLimiter(qps, q.clock)
@@ -118,11 +121,11 @@ func (q *taintQueue) setRate(qps float32) {
 		l.TryAccept()
 	}
 	q.limiter.Stop()
-	q.limiter = l
+	q.limiter, q.qps = l, qps
 }
 
 func (q *taintQueue) rate() float32 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.limiter.QPS()
+	return q.qps
 }
