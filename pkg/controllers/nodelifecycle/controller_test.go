@@ -278,7 +278,9 @@ func TestWithTaintsKeepsTimeAdded(t *testing.T) {
 
 func TestZoneState(t *testing.T) {
 	c := &Controller{Config: DefaultConfig()}
-	cond := func(s corev1.ConditionStatus) *corev1.NodeCondition { return &corev1.NodeCondition{Type: corev1.NodeReady, Status: s} }
+	cond := func(s corev1.ConditionStatus) *corev1.NodeCondition {
+		return &corev1.NodeCondition{Type: corev1.NodeReady, Status: s}
+	}
 	T, F, U := cond(corev1.ConditionTrue), cond(corev1.ConditionFalse), cond(corev1.ConditionUnknown)
 	for _, tc := range []struct {
 		conds []*corev1.NodeCondition
@@ -286,7 +288,7 @@ func TestZoneState(t *testing.T) {
 	}{
 		{[]*corev1.NodeCondition{T, T}, stateNormal},
 		{[]*corev1.NodeCondition{U, F, nil}, stateFullDisruption},
-		{[]*corev1.NodeCondition{T, U, U}, stateNormal},       // two not Ready: never partial
+		{[]*corev1.NodeCondition{T, U, U}, stateNormal}, // two not Ready: never partial
 		{[]*corev1.NodeCondition{T, U, U, U}, statePartialDisruption},
 		{[]*corev1.NodeCondition{T, T, T, U, U, U}, stateNormal}, // 0.5 < 0.55
 	} {
