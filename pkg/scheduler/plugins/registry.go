@@ -1,0 +1,35 @@
+// Package plugins assembles the scheduler's in-tree plugins.
+package plugins
+
+import (
+	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/defaultbinder"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/imagelocality"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/names"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/nodeaffinity"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/nodename"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/nodeports"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/noderesources"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/nodeunschedulable"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/queuesort"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/schedulinggates"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/tainttoleration"
+)
+
+// NewInTreeRegistry maps upstream's in-tree plugin names to skiff's
+// factories. One entry per line, so adding a plugin is a one-line change.
+func NewInTreeRegistry() framework.Registry {
+	return framework.Registry{
+		names.PrioritySort:                    queuesort.New,
+		names.SchedulingGates:                 schedulinggates.New,
+		names.NodeName:                        nodename.New,
+		names.NodeUnschedulable:               nodeunschedulable.New,
+		names.TaintToleration:                 tainttoleration.New,
+		names.NodeAffinity:                    nodeaffinity.New,
+		names.NodePorts:                       nodeports.New,
+		names.NodeResourcesFit:                noderesources.New,
+		names.NodeResourcesBalancedAllocation: noderesources.NewBalancedAllocation,
+		names.ImageLocality:                   imagelocality.New,
+		names.DefaultBinder:                   defaultbinder.New,
+	}
+}
