@@ -118,13 +118,12 @@ func (n *NodeInfo) update(pi *PodInfo, sign int64) {
 		n.Requested.SubResource(pi.Requests)
 		n.NonZeroRequested.SubResource(pi.NonZeroRequests)
 	}
-	for _, c := range pi.Pod.Spec.Containers {
-		for _, p := range c.Ports {
-			if sign > 0 {
-				n.UsedPorts.Add(p.HostIP, string(p.Protocol), p.HostPort)
-			} else {
-				n.UsedPorts.Remove(p.HostIP, string(p.Protocol), p.HostPort)
-			}
+	// Sidecars' host ports are held as long as the pod runs.
+	for _, p := range GetHostPorts(pi.Pod) {
+		if sign > 0 {
+			n.UsedPorts.Add(p.HostIP, string(p.Protocol), p.HostPort)
+		} else {
+			n.UsedPorts.Remove(p.HostIP, string(p.Protocol), p.HostPort)
 		}
 	}
 	n.Generation = nextGeneration()

@@ -108,3 +108,25 @@ func TestDeleteHint(t *testing.T) {
 		}
 	}
 }
+
+// An existing pod's sidecar holds its host port on the node.
+func TestExistingSidecarPort(t *testing.T) {
+	always := v1.ContainerRestartPolicyAlways
+	existing := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "e", UID: "e"}, Spec: v1.PodSpec{
+		InitContainers: []v1.Container{{Name: "side", RestartPolicy: &always, Ports: []v1.ContainerPort{{HostPort: 9000}}}},
+		Containers:     []v1.Container{{Name: "app"}},
+	}}
+	p, _ := New(context.Background(), nil, nil)
+	pl := p.(*NodePorts)
+	want := pod("TCP/0.0.0.0/9000")
+	state := framework.NewCycleState()
+	pl.PreFilter(context.Background(), state, want, nil)
+	ni := testhandle.NodeInfo(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}}, existing)
+	if got := pl.Filter(context.Background(), state, want, ni); !got.Equal(noFree) {
+		t.Errorf("Filter = %v, want %v", got, noFree)
+	}
+	ni.RemovePod(existing)
+	if got := pl.Filter(context.Background(), state, want, ni); !got.IsSuccess() {
+		t.Errorf("after removal Filter = %v, want success", got)
+	}
+}
