@@ -140,6 +140,16 @@ func TestFailureMessages(t *testing.T) {
 			want: "preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling.",
 		},
 		{
+			name:  "every node unresolvable",
+			pod:   mkPod("p", 10, "2", -1),
+			nodes: []*framework.NodeInfo{ni(mkNode("n1", "2"), mkPod("a", 1, "2", 0)), ni(mkNode("n2", "2"))},
+			except: map[string]*framework.Status{
+				"n1": framework.NewStatus(framework.UnschedulableAndUnresolvable, "node(s) didn't match Pod's node affinity/selector"),
+				"n2": framework.NewStatus(framework.UnschedulableAndUnresolvable, "node(s) didn't match Pod's node affinity/selector"),
+			},
+			want: "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.",
+		},
+		{
 			name: "removing every lower-priority pod is not enough",
 			pod:  mkPod("p", 10, "3", -1),
 			nodes: []*framework.NodeInfo{
@@ -463,5 +473,29 @@ func TestDryRunStopsAtEnoughCandidates(t *testing.T) {
 	cands, _, err := pl.dryRunPreemption(context.Background(), framework.NewCycleState(), mkPod("p", 10, "2", -1), nodes, nil, 2, 1)
 	if err != nil || len(cands) != 1 || cands[0].node != "n2" {
 		t.Errorf("%v %+v", err, cands)
+	}
+}
+
+// TestNoCandidatesClearsNomination: as upstream (ModeOverride with ""),
+// a preemptor that no node can take any more loses its old nomination.
+func TestNoCandidatesClearsNomination(t *testing.T) {
+	preemptor := mkPod("p", 10, "2", -1)
+	preemptor.Status.NominatedNodeName = "n1"
+	nodes := []*framework.NodeInfo{ni(mkNode("n1", "2"), mkPod("a", 20, "2", 0))}
+	pl, h := setup(t, nodes, preemptor)
+	h.Client.ClearActions()
+	_, st := pl.PostFilter(context.Background(), framework.NewCycleState(), preemptor, allUnschedulable(nodes, map[string]*framework.Status{
+		"n1": framework.NewStatus(framework.UnschedulableAndUnresolvable, "gone")}))
+	if st.Message() != "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling." {
+		t.Errorf("%v", st)
+	}
+	var patches []string
+	for _, a := range h.Client.Actions() {
+		if p, ok := a.(clienttesting.PatchAction); ok {
+			patches = append(patches, p.GetName()+" "+string(p.GetPatch()))
+		}
+	}
+	if len(patches) != 1 || patches[0] != `p {"status":{"nominatedNodeName":null}}` {
+		t.Errorf("patches %q", patches)
 	}
 }
