@@ -301,3 +301,27 @@ func taintOf(n *corev1.Node, effect corev1.TaintEffect) *corev1.Taint {
 	}
 	return nil
 }
+
+// TestNodeLifecycleRefusesBadFlags: skiff server and controller-manager
+// refuse node lifecycle flags that cannot work, naming the flag.
+func TestNodeLifecycleRefusesBadFlags(t *testing.T) {
+	bin, err := harness.SkiffBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"controller-manager", "--kubeconfig", "x", "--node-monitor-grace-period=-1s"}, "--node-monitor-grace-period must be positive, got -1s"},
+		{[]string{"controller-manager", "--kubeconfig", "x", "--node-monitor-period=0"}, "--node-monitor-period must be positive, got 0s"},
+		{[]string{"server", "--data-dir", t.TempDir(), "--node-startup-grace-period=-5s"}, "--node-startup-grace-period must be positive, got -5s"},
+		{[]string{"server", "--data-dir", t.TempDir(), "--node-eviction-rate=-1"}, "--node-eviction-rate must not be negative, got -1"},
+		{[]string{"server", "--data-dir", t.TempDir(), "--unhealthy-zone-threshold=1.5"}, "--unhealthy-zone-threshold must be between 0 and 1, got 1.5"},
+	} {
+		r := runProcess(procOpts{}, bin, c.args...)
+		if r.err == nil || !strings.Contains(r.combined(), c.want) {
+			t.Errorf("skiff %v: %v %q, want an error with %q", c.args, r.err, abbreviate(r.combined()), c.want)
+		}
+	}
+}

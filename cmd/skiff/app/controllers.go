@@ -89,9 +89,7 @@ func (c *controllerOptions) validate() []error {
 	if _, err := c.nodeIPAM(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.NodeLifecycle.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.NodeLifecycle.Validate()...)
 	return errs
 }
 

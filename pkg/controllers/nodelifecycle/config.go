@@ -1,7 +1,6 @@
 package nodelifecycle
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
@@ -45,8 +44,9 @@ func DefaultConfig() Config {
 }
 
 // Validate refuses what cannot work: periods that are not positive,
-// negative rates and sizes, and a threshold that is not a fraction.
-func (c Config) Validate() error {
+// negative rates and sizes, and a threshold that is not a fraction; one
+// error per flag.
+func (c Config) Validate() []error {
 	var errs []error
 	for _, d := range []struct {
 		flag string
@@ -70,5 +70,5 @@ func (c Config) Validate() error {
 	if c.UnhealthyZoneThreshold < 0 || c.UnhealthyZoneThreshold > 1 {
 		errs = append(errs, fmt.Errorf("--unhealthy-zone-threshold must be between 0 and 1, got %g", c.UnhealthyZoneThreshold))
 	}
-	return errors.Join(errs...)
+	return errs
 }

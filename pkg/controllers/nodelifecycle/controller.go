@@ -24,6 +24,7 @@ package nodelifecycle
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -108,8 +109,8 @@ func (c *Controller) init() {
 // SetupWithManager adds the health and tainting loops and the reconcilers
 // of NoSchedule taints (nodes) and readiness (pods bound to a node).
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
-	if err := c.Config.Validate(); err != nil {
-		return err
+	if errs := c.Config.Validate(); len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, podNodeIndex, func(o client.Object) []string {
 		if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName != "" {

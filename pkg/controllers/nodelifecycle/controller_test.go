@@ -2,6 +2,7 @@ package nodelifecycle
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -425,14 +426,18 @@ func TestTaintQueueRate(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	if err := DefaultConfig().Validate(); err != nil {
-		t.Error(err)
+	if errs := DefaultConfig().Validate(); len(errs) > 0 {
+		t.Error(errs)
 	}
 	cfg := DefaultConfig()
 	cfg.MonitorGracePeriod = -time.Second
 	cfg.EvictionRate = -1
 	cfg.UnhealthyZoneThreshold = 2
-	err := cfg.Validate()
+	errs := cfg.Validate()
+	if len(errs) != 3 {
+		t.Errorf("errors %v, want 3", errs)
+	}
+	err := errors.Join(errs...)
 	for _, want := range []string{"--node-monitor-grace-period must be positive, got -1s", "--node-eviction-rate must not be negative", "--unhealthy-zone-threshold must be between 0 and 1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want %q", err, want)
