@@ -17,7 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 )
 
 // simPodsManifest are the pods of TestSimulatedPods, bound at creation
@@ -463,10 +465,49 @@ func TestSimulatedPodsAtScale(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// One watch counts the Running pods: polling lists of thousands of
+	// pods would load the server more than the agent does.
+	var running atomic.Int64
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
+	seen := map[string]bool{}
+	var seenMu sync.Mutex
+	count := func(obj any) {
+		if p, ok := obj.(*corev1.Pod); ok && p.Status.Phase == corev1.PodRunning {
+			seenMu.Lock()
+			if !seen[p.Name] {
+				seen[p.Name] = true
+				running.Add(1)
+			}
+			seenMu.Unlock()
+		}
+	}
+	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: count, UpdateFunc: func(_, obj any) { count(obj) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	factory.Start(stop)
+	waitFor := func(timeout time.Duration, done func() string) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for {
+			msg := done()
+			if msg == "" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %s: %s", timeout, msg)
+			}
+			time.Sleep(2 * time.Second)
+		}
+	}
+
 	started := time.Now()
 	agent := startAgent(t, srv, "--simulate", strconv.Itoa(nodes))
 	pid := agent.cmd.Process.Pid
-	eventually(t, 10*time.Minute, func() string {
+	waitFor(10*time.Minute, func() string {
 		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return err.Error()
@@ -507,14 +548,10 @@ func TestSimulatedPodsAtScale(t *testing.T) {
 	if n := failed.Load(); n > 0 {
 		t.Fatalf("%d pod creates failed", n)
 	}
-	t.Logf("%d pods created in %s; agent %s", nodes*perNode, time.Since(started).Round(time.Second), procUsage(t, pid))
-	eventually(t, 20*time.Minute, func() string {
-		list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0", FieldSelector: "status.phase=Running"})
-		if err != nil {
-			return err.Error()
-		}
-		if len(list.Items) < nodes*perNode {
-			return fmt.Sprintf("%d of %d pods Running", len(list.Items), nodes*perNode)
+	t.Logf("%d pods created in %s, %d Running; agent %s", nodes*perNode, time.Since(started).Round(time.Second), running.Load(), procUsage(t, pid))
+	waitFor(20*time.Minute, func() string {
+		if n := running.Load(); n < int64(nodes*perNode) {
+			return fmt.Sprintf("%d of %d pods Running", n, nodes*perNode)
 		}
 		return ""
 	})
@@ -522,10 +559,37 @@ func TestSimulatedPodsAtScale(t *testing.T) {
 	elapsed := time.Since(started)
 	t.Logf("all %d pods Running %s after the first create; agent used %.1f CPU-seconds (%.0f%% of one core); %s",
 		nodes*perNode, elapsed.Round(time.Second), busy.Seconds(), 100*busy.Seconds()/elapsed.Seconds(), procUsage(t, pid))
-	idleFrom := procCPU(t, pid)
-	time.Sleep(60 * time.Second)
+	idleFrom, requestsFrom := procCPU(t, pid), agentRequests(t, client)
+	const window = 60 * time.Second
+	time.Sleep(window)
 	idle := procCPU(t, pid) - idleFrom
-	t.Logf("steady state (leases, node status, %d pods): %.1f%% of one core; %s", nodes*perNode, 100*idle.Seconds()/60, procUsage(t, pid))
+	requests := agentRequests(t, client) - requestsFrom
+	t.Logf("steady state (%d nodes, %d pods): %.1f%% of one core, %.2f requests/s per node (leases, node and pod status); %s",
+		nodes, nodes*perNode, 100*idle.Seconds()/window.Seconds(), requests/window.Seconds()/float64(nodes), procUsage(t, pid))
+}
+
+// agentRequests counts the writes an agent makes: Lease updates, node and
+// pod status patches, from the API server's apiserver_request_total.
+func agentRequests(t *testing.T, client kubernetes.Interface) float64 {
+	t.Helper()
+	data, err := client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		if (strings.Contains(line, `resource="leases"`) && strings.Contains(line, `verb="PUT"`)) ||
+			(strings.Contains(line, `subresource="status"`) && strings.Contains(line, `verb="PATCH"`) &&
+				(strings.Contains(line, `resource="pods"`) || strings.Contains(line, `resource="nodes"`))) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += v
+		}
+	}
+	return n
 }
 
 // procCPU is the process's user+system CPU time.
