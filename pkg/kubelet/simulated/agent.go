@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,12 +85,14 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options) error {
 			Allocatable: o.Capacity, Ready: Ready, Recorder: recorder})
 		simNodes = append(simNodes, &kubelet.Node{Config: config, Client: client, Runtime: rt, Nodes: lister})
 	}
-	// The agent never reads managedFields: not keeping them in the caches
-	// saves a good part of their memory at thousands of pods.
-	for _, informer := range []cache.SharedIndexInformer{pods.Informer(), nodes.Informer()} {
-		if err := informer.SetTransform(dropManagedFields); err != nil {
-			return err
-		}
+	// The caches keep only what the simulation reads: at thousands of pods
+	// their volumes, env, probes and managedFields would be most of the
+	// agent's memory.
+	if err := pods.Informer().SetTransform(slimPod); err != nil {
+		return err
+	}
+	if err := nodes.Informer().SetTransform(dropManagedFields); err != nil {
+		return err
 	}
 	if _, err := pods.Informer().AddEventHandler(workers.Handler()); err != nil {
 		return err
@@ -130,6 +133,59 @@ func dropManagedFields(obj any) (any, error) {
 		m.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// slimPod is the part of a pod a simulated node reads: identity,
+// annotations, deletion, the containers' names, images, resources and
+// restart policies, what decides the phase, QoS and IPs, and the status.
+func slimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	slim := &corev1.Pod{
+		TypeMeta: pod.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
+			Generation: pod.Generation, CreationTimestamp: pod.CreationTimestamp,
+			DeletionTimestamp: pod.DeletionTimestamp, DeletionGracePeriodSeconds: pod.DeletionGracePeriodSeconds,
+			Annotations: simAnnotations(pod.Annotations),
+		},
+		Spec: corev1.PodSpec{
+			NodeName: pod.Spec.NodeName, RestartPolicy: pod.Spec.RestartPolicy, HostNetwork: pod.Spec.HostNetwork,
+			ReadinessGates: pod.Spec.ReadinessGates, Overhead: pod.Spec.Overhead, Resources: pod.Spec.Resources,
+			TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
+			InitContainers:                slimContainers(pod.Spec.InitContainers),
+			Containers:                    slimContainers(pod.Spec.Containers),
+		},
+		Status: pod.Status,
+	}
+	return slim, nil
+}
+
+func slimContainers(containers []corev1.Container) []corev1.Container {
+	if containers == nil {
+		return nil
+	}
+	out := make([]corev1.Container, len(containers))
+	for i, c := range containers {
+		out[i] = corev1.Container{Name: c.Name, Image: c.Image, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+	}
+	return out
+}
+
+// simAnnotations are the skiff.dev/sim-* annotations only.
+func simAnnotations(annotations map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range annotations {
+		if strings.HasPrefix(k, "skiff.dev/sim-") {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func internalIPs(addresses []corev1.NodeAddress) []string {
