@@ -15,7 +15,7 @@ func TestSlimPodKeepsWhatTheSimulationReads(t *testing.T) {
 	guaranteed.Limits = guaranteed.Requests
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u", Generation: 3,
-			Annotations: map[string]string{AnnotationReady: "false", "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+			Annotations:   map[string]string{AnnotationReady: "false", "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
 		Spec: corev1.PodSpec{
 			NodeName: "sim-0", RestartPolicy: corev1.RestartPolicyNever, HostNetwork: true,
