@@ -173,6 +173,8 @@ func TestAgentRefusesBadFlags(t *testing.T) {
 		{[]string{"--kubeconfig", "x", "--simulate", "1", "--simulate-capacity", "cpu=lots"}, `--simulate-capacity: resource cpu: quantity "lots"`},
 		{[]string{"--kubeconfig", "x", "--simulate", "1", "--simulate-labels", "bad key=v"}, `--simulate-labels: label key "bad key"`},
 		{[]string{"--simulate", "1"}, "--kubeconfig is required"},
+		{[]string{"--kubeconfig", "x", "--simulate", "1", "--simulate-start-delay", "-1s"}, "--simulate-start-delay must not be negative"},
+		{[]string{"--kubeconfig", "x", "--simulate", "1", "--simulate-pod-workers", "0"}, "--simulate-pod-workers must be positive"},
 	} {
 		r := runProcess(procOpts{}, bin, append([]string{"agent"}, c.args...)...)
 		// klog quotes the error: \" for ".
