@@ -19,9 +19,12 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/pkg/scheduler/cache"
+	"github.com/skiff-dev/skiff/pkg/scheduler/config"
 	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins"
 	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/defaultbinder"
 	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/defaultpreemption"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/internal/testhandle"
 	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/interpodaffinity"
 	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/noderesources"
 	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/podtopologyspread"
@@ -179,5 +182,50 @@ func TestNoVictimsMessageThroughRuntime(t *testing.T) {
 	}
 	if got := e.deleted(); len(got) != 0 {
 		t.Errorf("deleted %v", got)
+	}
+}
+
+// TestDefaultProfileBuilds: upstream's default profile, as the
+// configuration defaults it, builds from the in-tree registry with every
+// plugin of this change in its extension points.
+func TestDefaultProfileBuilds(t *testing.T) {
+	cfg := &configv1.KubeSchedulerConfiguration{}
+	config.SetDefaults(cfg)
+	h := testhandle.New(nil)
+	fw, err := schedruntime.New(context.Background(), plugins.NewInTreeRegistry(), &cfg.Profiles[0], schedruntime.Options{
+		ClientSet: h.Client, InformerFactory: h.Informers, EventRecorder: h.Recorder,
+		Snapshot: func() framework.SharedLister { return h }, Parallelism: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fw.ListPlugins()
+	has := func(point, name string) bool {
+		for _, n := range got[point] {
+			if n == name {
+				return true
+			}
+		}
+		return false
+	}
+	for point, names := range map[string][]string{
+		"PreFilter":  {interpodaffinity.Name, podtopologyspread.Name, "VolumeRestrictions", "VolumeBinding", "VolumeZone", "NodeVolumeLimits"},
+		"Filter":     {interpodaffinity.Name, podtopologyspread.Name, "VolumeRestrictions", "VolumeBinding", "VolumeZone", "NodeVolumeLimits"},
+		"PostFilter": {defaultpreemption.Name},
+		"PreScore":   {interpodaffinity.Name, podtopologyspread.Name},
+		"Score":      {interpodaffinity.Name, podtopologyspread.Name},
+	} {
+		for _, n := range names {
+			if !has(point, n) {
+				t.Errorf("%s not at %s: %v", n, point, got[point])
+			}
+		}
+	}
+	// Upstream's default weights.
+	if w := fw.ScoreWeight(interpodaffinity.Name); w != 2 {
+		t.Errorf("InterPodAffinity weight %d", w)
+	}
+	if w := fw.ScoreWeight(podtopologyspread.Name); w != 2 {
+		t.Errorf("PodTopologySpread weight %d", w)
 	}
 }
