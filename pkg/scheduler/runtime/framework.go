@@ -265,7 +265,9 @@ func (f *Framework) ProfileName() string { return f.profileName }
 func (f *Framework) PercentageOfNodesToScore() int32 { return f.percentage }
 
 // QueueSortLess is the QueueSort plugin's order.
-func (f *Framework) QueueSortLess() func(a, b *framework.QueuedPodInfo) bool { return f.queueSort[0].Less }
+func (f *Framework) QueueSortLess() func(a, b *framework.QueuedPodInfo) bool {
+	return f.queueSort[0].Less
+}
 
 // PreEnqueuePlugins are the profile's PreEnqueue plugins.
 func (f *Framework) PreEnqueuePlugins() []framework.PreEnqueuePlugin { return f.preEnqueue }

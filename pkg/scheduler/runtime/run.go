@@ -381,4 +381,3 @@ func (f *Framework) RunPostBindPlugins(ctx context.Context, state *framework.Cyc
 		pl.PostBind(ctx, state, pod, nodeName)
 	}
 }
-
