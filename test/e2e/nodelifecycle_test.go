@@ -104,7 +104,7 @@ func TestNodeLifecycle(t *testing.T) {
 	killed := time.Now()
 
 	deadline := lifecycleGrace + 10*time.Second
-	var taintedAt time.Time
+	taintedAt := map[string]time.Time{}
 	eventually(t, deadline, func() string {
 		nodes, problem := getNodes(k)
 		if problem != "" {
@@ -127,9 +127,7 @@ func TestNodeLifecycle(t *testing.T) {
 			if noExecute.TimeAdded == nil {
 				return name + ": NoExecute taint without timeAdded"
 			}
-			if noExecute.TimeAdded.After(taintedAt) {
-				taintedAt = noExecute.TimeAdded.Time
-			}
+			taintedAt[name] = noExecute.TimeAdded.Time
 		}
 		if s := readyStatus(nodes["keep-0"]); s != corev1.ConditionTrue {
 			return "keep-0 Ready=" + string(s)
@@ -151,7 +149,7 @@ func TestNodeLifecycle(t *testing.T) {
 	})
 	// The others deleted 5s after the taint: gone, or (the agent being
 	// dead) terminating.
-	for _, name := range []string{"five-0", "five-1"} {
+	for i, name := range []string{"five-0", "five-1"} {
 		eventually(t, 15*time.Second, func() string {
 			p, problem := getPod(k, name)
 			if problem == "gone" {
@@ -175,7 +173,7 @@ func TestNodeLifecycle(t *testing.T) {
 			}
 			// Times have seconds only.
 			deletedAt := p.DeletionTimestamp.Add(-time.Duration(*p.DeletionGracePeriodSeconds) * time.Second)
-			if early := deletedAt.Sub(taintedAt); early < 5*time.Second-2*time.Second {
+			if early := deletedAt.Sub(taintedAt[victims[i]]); early < 5*time.Second-2*time.Second {
 				t.Errorf("pod %s deleted %s after the taint, before its tolerationSeconds", name, early)
 			}
 			return ""
@@ -197,6 +195,17 @@ func TestNodeLifecycle(t *testing.T) {
 		"-o", "jsonpath={range .items[*]}{.source.component} {.reason} {.message}{\"\\n\"}{end}")
 	if want := "node-controller NodeNotReady Node sim-0 status is now: NodeNotReady"; !strings.Contains(nodeEvents, want) {
 		t.Errorf("no event %q in:\n%s", want, nodeEvents)
+	}
+
+	// Upstream's metrics, on skiff server's /metrics: both nodes tainted,
+	// both pods deleted, the zone's size and health.
+	metrics := k.ok(t, "get", "--raw", "/metrics")
+	for _, want := range []string{`node_collector_evictions_total{zone=""} 2`, "taint_eviction_controller_pod_deletions_total 2",
+		`node_collector_zone_size{zone=""} 3`, `node_collector_unhealthy_nodes_in_zone{zone=""} 2`, "node_collector_update_all_nodes_health_duration_seconds_count",
+		"taint_eviction_controller_pod_deletion_duration_seconds_count 2"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 
 	// The agent back: Ready, no taints.

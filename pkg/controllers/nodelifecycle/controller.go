@@ -136,6 +136,7 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	if c.APIReader == nil {
 		c.APIReader = mgr.GetAPIReader()
 	}
+	registerAll()
 	c.init()
 
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {

@@ -66,6 +66,8 @@ func (c *Controller) Run(ctx context.Context) {
 // turns, and the zones' states.
 func (c *Controller) monitor(ctx context.Context) error {
 	c.init()
+	began := c.Clock.Now()
+	defer func() { updateAllNodesHealthDuration.Observe(c.Clock.Since(began).Seconds()) }()
 	logger := klog.FromContext(ctx)
 	var list corev1.NodeList
 	if err := c.Client.List(ctx, &list); err != nil {
@@ -101,6 +103,8 @@ func (c *Controller) monitor(ctx context.Context) error {
 	var zonesMu sync.Mutex
 	zoneConditions := map[string][]*corev1.NodeCondition{}
 	workqueue.ParallelizeUntil(ctx, healthWorkers, len(nodes), func(i int) {
+		began := c.Clock.Now()
+		defer func() { updateNodeHealthDuration.Observe(c.Clock.Since(began).Seconds()) }()
 		node := nodes[i].DeepCopy()
 		var observed corev1.NodeCondition
 		var current *corev1.NodeCondition
@@ -214,6 +218,7 @@ func (c *Controller) ensureZone(logger klog.Logger, node *corev1.Node) {
 		c.tainters[zone] = newTaintQueue(c.Config.EvictionRate, c.Clock)
 	}
 	logger.Info("Initializing eviction metric for zone", "zone", zone)
+	evictionsTotal.WithLabelValues(zone).Add(0)
 }
 
 func (c *Controller) tainter(node *corev1.Node) *taintQueue {
@@ -344,6 +349,7 @@ func (c *Controller) taintPass(ctx context.Context) {
 				logger.Error(err, "Unable to taint unresponsive Node", "node", klog.KRef("", name), "taint", add.Key)
 				return false, 0
 			}
+			evictionsTotal.WithLabelValues(nodetopology.GetZoneKey(node)).Inc()
 			return true, 0
 		})
 	}
@@ -360,7 +366,10 @@ func (c *Controller) handleDisruption(ctx context.Context, zoneConditions map[st
 	allFully := true
 	c.mu.Lock()
 	for zone, conds := range zoneConditions {
-		_, state := c.zoneState(conds)
+		unhealthy, state := c.zoneState(conds)
+		zoneSize.WithLabelValues(zone).Set(float64(len(conds)))
+		zoneHealth.WithLabelValues(zone).Set(float64(100*(len(conds)-unhealthy)) / float64(len(conds)))
+		unhealthyNodes.WithLabelValues(zone).Set(float64(unhealthy))
 		if state != stateFullDisruption {
 			allFully = false
 		}
@@ -376,6 +385,9 @@ func (c *Controller) handleDisruption(ctx context.Context, zoneConditions map[st
 	wasFully := true
 	for zone, state := range c.zoneStates {
 		if _, ok := zoneConditions[zone]; !ok {
+			zoneSize.WithLabelValues(zone).Set(0)
+			zoneHealth.WithLabelValues(zone).Set(100)
+			unhealthyNodes.WithLabelValues(zone).Set(0)
 			delete(c.zoneStates, zone)
 			continue
 		}

@@ -136,6 +136,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
+	registerAll()
 	r.init()
 	podChanged := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		o, ok := e.ObjectOld.(*corev1.Pod)
@@ -261,8 +262,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	logger.Info("Deleting pod", "controller", Name, "pod", req.NamespacedName, "node", klog.KObj(node))
 	r.Recorder.Eventf(podRef(req.NamespacedName), corev1.EventTypeNormal, ReasonTaintManagerEviction, "Marking for deletion Pod %s", req.NamespacedName)
-	if err := r.evict(ctx, pod); err != nil {
+	deleted, err := r.evict(ctx, pod)
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if deleted {
+		podDeletionsTotal.Inc()
+		podDeletionsLatency.Observe(r.Clock.Since(due).Seconds())
 	}
 	r.forget(req.NamespacedName)
 	return ctrl.Result{}, nil
@@ -332,30 +338,31 @@ func boundAt(pod *corev1.Pod) time.Time {
 }
 
 // evict gives the pod, as the API has it, the DisruptionTarget condition
-// and deletes it (both with its UID as precondition).
-func (r *Reconciler) evict(ctx context.Context, cached *corev1.Pod) error {
+// and deletes it (both with its UID as precondition); deleted says whether
+// it did.
+func (r *Reconciler) evict(ctx context.Context, cached *corev1.Pod) (deleted bool, err error) {
 	pod := &corev1.Pod{}
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cached), pod); err != nil {
-		return client.IgnoreNotFound(err)
+		return false, client.IgnoreNotFound(err)
 	}
 	if pod.UID != cached.UID || pod.DeletionTimestamp != nil {
-		return nil
+		return false, nil
 	}
 	if patch := disruptionTargetPatch(pod, r.Clock.Now()); patch != nil {
 		if err := r.Client.Status().Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil
+				return false, nil
 			}
-			return fmt.Errorf("failed to patch status of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+			return false, fmt.Errorf("failed to patch status of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 	}
 	uid := cached.UID
-	err := r.Client.Delete(ctx, pod, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	err = r.Client.Delete(ctx, pod, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		// Gone, or another pod of that name now.
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // disruptionTargetPatch is the strategic merge patch of pods/status that
