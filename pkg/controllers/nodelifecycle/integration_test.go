@@ -416,10 +416,12 @@ func TestNodeLifecycleAgainstAPIServer(t *testing.T) {
 	b := newKubelet(t, cs, "b")
 	c := newKubelet(t, cs, "c")
 	for _, name := range []string{"a", "b", "c"} {
-		n := waitNode(t, cs, name, 10*time.Second, taintsAre())
-		if n.Labels["beta.kubernetes.io/os"] != "linux" {
-			t.Errorf("%s: labels %v", name, n.Labels)
-		}
+		waitNode(t, cs, name, 10*time.Second, func(n *corev1.Node) string {
+			if n.Labels["beta.kubernetes.io/os"] != "linux" {
+				return fmt.Sprintf("labels %v", n.Labels)
+			}
+			return taintsAre()(n)
+		})
 	}
 	// A node that never posts its status: NeverUpdated after the startup
 	// grace period.
