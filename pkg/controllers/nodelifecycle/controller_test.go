@@ -444,3 +444,28 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// A controller (re)started on a node that is still Unknown keeps its
+// unreachable taint and timeAdded (the pods' deadlines count from it), and
+// drops one its Ready condition does not call for.
+func TestRestartKeepsTaint(t *testing.T) {
+	a, la := readyNode("a")
+	b, lb := readyNode("b")
+	for i := range b.Status.Conditions {
+		b.Status.Conditions[i].Status = corev1.ConditionUnknown
+	}
+	added := metav1.NewTime(start.Add(-time.Minute))
+	b.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: &added}}
+	c, lc := readyNode("c")
+	c.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute, TimeAdded: &added}}
+	f := newFixture(t, testConfig(), a, la, b, lb, c, lc)
+	f.monitor()
+	f.c.taintPass(context.Background())
+	got := f.node("b")
+	if len(got.Spec.Taints) != 1 || !got.Spec.Taints[0].TimeAdded.Equal(&added) {
+		t.Errorf("b taints %+v, want the unreachable one as it was", got.Spec.Taints)
+	}
+	if got := f.node("c"); len(got.Spec.Taints) != 0 {
+		t.Errorf("c (Ready) taints %+v", got.Spec.Taints)
+	}
+}
