@@ -467,3 +467,32 @@ func TestQueueingHints(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsToRegister: the pod's own relabelling (self-affinity) wakes it
+// as upstream's TargetPod event does.
+func TestEventsToRegister(t *testing.T) {
+	pl := newPlugin(t, newFakeHandle(nil), nil)
+	evs, err := pl.EventsToRegister(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	happened := []framework.ClusterEvent{
+		{Resource: framework.UnscheduledPod, ActionType: framework.UpdatePodLabel},
+		{Resource: framework.AssignedPod, ActionType: framework.Delete},
+		{Resource: framework.Node, ActionType: framework.UpdateNodeLabel},
+	}
+	for _, h := range happened {
+		found := false
+		for _, e := range evs {
+			found = found || e.Event.Match(h)
+		}
+		if !found {
+			t.Errorf("%s not registered", h.Label())
+		}
+	}
+	for _, e := range evs {
+		if e.Event.Match(framework.ClusterEvent{Resource: framework.Node, ActionType: framework.UpdateNodeTaint}) {
+			t.Error("node taint changes registered")
+		}
+	}
+}

@@ -75,11 +75,14 @@ func New(_ context.Context, args runtime.Object, h framework.Handle) (framework.
 	return pl, nil
 }
 
-// EventsToRegister: assigned pods appearing, relabelled or going away, and
-// nodes appearing or relabelled, can change the answer.
+// EventsToRegister: assigned pods appearing, relabelled or going away,
+// the pod's own labels changing (its self-affinity; the queue reports a
+// pending pod's own updates as UnscheduledPod events, upstream's
+// TargetPod), and nodes appearing or relabelled, can change the answer.
 func (pl *InterPodAffinity) EventsToRegister(_ context.Context) ([]framework.ClusterEventWithHint, error) {
 	return []framework.ClusterEventWithHint{
 		{Event: framework.ClusterEvent{Resource: framework.AssignedPod, ActionType: framework.Add | framework.UpdatePodLabel | framework.Delete}, QueueingHintFn: pl.isSchedulableAfterAssignedPodChange},
+		{Event: framework.ClusterEvent{Resource: framework.UnscheduledPod, ActionType: framework.UpdatePodLabel}},
 		{Event: framework.ClusterEvent{Resource: framework.Node, ActionType: framework.Add | framework.UpdateNodeLabel}, QueueingHintFn: pl.isSchedulableAfterNodeChange},
 	}, nil
 }

@@ -122,11 +122,15 @@ func validateArgs(a *configv1.PodTopologySpreadArgs) error {
 	return nil
 }
 
-// EventsToRegister: assigned pods appearing, relabelled or going away, and
-// nodes appearing, going away or changing labels or taints.
+// EventsToRegister: assigned pods appearing, relabelled or going away,
+// the pod's own labels or tolerations changing (the queue reports a
+// pending pod's own updates as UnscheduledPod events, upstream's
+// TargetPod), and nodes appearing, going away or changing labels or
+// taints.
 func (pl *PodTopologySpread) EventsToRegister(_ context.Context) ([]framework.ClusterEventWithHint, error) {
 	return []framework.ClusterEventWithHint{
 		{Event: framework.ClusterEvent{Resource: framework.AssignedPod, ActionType: framework.Add | framework.UpdatePodLabel | framework.Delete}, QueueingHintFn: pl.isSchedulableAfterAssignedPodChange},
+		{Event: framework.ClusterEvent{Resource: framework.UnscheduledPod, ActionType: framework.UpdatePodToleration | framework.UpdatePodLabel}, QueueingHintFn: pl.isSchedulableAfterTargetPodChange},
 		{Event: framework.ClusterEvent{Resource: framework.Node, ActionType: framework.Add | framework.Delete | framework.UpdateNodeLabel | framework.UpdateNodeTaint}, QueueingHintFn: pl.isSchedulableAfterNodeChange},
 	}, nil
 }
@@ -168,15 +172,7 @@ func (pl *PodTopologySpread) isSchedulableAfterAssignedPodChange(logger klog.Log
 	}
 	switch {
 	case mod != nil && orig != nil:
-		if equality.Semantic.DeepEqual(mod.Labels, orig.Labels) {
-			return framework.QueueSkip, nil
-		}
-		for _, c := range cons {
-			if c.selector.Matches(labels.Set(orig.Labels)) != c.selector.Matches(labels.Set(mod.Labels)) {
-				return framework.Queue, nil
-			}
-		}
-		return framework.QueueSkip, nil
+		return labelChangeHint(orig, mod, cons), nil
 	case mod != nil:
 		if podLabelsMatchSpreadConstraints(cons, mod.Labels) {
 			logger.V(5).Info("A scheduled pod was created and it matches the pod's topology spread constraints", "pod", klog.KObj(pod), "createdPod", klog.KObj(mod))
@@ -188,6 +184,45 @@ func (pl *PodTopologySpread) isSchedulableAfterAssignedPodChange(logger klog.Log
 		return framework.Queue, nil
 	}
 	return framework.QueueSkip, nil
+}
+
+// isSchedulableAfterTargetPodChange: the pod's new tolerations matter to
+// constraints honouring taints; its new labels to constraints whose
+// selector they now match or no longer match.
+func (pl *PodTopologySpread) isSchedulableAfterTargetPodChange(_ klog.Logger, pod *v1.Pod, oldObj, newObj any) (framework.QueueingHint, error) {
+	orig, mod, err := asPair[*v1.Pod](oldObj, newObj)
+	if err != nil {
+		return framework.Queue, err
+	}
+	if orig == nil || mod == nil {
+		return framework.Queue, nil
+	}
+	cons, err := pl.getConstraints(pod, v1.DoNotSchedule)
+	if err != nil {
+		return framework.Queue, err
+	}
+	if !equality.Semantic.DeepEqual(mod.Spec.Tolerations, orig.Spec.Tolerations) {
+		for _, c := range cons {
+			if c.nodeTaintsPolicy == v1.NodeInclusionPolicyHonor {
+				return framework.Queue, nil
+			}
+		}
+	}
+	return labelChangeHint(orig, mod, cons), nil
+}
+
+// labelChangeHint: a relabelled pod matters if some constraint's selector
+// now matches it differently.
+func labelChangeHint(orig, mod *v1.Pod, cons []constraint) framework.QueueingHint {
+	if equality.Semantic.DeepEqual(mod.Labels, orig.Labels) {
+		return framework.QueueSkip
+	}
+	for _, c := range cons {
+		if c.selector.Matches(labels.Set(orig.Labels)) != c.selector.Matches(labels.Set(mod.Labels)) {
+			return framework.Queue
+		}
+	}
+	return framework.QueueSkip
 }
 
 func (pl *PodTopologySpread) isSchedulableAfterNodeChange(_ klog.Logger, pod *v1.Pod, oldObj, newObj any) (framework.QueueingHint, error) {

@@ -505,3 +505,33 @@ func TestQueueingHints(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetPodHint(t *testing.T) {
+	pl := newPlugin(t, newFakeHandle(nil), nil)
+	logger := framework.Logger(context.Background())
+	honor := spread(zone, 1, v1.DoNotSchedule)
+	honor.NodeTaintsPolicy = ptr(v1.NodeInclusionPolicyHonor)
+	withTol := func(p *v1.Pod) *v1.Pod {
+		q := p.DeepCopy()
+		q.Spec.Tolerations = []v1.Toleration{{Key: "k", Operator: v1.TolerationOpExists}}
+		return q
+	}
+	relabel := func(p *v1.Pod, l map[string]string) *v1.Pod { q := p.DeepCopy(); q.Labels = l; return q }
+	ignoring := withSpread(foo(), spread(zone, 1, v1.DoNotSchedule))
+	honoring := withSpread(foo(), honor)
+	for _, c := range []struct {
+		name     string
+		pod      *v1.Pod
+		old, new *v1.Pod
+		want     framework.QueueingHint
+	}{
+		{"toleration added, taints honoured", honoring, honoring, withTol(honoring), framework.Queue},
+		{"toleration added, taints ignored", ignoring, ignoring, withTol(ignoring), framework.QueueSkip},
+		{"own label now outside the selector", ignoring, ignoring, relabel(ignoring, map[string]string{"bar": ""}), framework.Queue},
+		{"unrelated label change", ignoring, ignoring, relabel(ignoring, map[string]string{"foo": "", "x": "y"}), framework.QueueSkip},
+	} {
+		if got, err := pl.isSchedulableAfterTargetPodChange(logger, c.pod, c.old, c.new); err != nil || got != c.want {
+			t.Errorf("%s: %v %v, want %v", c.name, got, err, c.want)
+		}
+	}
+}
