@@ -69,8 +69,10 @@ func (c *Controller) monitor(ctx context.Context) error {
 	began := c.Clock.Now()
 	defer func() { updateAllNodesHealthDuration.Observe(c.Clock.Since(began).Seconds()) }()
 	logger := klog.FromContext(ctx)
+	// The cache's own objects, read only: each node is copied before its
+	// health is updated.
 	var list corev1.NodeList
-	if err := c.Client.List(ctx, &list); err != nil {
+	if err := c.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	nodes := list.Items
@@ -135,20 +137,20 @@ func (c *Controller) monitor(ctx context.Context) error {
 			c.setRetry(node.Name, false)
 			return
 		}
-		pods, err := c.podsOn(ctx, node.Name)
-		if err != nil {
-			logger.Error(err, "Unable to list pods of node", "node", klog.KObj(node))
-			if current.Status != corev1.ConditionTrue && observed.Status == corev1.ConditionTrue {
-				c.setRetry(node.Name, true)
-			}
-			return
-		}
 		c.taintForHealth(ctx, node, current)
 		turned := current.Status != corev1.ConditionTrue && observed.Status == corev1.ConditionTrue
 		if turned {
 			c.recordStatusChange(node, ReasonNodeNotReady)
 		}
 		if turned || (c.needsRetry(node.Name) && observed.Status != corev1.ConditionTrue) {
+			// Listed only then: copies of every node's pods every pass
+			// would cost more than all the rest.
+			pods, err := c.podsOn(ctx, node.Name)
+			if err != nil {
+				logger.Error(err, "Unable to list pods of node", "node", klog.KObj(node))
+				c.setRetry(node.Name, true)
+				return
+			}
 			if err := c.markPodsNotReady(ctx, pods, node.Name); err != nil {
 				logger.Error(err, "Unable to mark all pods NotReady on node; queuing for retry", "node", klog.KObj(node))
 				c.setRetry(node.Name, true)
