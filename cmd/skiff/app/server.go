@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/component"
 	"github.com/skiff-dev/skiff/pkg/controllers"
+	"github.com/skiff-dev/skiff/pkg/scheduler/plugins"
 )
 
 func newServerCommand() *cobra.Command {
@@ -21,6 +22,8 @@ func newServerCommand() *cobra.Command {
 	c := newControllerOptions()
 	// As kube-controller-manager in kubeadm clusters.
 	c.UseServiceAccountCredentials = true
+	sched := newSchedulerOptions(plugins.NewInTreeRegistry())
+	var disableScheduler bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the all-in-one control plane (API server on embedded or external etcd, controllers)",
@@ -29,20 +32,26 @@ etcd with its data in <data-dir>/etcd. On first start it creates a CA, serving
 certificates and <data-dir>/admin.kubeconfig; when ready it prints how to use it.
 The controllers run in the process while it holds the Lease
 kube-system/kube-controller-manager (--leader-elect), so that of several servers
-on one etcd, or a server and a skiff controller-manager, one runs them.`,
+on one etcd, or a server and a skiff controller-manager, one runs them. The
+scheduler (upstream's default configuration, as system:kube-scheduler) likewise
+runs while holding kube-system/kube-scheduler, unless --disable-scheduler.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logWatchClosings(cmd)
 			if errs := c.validate(); len(errs) > 0 {
 				return fmt.Errorf("invalid options: %v", errs)
 			}
-			return component.Run(genericapiserver.SetupSignalContext(), apiServer(o), func() { announce(cmd, o) },
-				&serverControllers{controllers: c, apiserver: o},
-			)
+			parts := []component.Component{&serverControllers{controllers: c, apiserver: o}}
+			if !disableScheduler {
+				parts = append(parts, &serverScheduler{scheduler: sched, apiserver: o})
+			}
+			return component.Run(genericapiserver.SetupSignalContext(), apiServer(o), func() { announce(cmd, o) }, parts...)
 		},
 	}
 	o.AddFlags(cmd.Flags())
 	c.addFlags(cmd.Flags(), "Empty: <data-dir>/pki/ca.crt and ca.key, the cluster CA.")
+	// k3s's name: skiff scheduler (or kube-scheduler) may schedule instead.
+	cmd.Flags().BoolVar(&disableScheduler, "disable-scheduler", false, "Do not run the scheduler in this process (run skiff scheduler or kube-scheduler against it instead).")
 	return cmd
 }
 
