@@ -4,22 +4,30 @@
 // bound claim's PersistentVolume exists and its nodeAffinity admits the
 // node.
 //
-// Not done yet (the PV controller is a later issue): claims of a
-// WaitForFirstConsumer class that are still unbound are accepted on every
-// node — upstream would look for a matching PV or a provisioner able to
-// serve the node (allowedTopologies, CSIStorageCapacity), pick it in
-// Reserve and bind it in PreBind (selected-node annotation, PV claimRef);
-// no Score for static bindings, no in-tree-to-CSI translation of PVs.
+// Claims of a WaitForFirstConsumer class still unbound are bindable on a
+// node if an available PV of their class matches them there (size,
+// access modes, node affinity; upstream's FindMatchingVolume) or the
+// class can provision for the node (a provisioner, allowedTopologies).
+//
+// Not done yet (the PV controller is a later issue): nothing is bound —
+// upstream picks the PVs in Reserve and binds them or sets the
+// selected-node annotation in PreBind, then waits for the PV controller;
+// no CSIStorageCapacity check, no Score for static bindings, no
+// in-tree-to-CSI translation of PVs.
 package volumebinding
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
@@ -89,8 +97,11 @@ func (pl *VolumeBinding) Name() string { return Name }
 // stateData: the pod's claims by kind.
 type stateData struct {
 	boundClaims []*v1.PersistentVolumeClaim
-	// unboundDelayBinding: WaitForFirstConsumer claims not bound yet.
+	// unboundDelayBinding: WaitForFirstConsumer claims not bound yet, by
+	// increasing size (the smallest PV that fits is found first).
 	unboundDelayBinding []*v1.PersistentVolumeClaim
+	// pvsByClass: the PVs of those claims' classes.
+	pvsByClass map[string][]*v1.PersistentVolume
 }
 
 // Clone: read-only after PreFilter.
@@ -172,14 +183,44 @@ func (pl *VolumeBinding) PreFilter(_ context.Context, cs *framework.CycleState, 
 		}
 		s.unboundDelayBinding = append(s.unboundDelayBinding, pvc)
 	}
+	if len(s.unboundDelayBinding) > 0 {
+		sort.SliceStable(s.unboundDelayBinding, func(i, j int) bool {
+			return requestedStorage(s.unboundDelayBinding[i]).Cmp(*requestedStorage(s.unboundDelayBinding[j])) < 0
+		})
+		pvs, err := pl.pvLister.List(labels.Everything())
+		if err != nil {
+			return nil, framework.AsStatus(err)
+		}
+		s.pvsByClass = map[string][]*v1.PersistentVolume{}
+		for _, pvc := range s.unboundDelayBinding {
+			class := storagehelpers.GetPersistentVolumeClaimClass(pvc)
+			if _, ok := s.pvsByClass[class]; ok {
+				continue
+			}
+			var of []*v1.PersistentVolume
+			for _, pv := range pvs {
+				if storagehelpers.GetPersistentVolumeClass(pv) == class {
+					of = append(of, pv)
+				}
+			}
+			s.pvsByClass[class] = of
+		}
+	}
 	cs.Write(stateKey, s)
 	return nil, nil
+}
+
+func requestedStorage(pvc *v1.PersistentVolumeClaim) *resource.Quantity {
+	q := pvc.Spec.Resources.Requests[v1.ResourceStorage]
+	return &q
 }
 
 // PreFilterExtensions: none.
 func (pl *VolumeBinding) PreFilterExtensions() framework.PreFilterExtensions { return nil }
 
-// Filter checks the bound claims' PVs against the node.
+// Filter checks the bound claims' PVs against the node, and that the
+// unbound WaitForFirstConsumer claims could be bound there; the reasons in
+// upstream's order.
 func (pl *VolumeBinding) Filter(ctx context.Context, cs *framework.CycleState, pod *v1.Pod, nodeInfo *framework.NodeInfo) *framework.Status {
 	s, err := getStateData(cs)
 	if err != nil {
@@ -190,20 +231,124 @@ func (pl *VolumeBinding) Filter(ctx context.Context, cs *framework.CycleState, p
 		return framework.NewStatus(framework.Error, "node not found")
 	}
 	logger := klog.FromContext(ctx)
-	for _, pvc := range s.boundClaims {
+	boundSatisfied, boundPVsFound, err := pl.checkBoundClaims(logger, s.boundClaims, pod, node)
+	if err != nil {
+		return framework.AsStatus(err)
+	}
+	unboundSatisfied := true
+	if len(s.unboundDelayBinding) > 0 {
+		if unboundSatisfied, err = pl.checkUnboundClaims(logger, s, pod, node); err != nil {
+			return framework.AsStatus(err)
+		}
+	}
+	var reasons []string
+	if !boundSatisfied {
+		reasons = append(reasons, ErrReasonNodeConflict)
+	}
+	if !unboundSatisfied {
+		reasons = append(reasons, ErrReasonBindConflict)
+	}
+	if !boundPVsFound {
+		reasons = append(reasons, ErrReasonPVNotExist)
+	}
+	if len(reasons) > 0 {
+		return framework.NewStatus(framework.UnschedulableAndUnresolvable, reasons...)
+	}
+	return nil
+}
+
+// checkBoundClaims: (every bound PV admits the node, every bound PV
+// exists); it stops at the first that fails, as upstream.
+func (pl *VolumeBinding) checkBoundClaims(logger klog.Logger, claims []*v1.PersistentVolumeClaim, pod *v1.Pod, node *v1.Node) (bool, bool, error) {
+	for _, pvc := range claims {
 		pv, err := pl.pvLister.Get(pvc.Spec.VolumeName)
 		if err != nil {
 			if apierrors.IsNotFound(err) {
-				return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonPVNotExist)
+				return true, false, nil
 			}
-			return framework.AsStatus(err)
+			return false, true, err
 		}
 		if err := storagehelpers.CheckNodeAffinity(pv, node.Labels); err != nil {
 			logger.V(5).Info("PersistentVolume and node mismatch for pod", "PV", klog.KRef("", pv.Name), "node", klog.KObj(node), "pod", klog.KObj(pod), "err", err)
-			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonNodeConflict)
+			return false, true, nil
 		}
 	}
-	return nil
+	return true, true, nil
+}
+
+// checkUnboundClaims: each claim already given to this node by the
+// selected-node annotation, or matching an available PV here (no PV for
+// two claims), or provisionable here.
+func (pl *VolumeBinding) checkUnboundClaims(logger klog.Logger, s *stateData, pod *v1.Pod, node *v1.Node) (bool, error) {
+	chosen := map[string]*v1.PersistentVolume{}
+	for _, pvc := range s.unboundDelayBinding {
+		if selected, ok := pvc.Annotations[storagehelpers.AnnSelectedNode]; ok {
+			if selected != node.Name {
+				return false, nil
+			}
+			if ok, err := pl.canProvision(logger, pvc, node); !ok || err != nil {
+				return false, err
+			}
+			continue
+		}
+		pv, err := storagehelpers.FindMatchingVolume(pvc, s.pvsByClass[storagehelpers.GetPersistentVolumeClaimClass(pvc)], node, chosen, true, true)
+		if err != nil {
+			return false, err
+		}
+		if pv != nil {
+			chosen[pv.Name] = pv
+			continue
+		}
+		logger.V(5).Info("No matching volumes for pod", "pod", klog.KObj(pod), "PVC", klog.KObj(pvc), "node", klog.KObj(node))
+		if ok, err := pl.canProvision(logger, pvc, node); !ok || err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// canProvision: the claim's class has a provisioner whose
+// allowedTopologies admit the node.
+func (pl *VolumeBinding) canProvision(logger klog.Logger, pvc *v1.PersistentVolumeClaim, node *v1.Node) (bool, error) {
+	name := storagehelpers.GetPersistentVolumeClaimClass(pvc)
+	if name == "" {
+		return false, fmt.Errorf("no class for claim %q", pvc.Namespace+"/"+pvc.Name)
+	}
+	class, err := pl.scLister.Get(name)
+	if err != nil {
+		return false, fmt.Errorf("failed to find storage class %q", name)
+	}
+	if class.Provisioner == "" || class.Provisioner == storagehelpers.NotSupportedProvisioner {
+		logger.V(5).Info("Storage class of claim does not support dynamic provisioning", "storageClassName", name, "PVC", klog.KObj(pvc))
+		return false, nil
+	}
+	if !matchTopologySelectorTerms(class.AllowedTopologies, node.Labels) {
+		logger.V(5).Info("Node cannot satisfy provisioning topology requirements of claim", "node", klog.KObj(node), "PVC", klog.KObj(pvc))
+		return false, nil
+	}
+	return true, nil
+}
+
+// matchTopologySelectorTerms: no terms, or one whose every expression
+// the node's labels satisfy (terms ORed, expressions ANDed).
+func matchTopologySelectorTerms(terms []v1.TopologySelectorTerm, nodeLabels map[string]string) bool {
+	if len(terms) == 0 {
+		return true
+	}
+	for _, t := range terms {
+		ok := len(t.MatchLabelExpressions) > 0
+		for _, e := range t.MatchLabelExpressions {
+			v, has := nodeLabels[e.Key]
+			if !has || !slices.Contains(e.Values, v) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 func getStateData(cs *framework.CycleState) (*stateData, error) {

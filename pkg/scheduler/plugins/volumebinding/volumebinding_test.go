@@ -6,6 +6,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
@@ -111,8 +112,10 @@ func TestVolumeBinding(t *testing.T) {
 		{"pre-bound claim not yet bound", podWith("prebound"), unresolvable(ErrReasonUnboundImmediate), nil},
 		{"bound to a local PV", podWith("local"), nil, map[string]*framework.Status{"n2": unresolvable(ErrReasonNodeConflict)}},
 		{"bound to a missing PV", podWith("dangling"), nil, map[string]*framework.Status{"n1": unresolvable(ErrReasonPVNotExist), "n2": unresolvable(ErrReasonPVNotExist)}},
-		{"WaitForFirstConsumer: accepted everywhere for now", podWith("wait"), nil, map[string]*framework.Status{}},
-		{"bound and waiting together", podWith("wait", "local"), nil, map[string]*framework.Status{"n2": unresolvable(ErrReasonNodeConflict)}},
+		{"WaitForFirstConsumer without PVs or provisioner", podWith("wait"), nil, map[string]*framework.Status{"n1": unresolvable(ErrReasonBindConflict), "n2": unresolvable(ErrReasonBindConflict)}},
+		{"bound and unbindable together: both reasons", podWith("wait", "local"), nil, map[string]*framework.Status{
+			"n1": unresolvable(ErrReasonBindConflict),
+			"n2": framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonNodeConflict, ErrReasonBindConflict)}},
 	} {
 		cs := framework.NewCycleState()
 		_, st := pl.PreFilter(context.Background(), cs, c.pod, nodes)
@@ -125,6 +128,64 @@ func TestVolumeBinding(t *testing.T) {
 		}
 		for _, n := range nodes {
 			if got, want := pl.Filter(context.Background(), cs, c.pod, n), c.filter[n.Node().Name]; !got.Equal(want) {
+				t.Errorf("%s on %s: %v, want %v", c.name, n.Node().Name, got, want)
+			}
+		}
+	}
+}
+
+func sized(c *v1.PersistentVolumeClaim, size string) *v1.PersistentVolumeClaim {
+	c.Spec.AccessModes = []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}
+	c.Spec.Resources.Requests = v1.ResourceList{v1.ResourceStorage: resource.MustParse(size)}
+	return c
+}
+
+// availablePV: an Available local PV of class on node.
+func availablePV(name, class, node, size string) *v1.PersistentVolume {
+	pv := localPV(name, node)
+	pv.Spec.StorageClassName = class
+	pv.Spec.AccessModes = []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}
+	pv.Spec.Capacity = v1.ResourceList{v1.ResourceStorage: resource.MustParse(size)}
+	pv.Status.Phase = v1.VolumeAvailable
+	return pv
+}
+
+// TestDelayBinding: unbound WaitForFirstConsumer claims are bindable where
+// an available PV matches them or their class can provision.
+func TestDelayBinding(t *testing.T) {
+	local := class("local", storagev1.VolumeBindingWaitForFirstConsumer)
+	local.Provisioner = storagehelpers.NotSupportedProvisioner
+	csi := class("csi", storagev1.VolumeBindingWaitForFirstConsumer)
+	csi.Provisioner = "example.com/csi"
+	csi.AllowedTopologies = []v1.TopologySelectorTerm{{MatchLabelExpressions: []v1.TopologySelectorLabelRequirement{
+		{Key: v1.LabelHostname, Values: []string{"n1", "n3"}}}}}
+	selected := sized(claim("selected", "csi", "", false), "1Gi")
+	selected.Annotations = map[string]string{storagehelpers.AnnSelectedNode: "n3"}
+	pl := setup(t, local, csi,
+		sized(claim("small", "local", "", false), "5Gi"), sized(claim("small2", "local", "", false), "5Gi"),
+		sized(claim("huge", "local", "", false), "50Gi"),
+		sized(claim("dyn", "csi", "", false), "1Gi"), selected,
+		availablePV("pv-n1", "local", "n1", "10Gi"), availablePV("pv-n2-big", "local", "n2", "100Gi"),
+	)
+	bind := framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonBindConflict)
+	nodes := []*framework.NodeInfo{node("n1"), node("n2"), node("n3")}
+	for _, c := range []struct {
+		name string
+		pod  *v1.Pod
+		want map[string]*framework.Status
+	}{
+		{"a local PV where it is", podWith("small"), map[string]*framework.Status{"n3": bind}},
+		{"too small PVs do not match", podWith("huge"), map[string]*framework.Status{"n1": bind, "n3": bind}},
+		{"one PV for two claims is not enough", podWith("small", "small2"), map[string]*framework.Status{"n1": bind, "n2": bind, "n3": bind}},
+		{"provisioning within allowedTopologies", podWith("dyn"), map[string]*framework.Status{"n2": bind}},
+		{"selected-node annotation", podWith("selected"), map[string]*framework.Status{"n1": bind, "n2": bind}},
+	} {
+		cs := framework.NewCycleState()
+		if _, st := pl.PreFilter(context.Background(), cs, c.pod, nodes); !st.IsSuccess() {
+			t.Fatalf("%s: PreFilter %v", c.name, st)
+		}
+		for _, n := range nodes {
+			if got, want := pl.Filter(context.Background(), cs, c.pod, n), c.want[n.Node().Name]; !got.Equal(want) {
 				t.Errorf("%s on %s: %v, want %v", c.name, n.Node().Name, got, want)
 			}
 		}
