@@ -238,6 +238,10 @@ func (c *Controller) reconcilePod(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 	h := c.healthOf(pod.Spec.NodeName)
 	if h == nil {
+		if err := c.Client.Get(ctx, client.ObjectKey{Name: pod.Spec.NodeName}, &corev1.Node{}); err != nil {
+			// No such node: nothing to say about its pods.
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 		// The node has not been looked at yet (start-up, or a new node):
 		// the next pass will have.
 		return ctrl.Result{RequeueAfter: c.Config.MonitorPeriod}, nil

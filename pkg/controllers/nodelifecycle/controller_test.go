@@ -10,6 +10,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/record"
 	testingclock "k8s.io/utils/clock/testing"
@@ -467,5 +468,47 @@ func TestRestartKeepsTaint(t *testing.T) {
 	}
 	if got := f.node("c"); len(got.Spec.Taints) != 0 {
 		t.Errorf("c (Ready) taints %+v", got.Spec.Taints)
+	}
+}
+
+// A pod bound to a node not Ready after the pass that saw it turn is
+// marked not Ready by the pod reconciler; before the node was looked at it
+// comes back later; for a node that does not exist it does not.
+func TestPodBoundLater(t *testing.T) {
+	b, lb := readyNode("b")
+	for i := range b.Status.Conditions {
+		b.Status.Conditions[i].Status = corev1.ConditionUnknown
+	}
+	mk := func(name, node string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: "uid-" + types.UID(name)},
+			Spec:   corev1.PodSpec{NodeName: node},
+			Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	}
+	f := newFixture(t, testConfig(), b, lb, mk("p", "b"), mk("orphan", "none"))
+	reconcile := func(name string) ctrl.Result {
+		res, err := f.c.reconcilePod(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "ns", Name: name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := reconcile("p"); res.RequeueAfter != f.c.Config.MonitorPeriod {
+		t.Errorf("before the first pass: %+v", res)
+	}
+	if res := reconcile("orphan"); res.RequeueAfter != 0 {
+		t.Errorf("orphan: %+v", res)
+	}
+	f.monitor()
+	f.events()
+	reconcile("p")
+	p := &corev1.Pod{}
+	if err := f.api.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "p"}, p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.Conditions[0].Status != corev1.ConditionFalse {
+		t.Errorf("pod conditions %+v", p.Status.Conditions)
+	}
+	if ev := f.events(); len(ev) != 1 || ev[0] != "Warning NodeNotReady Node is not ready" {
+		t.Errorf("events %q", ev)
 	}
 }

@@ -14,10 +14,10 @@ import (
 
 // Upstream's reasons and messages of the conditions the controller sets.
 const (
-	ReasonNodeStatusUnknown      = "NodeStatusUnknown"
-	MessageNodeStatusUnknown     = "Kubelet stopped posting node status."
-	ReasonNodeStatusNeverUpdated = "NodeStatusNeverUpdated"
-	MessageNodeStatusNeverUpdate = "Kubelet never posted node status."
+	ReasonNodeStatusUnknown       = "NodeStatusUnknown"
+	MessageNodeStatusUnknown      = "Kubelet stopped posting node status."
+	ReasonNodeStatusNeverUpdated  = "NodeStatusNeverUpdated"
+	MessageNodeStatusNeverUpdated = "Kubelet never posted node status."
 )
 
 // unknownConditions are set Unknown for a silent node; NetworkUnavailable
@@ -142,7 +142,7 @@ func (c *Controller) updateHealth(ctx context.Context, node *corev1.Node) (obser
 			logger.V(2).Info("Condition of node was never updated by kubelet", "nodeConditionType", t, "node", klog.KObj(node))
 			node.Status.Conditions = append(node.Status.Conditions, corev1.NodeCondition{
 				Type: t, Status: corev1.ConditionUnknown,
-				Reason: ReasonNodeStatusNeverUpdated, Message: MessageNodeStatusNeverUpdate,
+				Reason: ReasonNodeStatusNeverUpdated, Message: MessageNodeStatusNeverUpdated,
 				LastHeartbeatTime: node.CreationTimestamp, LastTransitionTime: stamp,
 			})
 			continue
