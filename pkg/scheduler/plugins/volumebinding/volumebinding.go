@@ -185,7 +185,8 @@ func (pl *VolumeBinding) PreFilter(_ context.Context, cs *framework.CycleState, 
 	}
 	if len(s.unboundDelayBinding) > 0 {
 		sort.SliceStable(s.unboundDelayBinding, func(i, j int) bool {
-			return requestedStorage(s.unboundDelayBinding[i]).Cmp(*requestedStorage(s.unboundDelayBinding[j])) < 0
+			a, b := requestedStorage(s.unboundDelayBinding[i]), requestedStorage(s.unboundDelayBinding[j])
+			return a.Cmp(b) < 0
 		})
 		pvs, err := pl.pvLister.List(labels.Everything())
 		if err != nil {
@@ -210,9 +211,8 @@ func (pl *VolumeBinding) PreFilter(_ context.Context, cs *framework.CycleState, 
 	return nil, nil
 }
 
-func requestedStorage(pvc *v1.PersistentVolumeClaim) *resource.Quantity {
-	q := pvc.Spec.Resources.Requests[v1.ResourceStorage]
-	return &q
+func requestedStorage(pvc *v1.PersistentVolumeClaim) resource.Quantity {
+	return pvc.Spec.Resources.Requests[v1.ResourceStorage]
 }
 
 // PreFilterExtensions: none.
