@@ -97,14 +97,22 @@ func testPod(name, scheduler string) *v1.Pod {
 }
 
 func startScheduler(t *testing.T, objs ...runtime.Object) (*fake.Clientset, context.CancelFunc) {
+	return startProfiles(t, []string{"default-scheduler"}, objs...)
+}
+
+// startProfiles runs a scheduler with one profile of the test plugins per
+// name.
+func startProfiles(t *testing.T, names []string, objs ...runtime.Object) (*fake.Clientset, context.CancelFunc) {
 	t.Helper()
 	client := fake.NewClientset(objs...)
 	cfg := config.Default()
-	cfg.Profiles[0].Plugins = &configv1.Plugins{MultiPoint: configv1.PluginSet{
-		Disabled: []configv1.Plugin{{Name: "*"}},
-		Enabled:  []configv1.Plugin{{Name: "Sort"}, {Name: "Fit"}, {Name: "Fewest", Weight: ptr.To[int32](1)}, {Name: "Binder"}},
-	}}
-	cfg.Profiles[0].PluginConfig = nil
+	cfg.Profiles = nil
+	for _, name := range names {
+		cfg.Profiles = append(cfg.Profiles, configv1.KubeSchedulerProfile{SchedulerName: ptr.To(name), Plugins: &configv1.Plugins{MultiPoint: configv1.PluginSet{
+			Disabled: []configv1.Plugin{{Name: "*"}},
+			Enabled:  []configv1.Plugin{{Name: "Sort"}, {Name: "Fit"}, {Name: "Fewest", Weight: ptr.To[int32](1)}, {Name: "Binder"}},
+		}}})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(client, 0)
 	s, err := New(ctx, client, factory, testRegistry(), cfg)
@@ -230,5 +238,36 @@ func TestNoNodes(t *testing.T) {
 	p := waitPod(t, client, "p", func(p *v1.Pod) bool { return scheduledCondition(p) != nil })
 	if c := scheduledCondition(p); c.Reason != v1.PodReasonSchedulerError || c.Message != "no nodes available to schedule pods" {
 		t.Errorf("condition %+v", c)
+	}
+}
+
+// TestProfiles: each profile schedules its own pods and reports as its
+// schedulerName; pods of no profile are left alone.
+func TestProfiles(t *testing.T) {
+	client, stop := startProfiles(t, []string{"alpha", "beta"}, testNode("n1", 10))
+	defer stop()
+	ctx := context.Background()
+	for _, p := range []*v1.Pod{testPod("a", "alpha"), testPod("b", "beta"), testPod("d", "default-scheduler")} {
+		if _, err := client.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPod(t, client, "a", func(p *v1.Pod) bool { return p.Spec.NodeName == "n1" })
+	waitPod(t, client, "b", func(p *v1.Pod) bool { return p.Spec.NodeName == "n1" })
+	reporters := map[string]string{}
+	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+		list, _ := client.EventsV1().Events("default").List(ctx, metav1.ListOptions{})
+		for _, e := range list.Items {
+			reporters[e.Regarding.Name] = e.ReportingController
+		}
+		return len(reporters) >= 2, nil
+	})
+	if reporters["a"] != "alpha" || reporters["b"] != "beta" {
+		t.Errorf("reporting controllers %v, want a by alpha, b by beta", reporters)
+	}
+	time.Sleep(200 * time.Millisecond)
+	d, _ := client.CoreV1().Pods("default").Get(ctx, "d", metav1.GetOptions{})
+	if d.Spec.NodeName != "" || len(d.Status.Conditions) != 0 || reporters["d"] != "" {
+		t.Errorf("a pod of no profile was touched: node %q conditions %v", d.Spec.NodeName, d.Status.Conditions)
 	}
 }

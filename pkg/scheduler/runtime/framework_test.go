@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 	configv1 "k8s.io/kube-scheduler/config/v1"
 	"k8s.io/utils/ptr"
 
@@ -319,5 +320,52 @@ func TestArgsPassed(t *testing.T) {
 	a, ok := got.(*configv1.InterPodAffinityArgs)
 	if !ok || *a.HardPodAffinityWeight != 1 {
 		t.Errorf("args %#v", got)
+	}
+}
+
+type fullFilter struct{}
+
+func (fullFilter) Name() string { return "Full" }
+func (fullFilter) Filter(_ context.Context, _ *framework.CycleState, _ *v1.Pod, n *framework.NodeInfo) *framework.Status {
+	if len(n.Pods) > 0 {
+		return framework.NewStatus(framework.Unschedulable, "node is taken")
+	}
+	return nil
+}
+
+type nominated map[string][]*framework.PodInfo
+
+func (n nominated) NominatedPodsForNode(node string) []*framework.PodInfo { return n[node] }
+
+// TestFilterWithNominatedPods: a nominated pod of equal or higher priority
+// counts on its node; a lower one does not; the node's own NodeInfo is
+// not changed.
+func TestFilterWithNominatedPods(t *testing.T) {
+	sorter := &testPlugin{name: "Sort", rec: &recorder{}}
+	r := registry(sorter)
+	r["Full"] = func(context.Context, runtime.Object, framework.Handle) (framework.Plugin, error) { return fullFilter{}, nil }
+	prio := func(name string, p int32) *v1.Pod {
+		return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, UID: k8stypes.UID(name)}, Spec: v1.PodSpec{Priority: &p}}
+	}
+	noms := nominated{"n1": {framework.NewPodInfo(prio("nominated", 5))}}
+	fw, err := New(context.Background(), r, profile(configv1.Plugins{
+		MultiPoint: configv1.PluginSet{Enabled: []configv1.Plugin{plugin("Sort", 0), plugin("Full", 0)}},
+	}), Options{Nominator: noms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, state := context.Background(), framework.NewCycleState()
+	n1 := nodes("n1")[0]
+	if st := fw.RunFilterPluginsWithNominatedPods(ctx, state, prio("low", 1), n1); st.Code() != framework.Unschedulable {
+		t.Errorf("lower-priority pod: %v, want the nominated pod to count", st)
+	}
+	if st := fw.RunFilterPluginsWithNominatedPods(ctx, state, prio("high", 9), n1); !st.IsSuccess() {
+		t.Errorf("higher-priority pod: %v, want the nominated pod ignored", st)
+	}
+	if st := fw.RunFilterPluginsWithNominatedPods(ctx, state, prio("nominated", 5), n1); !st.IsSuccess() {
+		t.Errorf("the nominated pod itself: %v", st)
+	}
+	if len(n1.Pods) != 0 {
+		t.Error("the snapshot's NodeInfo got the nominated pod")
 	}
 }
