@@ -343,7 +343,9 @@ func (n nominated) NominatedPodsForNode(node string) []*framework.PodInfo { retu
 func TestFilterWithNominatedPods(t *testing.T) {
 	sorter := &testPlugin{name: "Sort", rec: &recorder{}}
 	r := registry(sorter)
-	r["Full"] = func(context.Context, runtime.Object, framework.Handle) (framework.Plugin, error) { return fullFilter{}, nil }
+	r["Full"] = func(context.Context, runtime.Object, framework.Handle) (framework.Plugin, error) {
+		return fullFilter{}, nil
+	}
 	prio := func(name string, p int32) *v1.Pod {
 		return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, UID: k8stypes.UID(name)}, Spec: v1.PodSpec{Priority: &p}}
 	}
