@@ -101,6 +101,7 @@ func New(ctx context.Context, client kubernetes.Interface, factory informers.Sha
 		OnChange: func(c queue.Counts) { metrics.PendingPods(c.Active, c.Backoff, c.Unschedulable, c.Gated) },
 	})
 	nominator.q = s.queue
+	metrics.PendingPods(0, 0, 0, 0)
 	if err := s.addEventHandlers(queueProfiles); err != nil {
 		return nil, err
 	}

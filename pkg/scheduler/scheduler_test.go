@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	configv1 "k8s.io/kube-scheduler/config/v1"
 	"k8s.io/utils/ptr"
 
+	schedcache "github.com/skiff-dev/skiff/pkg/scheduler/cache"
 	"github.com/skiff-dev/skiff/pkg/scheduler/config"
 	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
 )
@@ -269,5 +271,47 @@ func TestProfiles(t *testing.T) {
 	d, _ := client.CoreV1().Pods("default").Get(ctx, "d", metav1.GetOptions{})
 	if d.Spec.NodeName != "" || len(d.Status.Conditions) != 0 || reporters["d"] != "" {
 		t.Errorf("a pod of no profile was touched: node %q conditions %v", d.Spec.NodeName, d.Status.Conditions)
+	}
+}
+
+// TestPercentageOfNodesToScore: Filter stops once enough nodes fit (50%
+// of 300 here) and the next pass starts where this one stopped.
+func TestPercentageOfNodesToScore(t *testing.T) {
+	client := fake.NewClientset()
+	cfg := config.Default()
+	cfg.PercentageOfNodesToScore = ptr.To[int32](50)
+	cfg.Profiles[0].Plugins = &configv1.Plugins{MultiPoint: configv1.PluginSet{
+		Disabled: []configv1.Plugin{{Name: "*"}},
+		Enabled:  []configv1.Plugin{{Name: "Sort"}, {Name: "Fit"}, {Name: "Fewest", Weight: ptr.To[int32](1)}, {Name: "Binder"}},
+	}}
+	cfg.Profiles[0].PluginConfig = nil
+	ctx := context.Background()
+	s, err := New(ctx, client, informers.NewSharedInformerFactory(client, 0), testRegistry(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*v1.Node
+	for i := range 300 {
+		nodes = append(nodes, testNode(fmt.Sprintf("n%03d", i), 10))
+	}
+	s.snapshot = schedcache.NewSnapshot(nil, nodes)
+	fw := s.profiles["default-scheduler"]
+	feasible, _, err := s.findNodesThatFitPod(ctx, fw, framework.NewCycleState(), testPod("p", "default-scheduler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(feasible) != 150 {
+		t.Errorf("%d feasible nodes, want 150 (50%% of 300)", len(feasible))
+	}
+	if s.nextStartNodeIndex != 150 {
+		t.Errorf("next pass starts at %d, want 150", s.nextStartNodeIndex)
+	}
+	feasible, _, _ = s.findNodesThatFitPod(ctx, fw, framework.NewCycleState(), testPod("q", "default-scheduler"))
+	first := map[string]bool{}
+	for _, n := range feasible {
+		first[n.Node().Name] = true
+	}
+	if !first["n150"] || !first["n299"] || first["n000"] {
+		t.Errorf("second pass did not start at n150")
 	}
 }
