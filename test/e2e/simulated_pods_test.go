@@ -118,6 +118,8 @@ apiVersion: v1
 kind: Pod
 metadata: {name: bound}
 spec:
+  # No scheduler serves it: the test binds it itself.
+  schedulerName: bound-by-test
   containers:
   - {name: a, image: busybox}
 ---
