@@ -110,19 +110,25 @@ func (c *Controller) monitor(ctx context.Context) error {
 		node := nodes[i].DeepCopy()
 		var observed corev1.NodeCondition
 		var current *corev1.NodeCondition
-		err := wait.PollUntilContextTimeout(ctx, healthRetrySleep, healthRetrySleep*healthRetries, true, func(ctx context.Context) (bool, error) {
-			var err error
+		// Tried a few times, each on a fresh copy; the requests are not
+		// bounded by the retries' time (a slow API would see them all
+		// cancelled).
+		var err error
+		for attempt := 1; ; attempt++ {
 			if observed, current, err = c.updateHealth(ctx, node); err == nil {
-				return true, nil
+				break
 			}
+			if attempt == healthRetries || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(healthRetrySleep)
 			fresh := &corev1.Node{}
-			if err := c.APIReader.Get(ctx, client.ObjectKey{Name: node.Name}, fresh); err != nil {
+			if err = c.APIReader.Get(ctx, client.ObjectKey{Name: node.Name}, fresh); err != nil {
 				logger.Error(nil, "Failed while getting a Node to retry updating node health. Probably Node was deleted", "node", klog.KObj(node))
-				return false, err
+				break
 			}
 			node = fresh
-			return false, nil
-		})
+		}
 		if err != nil {
 			logger.Error(err, "Update health of Node from Controller error, Skipping - no pods will be evicted", "node", klog.KObj(node))
 			return
