@@ -68,18 +68,26 @@ type Options struct {
 	// NodeLifecycle is the node lifecycle controller's settings (the
 	// --node-monitor-* and eviction flags); zero: upstream's defaults.
 	NodeLifecycle nodelifecycle.Config
+	// Controllers is kube-controller-manager's --controllers: "*" (all
+	// but those disabled by default), "name" enables, "-name" disables;
+	// empty: "*".
+	Controllers []string
+	// ConcurrentSyncs are the --concurrent-*-syncs flags' values by
+	// controller name (Workers gives a controller its own).
+	ConcurrentSyncs map[string]int
 }
 
-// clients are one controller's. Client reads through the manager's shared
-// cache, whose informers use the manager's credentials (upstream's shared
-// informers); its writes and the other clients use the controller's.
-type clients struct {
-	config *rest.Config
-	client client.Client
-	core   kubernetes.Interface
+// Clients are one controller identity's. Client reads through the
+// manager's shared cache, whose informers use the manager's credentials
+// (upstream's shared informers); its writes and the other clients use the
+// controller's.
+type Clients struct {
+	Config *rest.Config
+	Client client.Client
+	Core   kubernetes.Interface
 }
 
-func newClients(mgr manager.Manager, creds clientbuilder.Builder, name string) (*clients, error) {
+func newClients(mgr manager.Manager, creds clientbuilder.Builder, name string) (*Clients, error) {
 	cfg, err := creds.Config(name)
 	if err != nil {
 		return nil, err
@@ -93,11 +101,11 @@ func newClients(mgr manager.Manager, creds clientbuilder.Builder, name string) (
 	if err != nil {
 		return nil, err
 	}
-	return &clients{config: cfg, client: c, core: core}, nil
+	return &Clients{Config: cfg, Client: c, Core: core}, nil
 }
 
-// Run starts every controller against the API at cfg and blocks until ctx
-// ends. Health and metrics are served by the process hosting it.
+// Run starts the enabled controllers against the API at cfg and blocks
+// until ctx ends. Health and metrics are served by the process hosting it.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	// controller-runtime logs through klog, like the rest of skiff.
 	ctrl.SetLogger(klog.NewKlogr())
@@ -119,28 +127,29 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return err
 		}
 	}
-	for _, c := range controllerSetups(mgr, opts) {
-		b := creds
-		if rootIdentities[c.name] {
-			b = clientbuilder.Root(cfg)
+	// One set of clients per identity, shared by its controllers.
+	byIdentity := map[string]*Clients{}
+	for _, d := range Descriptors() {
+		if !opts.Enabled(d) {
+			klog.InfoS("Warning: controller is disabled", "controller", d.Name)
+			continue
 		}
-		cc, err := newClients(mgr, b, c.name)
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
+		cc := byIdentity[d.Identity]
+		if cc == nil {
+			b := creds
+			if rootIdentities[d.Identity] {
+				b = clientbuilder.Root(cfg)
+			}
+			if cc, err = newClients(mgr, b, d.Identity); err != nil {
+				return fmt.Errorf("%s: %w", d.Name, err)
+			}
+			byIdentity[d.Identity] = cc
 		}
-		if err := c.setup(cc); err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
+		if err := d.Setup(mgr, cc, opts); err != nil {
+			return fmt.Errorf("%s: %w", d.Name, err)
 		}
 	}
 	return mgr.Start(ctx)
-}
-
-// controllerSetup adds one controller, or two sharing an identity, to the
-// manager.
-type controllerSetup struct {
-	// name is the identity: upstream's ServiceAccount name for it.
-	name  string
-	setup func(*clients) error
 }
 
 // rootIdentities run with the manager's own credentials, the name only
@@ -148,67 +157,82 @@ type controllerSetup struct {
 // on the ServiceAccount tokens it may be the source of.
 var rootIdentities = map[string]bool{"tokens-controller": true}
 
-func controllerSetups(mgr manager.Manager, opts Options) []controllerSetup {
-	return []controllerSetup{
-		{"namespace-controller", func(c *clients) error {
-			meta, err := metadata.NewForConfig(c.config)
+// The controllers that were here before the descriptors: each file of a
+// newer controller registers its own (register).
+func init() {
+	register(Descriptor{Name: "namespace-controller", Identity: "namespace-controller",
+		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
+			meta, err := metadata.NewForConfig(c.Config)
 			if err != nil {
 				return err
 			}
-			disco, err := discovery.NewDiscoveryClientForConfig(c.config)
+			disco, err := discovery.NewDiscoveryClientForConfig(c.Config)
 			if err != nil {
 				return err
 			}
-			return (&namespace.Reconciler{Core: c.core, Metadata: meta, Discovery: disco}).SetupWithManager(mgr)
-		}},
-		{"service-account-controller", func(c *clients) error {
-			return (&serviceaccount.Reconciler{Client: c.client}).SetupWithManager(mgr)
-		}},
-		{"resourcequota-controller", func(c *clients) error {
-			return (&resourcequota.Reconciler{Client: c.client}).SetupWithManager(mgr)
-		}},
-		{"root-ca-cert-publisher", func(c *clients) error {
+			return (&namespace.Reconciler{Core: c.Core, Metadata: meta, Discovery: disco}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: "serviceaccount-controller", Identity: "service-account-controller",
+		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
+			return (&serviceaccount.Reconciler{Client: c.Client}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: "resourcequota-controller", Identity: "resourcequota-controller",
+		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
+			return (&resourcequota.Reconciler{Client: c.Client}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: "root-ca-certificate-publisher-controller", Identity: "root-ca-cert-publisher",
+		Setup: func(mgr manager.Manager, c *Clients, opts Options) error {
 			if len(opts.RootCA) == 0 {
 				return nil
 			}
-			return (&rootcapublisher.Reconciler{Client: c.client, RootCA: opts.RootCA}).SetupWithManager(mgr)
-		}},
-		{"certificate-controller", func(c *clients) error {
-			if opts.ClusterSigningCertFile != "" && opts.ClusterSigningKeyFile != "" {
-				signer := &csrsigning.Reconciler{Client: c.client, Core: c.core, Duration: opts.ClusterSigningDuration,
-					CA: csrsigning.CA{CertFile: opts.ClusterSigningCertFile, KeyFile: opts.ClusterSigningKeyFile}}
-				if err := signer.SetupWithManager(mgr); err != nil {
-					return err
-				}
+			return (&rootcapublisher.Reconciler{Client: c.Client, RootCA: opts.RootCA}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: "certificatesigningrequest-signing-controller", Identity: "certificate-controller",
+		Setup: func(mgr manager.Manager, c *Clients, opts Options) error {
+			if opts.ClusterSigningCertFile == "" || opts.ClusterSigningKeyFile == "" {
+				return nil
 			}
-			return (&csrapproving.Reconciler{Client: c.client, Core: c.core}).SetupWithManager(mgr)
-		}},
-		{"node-controller", func(c *clients) error {
-			// Upstream runs the node lifecycle and taint-eviction
-			// controllers as node-controller too.
+			return (&csrsigning.Reconciler{Client: c.Client, Core: c.Core, Duration: opts.ClusterSigningDuration,
+				CA: csrsigning.CA{CertFile: opts.ClusterSigningCertFile, KeyFile: opts.ClusterSigningKeyFile}}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: "certificatesigningrequest-approving-controller", Identity: "certificate-controller",
+		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
+			return (&csrapproving.Reconciler{Client: c.Client, Core: c.Core}).SetupWithManager(mgr)
+		}})
+	// Upstream runs the node lifecycle, taint-eviction and node IPAM
+	// controllers as node-controller.
+	register(Descriptor{Name: "node-lifecycle-controller", Identity: "node-controller",
+		Setup: func(mgr manager.Manager, c *Clients, opts Options) error {
 			lifecycle := opts.NodeLifecycle
 			if lifecycle == (nodelifecycle.Config{}) {
 				lifecycle = nodelifecycle.DefaultConfig()
 			}
-			if err := (&nodelifecycle.Controller{Client: c.client, Core: c.core, Config: lifecycle}).SetupWithManager(mgr); err != nil {
-				return err
-			}
-			if err := (&tainteviction.Reconciler{Client: c.client, Core: c.core}).SetupWithManager(mgr); err != nil {
-				return err
-			}
+			return (&nodelifecycle.Controller{Client: c.Client, Core: c.Core, Config: lifecycle}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: "taint-eviction-controller", Identity: "node-controller",
+		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
+			return (&tainteviction.Reconciler{Client: c.Client, Core: c.Core}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: "node-ipam-controller", Identity: "node-controller",
+		Setup: func(mgr manager.Manager, c *Clients, opts Options) error {
 			if !opts.AllocateNodeCIDRs {
 				return nil
 			}
-			return (&nodeipam.Reconciler{Client: c.client, Core: c.core,
+			return (&nodeipam.Reconciler{Client: c.Client, Core: c.Core,
 				Config: nodeipam.Config{ClusterCIDRs: opts.ClusterCIDRs, NodeMaskSizes: opts.NodeCIDRMaskSizes}}).SetupWithManager(mgr)
-		}},
-		{"token-cleaner", func(c *clients) error {
-			return (&tokencleaner.Reconciler{Client: c.client}).SetupWithManager(mgr)
-		}},
-		{"clusterrole-aggregation-controller", func(c *clients) error {
-			return (&clusterroleaggregation.Reconciler{Client: c.client}).SetupWithManager(mgr)
-		}},
-		{"tokens-controller", func(c *clients) error {
+		}})
+	// Upstream's token cleaner is off by default; skiff's bootstrap token
+	// authentication is on by default, so its cleaner is too.
+	register(Descriptor{Name: "token-cleaner-controller", Identity: "token-cleaner",
+		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
+			return (&tokencleaner.Reconciler{Client: c.Client}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: "clusterrole-aggregation-controller", Identity: "clusterrole-aggregation-controller",
+		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
+			return (&clusterroleaggregation.Reconciler{Client: c.Client}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: "serviceaccount-token-controller", Identity: "tokens-controller",
+		Setup: func(mgr manager.Manager, c *Clients, opts Options) error {
 			if opts.ServiceAccountPrivateKeyFile == "" {
 				klog.InfoS("Controller is disabled because there is no private key", "controller", "serviceaccount-token-controller")
 				return nil
@@ -221,8 +245,7 @@ func controllerSetups(mgr manager.Manager, opts Options) []controllerSetup {
 			if err != nil {
 				return fmt.Errorf("failed to build token generator: %w", err)
 			}
-			return (&serviceaccounttoken.Reconciler{Client: c.client, APIReader: mgr.GetAPIReader(),
+			return (&serviceaccounttoken.Reconciler{Client: c.Client, APIReader: mgr.GetAPIReader(),
 				Generator: gen, RootCA: opts.RootCA}).SetupWithManager(mgr)
-		}},
-	}
+		}})
 }

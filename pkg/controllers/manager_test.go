@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,18 +32,13 @@ func TestEveryControllerHasItsRole(t *testing.T) {
 			}
 		}
 	}
-	seen := map[string]bool{}
-	for _, c := range controllerSetups(nil, Options{}) {
-		if rootIdentities[c.name] {
+	for _, d := range Descriptors() {
+		if rootIdentities[d.Identity] {
 			// Runs with the manager's credentials, as upstream's.
 			continue
 		}
-		if seen[c.name] {
-			t.Errorf("identity %s set up twice: its clients would not be shared", c.name)
-		}
-		seen[c.name] = true
-		if bound[c.name] != bootstrap.ControllerRolePrefix+c.name {
-			t.Errorf("ServiceAccount kube-system/%s is bound to %q, want %s", c.name, bound[c.name], bootstrap.ControllerRolePrefix+c.name)
+		if bound[d.Identity] != bootstrap.ControllerRolePrefix+d.Identity {
+			t.Errorf("%s: ServiceAccount kube-system/%s is bound to %q, want %s", d.Name, d.Identity, bound[d.Identity], bootstrap.ControllerRolePrefix+d.Identity)
 		}
 	}
 }
@@ -52,12 +48,12 @@ func TestEveryControllerHasItsRole(t *testing.T) {
 // otherwise), and an unreadable key fails the start, as upstream.
 func TestTokensControllerNeedsKey(t *testing.T) {
 	setup := func(opts Options) error {
-		for _, c := range controllerSetups(nil, opts) {
-			if c.name == "tokens-controller" {
-				return c.setup(nil)
+		for _, d := range Descriptors() {
+			if d.Name == "serviceaccount-token-controller" {
+				return d.Setup(nil, nil, opts)
 			}
 		}
-		t.Fatal("no tokens-controller")
+		t.Fatal("no serviceaccount-token-controller")
 		return nil
 	}
 	if err := setup(Options{}); err != nil {
@@ -66,5 +62,40 @@ func TestTokensControllerNeedsKey(t *testing.T) {
 	err := setup(Options{ServiceAccountPrivateKeyFile: filepath.Join(t.TempDir(), "missing.key")})
 	if err == nil || !strings.HasPrefix(err.Error(), "error reading key for service account token controller: ") {
 		t.Errorf("a missing key: %v", err)
+	}
+}
+
+// TestControllersFlag: --controllers as kube-controller-manager's.
+func TestControllersFlag(t *testing.T) {
+	lifecycle := Descriptor{Name: "node-lifecycle-controller"}
+	off := Descriptor{Name: "some-controller", DisabledByDefault: true}
+	for _, tc := range []struct {
+		list          []string
+		lifecycle, on bool
+	}{
+		{nil, true, false},
+		{[]string{"*"}, true, false},
+		{[]string{"*", "-node-lifecycle-controller"}, false, false},
+		{[]string{"-node-lifecycle-controller", "*"}, false, false},
+		{[]string{"*", "some-controller"}, true, true},
+		{[]string{"some-controller"}, false, true},
+	} {
+		o := Options{Controllers: tc.list}
+		if got := o.Enabled(lifecycle); got != tc.lifecycle {
+			t.Errorf("%q: node-lifecycle-controller enabled %v, want %v", tc.list, got, tc.lifecycle)
+		}
+		if got := o.Enabled(off); got != tc.on {
+			t.Errorf("%q: a disabled-by-default controller enabled %v, want %v", tc.list, got, tc.on)
+		}
+	}
+	errs := ValidateControllers([]string{"*", "-namespace-controller", "-nope", "bogus"})
+	if len(errs) != 2 || errs[0].Error() != `"nope" is not in the list of known controllers` || errs[1].Error() != `"bogus" is not in the list of known controllers` {
+		t.Errorf("errors: %v", errs)
+	}
+	all, _ := KnownControllers()
+	for _, want := range []string{"namespace-controller", "node-ipam-controller", "serviceaccount-token-controller"} {
+		if !slices.Contains(all, want) {
+			t.Errorf("%s not among the known controllers %v", want, all)
+		}
 	}
 }

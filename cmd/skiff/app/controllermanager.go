@@ -41,9 +41,8 @@ func newControllerManagerCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "controller-manager --kubeconfig FILE",
 		Short: "Run skiff's controllers against an API server, as kube-controller-manager",
-		Long: `Run skiff's controllers (namespace, serviceaccount, root CA publisher, CSR
-signing and approving, bootstrap token cleaner) against the API server of
---kubeconfig. With --leader-elect (the default) they run only while this process
+		Long: `Run skiff's controllers (those --controllers names, by upstream's names)
+against the API server of --kubeconfig. With --leader-elect (the default) they run only while this process
 holds the Lease kube-system/kube-controller-manager; with
 --use-service-account-credentials each controller authenticates as its own
 ServiceAccount in kube-system. /healthz, /livez, /readyz (open to all) and

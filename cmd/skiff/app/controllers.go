@@ -37,6 +37,10 @@ type controllerOptions struct {
 	NodeCIDRMaskSizeIPv6 int
 	// NodeLifecycle: the node lifecycle controller's flags.
 	NodeLifecycle nodelifecycle.Config
+	// Controllers is --controllers; ConcurrentSyncs the controllers'
+	// --concurrent-*-syncs by controller name.
+	Controllers     []string
+	ConcurrentSyncs map[string]*int
 }
 
 // Skiff's node IPAM defaults (issue 9); upstream's are off and empty.
@@ -52,6 +56,8 @@ func newControllerOptions() *controllerOptions {
 		AllocateNodeCIDRs:      defaultAllocateNodeCIDRs,
 		ClusterCIDR:            defaultClusterCIDR,
 		NodeLifecycle:          nodelifecycle.DefaultConfig(),
+		Controllers:            []string{"*"},
+		ConcurrentSyncs:        map[string]*int{},
 	}
 }
 
@@ -59,6 +65,14 @@ func newControllerOptions() *controllerOptions {
 // --cluster-signing-*-file flags mean.
 func (c *controllerOptions) addFlags(fs *pflag.FlagSet, signingDefault string) {
 	componentbaseoptions.BindLeaderElectionFlags(&c.LeaderElection, fs)
+	fs.StringSliceVar(&c.Controllers, "controllers", c.Controllers, controllers.ControllersFlagUsage())
+	for _, d := range controllers.Descriptors() {
+		if f := d.Concurrency; f != nil {
+			n := f.Default
+			c.ConcurrentSyncs[d.Name] = &n
+			fs.IntVar(&n, f.Flag, n, f.Usage)
+		}
+	}
 	fs.StringVar(&c.ClusterSigningCertFile, "cluster-signing-cert-file", c.ClusterSigningCertFile, "Filename containing a PEM-encoded X509 CA certificate used to issue cluster-scoped certificates (the kubernetes.io/kube-apiserver-client, kube-apiserver-client-kubelet and kubelet-serving signers). "+signingDefault)
 	fs.StringVar(&c.ClusterSigningKeyFile, "cluster-signing-key-file", c.ClusterSigningKeyFile, "Filename containing a PEM-encoded RSA or ECDSA private key used to sign cluster-scoped certificates. "+signingDefault)
 	fs.BoolVar(&c.UseServiceAccountCredentials, "use-service-account-credentials", c.UseServiceAccountCredentials, "If true, use individual service account credentials for each controller.")
@@ -80,6 +94,12 @@ func (c *controllerOptions) addFlags(fs *pflag.FlagSet, signingDefault string) {
 
 func (c *controllerOptions) validate() []error {
 	errs := controllers.ValidateLeaderElection(c.LeaderElection)
+	errs = append(errs, controllers.ValidateControllers(c.Controllers)...)
+	for _, d := range controllers.Descriptors() {
+		if n := c.ConcurrentSyncs[d.Name]; n != nil && *n <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be greater than 0, but got %d", d.Concurrency.Flag, *n))
+		}
+	}
 	if (c.ClusterSigningCertFile == "") != (c.ClusterSigningKeyFile == "") {
 		errs = append(errs, fmt.Errorf("--cluster-signing-cert-file and --cluster-signing-key-file must be given together"))
 	}
@@ -118,6 +138,11 @@ func (c *controllerOptions) run(ctx context.Context, cfg *restclient.Config, opt
 	opts.AllocateNodeCIDRs = c.AllocateNodeCIDRs
 	opts.ClusterCIDRs, opts.NodeCIDRMaskSizes = ipam.ClusterCIDRs, ipam.NodeMaskSizes
 	opts.NodeLifecycle = c.NodeLifecycle
+	opts.Controllers = c.Controllers
+	opts.ConcurrentSyncs = map[string]int{}
+	for name, n := range c.ConcurrentSyncs {
+		opts.ConcurrentSyncs[name] = *n
+	}
 	identity := ""
 	if c.LeaderElection.LeaderElect {
 		var err error

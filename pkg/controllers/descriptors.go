@@ -1,0 +1,112 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/sets"
+	cmapp "k8s.io/controller-manager/app"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+)
+
+// A Descriptor is one controller, under upstream kube-controller-manager's
+// name for it (what --controllers takes).
+type Descriptor struct {
+	// Name is upstream's, e.g. "replicaset-controller".
+	Name string
+	// Identity is the ServiceAccount in kube-system it runs as with
+	// --use-service-account-credentials (upstream's, e.g.
+	// "replicaset-controller"; several controllers may share one), bound
+	// to system:controller:<Identity> by the bootstrap policy.
+	Identity string
+	// DisabledByDefault: "*" leaves it out; only its name turns it on.
+	DisabledByDefault bool
+	// Setup adds the controller to mgr, with its identity's clients.
+	Setup func(mgr manager.Manager, c *Clients, opts Options) error
+	// Concurrency, if set, is its --concurrent-*-syncs flag; Setup reads
+	// the value with opts.Workers(Name, Concurrency.Default).
+	Concurrency *ConcurrencyFlag
+}
+
+// ConcurrencyFlag is upstream's flag for a controller's number of workers.
+type ConcurrencyFlag struct {
+	Flag    string // e.g. "concurrent-replicaset-syncs"
+	Default int
+	Usage   string
+}
+
+var descriptors []Descriptor
+
+// register adds a controller; each controller's file calls it from init.
+func register(d Descriptor) {
+	if d.Name == "" || d.Identity == "" || d.Setup == nil || (d.Concurrency != nil && (d.Concurrency.Flag == "" || d.Concurrency.Default <= 0)) {
+		panic(fmt.Sprintf("controller descriptor %+v is incomplete", d))
+	}
+	if slices.ContainsFunc(descriptors, func(o Descriptor) bool { return o.Name == d.Name }) {
+		panic("controller " + d.Name + " registered twice")
+	}
+	descriptors = append(descriptors, d)
+}
+
+// Descriptors are every controller skiff has, in registration order.
+func Descriptors() []Descriptor { return slices.Clone(descriptors) }
+
+// KnownControllers are their names, sorted, and those disabled by default.
+func KnownControllers() (all, disabledByDefault []string) {
+	for _, d := range descriptors {
+		all = append(all, d.Name)
+		if d.DisabledByDefault {
+			disabledByDefault = append(disabledByDefault, d.Name)
+		}
+	}
+	slices.Sort(all)
+	slices.Sort(disabledByDefault)
+	return all, disabledByDefault
+}
+
+// ControllersFlagUsage is the help of --controllers, upstream's text.
+func ControllersFlagUsage() string {
+	all, off := KnownControllers()
+	return "A list of controllers to enable. '*' enables all on-by-default controllers, 'foo' enables the controller " +
+		"named 'foo', '-foo' disables the controller named 'foo'.\nAll controllers: " + strings.Join(all, ", ") +
+		"\nDisabled-by-default controllers: " + strings.Join(off, ", ")
+}
+
+// ValidateControllers refuses names that are no controller's, in
+// upstream's words.
+func ValidateControllers(names []string) []error {
+	all, _ := KnownControllers()
+	var errs []error
+	for _, n := range names {
+		if n == "*" {
+			continue
+		}
+		if bare := strings.TrimPrefix(n, "-"); !slices.Contains(all, bare) {
+			errs = append(errs, fmt.Errorf("%q is not in the list of known controllers", bare))
+		}
+	}
+	return errs
+}
+
+// Enabled says whether --controllers turns d on.
+func (o Options) Enabled(d Descriptor) bool {
+	list := o.Controllers
+	if len(list) == 0 {
+		list = []string{"*"}
+	}
+	off := sets.NewString()
+	if d.DisabledByDefault {
+		off.Insert(d.Name)
+	}
+	return cmapp.IsControllerEnabled(d.Name, off, list)
+}
+
+// Workers is the number of concurrent syncs of the controller name: its
+// --concurrent-*-syncs flag, else def.
+func (o Options) Workers(name string, def int) int {
+	if n, ok := o.ConcurrentSyncs[name]; ok && n > 0 {
+		return n
+	}
+	return def
+}
