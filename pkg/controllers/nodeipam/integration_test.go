@@ -6,12 +6,7 @@ package nodeipam_test
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,86 +15,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 
-	"github.com/skiff-dev/skiff/pkg/apiserver"
-	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/controllers"
 	"github.com/skiff-dev/skiff/pkg/controllers/nodeipam"
-	"github.com/skiff-dev/skiff/test/harness"
+	"github.com/skiff-dev/skiff/test/integration"
 )
 
-// startServer runs the API server until the test ends; its log goes to a
-// file whose tail is shown if the test fails.
+// startServer runs the API server until the test ends; its log's tail
+// is shown if the test fails.
 func startServer(t *testing.T) *restclient.Config {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts an API server")
-	}
-	dir := t.TempDir()
-	logFile := filepath.Join(dir, "server.log")
-	lf, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(fs)
-	_ = fs.Set("logtostderr", "false")
-	_ = fs.Set("stderrthreshold", "FATAL")
-	klog.SetOutput(lf)
-	t.Cleanup(func() {
-		if t.Failed() {
-			data, _ := os.ReadFile(logFile)
-			lines := strings.Split(string(data), "\n")
-			if len(lines) > 60 {
-				lines = lines[len(lines)-60:]
-			}
-			t.Logf("last lines of the log:\n%s", strings.Join(lines, "\n"))
-		}
-	})
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var opts *options.Options
-	done := make(chan error, 1)
-	err = harness.OnFreePort(func(port int) error {
-		opts = options.NewOptions()
-		opts.DataDir = filepath.Join(dir, "data")
-		opts.SecurePort = port
-		opts.BindAddress = "127.0.0.1"
-		ready := make(chan struct{})
-		var once sync.Once
-		go func() {
-			done <- apiserver.Run(ctx, opts, func(*restclient.Config) { once.Do(func() { close(ready) }) })
-		}()
-		select {
-		case <-ready:
-			return nil
-		case err := <-done:
-			return fmt.Errorf("apiserver.Run returned before ready: %v", err)
-		case <-time.After(2 * time.Minute):
-			return fmt.Errorf("server not ready")
-		}
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			t.Error("the API server did not stop")
-		}
-		lf.Close()
-	})
-	cfg, err := clientcmd.BuildConfigFromFlags("", opts.AdminKubeconfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = -1, -1
-	return cfg
+	return integration.StartAPIServer(t, integration.ServerOptions{})
 }
 
 // runControllers runs the controllers until the returned stop is called.

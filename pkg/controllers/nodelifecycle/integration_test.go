@@ -8,10 +8,7 @@ package nodelifecycle_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,93 +20,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
-	"github.com/skiff-dev/skiff/pkg/apiserver"
-	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/controllers"
 	"github.com/skiff-dev/skiff/pkg/controllers/nodelifecycle"
-	"github.com/skiff-dev/skiff/test/harness"
+	"github.com/skiff-dev/skiff/test/integration"
 )
 
-// startServer runs the API server until the test ends; its log goes to a
-// file whose tail is shown if the test fails.
+// startServer runs the API server until the test ends; the log lines
+// about nodes and taints are shown if the test fails.
 func startServer(t *testing.T) *restclient.Config {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts an API server")
-	}
-	dir := t.TempDir()
-	logFile := filepath.Join(dir, "server.log")
-	lf, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(fs)
-	_ = fs.Set("logtostderr", "false")
-	_ = fs.Set("stderrthreshold", "FATAL")
-	_ = fs.Set("v", "2")
-	klog.SetOutput(lf)
-	t.Cleanup(func() {
-		if t.Failed() {
-			data, _ := os.ReadFile(logFile)
-			var lines []string
-			for _, l := range strings.Split(string(data), "\n") {
-				if strings.Contains(l, "node") || strings.Contains(l, "aint") || strings.Contains(l, "isruption") {
-					lines = append(lines, l)
-				}
-			}
-			if len(lines) > 80 && os.Getenv("FULL_LOG") == "" {
-				lines = lines[len(lines)-80:]
-			}
-			t.Logf("last lines of the log about nodes and taints:\n%s", strings.Join(lines, "\n"))
-		}
-	})
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var opts *options.Options
-	done := make(chan error, 1)
-	err = harness.OnFreePort(func(port int) error {
-		opts = options.NewOptions()
-		opts.DataDir = filepath.Join(dir, "data")
-		opts.SecurePort = port
-		opts.BindAddress = "127.0.0.1"
-		ready := make(chan struct{})
-		var once sync.Once
-		go func() {
-			done <- apiserver.Run(ctx, opts, func(*restclient.Config) { once.Do(func() { close(ready) }) })
-		}()
-		select {
-		case <-ready:
-			return nil
-		case err := <-done:
-			return fmt.Errorf("apiserver.Run returned before ready: %v", err)
-		case <-time.After(2 * time.Minute):
-			return fmt.Errorf("server not ready")
-		}
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			t.Error("the API server did not stop")
-		}
-		lf.Close()
-	})
-	cfg, err := clientcmd.BuildConfigFromFlags("", opts.AdminKubeconfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = -1, -1
-	return cfg
+	return integration.StartAPIServer(t, integration.ServerOptions{Verbosity: 2, LogLines: 80, LogFilter: func(l string) bool {
+		return strings.Contains(l, "node") || strings.Contains(l, "aint") || strings.Contains(l, "isruption")
+	}})
 }
 
 // grace is the test's --node-monitor-grace-period (and startup grace).
@@ -117,24 +40,9 @@ const grace = 3 * time.Second
 
 func runControllers(t *testing.T, cfg *restclient.Config) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- controllers.Run(ctx, cfg, controllers.Options{UseServiceAccountCredentials: true,
-			NodeLifecycle: nodelifecycle.Config{MonitorPeriod: 300 * time.Millisecond, StartupGracePeriod: grace, MonitorGracePeriod: grace,
-				EvictionRate: 20, SecondaryEvictionRate: 1, LargeClusterSizeThreshold: 50, UnhealthyZoneThreshold: 0.55}})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("controllers.Run: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("the controllers did not stop")
-		}
-	})
+	integration.RunControllers(t, cfg, controllers.Options{UseServiceAccountCredentials: true,
+		NodeLifecycle: nodelifecycle.Config{MonitorPeriod: 300 * time.Millisecond, StartupGracePeriod: grace, MonitorGracePeriod: grace,
+			EvictionRate: 20, SecondaryEvictionRate: 1, LargeClusterSizeThreshold: 50, UnhealthyZoneThreshold: 0.55}})
 }
 
 // kubelet plays one node's kubelet: registration, status and Lease.
