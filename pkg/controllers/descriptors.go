@@ -27,6 +27,10 @@ type Descriptor struct {
 	// Concurrency, if set, is its --concurrent-*-syncs flag; Setup reads
 	// the value with opts.Workers(Name, Concurrency.Default).
 	Concurrency *ConcurrencyFlag
+	// Flags are its other int flags, upstream's (e.g.
+	// --max-endpoints-per-slice); Setup reads them with
+	// opts.Int(Flag, Default).
+	Flags []IntFlag
 }
 
 // ConcurrencyFlag is upstream's flag for a controller's number of workers.
@@ -34,13 +38,51 @@ type ConcurrencyFlag struct {
 	Flag    string // e.g. "concurrent-replicaset-syncs"
 	Default int
 	Usage   string
+	// Max, if set, is upstream's upper bound (1..Max, refused in its
+	// words); otherwise any positive number.
+	Max int
+}
+
+// Validate refuses n in upstream's words.
+func (f ConcurrencyFlag) Validate(n int) error {
+	if f.Max > 0 {
+		return IntFlag{Flag: f.Flag, Min: 1, Max: f.Max}.Validate(n)
+	}
+	if n <= 0 {
+		return fmt.Errorf("%s must be greater than 0, but got %d", f.Flag, n)
+	}
+	return nil
+}
+
+// IntFlag is one of upstream's int flags of a controller.
+type IntFlag struct {
+	Flag    string // e.g. "max-endpoints-per-slice"
+	Default int
+	Usage   string
+	// Min and Max, if Max > Min, bound it as upstream does.
+	Min, Max int
+}
+
+// Validate refuses n out of [Min, Max] in upstream's words.
+func (f IntFlag) Validate(n int) error {
+	if f.Max <= f.Min {
+		return nil
+	}
+	if n < f.Min {
+		return fmt.Errorf("%s must not be less than %d, but got %d", f.Flag, f.Min, n)
+	}
+	if n > f.Max {
+		return fmt.Errorf("%s must not be more than %d, but got %d", f.Flag, f.Max, n)
+	}
+	return nil
 }
 
 var descriptors []Descriptor
 
 // register adds a controller; each controller's file calls it from init.
 func register(d Descriptor) {
-	if d.Name == "" || d.Identity == "" || d.Setup == nil || (d.Concurrency != nil && (d.Concurrency.Flag == "" || d.Concurrency.Default <= 0)) {
+	if d.Name == "" || d.Identity == "" || d.Setup == nil || (d.Concurrency != nil && (d.Concurrency.Flag == "" || d.Concurrency.Default <= 0)) ||
+		slices.ContainsFunc(d.Flags, func(f IntFlag) bool { return f.Flag == "" }) {
 		panic(fmt.Sprintf("controller descriptor %+v is incomplete", d))
 	}
 	if slices.ContainsFunc(descriptors, func(o Descriptor) bool { return o.Name == d.Name }) {
@@ -100,6 +142,15 @@ func (o Options) Enabled(d Descriptor) bool {
 		off.Insert(d.Name)
 	}
 	return cmapp.IsControllerEnabled(d.Name, off, list)
+}
+
+// Int is the value of a controller's int flag (Descriptor.Flags), else
+// def.
+func (o Options) Int(flag string, def int) int {
+	if n, ok := o.IntFlags[flag]; ok {
+		return n
+	}
+	return def
 }
 
 // Workers is the number of concurrent syncs of the controller name: its

@@ -75,6 +75,9 @@ type Options struct {
 	// ConcurrentSyncs are the --concurrent-*-syncs flags' values by
 	// controller name (Workers gives a controller its own).
 	ConcurrentSyncs map[string]int
+	// IntFlags are the controllers' other int flags (Descriptor.Flags)
+	// by flag name (Int gives one).
+	IntFlags map[string]int
 }
 
 // Clients are one controller identity's. Client reads through the

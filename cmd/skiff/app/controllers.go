@@ -41,6 +41,8 @@ type controllerOptions struct {
 	// --concurrent-*-syncs by controller name.
 	Controllers     []string
 	ConcurrentSyncs map[string]*int
+	// IntFlags are the controllers' other int flags by flag name.
+	IntFlags map[string]*int
 }
 
 // Skiff's node IPAM defaults (issue 9); upstream's are off and empty.
@@ -58,6 +60,7 @@ func newControllerOptions() *controllerOptions {
 		NodeLifecycle:          nodelifecycle.DefaultConfig(),
 		Controllers:            []string{"*"},
 		ConcurrentSyncs:        map[string]*int{},
+		IntFlags:               map[string]*int{},
 	}
 }
 
@@ -70,6 +73,11 @@ func (c *controllerOptions) addFlags(fs *pflag.FlagSet, signingDefault string) {
 		if f := d.Concurrency; f != nil {
 			n := f.Default
 			c.ConcurrentSyncs[d.Name] = &n
+			fs.IntVar(&n, f.Flag, n, f.Usage)
+		}
+		for _, f := range d.Flags {
+			n := f.Default
+			c.IntFlags[f.Flag] = &n
 			fs.IntVar(&n, f.Flag, n, f.Usage)
 		}
 	}
@@ -96,8 +104,17 @@ func (c *controllerOptions) validate() []error {
 	errs := controllers.ValidateLeaderElection(c.LeaderElection)
 	errs = append(errs, controllers.ValidateControllers(c.Controllers)...)
 	for _, d := range controllers.Descriptors() {
-		if n := c.ConcurrentSyncs[d.Name]; n != nil && *n <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be greater than 0, but got %d", d.Concurrency.Flag, *n))
+		if n := c.ConcurrentSyncs[d.Name]; n != nil {
+			if err := d.Concurrency.Validate(*n); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		for _, f := range d.Flags {
+			if n := c.IntFlags[f.Flag]; n != nil {
+				if err := f.Validate(*n); err != nil {
+					errs = append(errs, err)
+				}
+			}
 		}
 	}
 	if (c.ClusterSigningCertFile == "") != (c.ClusterSigningKeyFile == "") {
@@ -142,6 +159,10 @@ func (c *controllerOptions) run(ctx context.Context, cfg *restclient.Config, opt
 	opts.ConcurrentSyncs = map[string]int{}
 	for name, n := range c.ConcurrentSyncs {
 		opts.ConcurrentSyncs[name] = *n
+	}
+	opts.IntFlags = map[string]int{}
+	for flag, n := range c.IntFlags {
+		opts.IntFlags[flag] = *n
 	}
 	identity := ""
 	if c.LeaderElection.LeaderElect {
