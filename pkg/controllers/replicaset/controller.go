@@ -668,11 +668,11 @@ func (r *Reconciler) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, st
 	status.ObservedGeneration = rs.Generation
 	cur := rs.DeepCopy()
 	for i := 0; ; i++ {
-		klog.FromContext(ctx).V(4).Info(fmt.Sprintf("Updating status for %v: %s/%s, ", r.Kind.GVK.Kind, cur.Namespace, cur.Name)+
-			fmt.Sprintf("replicas %d->%d (need %d), ", cur.Status.Replicas, status.Replicas, ptr.Deref(cur.Spec.Replicas, 1))+
-			fmt.Sprintf("fullyLabeledReplicas %d->%d, ", cur.Status.FullyLabeledReplicas, status.FullyLabeledReplicas)+
-			fmt.Sprintf("readyReplicas %d->%d, ", cur.Status.ReadyReplicas, status.ReadyReplicas)+
-			fmt.Sprintf("availableReplicas %d->%d, ", cur.Status.AvailableReplicas, status.AvailableReplicas)+
+		klog.FromContext(ctx).V(4).Info(fmt.Sprintf("Updating status for %v: %s/%s, ", r.Kind.GVK.Kind, cur.Namespace, cur.Name) +
+			fmt.Sprintf("replicas %d->%d (need %d), ", cur.Status.Replicas, status.Replicas, ptr.Deref(cur.Spec.Replicas, 1)) +
+			fmt.Sprintf("fullyLabeledReplicas %d->%d, ", cur.Status.FullyLabeledReplicas, status.FullyLabeledReplicas) +
+			fmt.Sprintf("readyReplicas %d->%d, ", cur.Status.ReadyReplicas, status.ReadyReplicas) +
+			fmt.Sprintf("availableReplicas %d->%d, ", cur.Status.AvailableReplicas, status.AvailableReplicas) +
 			fmt.Sprintf("sequence No: %v->%v", cur.Status.ObservedGeneration, status.ObservedGeneration))
 		cur.Status = status
 		updated, err := r.Kind.updateStatus(ctx, r.Core, cur)
