@@ -1,0 +1,10 @@
+package job
+
+import "time"
+
+// SetPodFailureBackoff shortens the pod failure backoff for a test.
+func SetPodFailureBackoff(d time.Duration) (restore func()) {
+	old := defaultPodFailureBackoff
+	defaultPodFailureBackoff = d
+	return func() { defaultPodFailureBackoff = old }
+}

@@ -1,0 +1,41 @@
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/job"
+)
+
+// The batch controllers and their pod garbage collector, as upstream's.
+func init() {
+	register(Descriptor{Name: "job-controller", Identity: "job-controller",
+		Concurrency: &ConcurrencyFlag{Flag: "concurrent-job-syncs", Default: 5,
+			Usage: "The number of job objects that are allowed to sync concurrently. Larger number = more responsive jobs, but more CPU (and network) load"},
+		Setup: func(mgr manager.Manager, c *Clients, opts Options) error {
+			return (&job.Reconciler{Client: c.Client, Core: c.Core, APIReader: mgr.GetAPIReader(),
+				Recorder: eventRecorder(mgr, c.Core, job.Name), Workers: opts.Workers("job-controller", 5)}).SetupWithManager(mgr)
+		}})
+}
+
+// eventRecorder records events as component through core while mgr runs.
+func eventRecorder(mgr manager.Manager, core kubernetes.Interface, component string) record.EventRecorder {
+	b := record.NewBroadcaster()
+	rec := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+	// Adding a runnable fails only once the manager has started, which
+	// Setup never sees.
+	_ = mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		b.StartStructuredLogging(3)
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: core.CoreV1().Events("")})
+		<-ctx.Done()
+		b.Shutdown()
+		return nil
+	}))
+	return rec
+}
