@@ -101,20 +101,22 @@ func (r *Reconciler) init() {
 // kind: "<name>/<uid>", or orphanIndexValue.
 func (r *Reconciler) podIndex() string { return "replicaset.controller." + r.Kind.GVK.Kind }
 
+// podIndexValues are the pod's values in podIndex.
+func (r *Reconciler) podIndexValues(o client.Object) []string {
+	ref := metav1.GetControllerOfNoCopy(o)
+	switch {
+	case ref == nil:
+		return []string{orphanIndexValue}
+	case ref.Kind == r.Kind.GVK.Kind:
+		return []string{ref.Name + "/" + string(ref.UID)}
+	}
+	return nil
+}
+
 // SetupWithManager registers the controller: every change of an owner, and
 // of the pods it controls or that it might adopt.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	kind := r.Kind.GVK.Kind
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, r.podIndex(), func(o client.Object) []string {
-		ref := metav1.GetControllerOfNoCopy(o)
-		switch {
-		case ref == nil:
-			return []string{orphanIndexValue}
-		case ref.Kind == kind:
-			return []string{ref.Name + "/" + string(ref.UID)}
-		}
-		return nil
-	}); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, r.podIndex(), r.podIndexValues); err != nil {
 		return err
 	}
 	if r.Recorder == nil && r.Core != nil {
