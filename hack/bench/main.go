@@ -9,6 +9,10 @@
 //	go run ./hack/bench --quick       # smoke run, ~2 minutes
 //	go run ./hack/bench --skip-upstream --only pods,list
 //
+// With --scenarios scheduler it benchmarks skiff's scheduler against
+// upstream kube-scheduler (hack/upstream.sh kube-scheduler) on one skiff
+// server with simulated nodes instead: see sched.go.
+//
 // The markdown table goes to stdout, progress to stderr, the same data as
 // JSON (plus every raw measurement and server run) to --out, default
 // _output/bench/bench-<timestamp>.json; the servers' logs are kept next to
@@ -61,6 +65,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -76,6 +81,7 @@ import (
 )
 
 type config struct {
+	scenarios    string // "apiserver" or "scheduler" (sched.go)
 	quick        bool
 	skipUpstream bool
 	clients      []int
@@ -114,6 +120,7 @@ var workloadNames = []string{"startup", "configmaps", "pods", "list", "watch", "
 
 func parseFlags() *config {
 	c := &config{}
+	flag.StringVar(&c.scenarios, "scenarios", "apiserver", "apiserver: skiff server vs kube-apiserver; scheduler: skiff's scheduler vs kube-scheduler on one skiff server (see sched.go)")
 	flag.BoolVar(&c.quick, "quick", false, "smoke run: small sizes and short durations (flags set explicitly still win)")
 	flag.BoolVar(&c.skipUpstream, "skip-upstream", false, "measure skiff only (ratios stay blank)")
 	clients := flag.String("clients", "1,16,64", "comma-separated concurrent client counts for the CRUD workloads")
@@ -126,8 +133,9 @@ func parseFlags() *config {
 	flag.IntVar(&c.bindings, "bindings", 1000, "ClusterRoleBindings, and RoleBindings, in the sar workload (quick: 200)")
 	flag.IntVar(&c.starts, "starts", 3, "start-up samples per server (quick: 1)")
 	flag.DurationVar(&c.settle, "settle", 5*time.Second, "wait after /readyz before the idle RSS (quick: 2s)")
-	only := flag.String("only", "", "comma-separated subset of workloads: "+strings.Join(workloadNames, ","))
-	flag.StringVar(&c.out, "out", "", "JSON output (default _output/bench/bench-<timestamp>.json)")
+	only := flag.String("only", "", "comma-separated subset of workloads: "+strings.Join(workloadNames, ",")+
+		" (--scenarios scheduler: "+strings.Join(schedScenarioNames, ",")+")")
+	flag.StringVar(&c.out, "out", "", "JSON output (default _output/bench/bench-<timestamp>.json; sched-<timestamp>.json with --scenarios scheduler)")
 	flag.Parse()
 
 	set := map[string]bool{}
@@ -153,10 +161,18 @@ func parseFlags() *config {
 		}
 		c.clients = append(c.clients, n)
 	}
+	names, prefix := workloadNames, "bench"
+	switch c.scenarios {
+	case "apiserver":
+	case "scheduler":
+		names, prefix = schedScenarioNames, "sched"
+	default:
+		usageError("unknown --scenarios %q (have apiserver, scheduler)", c.scenarios)
+	}
 	if *only != "" {
 		for _, w := range strings.Split(*only, ",") {
-			if w = strings.TrimSpace(w); !slices.Contains(workloadNames, w) {
-				usageError("unknown workload %q in --only (have %s)", w, strings.Join(workloadNames, ","))
+			if w = strings.TrimSpace(w); !slices.Contains(names, w) {
+				usageError("unknown workload %q in --only (have %s)", w, strings.Join(names, ","))
 			}
 			c.only = append(c.only, strings.TrimSpace(w))
 		}
@@ -165,7 +181,7 @@ func parseFlags() *config {
 		usageError("sizes must be positive")
 	}
 	if c.out == "" {
-		c.out = fmt.Sprintf("_output/bench/bench-%s.json", time.Now().Format("20060102-150405"))
+		c.out = fmt.Sprintf("_output/bench/%s-%s.json", prefix, time.Now().Format("20060102-150405"))
 	}
 	return c
 }
@@ -200,6 +216,9 @@ func main() {
 		<-ctx.Done()
 		stop() // a second signal kills at once
 	}()
+	if cfg.scenarios == "scheduler" {
+		os.Exit(runSchedBench(ctx, cfg))
+	}
 	os.Exit(runBench(ctx, cfg))
 }
 
@@ -214,21 +233,52 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(progress, "[%02d:%02d] %s\n", int(el.Minutes()), int(el.Seconds())%60, fmt.Sprintf(format, args...))
 }
 
-func runBench(ctx context.Context, cfg *config) int {
-	res := &results{Started: time.Now(), Config: cfg.toJSON()}
+// startResults begins the report of a run of skiff and, unless
+// skipUpstream, the upstream binary named upstream; the names the values go
+// by ("skiff", "upstream"). Without the binary it says how to build it.
+func startResults(config any, skipUpstream bool, upstream string) (*results, []string, error) {
+	res := &results{Started: time.Now(), Config: config}
 	res.Host = hostInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), SkiffRevision: gitRevision(),
 		UpstreamVersion: harness.UpstreamVersion}
 	servers := []string{"skiff"}
-	if !cfg.skipUpstream {
-		bin, ok := harness.UpstreamBinary("kube-apiserver")
+	if !skipUpstream {
+		bin, ok := harness.UpstreamBinary(upstream)
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: upstream kube-apiserver %s not found.\n"+
-				"Build it with:  hack/upstream.sh kube-apiserver\n"+
-				"or measure skiff alone with --skip-upstream.\n", bin)
-			return 1
+			return nil, nil, fmt.Errorf("upstream %s %s not found.\n"+
+				"Build it with:  hack/upstream.sh %s\n"+
+				"or measure skiff alone with --skip-upstream", upstream, bin, upstream)
 		}
 		res.Host.UpstreamBinary = bin
 		servers = append(servers, "upstream")
+	}
+	return res, servers, nil
+}
+
+// conclude ends a run: ratios, table (to stdout), the JSON; the exit status.
+func (r *results) conclude(ctx context.Context, servers []string, table func(io.Writer), out string, failed bool) int {
+	if ctx.Err() != nil {
+		r.note("interrupted: %v", ctx.Err())
+		failed = true
+	}
+	r.Finished = time.Now()
+	r.finish(servers)
+	table(os.Stdout)
+	if err := r.writeJSON(out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	logf("done in %s; JSON: %s", r.Finished.Sub(r.Started).Round(time.Second), out)
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func runBench(ctx context.Context, cfg *config) int {
+	res, servers, err := startResults(cfg.toJSON(), cfg.skipUpstream, "kube-apiserver")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
 	}
 	b := &bench{cfg: cfg, res: res, logDir: strings.TrimSuffix(cfg.out, ".json") + "-logs", idle: map[string][]float64{},
 		stops: map[string][]float64{}}
@@ -264,40 +314,42 @@ func runBench(ctx context.Context, cfg *config) int {
 		watchWorkload(cfg),
 		sarWorkload(cfg),
 	}
-	round := 0
+	var rounds []round
 	for _, w := range workloads {
-		if !cfg.wants(w.key) {
-			continue
+		if cfg.wants(w.key) {
+			rounds = append(rounds, round{name: w.name, run: func(ctx context.Context, server string) error {
+				return b.runWorkload(ctx, w, server)
+			}})
 		}
-		logf("== %s", w.name)
-		for _, name := range b.serverOrder(round) {
+	}
+	failed = res.runRounds(ctx, rounds, b.serverOrder) || failed
+	return res.conclude(ctx, servers, res.markdown, cfg.out, failed)
+}
+
+// round is one workload run on every server in turn.
+type round struct {
+	name string
+	run  func(ctx context.Context, server string) error
+}
+
+// runRounds runs each round on every server, in the order order(i) gives
+// the i-th (alternating which goes first), notes the failures and reports
+// whether there were any.
+func (r *results) runRounds(ctx context.Context, rounds []round, order func(int) []string) bool {
+	failed := false
+	for i, rd := range rounds {
+		logf("== %s", rd.name)
+		for _, name := range order(i) {
 			if ctx.Err() != nil {
 				break
 			}
-			if err := b.runWorkload(ctx, w, name); err != nil {
-				res.note("%s: %s: %v", name, w.name, err)
+			if err := rd.run(ctx, name); err != nil {
+				r.note("%s: %s: %v", name, rd.name, err)
 				failed = true
 			}
 		}
-		round++
 	}
-	if ctx.Err() != nil {
-		res.note("interrupted: %v", ctx.Err())
-		failed = true
-	}
-
-	res.Finished = time.Now()
-	res.finish(servers)
-	res.markdown(os.Stdout)
-	if err := res.writeJSON(cfg.out); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
-	logf("done in %s; JSON: %s", res.Finished.Sub(res.Started).Round(time.Second), cfg.out)
-	if failed {
-		return 1
-	}
-	return 0
+	return failed
 }
 
 // maxOtherShare is how much of the machine other processes may take during
