@@ -330,3 +330,38 @@ func TestJobSuspendAndDeadline(t *testing.T) {
 		return nil
 	})
 }
+
+// TestJobTTLAfterFinished: with the ttl-after-finished-controller, a
+// finished Job is deleted in the foreground once its TTL ran out (no
+// garbage collector runs here: it stays with the foregroundDeletion
+// finalizer).
+func TestJobTTLAfterFinished(t *testing.T) {
+	cfg := integration.StartAPIServer(t, integration.ServerOptions{})
+	integration.RunControllers(t, cfg, controllers.Options{UseServiceAccountCredentials: true,
+		Controllers: []string{"job-controller", "serviceaccount-controller", "ttl-after-finished-controller"}})
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	spec := newJob("ttl", 1, 1)
+	spec.Spec.TTLSecondsAfterFinished = ptr.To[int32](2)
+	j, err := cs.BatchV1().Jobs("default").Create(ctx, spec, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	finish(t, cs, activePods(t, cs, j, 1)[0], 0)
+	done := waitCondition(t, cs, j, batchv1.JobComplete)
+	finishedAt := condition(done, batchv1.JobComplete).LastTransitionTime.Time
+	eventually(t, 20*time.Second, func() error {
+		got, err := cs.BatchV1().Jobs("default").Get(ctx, "ttl", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got.DeletionTimestamp == nil || !slices.Contains(got.Finalizers, metav1.FinalizerDeleteDependents) {
+			return fmt.Errorf("job not deleted in the foreground: deletionTimestamp %v, finalizers %v", got.DeletionTimestamp, got.Finalizers)
+		}
+		// Not before the TTL (the timestamps have second precision).
+		if got.DeletionTimestamp.Time.Before(finishedAt.Add(time.Second)) {
+			t.Errorf("deleted at %v, finished at %v, TTL 2s", got.DeletionTimestamp, finishedAt)
+		}
+		return nil
+	})
+}
