@@ -164,11 +164,11 @@ func (b *schedBench) runScenario(ctx context.Context, s schedScenario, name stri
 	var m outcome
 	t0 := time.Now()
 	if s.backlog {
-		cs, err := b.t.clients(b.sc.clients + 1)
-		if err != nil {
-			return err
+		creators, cerr := b.t.clients(b.sc.clients + 1)
+		if cerr != nil {
+			return cerr
 		}
-		cr := createPods(ctx, cs[1:], ns, s)
+		cr := createPods(ctx, creators[1:], ns, s)
 		logf("%s: %s: %d pods created in %s (%d errors); starting the scheduler", name, s.name, len(cr.at),
 			cr.last.Sub(firstTime(cr.at)).Round(time.Millisecond), cr.errs)
 		load = loadAvg()
