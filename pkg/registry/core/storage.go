@@ -100,7 +100,9 @@ func Storage(optsGetter generic.RESTOptionsGetter, services *service.Allocators)
 	services.Install(m["services"].(*store.REST).Store)
 	pods := m["pods"].(*store.REST)
 	m["pods/binding"] = &pod.BindingREST{Store: pods.Store}
-	m["pods/eviction"] = &pod.EvictionREST{Store: pods.Store}
+	if m["pods/eviction"], err = pod.NewEvictionREST(pods.Store, m["pods/status"].(*store.StatusREST), optsGetter); err != nil {
+		return nil, err
+	}
 	namespaces := m["namespaces"].(*store.REST)
 	m["namespaces"] = namespace.New(namespaces)
 	m["namespaces/finalize"] = namespaces.Subresource(func(obj, old runtime.Object) {

@@ -1,5 +1,5 @@
 // Package pod holds the pod subresources that are more than a field copy:
-// binding (the scheduler's assignment to a node) and eviction.
+// binding (the scheduler's assignment to a node) and eviction (eviction.go).
 package pod
 
 import (
@@ -7,13 +7,11 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
@@ -126,57 +124,4 @@ func GracePeriod(obj runtime.Object, options *metav1.DeleteOptions) int64 {
 		period = 1
 	}
 	return period
-}
-
-// EvictionREST serves pods/eviction. Until PodDisruptionBudgets are served an
-// eviction is a delete honouring the eviction's DeleteOptions.
-type EvictionREST struct {
-	Store *genericregistry.Store
-}
-
-var (
-	_ rest.NamedCreater             = &EvictionREST{}
-	_ rest.GroupVersionKindProvider = &EvictionREST{}
-)
-
-// GroupVersionKind: the body is a policy/v1 Eviction.
-func (r *EvictionREST) GroupVersionKind(schema.GroupVersion) schema.GroupVersionKind {
-	return policyv1.SchemeGroupVersion.WithKind("Eviction")
-}
-
-// New returns an empty Eviction.
-func (r *EvictionREST) New() runtime.Object { return &policyv1.Eviction{} }
-
-// Destroy does nothing: the pod storage owns the store.
-func (r *EvictionREST) Destroy() {}
-
-// Create evicts the named pod.
-func (r *EvictionREST) Create(ctx context.Context, name string, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
-	eviction, ok := obj.(*policyv1.Eviction)
-	if !ok {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("not an Eviction object: %T", obj))
-	}
-	if name != eviction.Name {
-		return nil, apierrors.NewBadRequest("name in URL does not match name in Eviction object")
-	}
-	if ns, ok := genericrequest.NamespaceFrom(ctx); ok && eviction.Namespace != "" && eviction.Namespace != ns {
-		return nil, apierrors.NewBadRequest("namespace in URL does not match namespace in Eviction object")
-	}
-	if createValidation != nil {
-		if err := createValidation(ctx, eviction.DeepCopyObject()); err != nil {
-			return nil, err
-		}
-	}
-	deleteOptions := eviction.DeleteOptions
-	if deleteOptions == nil {
-		deleteOptions = &metav1.DeleteOptions{}
-	}
-	if options != nil && len(options.DryRun) > 0 {
-		deleteOptions = deleteOptions.DeepCopy()
-		deleteOptions.DryRun = options.DryRun
-	}
-	if _, _, err := r.Store.Delete(ctx, name, rest.ValidateAllObjectFunc, deleteOptions); err != nil {
-		return nil, err
-	}
-	return &metav1.Status{Status: metav1.StatusSuccess, Code: 201}, nil
 }
