@@ -581,4 +581,35 @@ func TestDeployment(t *testing.T) {
 			return "no new ReplicaSet"
 		})
 	})
+
+	// A ReplicaSet of another template already holds the name
+	// <name>-<hash>: collisionCount becomes 1 and the ReplicaSet is named
+	// by the hash with it.
+	t.Run("HashCollision", func(t *testing.T) {
+		ns, _ := namespace(t)
+		// Paused, it makes no ReplicaSet: the hash of its template (as
+		// the server defaulted it) can be taken first.
+		d := newDeployment("clash", 1, "nginx:1")
+		d.Spec.Paused = true
+		d = create(t, cs, ns, d)
+		hash := deployment.ComputeHash(&d.Spec.Template, nil)
+		other := d.Spec.Template.DeepCopy()
+		other.Labels = map[string]string{"app": "elsewhere"}
+		squatter := &appsv1.ReplicaSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "clash-" + hash, Labels: other.Labels},
+			Spec:       appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0), Selector: &metav1.LabelSelector{MatchLabels: other.Labels}, Template: *other},
+		}
+		if _, err := cs.AppsV1().ReplicaSets(ns).Create(ctx, squatter, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		change(t, cs, ns, "clash", func(d *appsv1.Deployment) { d.Spec.Paused = false })
+		d = waitComplete(t, cs, ns, "clash")
+		if d.Status.CollisionCount == nil || *d.Status.CollisionCount != 1 {
+			t.Errorf("collisionCount %v", d.Status.CollisionCount)
+		}
+		want := "clash-" + deployment.ComputeHash(&d.Spec.Template, ptr.To[int32](1))
+		if _, err := cs.AppsV1().ReplicaSets(ns).Get(ctx, want, metav1.GetOptions{}); err != nil {
+			t.Errorf("ReplicaSet %s: %v", want, err)
+		}
+	})
 }
