@@ -98,7 +98,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).Named("endpointslice").
 		For(&corev1.Service{}).
 		Watches(&corev1.Pod{}, PodHandler(r.services, r.BatchPeriod)).
-		Watches(&discovery.EndpointSlice{}, r.sliceHandler()).
+		Watches(&discovery.EndpointSlice{}, SliceHandler(ControllerName, r.tracker, max(sliceChangeMinDelay, r.BatchPeriod))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers, RateLimiter: RateLimiter(1000 * time.Second)}).
 		Complete(r)
 }
@@ -112,16 +112,18 @@ func RateLimiter(max time.Duration) workqueue.TypedRateLimiter[reconcile.Request
 	)
 }
 
-// sliceHandler syncs a Service when one of its slices changed other than
-// as this controller last wrote it, changed hands (managed-by or
-// service-name labels) or was deleted unexpectedly.
-func (r *Reconciler) sliceHandler() handler.EventHandler {
+// SliceHandler syncs the owner (Service or Endpoints) of a slice managed
+// by controllerName that changed other than as that controller last wrote
+// it (tracker), changed hands (managed-by or service-name labels) or was
+// deleted unexpectedly, delay later.
+func SliceHandler(controllerName string, tracker *endpointsliceutil.EndpointSliceTracker, delay time.Duration) handler.EventHandler {
+	managed := func(s *discovery.EndpointSlice) bool { return s.Labels[discovery.LabelManagedBy] == controllerName }
 	queue := func(s *discovery.EndpointSlice, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		QueueServiceOfSlice(s, max(sliceChangeMinDelay, r.BatchPeriod), q)
+		QueueServiceOfSlice(s, delay, q)
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if s, ok := e.Object.(*discovery.EndpointSlice); ok && r.reconciler.ManagedByController(s) && r.tracker.ShouldSync(s) {
+			if s, ok := e.Object.(*discovery.EndpointSlice); ok && managed(s) && tracker.ShouldSync(s) {
 				queue(s, q)
 			}
 		},
@@ -131,6 +133,7 @@ func (r *Reconciler) sliceHandler() handler.EventHandler {
 			if !ok1 || !ok2 {
 				return
 			}
+			// Users may relabel a slice; its generation does not change.
 			if prev.Labels[discovery.LabelServiceName] != cur.Labels[discovery.LabelServiceName] {
 				klog.FromContext(ctx).Info("label changed", "label", discovery.LabelServiceName, "oldService", prev.Labels[discovery.LabelServiceName],
 					"newService", cur.Labels[discovery.LabelServiceName], "endpointslice", klog.KObj(cur))
@@ -138,13 +141,13 @@ func (r *Reconciler) sliceHandler() handler.EventHandler {
 				queue(prev, q)
 				return
 			}
-			if r.reconciler.ManagedByChanged(prev, cur) || (r.reconciler.ManagedByController(cur) && r.tracker.ShouldSync(cur)) {
+			if managed(prev) != managed(cur) || (managed(cur) && tracker.ShouldSync(cur)) {
 				queue(cur, q)
 			}
 		},
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			s, ok := e.Object.(*discovery.EndpointSlice)
-			if ok && r.reconciler.ManagedByController(s) && r.tracker.Has(s) && !r.tracker.HandleDeletion(s) {
+			if ok && managed(s) && tracker.Has(s) && !tracker.HandleDeletion(s) {
 				queue(s, q)
 			}
 		},

@@ -102,7 +102,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).Named("endpointslicemirroring").
 		For(&corev1.Endpoints{}, builder.WithPredicates(mirrored)).
 		Watches(&corev1.Service{}, serviceHandler()).
-		Watches(&discovery.EndpointSlice{}, r.sliceHandler()).
+		Watches(&discovery.EndpointSlice{}, endpointslice.SliceHandler(ControllerName, r.tracker, r.BatchPeriod)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers, RateLimiter: endpointslice.RateLimiter(100 * time.Second)}).
 		Complete(r)
 }
@@ -140,49 +140,6 @@ func serviceHandler() handler.EventHandler {
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			if selectorless(e.Object) {
 				add(e.Object, q)
-			}
-		},
-	}
-}
-
-func managedByController(s *discovery.EndpointSlice) bool {
-	return s.Labels[discovery.LabelManagedBy] == ControllerName
-}
-
-// sliceHandler syncs the Endpoints of a mirrored slice that changed other
-// than as this controller last wrote it, changed hands or was deleted
-// unexpectedly.
-func (r *Reconciler) sliceHandler() handler.EventHandler {
-	queue := func(s *discovery.EndpointSlice, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		endpointslice.QueueServiceOfSlice(s, r.BatchPeriod, q)
-	}
-	return handler.Funcs{
-		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if s, ok := e.Object.(*discovery.EndpointSlice); ok && managedByController(s) && r.tracker.ShouldSync(s) {
-				queue(s, q)
-			}
-		},
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			prev, ok1 := e.ObjectOld.(*discovery.EndpointSlice)
-			cur, ok2 := e.ObjectNew.(*discovery.EndpointSlice)
-			if !ok1 || !ok2 {
-				return
-			}
-			if prev.Labels[discovery.LabelServiceName] != cur.Labels[discovery.LabelServiceName] {
-				klog.FromContext(ctx).Info("LabelServiceName changed", "labelServiceName", discovery.LabelServiceName,
-					"oldName", prev.Labels[discovery.LabelServiceName], "newName", cur.Labels[discovery.LabelServiceName], "endpointSlice", klog.KObj(cur))
-				queue(cur, q)
-				queue(prev, q)
-				return
-			}
-			if managedByController(prev) != managedByController(cur) || (managedByController(cur) && r.tracker.ShouldSync(cur)) {
-				queue(cur, q)
-			}
-		},
-		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			s, ok := e.Object.(*discovery.EndpointSlice)
-			if ok && managedByController(s) && r.tracker.Has(s) && !r.tracker.HandleDeletion(s) {
-				queue(s, q)
 			}
 		},
 	}
