@@ -207,15 +207,20 @@ func runSchedBench(ctx context.Context, cfg *config) int {
 }
 
 // waitForE2E waits, up to max, while an e2e.test process (the conformance
-// suite, or skiff's e2e tests) runs on the machine.
+// suite, or skiff's e2e tests) runs on the machine, until none has run for
+// a minute (the conformance suite starts one batch after another).
 func waitForE2E(ctx context.Context, max time.Duration) {
 	if max <= 0 || len(otherProcesses("e2e.test")) == 0 {
 		return
 	}
 	logf("waiting up to %s for e2e.test (pids %v) to finish", max, otherProcesses("e2e.test"))
+	quiet := 0
 	err := poll(ctx, nil, 15*time.Second, max, func() (bool, string) {
 		pids := otherProcesses("e2e.test")
-		return len(pids) == 0, fmt.Sprintf("e2e.test pids %v", pids)
+		if quiet = quiet + 1; len(pids) > 0 {
+			quiet = 0
+		}
+		return quiet >= 5, fmt.Sprintf("e2e.test pids %v", pids)
 	})
 	if err != nil {
 		logf("measuring anyway: %v", err)
