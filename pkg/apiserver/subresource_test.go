@@ -1,10 +1,12 @@
 package apiserver_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -246,6 +248,82 @@ func TestPodBinding(t *testing.T) {
 	}
 	if p, err := pods.Get(ctx, "b2", metav1.GetOptions{}); err != nil || p.Spec.NodeName != "" {
 		t.Errorf("dry-run binding set nodeName %q (%v)", p.Spec.NodeName, err)
+	}
+}
+
+// TestPodBindingAsUpstream: a binding replaces a failed PodScheduled
+// condition by a bare True one, clears status.nominatedNodeName, copies the
+// node's zone and region labels to the pod (PodTopologyLabels admission)
+// and is refused for a pod with scheduling gates.
+func TestPodBindingAsUpstream(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	ns := newNamespace(t)
+	pods := cs.CoreV1().Pods(ns)
+	node := "zoned-" + ns
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{
+		corev1.LabelTopologyZone: "zone-a", corev1.LabelTopologyRegion: "region-1", "other": "x"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), node, metav1.DeleteOptions{}) })
+	p, err := pods.Create(ctx, newPod("p"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failedAt := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	p.Status.NominatedNodeName = node
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+		Message: "0/1 nodes are available", LastTransitionTime: failedAt}}
+	if _, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The admission plugin reads Nodes from an informer.
+	var bound *corev1.Pod
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Target: corev1.ObjectReference{Kind: "Node", Name: node}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if bound, err = pods.Get(ctx, "p", metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if bound.Labels[corev1.LabelTopologyZone] != "" || time.Now().After(deadline) {
+			break
+		}
+		// Not seen yet: unbind by recreating the pod and try again.
+		if err := pods.Delete(ctx, "p", *metav1.NewDeleteOptions(0)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pods.Create(ctx, newPod("p"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if bound.Labels[corev1.LabelTopologyZone] != "zone-a" || bound.Labels[corev1.LabelTopologyRegion] != "region-1" || bound.Labels["other"] != "" {
+		t.Errorf("labels after binding: %v, want the node's zone and region only", bound.Labels)
+	}
+	if bound.Status.NominatedNodeName != "" {
+		t.Errorf("nominatedNodeName %q after binding, want it cleared", bound.Status.NominatedNodeName)
+	}
+	var scheduled *corev1.PodCondition
+	for i := range bound.Status.Conditions {
+		if bound.Status.Conditions[i].Type == corev1.PodScheduled {
+			scheduled = &bound.Status.Conditions[i]
+		}
+	}
+	if scheduled == nil || scheduled.Status != corev1.ConditionTrue || scheduled.Reason != "" || scheduled.Message != "" || !scheduled.LastTransitionTime.After(failedAt.Time) {
+		t.Errorf("PodScheduled after binding: %+v, want True without reason or message, moved on from %v", scheduled, failedAt)
+	}
+
+	gated := newPod("gated")
+	gated.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/wait"}}
+	if _, err := pods.Create(ctx, gated, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "gated"}, Target: corev1.ObjectReference{Kind: "Node", Name: node}}, metav1.CreateOptions{})
+	s := wantStatusErr(t, err, http.StatusConflict, metav1.StatusReasonConflict)
+	if !strings.Contains(s.Message, "has non-empty .spec.schedulingGates") {
+		t.Errorf("binding a gated pod: %q", s.Message)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/admission/limitranger"
 	"github.com/skiff-dev/skiff/pkg/admission/nodetaint"
 	"github.com/skiff-dev/skiff/pkg/admission/priority"
+	"github.com/skiff-dev/skiff/pkg/admission/podtopologylabels"
 	"github.com/skiff-dev/skiff/pkg/admission/runtimeclass"
 	"github.com/skiff-dev/skiff/pkg/admission/serviceaccount"
 	quotacore "github.com/skiff-dev/skiff/pkg/quota/core"
@@ -41,7 +42,8 @@ const quotaWorkers = 5
 // and CertificateSigning (approving or signing a CSR needs "approve" or
 // "sign" on its signer, asked of authz, the server's authorizer),
 // CertificateSubjectRestriction (no kube-apiserver-client CSRs for
-// system:masters) and ResourceQuota (k8s.io/apiserver's plugin with skiff's
+// system:masters), PodTopologyLabels (a pod bound to a node gets its zone
+// and region labels) and ResourceQuota (k8s.io/apiserver's plugin with skiff's
 // evaluators; the ResourceQuota controller keeps status.used). The plugins
 // read through client and the informers of factory, which the caller starts
 // once the server runs; drained ends ResourceQuota's workers.
@@ -80,6 +82,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, a
 		certapproval.New(authz),
 		certsigning.New(authz),
 		certsubjectrestriction.New(),
+		podtopologylabels.New(factory),
 		quota,
 	), nil
 }

@@ -70,12 +70,26 @@ func (r *BindingREST) Create(ctx context.Context, name string, obj runtime.Objec
 		if pod.Spec.NodeName != "" {
 			return nil, fmt.Errorf("pod %v is already assigned to node %q", pod.Name, pod.Spec.NodeName)
 		}
+		if len(pod.Spec.SchedulingGates) != 0 {
+			return nil, fmt.Errorf("pod %v has non-empty .spec.schedulingGates", pod.Name)
+		}
 		pod.Spec.NodeName = binding.Target.Name
+		// The nomination is stale once bound (upstream's
+		// ClearingNominatedNodeNameAfterBinding, on since 1.35).
+		pod.Status.NominatedNodeName = ""
 		for k, v := range binding.Annotations {
 			if pod.Annotations == nil {
 				pod.Annotations = map[string]string{}
 			}
 			pod.Annotations[k] = v
+		}
+		// The Binding's labels (PodTopologyLabels admission puts the
+		// node's zone and region there) overwrite the pod's.
+		for k, v := range binding.Labels {
+			if pod.Labels == nil {
+				pod.Labels = map[string]string{}
+			}
+			pod.Labels[k] = v
 		}
 		setScheduled(pod)
 		return pod, nil
@@ -93,16 +107,21 @@ func (r *BindingREST) Create(ctx context.Context, name string, obj runtime.Objec
 	return &metav1.Status{Status: metav1.StatusSuccess, Code: 201}, nil
 }
 
+// setScheduled replaces the PodScheduled condition by a True one without
+// reason or message, as upstream's UpdatePodCondition: the transition
+// time moves only if the status changes.
 func setScheduled(pod *corev1.Pod) {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodScheduled {
-			pod.Status.Conditions[i].Status = corev1.ConditionTrue
+	scheduled := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}
+	for i, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled {
+			if c.Status == scheduled.Status {
+				scheduled.LastTransitionTime = c.LastTransitionTime
+			}
+			pod.Status.Conditions[i] = scheduled
 			return
 		}
 	}
-	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{
-		Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now(),
-	})
+	pod.Status.Conditions = append(pod.Status.Conditions, scheduled)
 }
 
 // GracePeriod is upstream's pod deletion rule: the requested grace period,
