@@ -41,7 +41,8 @@ spec:
 // 5+maxSurge(2) pods nor fewer than 5-maxUnavailable(1) ready ones;
 // `rollout status` returns once done; `rollout undo` brings revision 1's
 // template back as revision 3, `rollout restart` makes revision 4,
-// `rollout history` lists them; pods that never get ready make `rollout
+// `rollout history` lists them; paused, a new image waits for `rollout
+// resume`; pods that never get ready make `rollout
 // status` fail on the progress deadline.
 func TestDeploymentController(t *testing.T) {
 	srv, err := startServer(t.TempDir(), 0)
@@ -119,6 +120,25 @@ func TestDeploymentController(t *testing.T) {
 		t.Errorf("revision 1 is still listed (it became 3):\n%s", history)
 	}
 	assertContains(t, k.ok(t, "rollout", "history", "deployment/web", "--revision=2"), "Image:\tnginx:1.27")
+
+	assertEqual(t, "terminating replicas", k.jsonpath(t, "{.status.terminatingReplicas}", "deployment", "web"), "0")
+
+	// Paused, a new image makes no ReplicaSet; resumed, it rolls out.
+	k.ok(t, "rollout", "pause", "deployment/web")
+	k.ok(t, "set", "image", "deployment/web", "nginx=nginx:1.28")
+	eventually(t, 10*time.Second, func() string {
+		if c := k.jsonpath(t, `{.status.conditions[?(@.type=="Progressing")].reason}`, "deployment", "web"); c != "DeploymentPaused" {
+			return "Progressing reason " + c
+		}
+		return ""
+	})
+	time.Sleep(time.Second)
+	if n := len(strings.Fields(k.jsonpath(t, "{.items[*].metadata.name}", "rs", "-l", "app=web"))); n != 3 {
+		t.Errorf("%d ReplicaSets while paused, want the 3 of before", n)
+	}
+	k.ok(t, "rollout", "resume", "deployment/web")
+	assertContains(t, k.ok(t, "rollout", "status", "deployment/web", "--timeout=60s"), "successfully rolled out")
+	assertEqual(t, "revision after resume", k.jsonpath(t, `{.metadata.annotations.deployment\.kubernetes\.io/revision} {.spec.template.spec.containers[0].image}`, "deployment", "web"), "5 nginx:1.28")
 
 	// No progress within progressDeadlineSeconds.
 	k.okStdin(t, stuckDeploymentYAML, "apply", "-f", "-")
