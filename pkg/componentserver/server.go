@@ -24,6 +24,7 @@ import (
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
 )
 
 // Options are the serving flags (upstream's names: --secure-port,
@@ -81,6 +82,13 @@ func (o *Options) Serve(ctx context.Context, name, kubeconfig string, checks []h
 	var info *genericapiserver.SecureServingInfo
 	if err := o.Secure.ApplyTo(&info); err != nil {
 		return nil, err
+	}
+	if info == nil {
+		// --secure-port 0: nothing is served, as upstream's components.
+		klog.InfoS("Not serving health and metrics: --secure-port is 0", "component", name)
+		stopped := make(chan struct{})
+		go func() { <-ctx.Done(); close(stopped) }()
+		return stopped, nil
 	}
 	var authn genericapiserver.AuthenticationInfo
 	if err := o.Authentication.ApplyTo(&authn, info, nil); err != nil {
