@@ -485,8 +485,10 @@ func (gb *graphBuilder) processGraphChanges(logger klog.Logger) bool {
 	}
 	defer gb.changes.Done(e)
 	obj := e.obj
-	logger.V(5).Info("GraphBuilder process object", "apiVersion", e.gvk.GroupVersion().String(), "kind", e.gvk.Kind,
-		"object", klog.KObj(obj), "uid", string(obj.GetUID()), "eventType", e.typ, "virtual", e.virtual)
+	if v := logger.V(5); v.Enabled() {
+		v.Info("GraphBuilder process object", "apiVersion", e.gvk.GroupVersion().String(), "kind", e.gvk.Kind,
+			"object", klog.KObj(obj), "uid", string(obj.GetUID()), "eventType", e.typ, "virtual", e.virtual)
+	}
 
 	existing, found := gb.graph.read(obj.GetUID())
 	if found && !e.virtual && !existing.isObserved() {

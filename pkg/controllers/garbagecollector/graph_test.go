@@ -288,3 +288,17 @@ func TestAttemptToDeletePolicies(t *testing.T) {
 		}
 	}
 }
+
+// A node whose references no longer block gets a patch that leaves them
+// alone (a null list would drop them all).
+func TestUnblockPatchKeepsReferences(t *testing.T) {
+	n := newNode(objectReference{OwnerReference: metav1.OwnerReference{UID: "d1"}}, []metav1.OwnerReference{{UID: "o1", Name: "o", Kind: "Pod", APIVersion: "v1"}})
+	p, err := unblockOwnerReferencesSMP(n)
+	if err != nil || string(p) != `{"metadata":{"uid":"d1"}}` {
+		t.Errorf("patch %s (%v), want only the uid", p, err)
+	}
+	n.setOwners([]metav1.OwnerReference{{UID: "o1", Name: "o", Kind: "Pod", APIVersion: "v1", BlockOwnerDeletion: ptr.To(true)}})
+	if p, _ = unblockOwnerReferencesSMP(n); !strings.Contains(string(p), `"blockOwnerDeletion":false`) {
+		t.Errorf("patch %s does not unblock", p)
+	}
+}

@@ -59,6 +59,7 @@ func TestGarbageCollector(t *testing.T) {
 		{"cluster-scoped-dependent", testClusterScopedDependent},
 		{"replicationcontroller-default-policy", testRCDefaultPolicy},
 		{"custom-resource", testCustomResource},
+		{"dependency-circle", testDependencyCircle},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := "gc-" + tc.name
@@ -356,6 +357,7 @@ func testCustomResource(t *testing.T, e *env, ns string) {
 					Type: "object", XPreserveUnknownFields: ptr.To(true)}}}},
 		},
 	}
+	started := time.Now()
 	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -376,14 +378,18 @@ func testCustomResource(t *testing.T, e *env, ns string) {
 		})
 		return got
 	}
-	started := time.Now()
 	g := newGadget("owner")
 	createCM(t, e, ns, "owned-by-gadget", nil, ref("Gadget", "gc.example.com/v1", g, true))
 	if err := gadgets.Delete(ctx, "owner", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, func() string { return gone(e, ns, "owned-by-gadget") })
-	t.Logf("CR's dependent collected %s after the CRD was created", time.Since(started).Round(100*time.Millisecond))
+	// Discovery is read again soon after a CRD changes, not only every 30s.
+	if d := time.Since(started); d > 20*time.Second {
+		t.Errorf("CR's dependent collected %s after the CRD was created, want within 20s", d.Round(100*time.Millisecond))
+	} else {
+		t.Logf("CR's dependent collected %s after the CRD was created", d.Round(100*time.Millisecond))
+	}
 
 	owner := createCM(t, e, ns, "owns-gadgets", nil)
 	newGadget("orphaned", cmRef(owner, true))
@@ -409,6 +415,51 @@ func testCustomResource(t *testing.T, e *env, ns string) {
 	eventually(t, 30*time.Second, func() string {
 		if _, err := gadgets.Get(ctx, "dangling", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			return fmt.Sprintf("gadget dangling still there (%v)", err)
+		}
+		return ""
+	})
+}
+
+// Three pods owning each other in a circle (blockOwnerDeletion), one
+// deleted in the foreground: all go (upstream's conformance spec "should
+// not be blocked by dependency circle").
+func testDependencyCircle(t *testing.T, e *env, ns string) {
+	ctx := context.Background()
+	if _, err := e.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods := e.cs.CoreV1().Pods(ns)
+	var uids []types.UID
+	for i := range 3 {
+		p, err := pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod%d", i+1)},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids = append(uids, p.UID)
+	}
+	// pod1 → pod3, pod2 → pod1, pod3 → pod2.
+	for i, owner := range []int{2, 0, 1} {
+		patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Pod","name":"pod%d","uid":"%s","controller":true,"blockOwnerDeletion":true}]}}`, owner+1, uids[owner])
+		if _, err := pods.Patch(ctx, fmt.Sprintf("pod%d", i+1), types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pods.Delete(ctx, "pod1", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground),
+		Preconditions: metav1.NewUIDPreconditions(string(uids[0]))}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		l, err := pods.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		var left []string
+		for _, p := range l.Items {
+			left = append(left, fmt.Sprintf("%s (deletionTimestamp %v, finalizers %v, owners %+v)", p.Name, p.DeletionTimestamp, p.Finalizers, p.OwnerReferences))
+		}
+		if len(left) > 0 {
+			return "pods left: " + strings.Join(left, "; ")
 		}
 		return ""
 	})

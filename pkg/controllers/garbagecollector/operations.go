@@ -211,7 +211,12 @@ func unblockOwnerReferencesSMP(n *node) ([]byte, error) {
 			refs = append(refs, o)
 		}
 	}
-	return json.Marshal(map[string]any{"metadata": map[string]any{"uid": n.identity.UID, "ownerReferences": refs}})
+	m := map[string]any{"uid": n.identity.UID}
+	if len(refs) > 0 {
+		// Never null: that would drop every reference.
+		m["ownerReferences"] = refs
+	}
+	return json.Marshal(map[string]any{"metadata": m})
 }
 
 func (gc *GarbageCollector) unblockOwnerReferencesJMP(ctx context.Context, n *node) ([]byte, error) {
