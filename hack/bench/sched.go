@@ -181,7 +181,9 @@ func runSchedBench(ctx context.Context, cfg *config) int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	waitForE2E(ctx, sc.waitForE2E)
+	if waitForE2E(ctx, sc.waitForE2E); ctx.Err() != nil {
+		return 1
+	}
 	logf("load average %.2f on %d CPUs; schedulers: %s; %d nodes; logs in %s", loadAvg(), runtime.NumCPU(),
 		strings.Join(schedulers, ", "), sc.nodes, b.logDir)
 	defer harness.Cleanup() // the skiff binary StartSkiff builds
@@ -222,7 +224,7 @@ func waitForE2E(ctx context.Context, max time.Duration) {
 		}
 		return quiet >= 5, fmt.Sprintf("e2e.test pids %v", pids)
 	})
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		logf("measuring anyway: %v", err)
 	}
 }
