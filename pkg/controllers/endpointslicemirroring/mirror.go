@@ -81,6 +81,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ep *corev1.Endpoints, existi
 		add(subset.NotReadyAddresses, false)
 		skipped += len(subset.Addresses) + len(subset.NotReadyAddresses) - added
 	}
+	addressesSkippedPerSync.WithLabelValues().Observe(float64(skipped))
 	if invalid > 0 {
 		r.Recorder.Eventf(ep, corev1.EventTypeWarning, ReasonInvalidIPAddress,
 			"Skipped %d invalid IP addresses when mirroring to EndpointSlices", invalid)
@@ -97,14 +98,18 @@ func (r *Reconciler) reconcile(ctx context.Context, ep *corev1.Endpoints, existi
 		byKey[k] = append(byKey[k], s)
 	}
 	var c changes
+	var totals totals
 	for k, want := range d.endpoints {
-		r.reconcileKey(ep, byKey[k], want, d.ports[k], k.addressType(), &c)
+		totals.add(r.reconcileKey(ep, byKey[k], want, d.ports[k], k.addressType(), &c))
 	}
 	for k, slices := range byKey {
 		if _, ok := d.endpoints[k]; !ok {
 			c.delete = append(c.delete, slices...)
 		}
 	}
+	endpointsAddedPerSync.WithLabelValues().Observe(float64(totals.added))
+	endpointsUpdatedPerSync.WithLabelValues().Observe(float64(totals.updated))
+	endpointsRemovedPerSync.WithLabelValues().Observe(float64(totals.removed))
 	return r.finalize(ctx, ep, c)
 }
 
@@ -113,25 +118,31 @@ func (r *Reconciler) reconcile(ctx context.Context, ep *corev1.Endpoints, existi
 // earlier Endpoints of the name), the others deleted; none existing, one
 // is created. With nothing wanted, all go.
 func (r *Reconciler) reconcileKey(ep *corev1.Endpoints, existing []*discovery.EndpointSlice, want endpointsliceutil.EndpointSet,
-	ports []discovery.EndpointPort, t discovery.AddressType, c *changes) {
+	ports []discovery.EndpointPort, t discovery.AddressType, c *changes) (n totals) {
 	if want.Len() == 0 {
 		c.delete = append(c.delete, existing...)
-		return
+		for _, s := range existing {
+			n.removed += len(s.Endpoints)
+		}
+		return n
 	}
 	name := ""
-	if len(existing) > 0 {
+	if len(existing) == 0 {
+		n.added = want.Len()
+	} else {
 		c.delete = append(c.delete, existing[1:]...)
 		first := existing[0]
 		wantAnnotations := withoutKeys(ep.Annotations, corev1.EndpointsLastChangeTriggerTime, corev1.LastAppliedConfigAnnotation)
 		haveLabels := withoutKeys(first.Labels, discovery.LabelManagedBy, discovery.LabelServiceName)
-		if sameEndpoints(first, want) &&
+		n = countChanges(first, want)
+		if n == (totals{}) &&
 			apiequality.Semantic.DeepEqual(ep.Labels, haveLabels) &&
 			apiequality.Semantic.DeepEqual(wantAnnotations, first.Annotations) &&
 			!ownedByEarlier(ep, first) {
 			if !r.tracker.Has(first) {
 				r.tracker.Update(first)
 			}
-			return
+			return n
 		}
 		name = first.Name
 	}
@@ -145,19 +156,34 @@ func (r *Reconciler) reconcileKey(ep *corev1.Endpoints, existing []*discovery.En
 	} else {
 		c.create = append(c.create, s)
 	}
+	return n
 }
 
-// sameEndpoints: the slice holds exactly the wanted endpoints.
-func sameEndpoints(s *discovery.EndpointSlice, want endpointsliceutil.EndpointSet) bool {
+// totals count the endpoints a sync adds, updates and removes.
+type totals struct{ added, updated, removed int }
+
+func (t *totals) add(o totals) {
+	t.added += o.added
+	t.updated += o.updated
+	t.removed += o.removed
+}
+
+// countChanges compares the slice's endpoints with the wanted ones.
+func countChanges(s *discovery.EndpointSlice, want endpointsliceutil.EndpointSet) (n totals) {
 	matches := 0
 	for i := range s.Endpoints {
 		got := want.Get(&s.Endpoints[i])
-		if got == nil || !endpointsliceutil.EndpointsEqualBeyondHash(got, &s.Endpoints[i]) {
-			return false
+		if got == nil {
+			n.removed++
+			continue
 		}
 		matches++
+		if !endpointsliceutil.EndpointsEqualBeyondHash(got, &s.Endpoints[i]) {
+			n.updated++
+		}
 	}
-	return matches == want.Len()
+	n.added = want.Len() - matches
+	return n
 }
 
 // ownedByEarlier: the slice belongs to an Endpoints of this name that was
@@ -186,6 +212,7 @@ func (r *Reconciler) finalize(ctx context.Context, ep *corev1.Endpoints, c chang
 				return fmt.Errorf("failed to create EndpointSlice for Endpoints %s/%s: %v", ep.Namespace, ep.Name, err)
 			}
 			r.tracker.Update(created)
+			sliceChanges.WithLabelValues("create").Inc()
 		}
 	}
 	for _, s := range c.update {
@@ -194,12 +221,14 @@ func (r *Reconciler) finalize(ctx context.Context, ep *corev1.Endpoints, c chang
 			return fmt.Errorf("failed to update %s EndpointSlice for Endpoints %s/%s: %v", s.Name, ep.Namespace, ep.Name, err)
 		}
 		r.tracker.Update(updated)
+		sliceChanges.WithLabelValues("update").Inc()
 	}
 	for _, s := range c.delete {
 		if err := api.Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("failed to delete %s EndpointSlice for Endpoints %s/%s: %v", s.Name, ep.Namespace, ep.Name, err)
 		}
 		r.tracker.ExpectDeletion(s)
+		sliceChanges.WithLabelValues("delete").Inc()
 	}
 	return nil
 }

@@ -13,10 +13,12 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/metrics/testutil"
 	endpointsliceutil "k8s.io/endpointslice/util"
 )
 
 func newTestReconciler(max int32) (*Reconciler, *fake.Clientset, *record.FakeRecorder) {
+	registerAll()
 	core := fake.NewClientset()
 	rec := record.NewFakeRecorder(10)
 	return &Reconciler{Core: core, Recorder: rec, MaxEndpointsPerSubset: max, tracker: endpointsliceutil.NewEndpointSliceTracker()}, core, rec
@@ -108,6 +110,7 @@ func TestMirrorUpdatesInPlace(t *testing.T) {
 	if a := core.Actions(); len(a) != 0 {
 		t.Errorf("unchanged Endpoints: actions %v", a)
 	}
+	updates, _ := testutil.GetCounterMetricValue(sliceChanges.WithLabelValues("update"))
 	ep.Subsets[0].Ports[0].Port = 81
 	if err := r.reconcile(ctx, ep, ptrs(first)); err != nil {
 		t.Fatal(err)
@@ -119,6 +122,9 @@ func TestMirrorUpdatesInPlace(t *testing.T) {
 	after := listSlices(t, core)
 	if fmt.Sprint(verbs) != "[update]" || len(after) != 1 || after[0].Name != first[0].Name || *after[0].Ports[0].Port != 81 {
 		t.Errorf("ports changed: actions %v, slices %+v", verbs, after)
+	}
+	if n, _ := testutil.GetCounterMetricValue(sliceChanges.WithLabelValues("update")); n != updates+1 {
+		t.Errorf("endpoint_slice_mirroring_controller_changes{operation=update} went from %v to %v", updates, n)
 	}
 }
 

@@ -94,6 +94,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Recorder = rec
 	}
 	r.tracker = endpointsliceutil.NewEndpointSliceTracker()
+	registerAll()
 	mirrored := predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return shouldMirror(e.Object) },
 		DeleteFunc: func(e event.DeleteEvent) bool { return shouldMirror(e.Object) },
@@ -153,6 +154,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	logger := klog.FromContext(ctx)
 	start := time.Now()
 	defer func() {
+		endpointsSyncDuration.WithLabelValues().Observe(float64(time.Since(start).Milliseconds()) / 1000)
 		logger.V(4).Info("Finished syncing EndpointSlices for Endpoints", "key", req.String(), "elapsedTime", time.Since(start))
 	}()
 	ns, name := req.Namespace, req.Name
