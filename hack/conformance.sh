@@ -18,7 +18,11 @@
 #                      ~/.cache/skiff/kubectl/v1.37.2/kubectl, else the newest
 #                      /usr/lib/google-cloud-sdk/bin/kubectl.1.*, else kubectl on PATH
 #   --focus REGEX      only the specs matching REGEX (default '\[Conformance\]')
-#   --skipped-only     run exactly the specs of the skip lists, print those that
+#   --nodes N          simulated nodes next to the server started here (skiff
+#                      agent --simulate N; default 3, 0 for none): pods get
+#                      bound and go Running, but no container runs
+#   --skipped-only     run exactly the specs of the skip lists (those matching
+#                      --focus, if given), print those that
 #                      pass now ("remove from the skip list"); exits 1 if any
 #                      passes or did not run (the lists are stale), 0 if every
 #                      one failed as the lists say (a spec whose reason starts
@@ -39,14 +43,15 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 list=false kubeconfig="" focus='\[Conformance\]' report_dir="" skiff_bin="" kubectl=""
-skipped_only=false procs=1 serial=all timeout=""
+skipped_only=false procs=1 serial=all timeout="" nodes=3 focus_given=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --list) list=true ;;
     --kubeconfig) kubeconfig=$2; shift ;;
     --skiff) skiff_bin=$2; shift ;;
     --kubectl) kubectl=$2; shift ;;
-    --focus) focus=$2; shift ;;
+    --focus) focus=$2; focus_given=true; shift ;;
+    --nodes) nodes=$2; shift ;;
     --skipped-only) skipped_only=true ;;
     --procs) procs=$2; shift ;;
     --serial) serial=$2; shift ;;
@@ -56,6 +61,7 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
+[[ $nodes =~ ^[0-9]+$ ]] || { echo "--nodes wants a number, not $nodes" >&2; exit 2; }
 [[ $procs =~ ^[1-9][0-9]*$ ]] || { echo "--procs wants a positive number, not $procs" >&2; exit 2; }
 case "$serial" in all|skip|only) ;; *) echo "--serial wants all, skip or only, not $serial" >&2; exit 2 ;; esac
 timeout=${timeout:-$($skipped_only && echo 8h || echo 2h)}
@@ -67,6 +73,11 @@ e2e="$(bash hack/upstream.sh --print-dir)/e2e.test"
 # matches "<suite description> <spec text>", so each name is anchored between
 # a space and the end.
 skipped_names=$(grep -hv '^#' hack/conformance/skip-*.txt | sed 's/ | .*$//' | sed '/^$/d')
+# --skipped-only --focus R: the skip-listed specs matching R.
+if $skipped_only && $focus_given; then
+  skipped_names=$(grep -E -- "$focus" <<<"$skipped_names" || true)
+  [[ -n $skipped_names ]] || { echo "no skip-listed spec matches --focus $focus" >&2; exit 2; }
+fi
 # shellcheck disable=SC2016 # a sed script, not a shell expansion
 skip_regex=" ($(sed -e 's/[][\.*^$(){}+?|/]/\\&/g' <<<"$skipped_names" | paste -sd'|' -))\$"
 if $skipped_only; then
@@ -109,9 +120,10 @@ work=$(mktemp -d)
 report_dir=${report_dir:-$root/_output/conformance}
 mkdir -p "$report_dir"
 rm -f "$report_dir"/junit_*.xml "$report_dir"/e2e*.log "$report_dir"/results.tsv
-server_pid=""
+server_pid="" agent_pid=""
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+  if [[ -n $agent_pid ]]; then kill -TERM "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null || true; fi
   if [[ -n $server_pid ]]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -129,11 +141,26 @@ if [[ -z $kubeconfig ]]; then
   for _ in $(seq 120); do grep -q KUBECONFIG= "$work/server.out" 2>/dev/null && break; sleep 0.5; done
   grep -q KUBECONFIG= "$work/server.out" || { echo "skiff did not become ready:"; tail -20 "$report_dir/server.log"; exit 1; }
   kubeconfig="$work/data/admin.kubeconfig"
+  if ((nodes > 0)); then
+    "$skiff_bin" agent --kubeconfig "$kubeconfig" --simulate "$nodes" --simulate-prefix conformance- \
+      --simulate-pod-cidr-from-node --secure-port 0 >"$report_dir/agent.log" 2>&1 &
+    agent_pid=$!
+    ready=0
+    for _ in $(seq 120); do
+      ready=$("$kubectl" --kubeconfig "$kubeconfig" get nodes --no-headers 2>/dev/null | grep -c ' Ready ' || true)
+      ((ready >= nodes)) && break
+      sleep 0.5
+    done
+    ((ready >= nodes)) || { echo "$ready of $nodes simulated nodes Ready:"; tail -20 "$report_dir/agent.log"; exit 1; }
+  fi
+else
+  nodes=$("$kubectl" --kubeconfig "$kubeconfig" get nodes --no-headers 2>/dev/null | wc -l)
 fi
 
 echo "running conformance specs against $(grep -m1 server: "$kubeconfig" | awk '{print $2}') with $kubectl; report in $report_dir"
-# skeleton provider and no node checks: skiff runs no kubelet yet.
-e2e_args=(--kubeconfig="$kubeconfig" --kubectl-path="$kubectl" --provider=skeleton --num-nodes=1
+# skeleton provider and no node checks: skiff's nodes are simulated (or
+# there are none).
+e2e_args=(--kubeconfig="$kubeconfig" --kubectl-path="$kubectl" --provider=skeleton --num-nodes="$((nodes > 0 ? nodes : 1))"
   --allowed-not-ready-nodes=-1 --e2e-verify-service-account=false --report-dir="$report_dir")
 ginkgo_args=(--focus="$focus_regex" ${skip_args[@]+"${skip_args[@]}"} --no-color --v --timeout="$timeout")
 
