@@ -1,12 +1,9 @@
 package controllers
 
 import (
-	"context"
+	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -50,16 +47,8 @@ func init() {
 
 // eventRecorder records events as component through core while mgr runs.
 func eventRecorder(mgr manager.Manager, core kubernetes.Interface, component string) record.EventRecorder {
-	b := record.NewBroadcaster()
-	rec := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
 	// Adding a runnable fails only once the manager has started, which
 	// Setup never sees.
-	_ = mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		b.StartStructuredLogging(3)
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: core.CoreV1().Events("")})
-		<-ctx.Done()
-		b.Shutdown()
-		return nil
-	}))
+	rec, _ := eventrecorder.New(mgr, core, component)
 	return rec
 }

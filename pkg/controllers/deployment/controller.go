@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,8 +31,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -40,7 +40,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -97,15 +96,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	if r.Recorder == nil && r.Core != nil {
-		b := record.NewBroadcaster()
-		r.Recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name})
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			b.StartStructuredLogging(3)
-			b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: r.Core.CoreV1().Events("")})
-			<-ctx.Done()
-			b.Shutdown()
-			return nil
-		})); err != nil {
+		var err error
+		if r.Recorder, err = eventrecorder.New(mgr, r.Core, Name); err != nil {
 			return err
 		}
 	}

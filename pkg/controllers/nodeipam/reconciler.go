@@ -19,12 +19,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -34,7 +34,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -103,15 +102,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	if r.Recorder == nil && r.Core != nil {
-		b := record.NewBroadcaster()
-		r.Recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cidrAllocator"})
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			b.StartStructuredLogging(3)
-			b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: r.Core.CoreV1().Events("")})
-			<-ctx.Done()
-			b.Shutdown()
-			return nil
-		})); err != nil {
+		var err error
+		if r.Recorder, err = eventrecorder.New(mgr, r.Core, "cidrAllocator"); err != nil {
 			return err
 		}
 	}

@@ -28,13 +28,13 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -121,15 +121,8 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	if c.Recorder == nil && c.Core != nil {
-		b := record.NewBroadcaster()
-		c.Recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "node-controller"})
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			b.StartStructuredLogging(3)
-			b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Core.CoreV1().Events("")})
-			<-ctx.Done()
-			b.Shutdown()
-			return nil
-		})); err != nil {
+		var err error
+		if c.Recorder, err = eventrecorder.New(mgr, c.Core, "node-controller"); err != nil {
 			return err
 		}
 	}

@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,8 +36,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -46,7 +46,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -120,15 +119,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	if r.Recorder == nil && r.Core != nil {
-		b := record.NewBroadcaster()
-		r.Recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: r.Kind.Component})
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			b.StartStructuredLogging(3)
-			b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: r.Core.CoreV1().Events("")})
-			<-ctx.Done()
-			b.Shutdown()
-			return nil
-		})); err != nil {
+		var err error
+		if r.Recorder, err = eventrecorder.New(mgr, r.Core, r.Kind.Component); err != nil {
 			return err
 		}
 	}

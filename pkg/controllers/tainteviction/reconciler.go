@@ -19,14 +19,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
+
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -36,7 +36,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -121,15 +120,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	if r.Recorder == nil && r.Core != nil {
-		b := record.NewBroadcaster()
-		r.Recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name})
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			b.StartStructuredLogging(3)
-			b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: r.Core.CoreV1().Events("")})
-			<-ctx.Done()
-			b.Shutdown()
-			return nil
-		})); err != nil {
+		var err error
+		if r.Recorder, err = eventrecorder.New(mgr, r.Core, Name); err != nil {
 			return err
 		}
 	}
