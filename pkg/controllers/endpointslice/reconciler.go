@@ -35,6 +35,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
 )
 
 // Upstream's names and defaults.
@@ -83,7 +85,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Workers = 5
 	}
 	if r.Recorder == nil {
-		rec, err := NewRecorder(mgr, r.Core, Component)
+		rec, err := eventrecorder.New(mgr, r.Core, Component)
 		if err != nil {
 			return err
 		}

@@ -12,19 +12,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	endpointsliceutil "k8s.io/endpointslice/util"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -133,19 +128,4 @@ func PodHandler(services corelisters.ServiceLister, batchPeriod time.Duration) h
 			send(ctx, endpointsliceutil.GetPodUpdateProjectionKey(e.Object, nil), q)
 		},
 	}
-}
-
-// NewRecorder is an event recorder of component (the events' source)
-// writing through core while mgr runs.
-func NewRecorder(mgr manager.Manager, core kubernetes.Interface, component string) (record.EventRecorder, error) {
-	b := record.NewBroadcaster()
-	rec := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
-	err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		b.StartStructuredLogging(3)
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: core.CoreV1().Events("")})
-		<-ctx.Done()
-		b.Shutdown()
-		return nil
-	}))
-	return rec, err
 }

@@ -41,6 +41,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/skiff-dev/skiff/pkg/controllers/endpointslice"
+	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
 )
 
 // Upstream's names and defaults.
@@ -87,7 +88,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Workers = 5
 	}
 	if r.Recorder == nil {
-		rec, err := endpointslice.NewRecorder(mgr, r.Core, Component)
+		rec, err := eventrecorder.New(mgr, r.Core, Component)
 		if err != nil {
 			return err
 		}
