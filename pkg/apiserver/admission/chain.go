@@ -15,13 +15,16 @@ import (
 	certapproval "github.com/skiff-dev/skiff/pkg/admission/certificates/approval"
 	certsigning "github.com/skiff-dev/skiff/pkg/admission/certificates/signing"
 	certsubjectrestriction "github.com/skiff-dev/skiff/pkg/admission/certificates/subjectrestriction"
+	"github.com/skiff-dev/skiff/pkg/admission/defaultstorageclass"
 	"github.com/skiff-dev/skiff/pkg/admission/defaulttolerationseconds"
 	"github.com/skiff-dev/skiff/pkg/admission/limitranger"
 	"github.com/skiff-dev/skiff/pkg/admission/nodetaint"
+	"github.com/skiff-dev/skiff/pkg/admission/persistentvolumeclaimresize"
 	"github.com/skiff-dev/skiff/pkg/admission/priority"
 	"github.com/skiff-dev/skiff/pkg/admission/podtopologylabels"
 	"github.com/skiff-dev/skiff/pkg/admission/runtimeclass"
 	"github.com/skiff-dev/skiff/pkg/admission/serviceaccount"
+	"github.com/skiff-dev/skiff/pkg/admission/storageobjectinuseprotection"
 	quotacore "github.com/skiff-dev/skiff/pkg/quota/core"
 )
 
@@ -36,7 +39,11 @@ const quotaWorkers = 5
 // ServiceAccount, `default` unless named, and get its token volume),
 // TaintNodesByCondition (new nodes are not-ready:NoSchedule), Priority
 // (pods' priority from their PriorityClass), DefaultTolerationSeconds
-// (not-ready/unreachable NoExecute tolerations of 300s), RuntimeClass (pods
+// (not-ready/unreachable NoExecute tolerations of 300s), DefaultStorageClass
+// (class-less claims get the default StorageClass),
+// StorageObjectInUseProtection (new PVs and PVCs get the pv-protection and
+// pvc-protection finalizers), PersistentVolumeClaimResize (a claim grows
+// only when Bound and its class allows expansion), RuntimeClass (pods
 // name an existing RuntimeClass and get its overhead and scheduling
 // constraints), CertificateApproval
 // and CertificateSigning (approving or signing a CSR needs "approve" or
@@ -78,6 +85,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, a
 		nodetaint.New(),
 		priority.New(client, factory),
 		defaulttolerationseconds.New(),
+		defaultstorageclass.New(factory),
+		storageobjectinuseprotection.New(),
+		persistentvolumeclaimresize.New(factory),
 		runtimeclass.New(client, factory),
 		certapproval.New(authz),
 		certsigning.New(authz),

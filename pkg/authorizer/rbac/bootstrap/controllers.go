@@ -52,6 +52,14 @@ func controllerRoles() []rbacv1.ClusterRole {
 		clusterRole(ControllerRolePrefix+"root-ca-cert-publisher",
 			newRule("create", "update").groups(legacy).resources("configmaps").done(),
 			eventsRule()),
+		// skiff's own local-path provisioner (k3s's local-path-provisioner
+		// role, less its ConfigMap and helper pods): the PVs of the
+		// claims handed to it, and its default StorageClass.
+		clusterRole(ControllerRolePrefix+"local-path-provisioner",
+			newRule("get", "list", "watch").groups(legacy).resources("persistentvolumeclaims", "nodes").done(),
+			newRule("get", "list", "watch", "create", "delete").groups(legacy).resources("persistentvolumes").done(),
+			newRule("get", "list", "watch", "create").groups(storage).resources("storageclasses").done(),
+			eventsRule()),
 	}
 	return append(roles, workloadControllerRoles()...)
 }
