@@ -15,6 +15,8 @@ packages=(
   k8s.io/api/apps/v1
   k8s.io/api/batch/v1
   k8s.io/api/autoscaling/v1
+  k8s.io/api/autoscaling/v2
+  k8s.io/metrics/pkg/apis/metrics/v1beta1
   k8s.io/api/coordination/v1
   k8s.io/api/discovery/v1
   k8s.io/api/events/v1

@@ -6,6 +6,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -23,14 +24,17 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 
 	"github.com/skiff-dev/skiff/pkg/apis/apps"
+	"github.com/skiff-dev/skiff/pkg/apis/autoscaling"
 	"github.com/skiff-dev/skiff/pkg/apis/batch"
 	"github.com/skiff-dev/skiff/pkg/apis/certificates"
 	"github.com/skiff-dev/skiff/pkg/apis/core"
 	"github.com/skiff-dev/skiff/pkg/apis/discovery"
 	"github.com/skiff-dev/skiff/pkg/apis/events"
 	"github.com/skiff-dev/skiff/pkg/apis/internalversion"
+	"github.com/skiff-dev/skiff/pkg/apis/metrics"
 	"github.com/skiff-dev/skiff/pkg/apis/networking"
 	"github.com/skiff-dev/skiff/pkg/apis/node"
 	"github.com/skiff-dev/skiff/pkg/apis/policy"
@@ -55,7 +59,7 @@ var externalAddToSchemes = []func(*runtime.Scheme) error{
 	coordinationv1.AddToScheme, discoveryv1.AddToScheme, policyv1.AddToScheme, autoscalingv1.AddToScheme,
 	rbacv1.AddToScheme, networkingv1.AddToScheme, schedulingv1.AddToScheme, storagev1.AddToScheme,
 	nodev1.AddToScheme, certificatesv1.AddToScheme, authenticationv1.AddToScheme,
-	authorizationv1.AddToScheme,
+	authorizationv1.AddToScheme, autoscalingv2.AddToScheme, metricsv1beta1.AddToScheme,
 }
 
 func init() {
@@ -72,9 +76,12 @@ func init() {
 // Install adds every served group to scheme.
 func Install(scheme *runtime.Scheme) error {
 	// policy/v1 Eviction is the body of pods/eviction (policy.Install also
-	// serves PodDisruptionBudgets); storage needs core's defaulters.
+	// serves PodDisruptionBudgets); storage needs core's defaulters;
+	// autoscaling/v1 Scale (autoscaling.Install) is the body of every scale
+	// subresource.
 	for _, install := range []func(*runtime.Scheme) error{core.Install, apps.Install, batch.Install, events.Install,
-		rbac.Install, networking.Install, policy.Install, scheduling.Install, storage.Install, node.Install, certificates.Install} {
+		rbac.Install, networking.Install, policy.Install, scheduling.Install, storage.Install, node.Install, certificates.Install,
+		autoscaling.Install, metrics.Install} {
 		if err := install(scheme); err != nil {
 			return err
 		}
@@ -86,8 +93,6 @@ func Install(scheme *runtime.Scheme) error {
 	}{
 		{coordinationv1.AddToScheme, coordinationv1.SchemeGroupVersion, &coordinationv1.Lease{}},
 		{discoveryv1.AddToScheme, discoveryv1.SchemeGroupVersion, &discoveryv1.EndpointSlice{}},
-		// autoscaling/v1 Scale is the body of every scale subresource.
-		{autoscalingv1.AddToScheme, autoscalingv1.SchemeGroupVersion, &autoscalingv1.Scale{}},
 		// authentication.k8s.io/v1: tokenreviews, selfsubjectreviews, and
 		// TokenRequest, the body of serviceaccounts/token.
 		{authenticationv1.AddToScheme, authenticationv1.SchemeGroupVersion, &authenticationv1.TokenRequest{}},

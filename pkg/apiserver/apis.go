@@ -12,6 +12,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/apiserver/authentication"
 	"github.com/skiff-dev/skiff/pkg/apiserver/authorization"
 	"github.com/skiff-dev/skiff/pkg/registry/apps"
+	"github.com/skiff-dev/skiff/pkg/registry/autoscaling"
 	"github.com/skiff-dev/skiff/pkg/registry/batch"
 	"github.com/skiff-dev/skiff/pkg/registry/certificates"
 	"github.com/skiff-dev/skiff/pkg/registry/coordination"
@@ -19,6 +20,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/registry/core/service"
 	"github.com/skiff-dev/skiff/pkg/registry/discovery"
 	"github.com/skiff-dev/skiff/pkg/registry/events"
+	"github.com/skiff-dev/skiff/pkg/registry/metrics"
 	"github.com/skiff-dev/skiff/pkg/registry/networking"
 	"github.com/skiff-dev/skiff/pkg/registry/node"
 	"github.com/skiff-dev/skiff/pkg/registry/policy"
@@ -28,10 +30,12 @@ import (
 	"github.com/skiff-dev/skiff/pkg/registry/store"
 )
 
-// apiGroup is one served group at v1: its storage comes either from a
+// apiGroup is one served group, at v1 unless versions says otherwise
+// (every version serves the same storage): its storage comes either from a
 // resource table or, for groups with special subresources, a function.
 type apiGroup struct {
 	name      string
+	versions  []string
 	resources []store.Resource
 	storage   func(generic.RESTOptionsGetter) (map[string]rest.Storage, error)
 }
@@ -50,6 +54,9 @@ var apiGroups = []apiGroup{
 	{name: "storage.k8s.io", storage: storage.Storage},
 	{name: "node.k8s.io", resources: node.Resources},
 	{name: "certificates.k8s.io", storage: certificates.Storage},
+	{name: "autoscaling", versions: autoscaling.Versions, storage: autoscaling.Storage},
+	// metrics.k8s.io reads the core nodes and pods (installAPIs).
+	{name: metrics.Group, versions: []string{"v1beta1"}},
 }
 
 // installAPIs installs the core group and every group of apiGroups.
@@ -74,12 +81,23 @@ func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.R
 		if g.name == rbacv1.GroupName {
 			g.storage = rbac.Storage
 		}
+		if g.name == metrics.Group {
+			g.storage = func(generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+				return metrics.Storage(coreStorage, metrics.Simulated{})
+			}
+		}
 		storage, err := g.build(optsGetter)
 		if err != nil {
 			return err
 		}
 		info := genericapiserver.NewDefaultAPIGroupInfo(g.name, apis.Scheme, parameterCodec, apis.Codecs)
-		info.VersionedResourcesStorageMap["v1"] = storage
+		versions := g.versions
+		if versions == nil {
+			versions = []string{"v1"}
+		}
+		for _, v := range versions {
+			info.VersionedResourcesStorageMap[v] = storage
+		}
 		infos = append(infos, &info)
 	}
 	return server.InstallAPIGroups(infos...)

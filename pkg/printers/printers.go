@@ -45,6 +45,8 @@ var convertors = map[schema.GroupResource]rest.TableConvertor{
 	{Group: "apps", Resource: "daemonsets"}:          daemonSetTable,
 	{Group: "apps", Resource: "controllerrevisions"}: controllerRevisionTable,
 
+	{Group: "autoscaling", Resource: "horizontalpodautoscalers"}: horizontalPodAutoscalerTable,
+
 	// batch
 	{Group: "batch", Resource: "jobs"}:     jobTable,
 	{Group: "batch", Resource: "cronjobs"}: cronJobTable,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -448,6 +449,7 @@ func TestAllResources(t *testing.T) {
 		{Group: "networking.k8s.io", Resource: "ingressclasses"}:  &networkingv1.IngressClass{ObjectMeta: om},
 
 		{Group: "policy", Resource: "poddisruptionbudgets"}:                    &policyv1.PodDisruptionBudget{ObjectMeta: om},
+		{Group: "autoscaling", Resource: "horizontalpodautoscalers"}:           &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: om},
 		{Group: "scheduling.k8s.io", Resource: "priorityclasses"}:              &schedulingv1.PriorityClass{ObjectMeta: om},
 		{Group: "storage.k8s.io", Resource: "storageclasses"}:                  &storagev1.StorageClass{ObjectMeta: om},
 		{Group: "storage.k8s.io", Resource: "csidrivers"}:                      &storagev1.CSIDriver{ObjectMeta: om},
