@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -28,16 +28,7 @@ import (
 // NewRecorder is upstream's event recorder of the controller (source
 // component "controllermanager"), writing through core; it runs with mgr.
 func NewRecorder(mgr manager.Manager, core kubernetes.Interface) (record.EventRecorder, error) {
-	b := record.NewBroadcaster()
-	rec := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventSource})
-	err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		b.StartStructuredLogging(3)
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: core.CoreV1().Events("")})
-		<-ctx.Done()
-		b.Shutdown()
-		return nil
-	}))
-	return rec, err
+	return eventrecorder.New(mgr, core, EventSource)
 }
 
 // SetupWithManager registers the PDB reconciler with workers: it syncs a
