@@ -234,7 +234,9 @@ func TestPreBoundAndProtection(t *testing.T) {
 	})
 	for _, del := range []func() error{
 		func() error { return cs.CoreV1().PersistentVolumes().Delete(ctx, "named", metav1.DeleteOptions{}) },
-		func() error { return cs.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{}) },
+		func() error {
+			return cs.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{})
+		},
 	} {
 		if err := del(); err != nil {
 			t.Fatal(err)
