@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/sets"
 	cmapp "k8s.io/controller-manager/app"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -31,6 +32,11 @@ type Descriptor struct {
 	// --max-endpoints-per-slice); Setup reads them with
 	// opts.Int(Flag, Default).
 	Flags []IntFlag
+	// AddFlags, if set, registers its flags of other types (durations,
+	// floats) on fs, bound to where its Setup reads them; ValidateFlags
+	// then refuses bad values in upstream's words.
+	AddFlags      func(fs *pflag.FlagSet)
+	ValidateFlags func() []error
 }
 
 // ConcurrencyFlag is upstream's flag for a controller's number of workers.

@@ -80,6 +80,9 @@ func (c *controllerOptions) addFlags(fs *pflag.FlagSet, signingDefault string) {
 			c.IntFlags[f.Flag] = &n
 			fs.IntVar(&n, f.Flag, n, f.Usage)
 		}
+		if d.AddFlags != nil {
+			d.AddFlags(fs)
+		}
 	}
 	fs.StringVar(&c.ClusterSigningCertFile, "cluster-signing-cert-file", c.ClusterSigningCertFile, "Filename containing a PEM-encoded X509 CA certificate used to issue cluster-scoped certificates (the kubernetes.io/kube-apiserver-client, kube-apiserver-client-kubelet and kubelet-serving signers). "+signingDefault)
 	fs.StringVar(&c.ClusterSigningKeyFile, "cluster-signing-key-file", c.ClusterSigningKeyFile, "Filename containing a PEM-encoded RSA or ECDSA private key used to sign cluster-scoped certificates. "+signingDefault)
@@ -115,6 +118,9 @@ func (c *controllerOptions) validate() []error {
 					errs = append(errs, err)
 				}
 			}
+		}
+		if d.ValidateFlags != nil {
+			errs = append(errs, d.ValidateFlags()...)
 		}
 	}
 	if (c.ClusterSigningCertFile == "") != (c.ClusterSigningKeyFile == "") {
