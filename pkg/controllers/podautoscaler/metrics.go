@@ -314,7 +314,10 @@ func (r *Reconciler) resourceReplicas(ctx context.Context, current int32, target
 	}
 	fallback := int64(max(100, goal))
 	n, err := replicasFor(current, ready, unready, missing, metrics, t,
-		func(m PodMetricsInfo) (float64, error) { ratio, _, _, err := utilizationRatio(m, reqs, goal); return ratio, err },
+		func(m PodMetricsInfo) (float64, error) {
+			ratio, _, _, err := utilizationRatio(m, reqs, goal)
+			return ratio, err
+		},
 		func(pod string) int64 { return reqs[pod] * fallback / 100 })
 	if err != nil {
 		return 0, utilization, raw, time.Time{}, err
