@@ -6,12 +6,14 @@ import (
 	"github.com/skiff-dev/skiff/pkg/controllers/ephemeralvolume"
 	"github.com/skiff-dev/skiff/pkg/controllers/localpath"
 	"github.com/skiff-dev/skiff/pkg/controllers/persistentvolume"
+	"github.com/skiff-dev/skiff/pkg/controllers/persistentvolume/expand"
 	"github.com/skiff-dev/skiff/pkg/controllers/pvcprotection"
 	"github.com/skiff-dev/skiff/pkg/controllers/pvprotection"
 )
 
-// The storage controllers, as upstream's (the PV binder and the protection
-// controllers with one worker per loop, as upstream runs them), and
+// The storage controllers, as upstream's (the PV binder, the expander's
+// plugin-less part and the protection controllers with one worker per
+// loop, as upstream runs them), and
 // skiff's local-path provisioner with the default StorageClass it serves
 // (k3s's local-storage; --controllers=-local-path-provisioner-controller
 // leaves both out, as k3s's --disable=local-storage).
@@ -20,6 +22,10 @@ func init() {
 		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
 			return (&persistentvolume.Controller{Client: c.Client, Core: c.Core,
 				Recorder: eventRecorder(mgr, c.Core, persistentvolume.Component)}).SetupWithManager(mgr)
+		}})
+	register(Descriptor{Name: expand.Name, Identity: "expand-controller",
+		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
+			return (&expand.Reconciler{Client: c.Client, Recorder: eventRecorder(mgr, c.Core, expand.Component)}).SetupWithManager(mgr)
 		}})
 	register(Descriptor{Name: pvprotection.Name, Identity: "pv-protection-controller",
 		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {

@@ -21,12 +21,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/pkg/controllers"
 	"github.com/skiff-dev/skiff/pkg/controllers/ephemeralvolume"
 	"github.com/skiff-dev/skiff/pkg/controllers/localpath"
 	"github.com/skiff-dev/skiff/pkg/controllers/persistentvolume"
+	"github.com/skiff-dev/skiff/pkg/controllers/persistentvolume/expand"
 	"github.com/skiff-dev/skiff/pkg/controllers/pvcprotection"
 	"github.com/skiff-dev/skiff/pkg/controllers/pvprotection"
 	"github.com/skiff-dev/skiff/test/integration"
@@ -35,7 +37,7 @@ import (
 func start(t *testing.T) kubernetes.Interface {
 	cfg := integration.StartAPIServer(t, integration.ServerOptions{})
 	integration.RunControllers(t, cfg, controllers.Options{UseServiceAccountCredentials: true,
-		Controllers: []string{persistentvolume.Name, pvprotection.Name, pvcprotection.Name, ephemeralvolume.Name, localpath.Name,
+		Controllers: []string{persistentvolume.Name, expand.Name, pvprotection.Name, pvcprotection.Name, ephemeralvolume.Name, localpath.Name,
 			"serviceaccount-controller"}})
 	return kubernetes.NewForConfigOrDie(cfg)
 }
@@ -377,4 +379,51 @@ func TestEphemeralVolume(t *testing.T) {
 		c, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "eph-scratch", metav1.GetOptions{})
 		return err == nil && c.UID != pvc.UID && c.DeletionTimestamp == nil, err
 	})
+}
+
+// TestExpansion: a Bound claim of a class allowing expansion may grow
+// (nothing expands it here: ExternalExpanding); of local-path it may not.
+func TestExpansion(t *testing.T) {
+	cs := start(t)
+	ctx := context.Background()
+	ns := "default"
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "grow"}, Provisioner: "kubernetes.io/no-provisioner",
+		AllowVolumeExpansion: ptr.To(true)}
+	if _, err := cs.StorageV1().StorageClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"grow", "local-path"} {
+		pv := volume("pv-"+c, "1Gi", corev1.PersistentVolumeReclaimRetain)
+		pv.Spec.StorageClassName = c
+		pv.Spec.ClaimRef = &corev1.ObjectReference{Namespace: ns, Name: c}
+		if _, err := cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().PersistentVolumeClaims(ns).Create(ctx, claim(c, ptr.To(c), "1Gi"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grow := func(name string) error {
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			pvc, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			pvc.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("2Gi")
+			_, err = cs.CoreV1().PersistentVolumeClaims(ns).Update(ctx, pvc, metav1.UpdateOptions{})
+			return err
+		})
+	}
+	for _, c := range []string{"grow", "local-path"} {
+		waitFor(t, "claim "+c+" Bound", 20*time.Second, func() (bool, error) {
+			pvc, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, c, metav1.GetOptions{})
+			return err == nil && pvc.Status.Phase == corev1.ClaimBound, err
+		})
+	}
+	if err := grow("local-path"); err == nil || !strings.Contains(err.Error(), "the storageclass that provisions the pvc must support resize") {
+		t.Errorf("growing a local-path claim: %v", err)
+	}
+	waitFor(t, "claim grown", 10*time.Second, func() (bool, error) { err := grow("grow"); return err == nil, err })
+	waitFor(t, "ExternalExpanding", 20*time.Second, hasEvent(t, cs, ns, "PersistentVolumeClaim", "grow", "ExternalExpanding",
+		"waiting for an external controller to expand this PVC"))
 }
