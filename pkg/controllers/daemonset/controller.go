@@ -443,20 +443,13 @@ func (r *Reconciler) updateDaemonSet(ctx context.Context, ds *appsv1.DaemonSet, 
 	return nil
 }
 
-// recheck reads the DaemonSet uncached: adoption needs it to exist with
-// its UID and not be being deleted.
-func (r *Reconciler) recheck(ctx context.Context, ds *appsv1.DaemonSet) error {
-	fresh, err := r.Core.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	if fresh.UID != ds.UID {
-		return fmt.Errorf("original DaemonSet %v/%v is gone: got uid %v, wanted %v", ds.Namespace, ds.Name, fresh.UID, ds.UID)
-	}
-	if fresh.DeletionTimestamp != nil {
-		return fmt.Errorf("%v/%v has just been deleted at %v", fresh.Namespace, fresh.Name, fresh.DeletionTimestamp)
-	}
-	return nil
+// claimer is the DaemonSet's: adoption needs it to exist with its UID and
+// not be being deleted (an uncached read).
+func (r *Reconciler) claimer(ds *appsv1.DaemonSet, selector labels.Selector, patch func(ctx context.Context, obj client.Object, patch []byte) error) history.Claimer {
+	return history.Claimer{Owner: ds, Kind: controllerKind, Selector: selector, Patch: patch,
+		Recheck: history.Recheck(ds, "DaemonSet", func(ctx context.Context) (metav1.Object, error) {
+			return r.Core.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
+		})}
 }
 
 // daemonPods are the DaemonSet's pods, adopting matching orphans and
@@ -467,51 +460,21 @@ func (r *Reconciler) daemonPods(ctx context.Context, ds *appsv1.DaemonSet) ([]*c
 	if err != nil {
 		return nil, err
 	}
-	var claimed []*corev1.Pod
-	var errs []error
-	var canAdopt error
-	checked := false
+	var pods []*corev1.Pod
 	for _, v := range []string{string(ds.UID), orphanIndexed} {
 		var list corev1.PodList
 		if err := r.Client.List(ctx, &list, client.InNamespace(ds.Namespace), client.MatchingFields{podOwnerIndex: v}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
 		for i := range list.Items {
-			pod := &list.Items[i]
-			matches := selector.Matches(labels.Set(pod.Labels))
-			if metav1.IsControlledBy(pod, ds) {
-				if matches {
-					claimed = append(claimed, pod)
-				} else if ds.DeletionTimestamp == nil {
-					patch := fmt.Appendf(nil, `{"metadata":{"ownerReferences":[{"$patch":"delete","uid":%q}],"uid":%q}}`, ds.UID, pod.UID)
-					if _, err := r.Core.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
-						errs = append(errs, err)
-					}
-				}
-				continue
-			}
-			if metav1.GetControllerOfNoCopy(pod) != nil || !matches || ds.DeletionTimestamp != nil || pod.DeletionTimestamp != nil {
-				continue
-			}
-			if !checked {
-				canAdopt, checked = r.recheck(ctx, ds), true
-			}
-			if canAdopt != nil {
-				errs = append(errs, fmt.Errorf("can't adopt Pod %v/%v (%v): %v", pod.Namespace, pod.Name, pod.UID, canAdopt))
-				continue
-			}
-			patch := fmt.Appendf(nil, `{"metadata":{"ownerReferences":[{"apiVersion":%q,"kind":%q,"name":%q,"uid":%q,"controller":true,"blockOwnerDeletion":true}],"uid":%q}}`,
-				controllerKind.GroupVersion().String(), controllerKind.Kind, ds.Name, ds.UID, pod.UID)
-			if _, err := r.Core.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
-				if !apierrors.IsNotFound(err) {
-					errs = append(errs, err)
-				}
-				continue
-			}
-			claimed = append(claimed, pod)
+			pods = append(pods, &list.Items[i])
 		}
 	}
-	return claimed, errors.Join(errs...)
+	patch := func(ctx context.Context, obj client.Object, patch []byte) error {
+		_, err := r.Core.CoreV1().Pods(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		return err
+	}
+	return history.Claim(ctx, r.claimer(ds, selector, patch), pods, nil)
 }
 
 // nodesToPods are the DaemonSet's pods by target node (terminal pods being

@@ -3,7 +3,6 @@ package daemonset
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -363,43 +361,15 @@ func (r *Reconciler) controlledHistories(ctx context.Context, ds *appsv1.DaemonS
 	if err := r.Client.List(ctx, &list, client.InNamespace(ds.Namespace)); err != nil {
 		return nil, err
 	}
-	var claimed []*appsv1.ControllerRevision
-	var errs []error
-	var canAdopt error
-	checked := false
+	revs := make([]*appsv1.ControllerRevision, len(list.Items))
 	for i := range list.Items {
-		h := &list.Items[i]
-		matches := selector.Matches(labels.Set(h.Labels))
-		if metav1.IsControlledBy(h, ds) {
-			if matches {
-				claimed = append(claimed, h)
-			} else if ds.DeletionTimestamp == nil {
-				if _, err := r.history.Release(ctx, ds, h); err != nil {
-					errs = append(errs, err)
-				}
-			}
-			continue
-		}
-		if metav1.GetControllerOfNoCopy(h) != nil || !matches || ds.DeletionTimestamp != nil || h.DeletionTimestamp != nil {
-			continue
-		}
-		if !checked {
-			canAdopt, checked = r.recheck(ctx, ds), true
-		}
-		if canAdopt != nil {
-			errs = append(errs, fmt.Errorf("can't adopt ControllerRevision %v/%v (%v): %v", h.Namespace, h.Name, h.UID, canAdopt))
-			continue
-		}
-		adopted, err := r.history.Adopt(ctx, ds, controllerKind, h)
-		if err != nil {
-			if !apierrors.IsNotFound(err) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		claimed = append(claimed, adopted)
+		revs[i] = &list.Items[i]
 	}
-	return claimed, errors.Join(errs...)
+	patch := func(ctx context.Context, obj client.Object, patch []byte) error {
+		_, err := r.Core.AppsV1().ControllerRevisions(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		return err
+	}
+	return history.Claim(ctx, r.claimer(ds, selector, patch), revs, nil)
 }
 
 // snapshot creates the revision of the DaemonSet's template,

@@ -205,33 +205,18 @@ func (h *History) Delete(ctx context.Context, revision *appsv1.ControllerRevisio
 	return h.Core.AppsV1().ControllerRevisions(revision.Namespace).Delete(ctx, revision.Name, metav1.DeleteOptions{})
 }
 
-type ownerPatch struct {
-	Metadata struct {
-		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
-		UID             types.UID               `json:"uid"`
-	} `json:"metadata"`
-}
-
 // Adopt makes parent the controller of the orphan revision.
 func (h *History) Adopt(ctx context.Context, parent metav1.Object, kind schema.GroupVersionKind, revision *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
 	if owner := metav1.GetControllerOfNoCopy(revision); owner != nil {
 		return nil, fmt.Errorf("attempt to adopt revision owned by %v", owner)
 	}
-	var p ownerPatch
-	p.Metadata.UID = revision.UID
-	p.Metadata.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(parent, kind)}
-	data, err := json.Marshal(&p)
-	if err != nil {
-		return nil, err
-	}
-	return h.Core.AppsV1().ControllerRevisions(parent.GetNamespace()).Patch(ctx, revision.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{})
+	return h.Core.AppsV1().ControllerRevisions(parent.GetNamespace()).Patch(ctx, revision.Name, types.StrategicMergePatchType, AdoptPatch(parent, kind, revision.UID), metav1.PatchOptions{})
 }
 
 // Release removes parent's reference from revision (gone or invalid
 // revisions count as released).
 func (h *History) Release(ctx context.Context, parent metav1.Object, revision *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
-	data := fmt.Appendf(nil, `{"metadata":{"ownerReferences":[{"$patch":"delete","uid":%q}],"uid":%q}}`, parent.GetUID(), revision.UID)
-	released, err := h.Core.AppsV1().ControllerRevisions(revision.Namespace).Patch(ctx, revision.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{})
+	released, err := h.Core.AppsV1().ControllerRevisions(revision.Namespace).Patch(ctx, revision.Name, types.StrategicMergePatchType, ReleasePatch(parent, revision.UID), metav1.PatchOptions{})
 	if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) {
 		return nil, nil
 	}

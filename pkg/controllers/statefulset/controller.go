@@ -21,7 +21,6 @@ package statefulset
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -266,20 +265,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return result, nil
 }
 
-// recheck reads the set uncached: adoption needs it to exist with its UID
-// and not be being deleted.
-func (r *Reconciler) recheck(ctx context.Context, set *appsv1.StatefulSet) error {
-	fresh, err := r.Core.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	if fresh.UID != set.UID {
-		return fmt.Errorf("original StatefulSet %v/%v is gone: got uid %v, wanted %v", set.Namespace, set.Name, fresh.UID, set.UID)
-	}
-	if fresh.DeletionTimestamp != nil {
-		return fmt.Errorf("%v/%v has just been deleted at %v", fresh.Namespace, fresh.Name, fresh.DeletionTimestamp)
-	}
-	return nil
+// claimer is the set's: adoption needs it to exist with its UID and not
+// be being deleted (an uncached read).
+func (r *Reconciler) claimer(set *appsv1.StatefulSet, selector labels.Selector, patch func(ctx context.Context, obj client.Object, patch []byte) error) history.Claimer {
+	return history.Claimer{Owner: set, Kind: controllerKind, Selector: selector, Patch: patch,
+		Recheck: history.Recheck(set, "StatefulSet", func(ctx context.Context) (metav1.Object, error) {
+			return r.Core.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
+		})}
 }
 
 func (r *Reconciler) adoptOrphanRevisions(ctx context.Context, set *appsv1.StatefulSet, selector labels.Selector) error {
@@ -296,7 +288,7 @@ func (r *Reconciler) adoptOrphanRevisions(ctx context.Context, set *appsv1.State
 	if len(orphans) == 0 {
 		return nil
 	}
-	if err := r.recheck(ctx, set); err != nil {
+	if err := r.claimer(set, selector, nil).Recheck(ctx); err != nil {
 		return fmt.Errorf("can't adopt ControllerRevisions: %v", err)
 	}
 	for _, rev := range orphans {
@@ -311,46 +303,19 @@ func (r *Reconciler) adoptOrphanRevisions(ctx context.Context, set *appsv1.State
 // whose names are its members', plus the matching orphans it adopts;
 // controlled pods that no longer match are released.
 func (r *Reconciler) claimPods(ctx context.Context, set *appsv1.StatefulSet, selector labels.Selector) ([]*corev1.Pod, error) {
-	var claimed []*corev1.Pod
-	var errs []error
-	var canAdopt error
-	checked := false
+	var pods []*corev1.Pod
 	for _, v := range []string{string(set.UID), orphanIndexed} {
 		var list corev1.PodList
 		if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace), client.MatchingFields{podIndex: v}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
 		for i := range list.Items {
-			pod := &list.Items[i]
-			matches := selector.Matches(labels.Set(pod.Labels)) && isMemberOf(set, pod)
-			if metav1.IsControlledBy(pod, set) {
-				if matches {
-					claimed = append(claimed, pod)
-				} else if set.DeletionTimestamp == nil {
-					if err := r.releasePod(ctx, set, pod); err != nil {
-						errs = append(errs, err)
-					}
-				}
-				continue
-			}
-			if metav1.GetControllerOfNoCopy(pod) != nil || !matches || set.DeletionTimestamp != nil || pod.DeletionTimestamp != nil {
-				continue
-			}
-			if !checked {
-				canAdopt, checked = r.recheck(ctx, set), true
-			}
-			if canAdopt != nil {
-				errs = append(errs, fmt.Errorf("can't adopt Pod %v/%v (%v): %v", pod.Namespace, pod.Name, pod.UID, canAdopt))
-				continue
-			}
-			if err := r.adoptPod(ctx, set, pod); err != nil {
-				if !apierrors.IsNotFound(err) {
-					errs = append(errs, err)
-				}
-				continue
-			}
-			claimed = append(claimed, pod)
+			pods = append(pods, &list.Items[i])
 		}
 	}
-	return claimed, errors.Join(errs...)
+	patch := func(ctx context.Context, obj client.Object, patch []byte) error {
+		_, err := r.Core.CoreV1().Pods(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		return err
+	}
+	return history.Claim(ctx, r.claimer(set, selector, patch), pods, func(p *corev1.Pod) bool { return isMemberOf(set, p) })
 }

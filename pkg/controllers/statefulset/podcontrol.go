@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -404,23 +403,4 @@ func (r *Reconciler) podClaimIsStale(ctx context.Context, set *appsv1.StatefulSe
 		}
 	}
 	return false, nil
-}
-
-// Adoption and release of pods.
-
-func (r *Reconciler) adoptPod(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod) error {
-	patch := fmt.Appendf(nil, `{"metadata":{"ownerReferences":[{"apiVersion":%q,"kind":%q,"name":%q,"uid":%q,"controller":true,"blockOwnerDeletion":true}],"uid":%q}}`,
-		controllerKind.GroupVersion().String(), controllerKind.Kind, set.Name, set.UID, pod.UID)
-	_, err := r.Core.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-	return err
-}
-
-func (r *Reconciler) releasePod(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod) error {
-	klog.FromContext(ctx).V(2).Info("Patching pod to remove its controllerRef", "pod", klog.KObj(pod), "gvk", controllerKind, "controller", set.Name)
-	patch := fmt.Appendf(nil, `{"metadata":{"ownerReferences":[{"$patch":"delete","uid":%q}],"uid":%q}}`, set.UID, pod.UID)
-	_, err := r.Core.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-	if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) {
-		return nil
-	}
-	return err
 }
