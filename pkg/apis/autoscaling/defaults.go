@@ -28,8 +28,12 @@ func DefaultScaleDownRules() *autoscalingv2.HPAScalingRules {
 
 // SetDefaultsHorizontalPodAutoscaler defaults an autoscaling/v2 HPA:
 // minReplicas 1, 80% CPU utilization without metrics, and a behavior's
-// unset rule fields.
+// unset rule fields. It also drops the v1 round-trip annotations, which
+// upstream's v2 -> internal conversion drops while decoding (here v2 is
+// the internal type: decoding converts nothing), so that managedFields
+// never name them either.
 func SetDefaultsHorizontalPodAutoscaler(hpa *autoscalingv2.HorizontalPodAutoscaler) {
+	hpa.Annotations, _ = DropRoundTripAnnotations(hpa.Annotations)
 	if hpa.Spec.MinReplicas == nil {
 		hpa.Spec.MinReplicas = ptr.To[int32](1)
 	}
