@@ -192,43 +192,39 @@ func selectPolicy(rules *autoscalingv2.HPAScalingRules) autoscalingv2.ScalingPol
 
 // scaleUpLimit is the most replicas the policies allow now.
 func scaleUpLimit(now time.Time, current int32, ups, downs []timestampedScaleEvent, rules *autoscalingv2.HPAScalingRules) int32 {
-	pick, result := maxInt32, int32(math.MinInt32)
-	switch selectPolicy(rules) {
-	case autoscalingv2.DisabledPolicySelect:
-		return current
-	case autoscalingv2.MinChangePolicySelect:
-		pick, result = minInt32, math.MaxInt32
-	}
-	for _, p := range rules.Policies {
-		start := current - changeInPeriod(now, p.PeriodSeconds, ups) + changeInPeriod(now, p.PeriodSeconds, downs)
-		var proposed int32
-		switch p.Type {
-		case autoscalingv2.PodsScalingPolicy:
-			proposed = start + p.Value
-		case autoscalingv2.PercentScalingPolicy:
-			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
-		}
-		result = pick(result, proposed)
-	}
-	return result
+	return policyLimit(now, current, ups, downs, rules, true)
 }
 
 // scaleDownLimit is the fewest replicas the policies allow now.
 func scaleDownLimit(now time.Time, current int32, ups, downs []timestampedScaleEvent, rules *autoscalingv2.HPAScalingRules) int32 {
-	pick, result := minInt32, int32(math.MaxInt32)
-	switch selectPolicy(rules) {
-	case autoscalingv2.DisabledPolicySelect:
+	return policyLimit(now, current, ups, downs, rules, false)
+}
+
+// policyLimit applies each policy to the replicas at the start of its
+// period and picks the largest change (Max) or the smallest (Min).
+func policyLimit(now time.Time, current int32, ups, downs []timestampedScaleEvent, rules *autoscalingv2.HPAScalingRules, up bool) int32 {
+	policy := selectPolicy(rules)
+	if policy == autoscalingv2.DisabledPolicySelect {
 		return current
-	case autoscalingv2.MinChangePolicySelect:
+	}
+	// The largest change is the maximum up and the minimum down.
+	pickMax := up == (policy != autoscalingv2.MinChangePolicySelect)
+	pick, result := minInt32, int32(math.MaxInt32)
+	if pickMax {
 		pick, result = maxInt32, math.MinInt32
 	}
 	for _, p := range rules.Policies {
 		start := current - changeInPeriod(now, p.PeriodSeconds, ups) + changeInPeriod(now, p.PeriodSeconds, downs)
 		var proposed int32
-		switch p.Type {
-		case autoscalingv2.PodsScalingPolicy:
+		switch {
+		case p.Type == autoscalingv2.PodsScalingPolicy && up:
+			proposed = start + p.Value
+		case p.Type == autoscalingv2.PodsScalingPolicy:
 			proposed = start - p.Value
-		case autoscalingv2.PercentScalingPolicy:
+		case p.Type == autoscalingv2.PercentScalingPolicy && up:
+			// Rounded up, or a small percentage would never add a pod.
+			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+		case p.Type == autoscalingv2.PercentScalingPolicy:
 			proposed = int32(float64(start) * (1 - float64(p.Value)/100))
 		}
 		result = pick(result, proposed)
