@@ -53,6 +53,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/expectations"
 	"github.com/skiff-dev/skiff/pkg/controllers/history"
 )
 
@@ -93,7 +94,7 @@ type Reconciler struct {
 	Clock   clock.Clock
 
 	once    sync.Once
-	exp     *expectations
+	exp     *expectations.Expectations[string]
 	backoff *flowcontrol.Backoff
 	history *history.History
 }
@@ -109,7 +110,7 @@ func (r *Reconciler) init() {
 		if r.Recorder == nil {
 			r.Recorder = &record.FakeRecorder{}
 		}
-		r.exp = newExpectations(r.Clock)
+		r.exp = expectations.New[string](r.Clock)
 		r.backoff = flowcontrol.NewBackOffWithJitter(time.Second, 15*time.Minute, 0)
 		r.backoff.Clock = r.Clock
 		r.history = &history.History{Client: r.Client, Core: r.Core}
@@ -244,7 +245,7 @@ func (r *Reconciler) podAdded(ctx context.Context, pod *corev1.Pod, q workqueue.
 	}
 	if metav1.GetControllerOfNoCopy(pod) != nil {
 		if ds := r.owner(ctx, pod); ds != nil {
-			r.exp.creationObserved(dsKey(ds))
+			r.exp.CreationObserved(dsKey(ds))
 			q.Add(requestFor(ds))
 		}
 		return
@@ -293,7 +294,7 @@ func (r *Reconciler) podUpdated(ctx context.Context, old, cur *corev1.Pod, q wor
 
 func (r *Reconciler) podDeleted(ctx context.Context, pod *corev1.Pod, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	if ds := r.owner(ctx, pod); ds != nil {
-		r.exp.deletionObserved(dsKey(ds))
+		r.exp.DeletionObserved(dsKey(ds))
 		q.Add(requestFor(ds))
 	}
 }
@@ -374,7 +375,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, &ds); err != nil {
 		if apierrors.IsNotFound(err) {
 			logger.V(3).Info("Daemon set has been deleted", "daemonset", key)
-			r.exp.forget(key)
+			r.exp.Forget(key)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("unable to retrieve ds %v from store: %v", key, err)
@@ -401,9 +402,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	hash := cur.Labels[HashLabel]
 
 	var result ctrl.Result
-	if !r.exp.satisfied(key, ds.UID) {
+	if !r.exp.Satisfied(key, ds.UID) {
 		res, err := r.updateStatus(ctx, &ds, nodes, hash, false)
-		if d, ok := r.exp.pending(key); ok && (res.RequeueAfter == 0 || d < res.RequeueAfter) {
+		if d, ok := r.exp.Pending(key); ok && (res.RequeueAfter == 0 || d < res.RequeueAfter) {
 			res.RequeueAfter = d
 		}
 		return res, err
@@ -422,7 +423,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	case statusErr != nil:
 		return ctrl.Result{}, statusErr
 	}
-	if d, ok := r.exp.pending(key); ok && (result.RequeueAfter == 0 || d < result.RequeueAfter) {
+	if d, ok := r.exp.Pending(key); ok && (result.RequeueAfter == 0 || d < result.RequeueAfter) {
 		result.RequeueAfter = d
 	}
 	return result, nil
@@ -432,7 +433,7 @@ func (r *Reconciler) updateDaemonSet(ctx context.Context, ds *appsv1.DaemonSet, 
 	if err := r.manage(ctx, ds, nodes, hash, result); err != nil {
 		return err
 	}
-	if r.exp.satisfied(key, ds.UID) && ds.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType {
+	if r.exp.Satisfied(key, ds.UID) && ds.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType {
 		if err := r.rollingUpdate(ctx, ds, nodes, hash); err != nil {
 			return err
 		}
@@ -623,7 +624,7 @@ func (r *Reconciler) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, del, c
 	logger := klog.FromContext(ctx)
 	key := dsKey(ds)
 	createDiff, deleteDiff := min(len(create), BurstReplicas), min(len(del), BurstReplicas)
-	r.exp.set(key, ds.UID, createDiff, deleteDiff)
+	r.exp.Expect(key, ds.UID, createDiff, deleteDiff)
 	var mu sync.Mutex
 	var errs []error
 	addErr := func(err error) {
@@ -647,7 +648,7 @@ func (r *Reconciler) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, del, c
 						return
 					}
 					logger.V(2).Info("Failed creation, decrementing expectations for daemon set", "daemonset", klog.KObj(ds))
-					r.exp.creationObserved(key)
+					r.exp.CreationObserved(key)
 					addErr(err)
 				}
 			})
@@ -655,7 +656,7 @@ func (r *Reconciler) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, del, c
 		wg.Wait()
 		if skipped := createDiff - (batch + pos); len(errs) > before && skipped > 0 {
 			logger.V(2).Info("Slow-start failure. Skipping creation pods, decrementing expectations for daemon set", "skippedPods", skipped, "daemonset", klog.KObj(ds))
-			r.exp.lower(key, skipped, 0)
+			r.exp.Lower(key, skipped, 0)
 			break
 		}
 	}
@@ -664,7 +665,7 @@ func (r *Reconciler) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, del, c
 	for i := range deleteDiff {
 		wg.Go(func() {
 			if err := r.deletePod(ctx, ds, del[i]); err != nil {
-				r.exp.deletionObserved(key)
+				r.exp.DeletionObserved(key)
 				if !apierrors.IsNotFound(err) {
 					logger.V(2).Info("Failed deletion, decremented expectations for daemon set", "daemonset", klog.KObj(ds))
 					addErr(err)

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/expectations"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -78,7 +79,7 @@ type Reconciler struct {
 	Workers int
 
 	once         sync.Once
-	expectations *expectations
+	expectations *expectations.Expectations[types.NamespacedName]
 	finalizers   *finalizerExpectations
 	backoff      *backoffStore
 	// finished are the UIDs of Jobs whose finished status was written but
@@ -104,7 +105,7 @@ func (r *Reconciler) init() {
 		if r.APIReader == nil {
 			r.APIReader = r.Client
 		}
-		r.expectations = newExpectations(r.Clock)
+		r.expectations = expectations.New[types.NamespacedName](r.Clock)
 		r.finalizers = newFinalizerExpectations()
 		r.backoff = newBackoffStore()
 	})
@@ -235,7 +236,7 @@ func (r *Reconciler) podCreated(ctx context.Context, e event.CreateEvent, q work
 	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
 		if job := r.controllingJob(ctx, pod.Namespace, ref); job != nil {
 			key := client.ObjectKeyFromObject(job)
-			r.expectations.creationObserved(key)
+			r.expectations.CreationObserved(key)
 			q.AddAfter(reconcile.Request{NamespacedName: key}, syncBatchPeriod)
 		}
 		return
@@ -287,7 +288,7 @@ func (r *Reconciler) podDeleted(ctx context.Context, pod *corev1.Pod, final bool
 		return
 	}
 	key := client.ObjectKeyFromObject(job)
-	r.expectations.deletionObserved(key)
+	r.expectations.DeletionObserved(key)
 	if final || !hasTrackingFinalizer(pod) {
 		r.finalizers.observed(key, pod.UID)
 	}
@@ -318,7 +319,7 @@ func (r *Reconciler) cacheBehind(job *batchv1.Job) bool {
 }
 
 func (r *Reconciler) forget(key types.NamespacedName) {
-	r.expectations.forget(key)
+	r.expectations.Forget(key)
 	r.finalizers.forget(key)
 	r.backoff.remove(key)
 	r.written.Delete(key)

@@ -39,7 +39,7 @@ func (r *Reconciler) manageJob(ctx context.Context, jc *syncCtx) (int32, error) 
 	if jobSuspended(job) {
 		logger.V(4).Info("Deleting all active pods in suspended job", "job", klog.KObj(job), "active", active)
 		rm := activePodsForRemoval(job, jc.activePods, int(active))
-		r.expectations.expect(jc.key, 0, len(rm))
+		r.expectations.Expect(jc.key, "", 0, len(rm))
 		removedReady, removed, err := r.deleteJobPods(ctx, jc.key, job, rm)
 		jc.terminating += removed
 		jc.ready -= removedReady
@@ -63,7 +63,7 @@ func (r *Reconciler) manageJob(ctx context.Context, jc *syncCtx) (int32, error) 
 		rm = rm[:maxPodCreateDeletePerSync]
 	}
 	if len(rm) > 0 {
-		r.expectations.expect(jc.key, 0, len(rm))
+		r.expectations.Expect(jc.key, "", 0, len(rm))
 		logger.V(4).Info("Too many pods running for job", "job", klog.KObj(job), "deleted", len(rm), "target", want)
 		removedReady, removed, err := r.deleteJobPods(ctx, jc.key, job, rm)
 		jc.terminating += removed
@@ -112,7 +112,7 @@ func (r *Reconciler) manageJob(ctx context.Context, jc *syncCtx) (int32, error) 
 		return active, nil
 	}
 
-	r.expectations.expect(jc.key, int(diff), 0)
+	r.expectations.Expect(jc.key, "", int(diff), 0)
 	logger.V(4).Info("Too few pods running", "key", jc.key, "need", want, "creating", diff)
 	template := job.Spec.Template.DeepCopy()
 	if isIndexedJob(job) {
@@ -146,7 +146,7 @@ func (r *Reconciler) manageJob(ctx context.Context, jc *syncCtx) (int32, error) 
 				}
 				if err != nil {
 					logger.V(2).Info("Failed creation, decrementing expectations", "job", klog.KObj(job))
-					r.expectations.creationObserved(jc.key)
+					r.expectations.CreationObserved(jc.key)
 					errsMu.Lock()
 					errs = append(errs, err)
 					errsMu.Unlock()
@@ -159,7 +159,7 @@ func (r *Reconciler) manageJob(ctx context.Context, jc *syncCtx) (int32, error) 
 		left -= batch
 		if len(errs) > errsBefore && left > 0 {
 			logger.V(2).Info("Slow-start failure. Skipping creating pods, decrementing expectations", "skippedCount", left, "job", klog.KObj(job))
-			r.expectations.lower(jc.key, int(left), 0)
+			r.expectations.Lower(jc.key, int(left), 0)
 			break
 		}
 	}
@@ -256,7 +256,7 @@ func (r *Reconciler) deleteActivePods(ctx context.Context, job *batchv1.Job, pod
 // deleteJobPods removes the finalizer and deletes each pod, the
 // expectations lowered for the deletions that fail.
 func (r *Reconciler) deleteJobPods(ctx context.Context, key types.NamespacedName, job *batchv1.Job, pods []*corev1.Pod) (int32, int32, error) {
-	return r.deletePods(ctx, job, pods, true, func() { r.expectations.deletionObserved(key) })
+	return r.deletePods(ctx, job, pods, true, func() { r.expectations.DeletionObserved(key) })
 }
 
 func (r *Reconciler) deletePods(ctx context.Context, job *batchv1.Job, pods []*corev1.Pod, removeFinalizer bool, failed func()) (int32, int32, error) {

@@ -107,7 +107,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	// Expectations first: a pod created after the check is only seen by
 	// the next sync, never counted twice.
-	satisfied := r.expectations.satisfied(key)
+	satisfied := r.expectations.Satisfied(key, "")
 	pods, err := r.podsForJob(ctx, job)
 	if err != nil {
 		return ctrl.Result{}, err

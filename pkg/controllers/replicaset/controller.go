@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
+	"github.com/skiff-dev/skiff/pkg/controllers/expectations"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -75,7 +76,7 @@ type Reconciler struct {
 	Clock clock.Clock
 
 	once sync.Once
-	exp  *expectations
+	exp  *expectations.Expectations[string]
 }
 
 func (r *Reconciler) init() {
@@ -92,7 +93,7 @@ func (r *Reconciler) init() {
 		if r.Recorder == nil {
 			r.Recorder = &record.FakeRecorder{}
 		}
-		r.exp = newExpectations(r.Clock)
+		r.exp = expectations.New[string](r.Clock)
 	})
 }
 
@@ -201,7 +202,7 @@ func (r *Reconciler) addPod(ctx context.Context, pod *corev1.Pod, q workqueue.Ty
 	}
 	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
 		if rs := r.resolveControllerRef(ctx, pod.Namespace, ref); rs != nil {
-			r.exp.creationObserved(ownerKey(rs))
+			r.exp.CreationObserved(ownerKey(rs))
 			q.Add(request(rs))
 		}
 		return
@@ -263,7 +264,7 @@ func (r *Reconciler) deletePod(ctx context.Context, pod *corev1.Pod, q workqueue
 	if rs == nil {
 		return
 	}
-	r.exp.deletionObserved(ownerKey(rs), podKey(pod))
+	r.exp.DeletionObservedOf(ownerKey(rs), podKey(pod))
 	q.Add(request(rs))
 }
 
@@ -281,13 +282,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			logger.V(4).Info("deleted", "kind", r.Kind.GVK.Kind, "key", key)
-			r.exp.forget(key)
+			r.exp.Forget(key)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	rs := r.Kind.asReplicaSet(obj)
-	needsSync := r.exp.satisfied(key, rs.UID)
+	needsSync := r.exp.Satisfied(key, rs.UID)
 	selector, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
 	if err != nil {
 		logger.Error(err, "Error converting pod selector to selector", "kind", r.Kind.GVK.Kind, "key", key)
@@ -343,7 +344,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	// Expectations that are never met (a lost watch event) expire: look
 	// again then.
-	if d, ok := r.exp.pending(key); ok && (result.RequeueAfter == 0 || d < result.RequeueAfter) {
+	if d, ok := r.exp.Pending(key); ok && (result.RequeueAfter == 0 || d < result.RequeueAfter) {
 		result.RequeueAfter = d
 	}
 	return result, nil
@@ -473,13 +474,13 @@ func (r *Reconciler) manageReplicas(ctx context.Context, rs *appsv1.ReplicaSet, 
 	switch {
 	case diff < 0:
 		n := min(-diff, r.BurstReplicas)
-		r.exp.expectCreations(key, rs.UID, n)
+		r.exp.Expect(key, rs.UID, n, 0)
 		logger.V(2).Info("Too few replicas", "replicaSet", klog.KObj(rs), "need", want, "creating", n)
 		created, err := slowStartBatch(n, 1, func() error { return r.createPod(ctx, rs) })
 		if skipped := n - created; skipped > 0 {
 			logger.V(2).Info("Slow-start failure. Skipping creation of pods, decrementing expectations", "podsSkipped", skipped, "kind", r.Kind.GVK.Kind, "replicaSet", klog.KObj(rs))
 			for range skipped {
-				r.exp.creationObserved(key)
+				r.exp.CreationObserved(key)
 			}
 		}
 		return err
@@ -495,14 +496,14 @@ func (r *Reconciler) manageReplicas(ctx context.Context, rs *appsv1.ReplicaSet, 
 		for i, p := range victims {
 			keys[i] = podKey(p)
 		}
-		r.exp.expectDeletions(key, rs.UID, keys)
+		r.exp.ExpectDeletions(key, rs.UID, keys)
 		errCh := make(chan error, len(victims))
 		var wg sync.WaitGroup
 		for _, p := range victims {
 			wg.Go(func() {
 				if err := r.deletePodOf(ctx, rs, p.Name); err != nil {
 					// The watch will not show this deletion.
-					r.exp.deletionObserved(key, podKey(p))
+					r.exp.DeletionObservedOf(key, podKey(p))
 					if !apierrors.IsNotFound(err) {
 						logger.V(2).Info("Failed to delete pod, decremented expectations", "pod", klog.KObj(p), "kind", r.Kind.GVK.Kind, "replicaSet", klog.KObj(rs))
 						errCh <- err

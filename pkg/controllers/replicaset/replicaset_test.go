@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-dev/skiff/pkg/controllers/expectations"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -23,7 +24,6 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
-	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlfake "sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -188,47 +188,6 @@ func TestSlowStartBatch(t *testing.T) {
 	}
 }
 
-// TestExpectations: an owner waits for its creations and deletions (each
-// pod once), not for another object of its name, and not forever.
-func TestExpectations(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Now())
-	e := newExpectations(clk)
-	if !e.satisfied("ns/a", "u1") {
-		t.Fatal("no expectations: not satisfied")
-	}
-	e.expectCreations("ns/a", "u1", 2)
-	e.creationObserved("ns/a")
-	if e.satisfied("ns/a", "u1") {
-		t.Fatal("satisfied after 1 of 2 creations")
-	}
-	if d, ok := e.pending("ns/a"); !ok || d <= ExpectationsTimeout-time.Second {
-		t.Errorf("pending %v %v", d, ok)
-	}
-	e.creationObserved("ns/a")
-	if !e.satisfied("ns/a", "u1") {
-		t.Fatal("not satisfied after 2 of 2 creations")
-	}
-	e.expectDeletions("ns/a", "u1", []string{"ns/p1", "ns/p2"})
-	e.deletionObserved("ns/a", "ns/p1")
-	e.deletionObserved("ns/a", "ns/p1")
-	e.deletionObserved("ns/a", "ns/other")
-	if e.satisfied("ns/a", "u1") {
-		t.Fatal("a deletion seen twice counted twice")
-	}
-	if e.satisfied("ns/a", "u1") || !e.satisfied("ns/a", "u2") {
-		t.Fatal("a new object of the same name waits for the old one's")
-	}
-	e.expectCreations("ns/a", "u2", 1)
-	clk.Step(ExpectationsTimeout + time.Second)
-	if !e.satisfied("ns/a", "u2") {
-		t.Fatal("expired expectations still wait")
-	}
-	e.forget("ns/a")
-	if _, ok := e.pending("ns/a"); ok {
-		t.Fatal("forgotten expectations pending")
-	}
-}
-
 // TestCalculateStatus: counts, availability with minReadySeconds, and the
 // ReplicaFailure condition set once and removed.
 func TestCalculateStatus(t *testing.T) {
@@ -360,7 +319,7 @@ func TestExpectationsPreventOverCreation(t *testing.T) {
 	if n := podCreates(core); n != 3 {
 		t.Fatalf("%d pods created, want 3", n)
 	}
-	if res.RequeueAfter <= 0 || res.RequeueAfter > ExpectationsTimeout+time.Second {
+	if res.RequeueAfter <= 0 || res.RequeueAfter > expectations.Timeout+time.Second {
 		t.Errorf("requeue after %v, want when the expectations expire", res.RequeueAfter)
 	}
 	for range 3 {
