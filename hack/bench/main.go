@@ -11,7 +11,10 @@
 //
 // With --scenarios scheduler it benchmarks skiff's scheduler against
 // upstream kube-scheduler (hack/upstream.sh kube-scheduler) on one skiff
-// server with simulated nodes instead: see sched.go.
+// server with simulated nodes instead: see sched.go. With --scenarios
+// controllers, skiff's controller manager against upstream
+// kube-controller-manager (hack/upstream.sh kube-controller-manager) on one
+// skiff apiserver with simulated nodes: see ctrl.go.
 //
 // The markdown table goes to stdout, progress to stderr, the same data as
 // JSON (plus every raw measurement and server run) to --out, default
@@ -81,7 +84,7 @@ import (
 )
 
 type config struct {
-	scenarios    string // "apiserver" or "scheduler" (sched.go)
+	scenarios    string // "apiserver", "scheduler" (sched.go) or "controllers" (ctrl.go)
 	quick        bool
 	skipUpstream bool
 	clients      []int
@@ -120,7 +123,7 @@ var workloadNames = []string{"startup", "configmaps", "pods", "list", "watch", "
 
 func parseFlags() *config {
 	c := &config{}
-	flag.StringVar(&c.scenarios, "scenarios", "apiserver", "apiserver: skiff server vs kube-apiserver; scheduler: skiff's scheduler vs kube-scheduler on one skiff server (see sched.go)")
+	flag.StringVar(&c.scenarios, "scenarios", "apiserver", "apiserver: skiff server vs kube-apiserver; scheduler: skiff's scheduler vs kube-scheduler on one skiff server (see sched.go); controllers: skiff's controller manager vs kube-controller-manager (see ctrl.go)")
 	flag.BoolVar(&c.quick, "quick", false, "smoke run: small sizes and short durations (flags set explicitly still win)")
 	flag.BoolVar(&c.skipUpstream, "skip-upstream", false, "measure skiff only (ratios stay blank)")
 	clients := flag.String("clients", "1,16,64", "comma-separated concurrent client counts for the CRUD workloads")
@@ -134,8 +137,8 @@ func parseFlags() *config {
 	flag.IntVar(&c.starts, "starts", 3, "start-up samples per server (quick: 1)")
 	flag.DurationVar(&c.settle, "settle", 5*time.Second, "wait after /readyz before the idle RSS (quick: 2s)")
 	only := flag.String("only", "", "comma-separated subset of workloads: "+strings.Join(workloadNames, ",")+
-		" (--scenarios scheduler: "+strings.Join(schedScenarioNames, ",")+")")
-	flag.StringVar(&c.out, "out", "", "JSON output (default _output/bench/bench-<timestamp>.json; sched-<timestamp>.json with --scenarios scheduler)")
+		" (--scenarios scheduler: "+strings.Join(schedScenarioNames, ",")+"; controllers: "+strings.Join(ctrlScenarioNames, ",")+")")
+	flag.StringVar(&c.out, "out", "", "JSON output (default _output/bench/bench-<timestamp>.json; sched-<timestamp>.json with --scenarios scheduler, ctrl-<timestamp>.json with controllers)")
 	flag.Parse()
 
 	set := map[string]bool{}
@@ -166,8 +169,10 @@ func parseFlags() *config {
 	case "apiserver":
 	case "scheduler":
 		names, prefix = schedScenarioNames, "sched"
+	case "controllers":
+		names, prefix = ctrlScenarioNames, "ctrl"
 	default:
-		usageError("unknown --scenarios %q (have apiserver, scheduler)", c.scenarios)
+		usageError("unknown --scenarios %q (have apiserver, scheduler, controllers)", c.scenarios)
 	}
 	if *only != "" {
 		for _, w := range strings.Split(*only, ",") {
@@ -218,6 +223,9 @@ func main() {
 	}()
 	if cfg.scenarios == "scheduler" {
 		os.Exit(runSchedBench(ctx, cfg))
+	}
+	if cfg.scenarios == "controllers" {
+		os.Exit(runCtrlBench(ctx, cfg))
 	}
 	os.Exit(runBench(ctx, cfg))
 }
