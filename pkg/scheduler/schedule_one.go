@@ -132,11 +132,29 @@ func (s *Scheduler) unreserveAndForget(ctx context.Context, fw *runtime.Framewor
 	}
 }
 
-// bindingCycle waits on Permit, then PreBind, Bind, PostBind.
+// bindingCycle asks the PreBind plugins whether they have work, waits on
+// Permit, then PreBind, Bind, PostBind. While Permit or PreBind hold the
+// pod (e.g. VolumeBinding waiting for its claims), its
+// status.nominatedNodeName names the node (upstream's
+// NominatedNodeNameForExpectation, on by default; the binding clears it).
 func (s *Scheduler) bindingCycle(ctx context.Context, fw *runtime.Framework, state *framework.CycleState, pInfo *framework.QueuedPodInfo, assumed *v1.Pod, start time.Time) {
 	logger := klog.FromContext(ctx)
 	host := assumed.Spec.NodeName
+	preFlight := fw.RunPreBindPreFlights(ctx, state, assumed, host)
+	preFlightFailed := !preFlight.IsSuccess() && !preFlight.IsSkip()
+	waiting := fw.GetWaitingPod(assumed.UID)
+	if preFlight.IsSuccess() || (!preFlightFailed && waiting != nil) {
+		if err := s.updatePodStatus(ctx, assumed, nil, &framework.PostFilterResult{NominatedNodeName: host}); err != nil {
+			logger.Error(err, "Failed to update the nominated node name in the binding cycle", "nominatedNodeName", host)
+		}
+	}
+	if preFlightFailed && waiting != nil {
+		waiting.Reject("", preFlight.Message())
+	}
 	st := fw.WaitOnPermit(ctx, assumed)
+	if preFlightFailed {
+		st = preFlight
+	}
 	if st.IsSuccess() {
 		st = fw.RunPreBindPlugins(ctx, state, assumed, host)
 	}
@@ -426,12 +444,12 @@ func truncate(msg string) string {
 	return msg[:noteLengthLimit-len(suffix)] + suffix
 }
 
-// updatePodStatus patches the PodScheduled condition and
+// updatePodStatus patches the PodScheduled condition (unless nil) and
 // status.nominatedNodeName, only if either changes.
 func (s *Scheduler) updatePodStatus(ctx context.Context, pod *v1.Pod, cond *v1.PodCondition, nominated *framework.PostFilterResult) error {
 	newStatus := pod.Status.DeepCopy()
 	nnnChanged := nominated != nil && pod.Status.NominatedNodeName != nominated.NominatedNodeName
-	condChanged := setPodCondition(newStatus, cond)
+	condChanged := cond != nil && setPodCondition(newStatus, cond)
 	if !condChanged && !nnnChanged {
 		return nil
 	}

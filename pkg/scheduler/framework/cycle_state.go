@@ -27,9 +27,11 @@ type CycleState struct {
 	mu      sync.RWMutex
 	storage map[StateKey]StateData
 	// SkipFilterPlugins and SkipScorePlugins are the plugins whose
-	// PreFilter or PreScore returned Skip.
-	SkipFilterPlugins sets.Set[string]
-	SkipScorePlugins  sets.Set[string]
+	// PreFilter or PreScore returned Skip; SkipPreBindPlugins those whose
+	// PreBindPreFlight did.
+	SkipFilterPlugins  sets.Set[string]
+	SkipScorePlugins   sets.Set[string]
+	SkipPreBindPlugins sets.Set[string]
 }
 
 // NewCycleState is an empty CycleState.
@@ -74,5 +76,6 @@ func (c *CycleState) Clone() *CycleState {
 	}
 	n.SkipFilterPlugins = c.SkipFilterPlugins.Clone()
 	n.SkipScorePlugins = c.SkipScorePlugins.Clone()
+	n.SkipPreBindPlugins = c.SkipPreBindPlugins.Clone()
 	return n
 }

@@ -229,8 +229,14 @@ type PermitPlugin interface {
 }
 
 // PreBindPlugin runs before Bind (e.g. VolumeBinding binds PVCs).
+// PreBindPreFlight, at the start of the binding cycle, says whether
+// PreBind has work for the pod on nodeName: Success (it has: the
+// scheduler then sets the pod's status.nominatedNodeName to nodeName
+// while PreBind runs), Skip (nothing to do: PreBind is not called) or
+// Error.
 type PreBindPlugin interface {
 	Plugin
+	PreBindPreFlight(ctx context.Context, state *CycleState, pod *v1.Pod, nodeName string) *Status
 	PreBind(ctx context.Context, state *CycleState, pod *v1.Pod, nodeName string) *Status
 }
 

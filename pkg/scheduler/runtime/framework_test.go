@@ -36,6 +36,7 @@ type testPlugin struct {
 	rec           *recorder
 	preFilterSkip bool
 	preScoreSkip  bool
+	preBindSkip   bool
 	rejectNode    string
 	// score: node name's last digit times scale; normalize: multiply.
 	scale, normalizeBy int64
@@ -90,6 +91,17 @@ func (p *testPlugin) Reserve(_ context.Context, _ *framework.CycleState, _ *v1.P
 }
 func (p *testPlugin) Unreserve(_ context.Context, _ *framework.CycleState, _ *v1.Pod, _ string) {
 	p.rec.add("Unreserve/" + p.name)
+}
+func (p *testPlugin) PreBindPreFlight(_ context.Context, _ *framework.CycleState, _ *v1.Pod, _ string) *framework.Status {
+	p.rec.add("PreBindPreFlight/" + p.name)
+	if p.preBindSkip {
+		return framework.NewStatus(framework.Skip)
+	}
+	return nil
+}
+func (p *testPlugin) PreBind(_ context.Context, _ *framework.CycleState, _ *v1.Pod, _ string) *framework.Status {
+	p.rec.add("PreBind/" + p.name)
+	return nil
 }
 func (p *testPlugin) Bind(_ context.Context, _ *framework.CycleState, _ *v1.Pod, _ string) *framework.Status {
 	p.rec.add("Bind/" + p.name)
@@ -198,6 +210,34 @@ func TestSkip(t *testing.T) {
 	}
 	if len(scores[0].Scores) != 1 || scores[0].Scores[0].Name != "B" {
 		t.Errorf("scores %+v", scores)
+	}
+}
+
+// TestPreBindPreFlight: Skip only when every PreBind plugin has nothing
+// to do; the ones that said Skip are left out of PreBind.
+func TestPreBindPreFlight(t *testing.T) {
+	rec := &recorder{}
+	a := &testPlugin{name: "A", rec: rec, preBindSkip: true}
+	b := &testPlugin{name: "B", rec: rec}
+	fw, err := New(context.Background(), registry(a, b), profile(configv1.Plugins{
+		MultiPoint: configv1.PluginSet{Enabled: []configv1.Plugin{plugin("A", 0), plugin("B", 0)}},
+	}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, state, pod := context.Background(), framework.NewCycleState(), &v1.Pod{}
+	if st := fw.RunPreBindPreFlights(ctx, state, pod, "n1"); !st.IsSuccess() {
+		t.Errorf("PreBindPreFlights with work: %v, want success", st)
+	}
+	if st := fw.RunPreBindPlugins(ctx, state, pod, "n1"); !st.IsSuccess() {
+		t.Fatal(st)
+	}
+	if got, want := strings.Join(rec.calls, ","), "PreBindPreFlight/A,PreBindPreFlight/B,PreBind/B"; got != want {
+		t.Errorf("calls %s, want %s", got, want)
+	}
+	b.preBindSkip = true
+	if st := fw.RunPreBindPreFlights(ctx, framework.NewCycleState(), pod, "n1"); !st.IsSkip() {
+		t.Errorf("PreBindPreFlights without work: %v, want Skip", st)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
 )
@@ -344,9 +345,36 @@ func (f *Framework) WaitOnPermit(ctx context.Context, pod *v1.Pod) *framework.St
 // Reject; nil if none.
 func (f *Framework) GetWaitingPod(uid types.UID) *WaitingPod { return f.waiting.get(uid) }
 
+// RunPreBindPreFlights: Success if a PreBind plugin has work for the
+// pod, Skip if none has (those that said Skip are left out of
+// RunPreBindPlugins), or the first error.
+func (f *Framework) RunPreBindPreFlights(ctx context.Context, state *framework.CycleState, pod *v1.Pod, nodeName string) *framework.Status {
+	skip := sets.New[string]()
+	out := framework.NewStatus(framework.Skip)
+	for _, pl := range f.preBind {
+		s := pl.PreBindPreFlight(ctx, state, pod, nodeName)
+		switch {
+		case s.IsSuccess():
+			out = nil
+		case s.IsSkip():
+			skip.Insert(pl.Name())
+		case s.Code() == framework.Error:
+			klog.FromContext(ctx).Error(s.AsError(), "Plugin failed", "plugin", pl.Name(), "pod", klog.KObj(pod), "node", nodeName)
+			return framework.AsStatus(fmt.Errorf("running PreBindPreFlight %q: %w", pl.Name(), s.AsError())).WithPlugin(pl.Name())
+		default:
+			return framework.AsStatus(fmt.Errorf("PreBindPreFlight %s returned %q, which is unsupported. It is supposed to return Success, Skip, or Error status", pl.Name(), s.Code())).WithPlugin(pl.Name())
+		}
+	}
+	state.SkipPreBindPlugins = skip
+	return out
+}
+
 // RunPreBindPlugins: the first failure.
 func (f *Framework) RunPreBindPlugins(ctx context.Context, state *framework.CycleState, pod *v1.Pod, nodeName string) *framework.Status {
 	for _, pl := range f.preBind {
+		if state.SkipPreBindPlugins.Has(pl.Name()) {
+			continue
+		}
 		if s := pl.PreBind(ctx, state, pod, nodeName); !s.IsSuccess() {
 			if s.IsRejected() {
 				return s.WithPlugin(pl.Name())

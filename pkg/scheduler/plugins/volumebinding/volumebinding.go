@@ -1,19 +1,26 @@
-// Package volumebinding is the basics of upstream's VolumeBinding plugin:
-// PreFilter rejects pods whose PersistentVolumeClaims are missing, lost,
-// being deleted, or unbound with Immediate binding; Filter checks each
-// bound claim's PersistentVolume exists and its nodeAffinity admits the
-// node.
+// Package volumebinding is upstream's VolumeBinding plugin. PreFilter
+// rejects pods whose PersistentVolumeClaims are missing, lost, being
+// deleted, or unbound with Immediate binding; Filter checks each bound
+// claim's PersistentVolume exists and its nodeAffinity admits the node,
+// and finds for the unbound WaitForFirstConsumer claims an available PV
+// that matches them there (size, access modes, node affinity; upstream's
+// FindMatchingVolume) or a class that can provision for the node (a
+// provisioner, allowedTopologies).
 //
-// Claims of a WaitForFirstConsumer class still unbound are bindable on a
-// node if an available PV of their class matches them there (size,
-// access modes, node affinity; upstream's FindMatchingVolume) or the
-// class can provision for the node (a provisioner, allowedTopologies).
+// Score (StorageCapacityScoring, beta and on in v1.37) ranks nodes by how
+// full the chosen static PVs would be, on the args' shape. Reserve assumes
+// the node's choice in the plugin's assume caches, so that the next
+// scheduling cycles see the PVs taken and the claims' selected node:
+// the chosen PVs get their claimRef, the claims to provision
+// volume.kubernetes.io/selected-node. PreBind writes them and waits (up to
+// bindTimeoutSeconds, 600 s by default) until the PV controller and the
+// provisioners have bound every claim; the cycle fails (Unreserve,
+// requeue) on timeout, when a PV's claimRef is dropped, when a
+// provisioner removes the selected-node annotation (it cannot provision
+// there: the pod is scheduled again) or when the pod goes.
 //
-// Not done yet (the PV controller is a later issue): nothing is bound —
-// upstream picks the PVs in Reserve and binds them or sets the
-// selected-node annotation in PreBind, then waits for the PV controller;
-// no CSIStorageCapacity check, no Score for static bindings, no
-// in-tree-to-CSI translation of PVs.
+// Not done: CSIStorageCapacity checks (and so no score for dynamic
+// provisioning) and in-tree-to-CSI translation of PVs.
 package volumebinding
 
 import (
@@ -22,13 +29,16 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
 	"k8s.io/component-helpers/storage/ephemeral"
@@ -55,27 +65,51 @@ const (
 	ErrReasonUnboundImmediate = "pod has unbound immediate PersistentVolumeClaims"
 )
 
+// DefaultBindTimeout is upstream's bindTimeoutSeconds default.
+const DefaultBindTimeout = 600 * time.Second
+
 // VolumeBinding is the plugin.
 type VolumeBinding struct {
-	pvcLister corelisters.PersistentVolumeClaimLister
-	pvLister  corelisters.PersistentVolumeLister
-	scLister  storagelisters.StorageClassLister
+	client     kubernetes.Interface
+	pvcCache   *assumeCache[*v1.PersistentVolumeClaim]
+	pvCache    *assumeCache[*v1.PersistentVolume]
+	scLister   storagelisters.StorageClassLister
+	nodeLister corelisters.NodeLister
+	podLister  corelisters.PodLister
+	// bindTimeout bounds PreBind's wait for the claims to be bound.
+	bindTimeout time.Duration
+	// pollInterval: PreBind also looks again at this interval, besides
+	// at every claim or PV event.
+	pollInterval time.Duration
+	scorer       func(classResources map[string]*storageResource) int64
 }
 
 var (
 	_ framework.PreFilterPlugin   = &VolumeBinding{}
 	_ framework.FilterPlugin      = &VolumeBinding{}
+	_ framework.PreScorePlugin    = &VolumeBinding{}
+	_ framework.ScorePlugin       = &VolumeBinding{}
+	_ framework.ReservePlugin     = &VolumeBinding{}
+	_ framework.PreBindPlugin     = &VolumeBinding{}
 	_ framework.EnqueueExtensions = &VolumeBinding{}
 )
 
-// New builds the plugin from *VolumeBindingArgs (nil: defaults; its
-// bindTimeoutSeconds and shape matter only to the binding not done yet).
+// New builds the plugin from *VolumeBindingArgs (nil: upstream's
+// defaults, 600 s and the shape 0 -> 10, 100 -> 0).
 func New(_ context.Context, args runtime.Object, h framework.Handle) (framework.Plugin, error) {
+	timeout := DefaultBindTimeout
+	shape := defaultShape
 	switch a := args.(type) {
 	case nil:
 	case *configv1.VolumeBindingArgs:
-		if a.BindTimeoutSeconds != nil && *a.BindTimeoutSeconds < 0 {
-			return nil, fmt.Errorf("bindTimeoutSeconds: Invalid value: %d: invalid BindTimeoutSeconds, should not be a negative value", *a.BindTimeoutSeconds)
+		if a.BindTimeoutSeconds != nil {
+			if *a.BindTimeoutSeconds < 0 {
+				return nil, fmt.Errorf("bindTimeoutSeconds: Invalid value: %d: invalid BindTimeoutSeconds, should not be a negative value", *a.BindTimeoutSeconds)
+			}
+			timeout = time.Duration(*a.BindTimeoutSeconds) * time.Second
+		}
+		if len(a.Shape) > 0 {
+			shape = a.Shape
 		}
 	default:
 		return nil, fmt.Errorf("want args to be of type VolumeBindingArgs, got %T", args)
@@ -84,17 +118,32 @@ func New(_ context.Context, args runtime.Object, h framework.Handle) (framework.
 	if f == nil {
 		return nil, fmt.Errorf("SharedInformerFactory is nil")
 	}
+	pvcCache, err := newAssumeCache[*v1.PersistentVolumeClaim](f.Core().V1().PersistentVolumeClaims().Informer(), schema.GroupResource{Resource: "persistentvolumeclaims"})
+	if err != nil {
+		return nil, fmt.Errorf("failed to build volume binder: %w", err)
+	}
+	pvCache, err := newPVCache(f.Core().V1().PersistentVolumes().Informer())
+	if err != nil {
+		return nil, fmt.Errorf("failed to build volume binder: %w", err)
+	}
 	return &VolumeBinding{
-		pvcLister: f.Core().V1().PersistentVolumeClaims().Lister(),
-		pvLister:  f.Core().V1().PersistentVolumes().Lister(),
-		scLister:  f.Storage().V1().StorageClasses().Lister(),
+		client:       h.ClientSet(),
+		pvcCache:     pvcCache,
+		pvCache:      pvCache,
+		scLister:     f.Storage().V1().StorageClasses().Lister(),
+		nodeLister:   f.Core().V1().Nodes().Lister(),
+		podLister:    f.Core().V1().Pods().Lister(),
+		bindTimeout:  timeout,
+		pollInterval: time.Second,
+		scorer:       buildScorer(shape),
 	}, nil
 }
 
 // Name is the plugin's name.
 func (pl *VolumeBinding) Name() string { return Name }
 
-// stateData: the pod's claims by kind.
+// stateData: the pod's claims by kind (PreFilter's, read-only after), and
+// what Filter found for each node and Reserve assumed.
 type stateData struct {
 	boundClaims []*v1.PersistentVolumeClaim
 	// unboundDelayBinding: WaitForFirstConsumer claims not bound yet, by
@@ -102,10 +151,36 @@ type stateData struct {
 	unboundDelayBinding []*v1.PersistentVolumeClaim
 	// pvsByClass: the PVs of those claims' classes.
 	pvsByClass map[string][]*v1.PersistentVolume
+
+	// mu guards the fields below (Filter runs in parallel).
+	mu sync.Mutex
+	// podVolumesByNode: Filter's choice on each node that passed.
+	podVolumesByNode map[string]*podVolumes
+	// hasStaticBindings: some node's choice binds a static PV (Score).
+	hasStaticBindings bool
+	// allBound: Reserve found nothing to bind.
+	allBound bool
 }
 
-// Clone: read-only after PreFilter.
+// Clone: the same data; what Filter adds is guarded.
 func (d *stateData) Clone() framework.StateData { return d }
+
+// binding: an available PV chosen for a claim.
+type binding struct {
+	pvc *v1.PersistentVolumeClaim
+	pv  *v1.PersistentVolume
+}
+
+// podVolumes: what the pod's unbound claims need on one node.
+type podVolumes struct {
+	// staticBindings: claims to bind to existing PVs (after Reserve, the
+	// PVs with their claimRef; after PreBind's write, as the API server
+	// returned them).
+	staticBindings []*binding
+	// dynamicProvisions: claims to provision (after Reserve, with the
+	// selected-node annotation).
+	dynamicProvisions []*v1.PersistentVolumeClaim
+}
 
 // claimName: the claim a volume uses ("" for none); ephemeral volumes
 // use the claim the ephemeral volume controller creates.
@@ -119,8 +194,8 @@ func claimName(pod *v1.Pod, vol *v1.Volume) (string, bool) {
 	return "", false
 }
 
-// podClaims gets the pod's claims, with upstream's errors for the ones
-// that cannot be used.
+// podClaims gets the pod's claims (as assumed), with upstream's errors
+// for the ones that cannot be used.
 func (pl *VolumeBinding) podClaims(pod *v1.Pod) ([]*v1.PersistentVolumeClaim, error) {
 	var out []*v1.PersistentVolumeClaim
 	for i := range pod.Spec.Volumes {
@@ -128,10 +203,13 @@ func (pl *VolumeBinding) podClaims(pod *v1.Pod) ([]*v1.PersistentVolumeClaim, er
 		if name == "" && !isEphemeral {
 			continue
 		}
-		pvc, err := pl.pvcLister.PersistentVolumeClaims(pod.Namespace).Get(name)
+		pvc, err := pl.pvcCache.Get(pod.Namespace + "/" + name)
 		if err != nil {
-			if isEphemeral && apierrors.IsNotFound(err) {
-				err = fmt.Errorf("waiting for ephemeral volume controller to create the persistentvolumeclaim %q", name)
+			if apierrors.IsNotFound(err) {
+				err = fmt.Errorf("persistentvolumeclaim %q not found", name)
+				if isEphemeral {
+					err = fmt.Errorf("waiting for ephemeral volume controller to create the persistentvolumeclaim %q", name)
+				}
 			}
 			return nil, err
 		}
@@ -167,7 +245,7 @@ func (pl *VolumeBinding) PreFilter(_ context.Context, cs *framework.CycleState, 
 		cs.Write(stateKey, &stateData{})
 		return nil, framework.NewStatus(framework.Skip)
 	}
-	s := &stateData{}
+	s := &stateData{podVolumesByNode: map[string]*podVolumes{}}
 	for _, pvc := range claims {
 		if fullyBound(pvc) {
 			s.boundClaims = append(s.boundClaims, pvc)
@@ -188,23 +266,19 @@ func (pl *VolumeBinding) PreFilter(_ context.Context, cs *framework.CycleState, 
 			a, b := requestedStorage(s.unboundDelayBinding[i]), requestedStorage(s.unboundDelayBinding[j])
 			return a.Cmp(b) < 0
 		})
-		pvs, err := pl.pvLister.List(labels.Everything())
-		if err != nil {
-			return nil, framework.AsStatus(err)
-		}
 		s.pvsByClass = map[string][]*v1.PersistentVolume{}
 		for _, pvc := range s.unboundDelayBinding {
 			class := storagehelpers.GetPersistentVolumeClaimClass(pvc)
 			if _, ok := s.pvsByClass[class]; ok {
 				continue
 			}
-			var of []*v1.PersistentVolume
-			for _, pv := range pvs {
-				if storagehelpers.GetPersistentVolumeClass(pv) == class {
-					of = append(of, pv)
-				}
+			// With the assumed claimRefs: a PV another pod's cycle took
+			// is not available.
+			pvs, err := pl.pvCache.ByIndex(storageClassIndex, class)
+			if err != nil {
+				return nil, framework.AsStatus(err)
 			}
-			s.pvsByClass[class] = of
+			s.pvsByClass[class] = pvs
 		}
 	}
 	cs.Write(stateKey, s)
@@ -220,7 +294,7 @@ func (pl *VolumeBinding) PreFilterExtensions() framework.PreFilterExtensions { r
 
 // Filter checks the bound claims' PVs against the node, and that the
 // unbound WaitForFirstConsumer claims could be bound there; the reasons in
-// upstream's order.
+// upstream's order. What would bind them is kept for Reserve.
 func (pl *VolumeBinding) Filter(ctx context.Context, cs *framework.CycleState, pod *v1.Pod, nodeInfo *framework.NodeInfo) *framework.Status {
 	s, err := getStateData(cs)
 	if err != nil {
@@ -236,8 +310,9 @@ func (pl *VolumeBinding) Filter(ctx context.Context, cs *framework.CycleState, p
 		return framework.AsStatus(err)
 	}
 	unboundSatisfied := true
+	volumes := &podVolumes{}
 	if len(s.unboundDelayBinding) > 0 {
-		if unboundSatisfied, err = pl.checkUnboundClaims(logger, s, pod, node); err != nil {
+		if unboundSatisfied, err = pl.checkUnboundClaims(logger, s, pod, node, volumes); err != nil {
 			return framework.AsStatus(err)
 		}
 	}
@@ -254,6 +329,14 @@ func (pl *VolumeBinding) Filter(ctx context.Context, cs *framework.CycleState, p
 	if len(reasons) > 0 {
 		return framework.NewStatus(framework.UnschedulableAndUnresolvable, reasons...)
 	}
+	if s.podVolumesByNode == nil {
+		// PreFilter found no claims.
+		return nil
+	}
+	s.mu.Lock()
+	s.podVolumesByNode[node.Name] = volumes
+	s.hasStaticBindings = s.hasStaticBindings || len(volumes.staticBindings) > 0
+	s.mu.Unlock()
 	return nil
 }
 
@@ -261,7 +344,7 @@ func (pl *VolumeBinding) Filter(ctx context.Context, cs *framework.CycleState, p
 // exists); it stops at the first that fails, as upstream.
 func (pl *VolumeBinding) checkBoundClaims(logger klog.Logger, claims []*v1.PersistentVolumeClaim, pod *v1.Pod, node *v1.Node) (bool, bool, error) {
 	for _, pvc := range claims {
-		pv, err := pl.pvLister.Get(pvc.Spec.VolumeName)
+		pv, err := pl.pvCache.Get(pvc.Spec.VolumeName)
 		if err != nil {
 			if apierrors.IsNotFound(err) {
 				return true, false, nil
@@ -278,31 +361,38 @@ func (pl *VolumeBinding) checkBoundClaims(logger klog.Logger, claims []*v1.Persi
 
 // checkUnboundClaims: each claim already given to this node by the
 // selected-node annotation, or matching an available PV here (no PV for
-// two claims), or provisionable here.
-func (pl *VolumeBinding) checkUnboundClaims(logger klog.Logger, s *stateData, pod *v1.Pod, node *v1.Node) (bool, error) {
-	chosen := map[string]*v1.PersistentVolume{}
+// two claims), or provisionable here; the choice goes into volumes.
+func (pl *VolumeBinding) checkUnboundClaims(logger klog.Logger, s *stateData, pod *v1.Pod, node *v1.Node, volumes *podVolumes) (bool, error) {
+	var toMatch, toProvision []*v1.PersistentVolumeClaim
 	for _, pvc := range s.unboundDelayBinding {
 		if selected, ok := pvc.Annotations[storagehelpers.AnnSelectedNode]; ok {
 			if selected != node.Name {
 				return false, nil
 			}
-			if ok, err := pl.canProvision(logger, pvc, node); !ok || err != nil {
-				return false, err
-			}
+			toProvision = append(toProvision, pvc)
 			continue
 		}
+		toMatch = append(toMatch, pvc)
+	}
+	chosen := map[string]*v1.PersistentVolume{}
+	for _, pvc := range toMatch {
 		pv, err := storagehelpers.FindMatchingVolume(pvc, s.pvsByClass[storagehelpers.GetPersistentVolumeClaimClass(pvc)], node, chosen, true, true)
 		if err != nil {
 			return false, err
 		}
-		if pv != nil {
-			chosen[pv.Name] = pv
+		if pv == nil {
+			logger.V(5).Info("No matching volumes for pod", "pod", klog.KObj(pod), "PVC", klog.KObj(pvc), "node", klog.KObj(node))
+			toProvision = append(toProvision, pvc)
 			continue
 		}
-		logger.V(5).Info("No matching volumes for pod", "pod", klog.KObj(pod), "PVC", klog.KObj(pvc), "node", klog.KObj(node))
+		chosen[pv.Name] = pv
+		volumes.staticBindings = append(volumes.staticBindings, &binding{pvc: pvc, pv: pv})
+	}
+	for _, pvc := range toProvision {
 		if ok, err := pl.canProvision(logger, pvc, node); !ok || err != nil {
 			return false, err
 		}
+		volumes.dynamicProvisions = append(volumes.dynamicProvisions, pvc)
 	}
 	return true, nil
 }
