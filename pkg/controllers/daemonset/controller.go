@@ -55,6 +55,7 @@ import (
 
 	"github.com/skiff-dev/skiff/pkg/controllers/expectations"
 	"github.com/skiff-dev/skiff/pkg/controllers/history"
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 // Name is upstream's name of the controller (and its events' source).
@@ -280,7 +281,7 @@ func (r *Reconciler) podUpdated(ctx context.Context, old, cur *corev1.Pod, q wor
 			return
 		}
 		q.Add(requestFor(ds))
-		if !isPodReady(old) && isPodReady(cur) && ds.Spec.MinReadySeconds > 0 {
+		if !podutil.IsPodReady(old) && podutil.IsPodReady(cur) && ds.Spec.MinReadySeconds > 0 {
 			q.AddAfter(requestFor(ds), time.Duration(ds.Spec.MinReadySeconds)*time.Second+time.Second)
 		}
 		return
@@ -487,7 +488,7 @@ func (r *Reconciler) nodesToPods(ctx context.Context, ds *appsv1.DaemonSet, incl
 	}
 	out := map[string][]*corev1.Pod{}
 	for _, pod := range pods {
-		if !includeDeletedTerminal && isPodTerminal(pod) && pod.DeletionTimestamp != nil {
+		if !includeDeletedTerminal && podutil.IsPodTerminal(pod) && pod.DeletionTimestamp != nil {
 			continue
 		}
 		node, err := targetNode(pod)
@@ -601,7 +602,7 @@ func (r *Reconciler) podsShouldBeOnNode(logger klog.Logger, node *corev1.Node, n
 		}
 		if oldestNew != nil && oldestOld != nil {
 			switch {
-			case !isPodReady(oldestOld):
+			case !podutil.IsPodReady(oldestOld):
 				del = append(del, oldestOld.Name)
 			case isPodAvailable(oldestNew, ds.Spec.MinReadySeconds, r.Clock.Now()):
 				del = append(del, oldestOld.Name)
@@ -752,7 +753,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, nod
 		pods = slices.Clone(pods)
 		slices.SortFunc(pods, byCreation)
 		pod := pods[0]
-		if isPodReady(pod) {
+		if podutil.IsPodReady(pod) {
 			s.NumberReady++
 			if isPodAvailable(pod, ds.Spec.MinReadySeconds, now) {
 				s.NumberAvailable++

@@ -14,6 +14,8 @@ import (
 	v1helper "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 // Labels of daemon pods (upstream's extensions constants).
@@ -218,32 +220,15 @@ func podPrefix(name string) string {
 	return name
 }
 
-// Pod states.
-
-func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodReady {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func isPodReady(pod *corev1.Pod) bool {
-	c := readyCondition(pod)
-	return c != nil && c.Status == corev1.ConditionTrue
-}
-
+// isPodAvailable: ready for more than minReadySeconds at now. Strictly
+// more, unlike podutil.IsPodAvailable (upstream's, where exactly
+// minReadySeconds counts): kept as it was; only the instant differs.
 func isPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
-	c := readyCondition(pod)
+	c := podutil.GetPodReadyCondition(pod)
 	if c == nil || c.Status != corev1.ConditionTrue {
 		return false
 	}
 	return minReadySeconds == 0 || (!c.LastTransitionTime.IsZero() && c.LastTransitionTime.Add(time.Duration(minReadySeconds)*time.Second).Before(now))
-}
-
-func isPodTerminal(pod *corev1.Pod) bool {
-	return pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
 }
 
 // byCreation orders pods on a node before those not, then oldest first,

@@ -34,6 +34,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 // Upstream's constants.
@@ -245,7 +247,7 @@ func countHealthy(pods []*corev1.Pod, disrupted map[string]metav1.Time, now time
 		if at, ok := disrupted[pod.Name]; ok && at.Add(DeletionTimeout).After(now) {
 			continue
 		}
-		if IsPodReady(pod) {
+		if podutil.IsPodReady(pod) {
 			n++
 		}
 	}
@@ -355,22 +357,6 @@ func PDBsForPod(pod *corev1.Pod, pdbs []policyv1.PodDisruptionBudget) []*policyv
 		return 0
 	})
 	return out
-}
-
-// IsPodReady says whether the pod's Ready condition is True (upstream's
-// notion of a healthy pod for PDBs).
-func IsPodReady(pod *corev1.Pod) bool {
-	c := podCondition(pod, corev1.PodReady)
-	return c != nil && c.Status == corev1.ConditionTrue
-}
-
-func podCondition(pod *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == t {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
 }
 
 // groupOf is the group of an apiVersion ("" if it does not parse).

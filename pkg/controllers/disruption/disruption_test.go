@@ -25,6 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 var now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -194,7 +196,7 @@ func TestStalePodCondition(t *testing.T) {
 		if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: name}, got); err != nil {
 			t.Fatal(err)
 		}
-		c := podCondition(got, corev1.DisruptionTarget)
+		c := podutil.GetPodCondition(got, corev1.DisruptionTarget)
 		if c.Status != want {
 			t.Errorf("%s: condition %+v, want %s", name, c, want)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -66,7 +67,7 @@ func podChanged(oldObj, newObj client.Object) bool {
 	if !ok || !ok2 {
 		return true
 	}
-	return !apiequality.Semantic.DeepEqual(o.Labels, n.Labels) || IsPodReady(o) != IsPodReady(n) ||
+	return !apiequality.Semantic.DeepEqual(o.Labels, n.Labels) || podutil.IsPodReady(o) != podutil.IsPodReady(n) ||
 		(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
 		!apiequality.Semantic.DeepEqual(o.OwnerReferences, n.OwnerReferences)
 }

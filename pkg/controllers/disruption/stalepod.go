@@ -15,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 // StalePodReconciler sets a pod's True DisruptionTarget condition to False
@@ -66,7 +68,7 @@ func (r *StalePodReconciler) staleCondition(pod *corev1.Pod) (bool, time.Duratio
 	if pod.DeletionTimestamp != nil {
 		return false, 0
 	}
-	c := podCondition(pod, corev1.DisruptionTarget)
+	c := podutil.GetPodCondition(pod, corev1.DisruptionTarget)
 	if c == nil || c.Status != corev1.ConditionTrue || c.Reason == corev1.PodReasonTerminationByKubelet ||
 		pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return false, 0

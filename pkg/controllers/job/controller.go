@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/skiff-dev/skiff/pkg/controllers/expectations"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +38,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/expectations"
 )
 
 // Name is upstream's name of the controller and its events' source.

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apiserver/pkg/storage/names"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 const completionIndexEnvName = "JOB_COMPLETION_INDEX"
@@ -201,7 +203,7 @@ func firstPendingIndexes(jc *syncCtx, count, completions int) []int {
 	}
 	taken := jc.succeededIndexes.withIndexes(sets.List(indexesOf(jc.activePods)))
 	if onlyReplaceFailedPods(jc.job) {
-		taken = taken.withIndexes(sets.List(indexesOf(filterPods(jc.pods, isPodTerminating))))
+		taken = taken.withIndexes(sets.List(indexesOf(filterPods(jc.pods, podutil.IsPodTerminating))))
 	}
 	if jc.failedIndexes != nil {
 		taken = taken.merge(*jc.failedIndexes)

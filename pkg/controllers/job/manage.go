@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/klog/v2"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 // Upstream's event reasons for the pods a controller creates and deletes.
@@ -296,7 +298,7 @@ func (r *Reconciler) deletePods(ctx context.Context, job *batchv1.Job, pods []*c
 				}
 			}
 			deleted.Add(1)
-			if isPodReady(p) {
+			if podutil.IsPodReady(p) {
 				deletedReady.Add(1)
 			}
 		}()

@@ -10,24 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 func hasTrackingFinalizer(p *corev1.Pod) bool {
 	return slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer)
-}
-
-// isPodActive: neither terminal nor being deleted.
-func isPodActive(p *corev1.Pod) bool {
-	return p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp == nil
-}
-
-func isPodTerminal(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-}
-
-// isPodTerminating: being deleted but not terminal yet.
-func isPodTerminating(p *corev1.Pod) bool {
-	return !isPodTerminal(p) && p.DeletionTimestamp != nil
 }
 
 func filterPods(pods []*corev1.Pod, keep func(*corev1.Pod) bool) []*corev1.Pod {
@@ -48,20 +36,6 @@ func countPods(pods []*corev1.Pod, match func(*corev1.Pod) bool) int32 {
 		}
 	}
 	return n
-}
-
-func podReadyCondition(p *corev1.Pod) *corev1.PodCondition {
-	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == corev1.PodReady {
-			return &p.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func isPodReady(p *corev1.Pod) bool {
-	c := podReadyCondition(p)
-	return c != nil && c.Status == corev1.ConditionTrue
 }
 
 // isPodFailed: failed, or (unless only failed pods are replaced) deleted
@@ -96,12 +70,12 @@ func lessForRemoval(a, b *corev1.Pod) bool {
 	if podPhaseOrdinal[a.Status.Phase] != podPhaseOrdinal[b.Status.Phase] {
 		return podPhaseOrdinal[a.Status.Phase] < podPhaseOrdinal[b.Status.Phase]
 	}
-	ra, rb := isPodReady(a), isPodReady(b)
+	ra, rb := podutil.IsPodReady(a), podutil.IsPodReady(b)
 	if ra != rb {
 		return !ra
 	}
 	if ra && rb {
-		ta, tb := podReadyCondition(a).LastTransitionTime, podReadyCondition(b).LastTransitionTime
+		ta, tb := podutil.GetPodReadyCondition(a).LastTransitionTime, podutil.GetPodReadyCondition(b).LastTransitionTime
 		if !ta.Equal(&tb) {
 			return afterOrZero(&ta, &tb)
 		}
@@ -138,7 +112,7 @@ func finishedTime(p *corev1.Pod) time.Time {
 	if t := containersFinishedTime(p); t != nil {
 		return *t
 	}
-	if c := podReadyCondition(p); c != nil && c.Status == corev1.ConditionFalse && !c.LastTransitionTime.IsZero() {
+	if c := podutil.GetPodReadyCondition(p); c != nil && c.Status == corev1.ConditionFalse && !c.LastTransitionTime.IsZero() {
 		return c.LastTransitionTime.Time
 	}
 	if p.DeletionTimestamp != nil {

@@ -18,6 +18,8 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 // syncCtx is one sync's view of a Job, as upstream's syncJobCtx.
@@ -112,17 +114,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	active := filterPods(pods, isPodActive)
+	active := filterPods(pods, podutil.IsPodActive)
 	jc := &syncCtx{
 		key:                  key,
 		job:                  job,
 		pods:                 pods,
 		activePods:           active,
-		ready:                countPods(active, isPodReady),
+		ready:                countPods(active, podutil.IsPodReady),
 		uncountedSucceeded:   sets.New(job.Status.UncountedTerminatedPods.Succeeded...),
 		uncountedFailed:      sets.New(job.Status.UncountedTerminatedPods.Failed...),
 		expectedRmFinalizers: r.finalizers.expected(key),
-		terminating:          countPods(pods, isPodTerminating),
+		terminating:          countPods(pods, podutil.IsPodTerminating),
 	}
 	nActive := int32(len(active))
 	newSucceeded, newFailed := newFinishedPods(jc)

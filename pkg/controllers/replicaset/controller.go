@@ -28,6 +28,7 @@ import (
 
 	"github.com/skiff-dev/skiff/pkg/controllers/eventrecorder"
 	"github.com/skiff-dev/skiff/pkg/controllers/expectations"
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -241,7 +242,7 @@ func (r *Reconciler) updatePod(ctx context.Context, old, cur *corev1.Pod, q work
 			return
 		}
 		q.Add(request(rs))
-		if !isPodReady(old) && isPodReady(cur) && rs.Spec.MinReadySeconds > 0 {
+		if !podutil.IsPodReady(old) && podutil.IsPodReady(cur) && rs.Spec.MinReadySeconds > 0 {
 			klog.FromContext(ctx).V(2).Info("pod will be enqueued after a while for availability check", "duration", rs.Spec.MinReadySeconds, "kind", r.Kind.GVK.Kind, "pod", klog.KObj(old))
 			q.AddAfter(request(rs), time.Duration(rs.Spec.MinReadySeconds)*time.Second)
 		}
@@ -301,9 +302,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	var activeAll, terminatingAll []*corev1.Pod
 	for _, p := range all {
-		if isPodActive(p) {
+		if podutil.IsPodActive(p) {
 			activeAll = append(activeAll, p)
-		} else if isPodTerminating(p) {
+		} else if podutil.IsPodTerminating(p) {
 			terminatingAll = append(terminatingAll, p)
 		}
 	}
@@ -639,7 +640,7 @@ func podsToDelete(pods, related []*corev1.Pod, n int, now time.Time) []*corev1.P
 func reportDeletionAgeRatio(pods []*corev1.Pod, n int, now time.Time) {
 	var youngest time.Time
 	for _, p := range pods {
-		if isPodReady(p) && p.CreationTimestamp.After(youngest) {
+		if podutil.IsPodReady(p) && p.CreationTimestamp.After(youngest) {
 			youngest = p.CreationTimestamp.Time
 		}
 	}
@@ -648,7 +649,7 @@ func reportDeletionAgeRatio(pods []*corev1.Pod, n int, now time.Time) {
 		return
 	}
 	for _, p := range pods[:n] {
-		if isPodReady(p) {
+		if podutil.IsPodReady(p) {
 			sortingDeletionAgeRatio.Observe(float64(now.Sub(p.CreationTimestamp.Time).Milliseconds() / youngestAge))
 		}
 	}

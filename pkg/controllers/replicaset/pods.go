@@ -9,58 +9,23 @@ import (
 	"k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 // PodDeletionCostAnnotation orders the pods of a ReplicaSet for deletion
 // on scale down (upstream's controller.kubernetes.io/pod-deletion-cost).
 const PodDeletionCostAnnotation = "controller.kubernetes.io/pod-deletion-cost"
 
-func podReadyCondition(p *corev1.Pod) *corev1.PodCondition {
-	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == corev1.PodReady {
-			return &p.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-// isPodReady: the pod's Ready condition is True.
-func isPodReady(p *corev1.Pod) bool {
-	c := podReadyCondition(p)
-	return c != nil && c.Status == corev1.ConditionTrue
-}
-
-// isPodAvailable: ready for at least minReadySeconds at now.
-func isPodAvailable(p *corev1.Pod, minReadySeconds int32, now time.Time) bool {
-	if !isPodReady(p) {
-		return false
-	}
-	if minReadySeconds == 0 {
-		return true
-	}
-	c := podReadyCondition(p)
-	return !c.LastTransitionTime.IsZero() && !c.LastTransitionTime.Add(time.Duration(minReadySeconds)*time.Second).After(now)
-}
-
-// isPodActive: neither terminal nor being deleted.
-func isPodActive(p *corev1.Pod) bool {
-	return p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp == nil
-}
-
-// isPodTerminating: being deleted and not terminal yet.
-func isPodTerminating(p *corev1.Pod) bool {
-	return p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp != nil
-}
-
 func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name }
 
 // nextAvailabilityCheck is when the ready pod becomes available, if later
 // than now.
 func nextAvailabilityCheck(p *corev1.Pod, minReadySeconds int32, now time.Time) *time.Duration {
-	if minReadySeconds <= 0 || !isPodReady(p) {
+	if minReadySeconds <= 0 || !podutil.IsPodReady(p) {
 		return nil
 	}
-	c := podReadyCondition(p)
+	c := podutil.GetPodReadyCondition(p)
 	if c.LastTransitionTime.IsZero() {
 		return nil
 	}
@@ -161,7 +126,7 @@ func (s rankedPods) Less(i, j int) bool {
 	if oi, oj := podPhaseToOrdinal[pi.Status.Phase], podPhaseToOrdinal[pj.Status.Phase]; oi != oj {
 		return oi < oj
 	}
-	ri, rj := isPodReady(pi), isPodReady(pj)
+	ri, rj := podutil.IsPodReady(pi), podutil.IsPodReady(pj)
 	if ri != rj {
 		return !ri
 	}
@@ -233,7 +198,7 @@ func logarithmicRankDiff(t1, t2, now metav1.Time) int64 {
 }
 
 func podReadyTime(p *corev1.Pod) *metav1.Time {
-	if c := podReadyCondition(p); c != nil && c.Status == corev1.ConditionTrue {
+	if c := podutil.GetPodReadyCondition(p); c != nil && c.Status == corev1.ConditionTrue {
 		return &c.LastTransitionTime
 	}
 	return &metav1.Time{}
@@ -284,7 +249,7 @@ func cmpSign(greater bool) int {
 func podsOnNodes(pods []*corev1.Pod) map[string]int {
 	n := map[string]int{}
 	for _, p := range pods {
-		if isPodActive(p) {
+		if podutil.IsPodActive(p) {
 			n[p.Spec.NodeName]++
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 // Reasons of the ReplicaFailure condition and of the pod events
@@ -32,9 +34,9 @@ func calculateStatus(rs *appsv1.ReplicaSet, active, terminating []*corev1.Pod, c
 		if template.Matches(labels.Set(p.Labels)) {
 			fullyLabeled++
 		}
-		if isPodReady(p) {
+		if podutil.IsPodReady(p) {
 			ready++
-			if isPodAvailable(p, rs.Spec.MinReadySeconds, now) {
+			if podutil.IsPodAvailable(p, rs.Spec.MinReadySeconds, now) {
 				available++
 			}
 		}

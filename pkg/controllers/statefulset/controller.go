@@ -45,6 +45,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/skiff-dev/skiff/pkg/controllers/history"
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 // Name is upstream's name of the controller (and its events' source).
@@ -201,7 +202,7 @@ func (r *Reconciler) podChanged(ctx context.Context, old, cur *corev1.Pod, q wor
 			return
 		}
 		q.Add(requestFor(set))
-		if old != nil && !isPodReady(old) && isPodReady(cur) && set.Spec.MinReadySeconds > 0 {
+		if old != nil && !podutil.IsPodReady(old) && podutil.IsPodReady(cur) && set.Spec.MinReadySeconds > 0 {
 			q.AddAfter(requestFor(set), time.Duration(set.Spec.MinReadySeconds)*time.Second)
 		}
 		return

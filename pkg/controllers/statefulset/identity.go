@@ -11,6 +11,8 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiff-dev/skiff/pkg/controllers/podutil"
 )
 
 var (
@@ -223,25 +225,12 @@ func setPodRevision(pod *corev1.Pod, revision string) {
 
 func getPodRevision(pod *corev1.Pod) string { return pod.Labels[appsv1.StatefulSetRevisionLabel] }
 
-// Pod states.
-
-func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodReady {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func isPodReady(pod *corev1.Pod) bool {
-	c := readyCondition(pod)
-	return c != nil && c.Status == corev1.ConditionTrue
-}
-
-// isPodAvailable: ready for at least minReadySeconds at now.
+// isPodAvailable: ready for more than minReadySeconds at now. Strictly
+// more, unlike podutil.IsPodAvailable (upstream's, where exactly
+// minReadySeconds counts): kept as it was, with the requeue a millisecond
+// past the instant (nextAvailabilityCheck).
 func isPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
-	c := readyCondition(pod)
+	c := podutil.GetPodReadyCondition(pod)
 	if c == nil || c.Status != corev1.ConditionTrue {
 		return false
 	}
@@ -253,7 +242,7 @@ func isPodAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool 
 }
 
 func isRunningAndReady(pod *corev1.Pod) bool {
-	return pod.Status.Phase == corev1.PodRunning && isPodReady(pod)
+	return pod.Status.Phase == corev1.PodRunning && podutil.IsPodReady(pod)
 }
 
 // isCreated: the API server has the pod (it has a phase).
@@ -294,7 +283,7 @@ func maxUnavailable(set *appsv1.StatefulSet) (int, error) {
 func nextAvailabilityCheck(pods []*corev1.Pod, minReadySeconds int32, now time.Time) *time.Duration {
 	var first *time.Duration
 	for _, p := range pods {
-		c := readyCondition(p)
+		c := podutil.GetPodReadyCondition(p)
 		if c == nil || c.Status != corev1.ConditionTrue || isPodAvailable(p, minReadySeconds, now) || c.LastTransitionTime.IsZero() {
 			continue
 		}
