@@ -7,11 +7,13 @@ package main
 //	go run ./hack/bench --scenarios scheduler           # full run
 //	go run ./hack/bench --scenarios scheduler --quick   # 100 nodes, 1000 pods
 //
-// One skiff server (--disable-scheduler, --cluster-cidr 172.16.0.0/12) and
-// one skiff agent --simulate --sched-nodes (capacity cpu=8, memory=32Gi,
+// Each run (a scenario with one scheduler) gets a fresh skiff server
+// (--disable-scheduler, --cluster-cidr 172.16.0.0/12, embedded etcd) and
+// skiff agent --simulate --sched-nodes (capacity cpu=8, memory=32Gi,
 // pods=110; node i labeled topology.kubernetes.io/zone=zone-<i mod 10> by a
-// patch after it registered) serve the whole run. For each scenario each
-// scheduler runs alone, a fresh process (skiff scheduler, or upstream
+// patch after it registered): on 2 cores, deleting 10 000 pods takes
+// longer than starting over. For each scenario each scheduler runs alone,
+// a fresh process (skiff scheduler, or upstream
 // kube-scheduler v1.37.2 from hack/upstream.sh's cache), with the same
 // KubeSchedulerConfiguration (--config: leaderElect false, clientConnection
 // qps/burst --sched-qps, default 5000 as upstream's scheduler_perf, since at
@@ -36,7 +38,7 @@ package main
 //	              scheduler starts), then --sched-preemptors pods of
 //	              PriorityClass bench-high of the same size: each needs a
 //	              victim
-//	backlog       --sched-pods plain pods created while no scheduler runs,
+//	backlog       --sched-backlog-pods plain pods created while no scheduler runs,
 //	              then the scheduler starts: its throughput unbounded by
 //	              the creates (pods/s and latencies from its process start)
 //
@@ -48,8 +50,7 @@ package main
 // (queue entry → bound, estimated from its histogram buckets), the mean of
 // scheduler_scheduling_attempt_duration_seconds, attempts by result and
 // the CPU seconds of the scheduler, server and agent are reported too.
-// Between runs the pods are deleted (grace 0) and gone before the next
-// starts. With --sched-wait-e2e D it first waits up to D while a process
+// With --sched-wait-e2e D it first waits up to D while a process
 // whose command line names e2e.test runs.
 import (
 	"context"
@@ -77,6 +78,7 @@ import (
 type schedConfig struct {
 	nodes        int
 	pods         int
+	backlogPods  int
 	antiPods     int
 	preemptors   int
 	fillPerNode  int
@@ -98,13 +100,14 @@ func init() {
 	f := &schedFlags
 	flag.IntVar(&f.nodes, "sched-nodes", 1000, "scheduler scenarios: simulated nodes (quick: 100)")
 	flag.IntVar(&f.pods, "sched-pods", 10000, "scheduler scenarios: pods of plain and spread (quick: 1000)")
+	flag.IntVar(&f.backlogPods, "sched-backlog-pods", 0, "scheduler scenarios: pods of backlog (0: half of --sched-pods)")
 	flag.IntVar(&f.antiPods, "sched-anti-pods", 0, "scheduler scenarios: pods of antiaffinity, at most --sched-nodes (0: --sched-nodes)")
 	flag.IntVar(&f.preemptors, "sched-preemptors", 0, "scheduler scenarios: high-priority pods of preemption, at most nodes × fill-per-node (0: nodes/2)")
 	flag.IntVar(&f.fillPerNode, "sched-fill-per-node", 4, "scheduler scenarios: low-priority pods filling each node in preemption (1, 2, 4 or 8)")
 	flag.IntVar(&f.clients, "sched-clients", 16, "scheduler scenarios: concurrent clients creating the pods")
 	flag.IntVar(&f.qps, "sched-qps", 5000, "scheduler scenarios: the schedulers' clientConnection qps and burst (both schedulers' default is 50/100)")
 	flag.DurationVar(&f.timeout, "sched-timeout", 10*time.Minute, "scheduler scenarios: give up on a run whose pods are not all bound by then")
-	flag.DurationVar(&f.settle, "sched-settle", 5*time.Second, "scheduler scenarios: pause between runs, after the previous pods are gone")
+	flag.DurationVar(&f.settle, "sched-settle", 5*time.Second, "scheduler scenarios: pause after a fresh server's nodes are Ready, before the run")
 	flag.DurationVar(&f.waitForE2E, "sched-wait-e2e", 0, "scheduler scenarios: first wait up to this long while an e2e.test process runs (0: do not wait)")
 	f.zones = 10
 }
@@ -118,6 +121,9 @@ func (f *schedConfig) schedDefaults(quick bool) error {
 	}
 	if quick && !set["sched-pods"] {
 		f.pods = 1000
+	}
+	if f.backlogPods == 0 {
+		f.backlogPods = max(f.pods/2, 1)
 	}
 	if f.antiPods == 0 {
 		f.antiPods = f.nodes
@@ -143,7 +149,7 @@ func (f *schedConfig) schedDefaults(quick bool) error {
 func (f *schedConfig) toJSON(c *config) map[string]any {
 	return map[string]any{
 		"scenarios": "scheduler", "quick": c.quick, "skip_upstream": c.skipUpstream, "only": c.only,
-		"nodes": f.nodes, "pods": f.pods, "anti_pods": f.antiPods, "preemptors": f.preemptors,
+		"nodes": f.nodes, "pods": f.pods, "backlog_pods": f.backlogPods, "anti_pods": f.antiPods, "preemptors": f.preemptors,
 		"fill_per_node": f.fillPerNode, "clients": f.clients, "scheduler_qps": f.qps, "scheduler_burst": f.qps,
 		"timeout": f.timeout.String(), "settle": f.settle.String(), "zones": f.zones,
 	}
@@ -159,7 +165,9 @@ type schedBench struct {
 	t      *target // the server, with the bench's clients
 	agent  *process
 	proxy  *schedProxy // the schedulers' way to the server
-	seq    int         // scheduler processes started so far
+	seq    int         // runs so far, names their directories
+	// stubbed counts the requests the proxies answered with the stub.
+	stubbed int64
 	// schedulerConfig is the KubeSchedulerConfiguration both run with.
 	schedulerConfig string
 	upstreamBin     string
@@ -188,23 +196,17 @@ func runSchedBench(ctx context.Context, cfg *config) int {
 		strings.Join(schedulers, ", "), sc.nodes, b.logDir)
 	defer harness.Cleanup() // the skiff binary StartSkiff builds
 
-	failed := false
-	if err := b.setUp(ctx); err != nil {
-		res.note("set-up: %v", err)
-		failed = true
-	} else {
-		var rounds []round
-		for _, s := range b.scenarios() {
-			if cfg.wants(s.key) {
-				rounds = append(rounds, round{name: s.name, run: func(ctx context.Context, scheduler string) error {
-					return b.runScenario(ctx, s, scheduler)
-				}})
-			}
+	var rounds []round
+	for _, s := range b.scenarios() {
+		if cfg.wants(s.key) {
+			rounds = append(rounds, round{name: s.name, run: func(ctx context.Context, scheduler string) error {
+				return b.runScenario(ctx, s, scheduler)
+			}})
 		}
-		// Which scheduler goes first alternates as the servers do.
-		failed = res.runRounds(ctx, rounds, (&bench{cfg: cfg}).serverOrder)
 	}
-	b.tearDown()
+	// Which scheduler goes first alternates as the servers do.
+	failed := res.runRounds(ctx, rounds, (&bench{cfg: cfg}).serverOrder)
+	res.note("the schedulers' proxies answered %d list/watch requests of resources skiff does not serve with their stub", b.stubbed)
 	return res.conclude(ctx, schedulers, func(out io.Writer) { schedMarkdown(out, res, b.scenarios()) }, cfg.out, failed)
 }
 
@@ -244,13 +246,13 @@ func otherProcesses(s string) []string {
 	return pids
 }
 
-// setUp starts the server and the agent, waits for every node to be Ready
-// and untainted, labels the zones and creates the PriorityClasses.
-func (b *schedBench) setUp(ctx context.Context) error {
-	logf("building skiff, starting skiff server --disable-scheduler")
-	opts := harness.Options{Dir: filepath.Join(b.logDir, "server"),
-		Args: []string{"--disable-scheduler", "--cluster-cidr", "172.16.0.0/12"}}
-	srv, err := harness.StartSkiff(ctx, opts)
+// setUp starts a fresh server (data in dir/server) with the schedulers'
+// proxy and the agent, waits for every node to be Ready and untainted,
+// labels the zones and creates the PriorityClasses.
+func (b *schedBench) setUp(ctx context.Context, dir string, rec recorder) error {
+	t0 := time.Now()
+	srv, err := harness.StartSkiff(ctx, harness.Options{Dir: filepath.Join(dir, "server"),
+		Args: []string{"--disable-scheduler", "--cluster-cidr", "172.16.0.0/12"}})
 	if err != nil {
 		return fmt.Errorf("start skiff server: %w", err)
 	}
@@ -260,32 +262,31 @@ func (b *schedBench) setUp(ctx context.Context) error {
 		return err
 	}
 	b.t = &target{name: "skiff", srv: srv, cfg: cfg}
-	if b.proxy, err = startSchedProxy(cfg, filepath.Join(b.logDir, "proxy.log")); err != nil {
+	if b.proxy, err = startSchedProxy(cfg, filepath.Join(dir, "proxy.log")); err != nil {
 		return fmt.Errorf("start the schedulers' proxy: %w", err)
 	}
-	proxyKubeconfig := filepath.Join(b.logDir, "scheduler.kubeconfig")
+	proxyKubeconfig := filepath.Join(dir, "scheduler.kubeconfig")
 	if err := b.proxy.kubeconfig(proxyKubeconfig); err != nil {
 		return err
 	}
-	b.schedulerConfig = filepath.Join(b.logDir, "kube-scheduler-config.yaml")
+	b.schedulerConfig = filepath.Join(dir, "kube-scheduler-config.yaml")
 	if err := os.WriteFile(b.schedulerConfig, []byte(schedulerConfigYAML(proxyKubeconfig, b.sc.qps)), 0o644); err != nil {
 		return err
 	}
 
 	bin, _ := harness.SkiffBinary()
-	logf("starting skiff agent --simulate %d", b.sc.nodes)
-	b.agent, err = startProcess(filepath.Join(b.logDir, "agent.log"), bin, func(port int) []string {
+	b.agent, err = startProcess(filepath.Join(dir, "agent.log"), bin, func(port int) []string {
 		return []string{"agent", "--kubeconfig", srv.Kubeconfig, "--simulate", fmt.Sprint(b.sc.nodes),
 			"--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(port)}
 	})
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
 	}
-	t0 := time.Now()
+	t1 := time.Now()
 	if err := b.waitNodes(ctx, false); err != nil {
 		return err
 	}
-	logf("%d nodes Ready and untainted after %s", b.sc.nodes, time.Since(t0).Round(time.Second))
+	ready := time.Since(t1)
 	if err := b.labelZones(ctx); err != nil {
 		return err
 	}
@@ -294,24 +295,30 @@ func (b *schedBench) setUp(ctx context.Context) error {
 	}
 	for name, value := range map[string]int32{lowPriorityClass: 100, highPriorityClass: 1000} {
 		pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Value: value}
-		if _, err := b.t.admin().SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := b.client().SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create PriorityClass %s: %w", name, err)
 		}
 	}
-	b.res.set("skiff", "set-up", fmt.Sprintf("agent start → %d nodes Ready, untainted", b.sc.nodes), "s", time.Since(t0).Seconds())
-	return nil
+	rec.set(fmt.Sprintf("set-up: agent start → %d nodes Ready, untainted", b.sc.nodes), "s", ready.Seconds())
+	logf("server ready, %d nodes Ready after %s, zones labeled; set-up took %s", b.sc.nodes, ready.Round(time.Second),
+		time.Since(t0).Round(time.Second))
+	return sleep(ctx, b.sc.settle)
 }
 
-func (b *schedBench) tearDown() {
+// tearDown stops the agent, the proxy and the server, removing the
+// server's data but for its log.
+func (b *schedBench) tearDown(rec recorder) {
 	if b.agent != nil {
-		b.res.set("skiff", "set-up", "agent RSS at the end", "MiB", b.agent.rssMiB())
+		rec.set("agent RSS at the end", "MiB", b.agent.rssMiB())
 		if err := b.agent.stop(); err != nil {
 			b.res.note("agent did not stop cleanly: %v (log %s)", err, b.agent.logPath)
 		}
+		b.agent = nil
 	}
 	if b.proxy != nil {
-		b.res.note("the schedulers' proxy answered %d list/watch requests of resources skiff does not serve with its stub", b.proxy.stubbed.Load())
+		b.stubbed += b.proxy.stubbed.Load()
 		b.proxy.close()
+		b.proxy = nil
 	}
 	if b.srv != nil {
 		if b.t != nil {
@@ -326,6 +333,7 @@ func (b *schedBench) tearDown() {
 			b.res.note("skiff server did not stop cleanly: %v (log %s)", err, b.srv.LogPath)
 		}
 		pruneDir(b.srv.Dir)
+		b.srv, b.t = nil, nil
 	}
 }
 

@@ -66,8 +66,8 @@ func (b *schedBench) scenarios() []schedScenario {
 				p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = *fillCPU
 				return p
 			}},
-		{key: "backlog", name: fmt.Sprintf("(e) backlog: %d plain pods created first, times from the scheduler's start", sc.pods),
-			pods: sc.pods, backlog: true,
+		{key: "backlog", name: fmt.Sprintf("(e) backlog: %d plain pods created first, times from the scheduler's start", sc.backlogPods),
+			pods: sc.backlogPods, backlog: true,
 			pod: func(name string) *corev1.Pod { return schedPod(name, "backlog") }},
 	}
 }
@@ -102,37 +102,35 @@ func (b *schedBench) fillerPod(node, j int) *corev1.Pod {
 // measurement ignores it.
 const canaryName = "canary"
 
-// runScenario measures s with scheduler name: fresh namespace(s), the
-// scheduler started, the pods created and watched until all are bound,
-// then the scheduler stopped and the pods deleted.
-func (b *schedBench) runScenario(ctx context.Context, s schedScenario, name string) (err error) {
+// runScenario measures s with scheduler name: a fresh server and agent,
+// the scheduler started, the pods created and watched until all are
+// bound, then everything stopped.
+func (b *schedBench) runScenario(ctx context.Context, s schedScenario, name string) error {
 	rec := recorder{res: b.res, server: name, workload: s.name}
+	runtime.GC()
+	b.seq++
+	dir := filepath.Join(b.logDir, fmt.Sprintf("%02d-%s-%s", b.seq, name, s.key))
+	defer b.tearDown(rec)
+	if err := b.setUp(ctx, dir, rec); err != nil {
+		return fmt.Errorf("set-up: %w", err)
+	}
 	cs := b.client()
 	ns, err := newNamespace(ctx, cs, "sched-"+s.key, true)
 	if err != nil {
 		return err
 	}
-	namespaces := []string{ns}
-	defer func() {
-		if cerr := b.cleanUp(ctx, namespaces); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
 	if s.fill {
 		fillNS, err := newNamespace(ctx, cs, "sched-fill", true)
 		if err != nil {
 			return err
 		}
-		namespaces = append(namespaces, fillNS)
 		if err := b.fill(ctx, fillNS); err != nil {
 			return err
 		}
 	}
 
-	runtime.GC()
-	b.seq++
 	bin, _ := b.schedulerCommand(name, 0)
-	logPath := filepath.Join(b.logDir, fmt.Sprintf("%02d-%s-%s-scheduler.log", b.seq, name, s.key))
+	logPath := filepath.Join(dir, "scheduler.log")
 	var sched *process
 	start := func() (*process, error) {
 		p, err := startProcess(logPath, bin, func(port int) []string {
@@ -574,46 +572,4 @@ type podWatcher struct {
 
 func (w *podWatcher) WatchWithContext(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	return w.pods.Watch(ctx, opts)
-}
-
-// cleanUp deletes the namespaces' pods (grace 0, by --sched-clients
-// clients: a DeleteCollection deletes one at a time), waits until they are
-// gone, deletes the namespaces and pauses for --sched-settle.
-func (b *schedBench) cleanUp(ctx context.Context, namespaces []string) error {
-	var grace int64
-	cs, err := b.t.clients(b.sc.clients)
-	if err != nil {
-		return err
-	}
-	t0 := time.Now()
-	for _, ns := range namespaces {
-		list, err := cs[0].CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return fmt.Errorf("list the pods of %s: %w", ns, err)
-		}
-		s := runClients(ctx, len(cs), budget{ops: len(list.Items)}, func(ctx context.Context, c, i int) (bool, error) {
-			err := cs[c].CoreV1().Pods(ns).Delete(ctx, list.Items[i*len(cs)+c].Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
-			if apierrors.IsNotFound(err) {
-				err = nil
-			}
-			return false, err
-		})
-		if s.Errors > 0 {
-			return fmt.Errorf("delete the pods of %s: %d errors, e.g. %s", ns, s.Errors, strings.Join(s.ErrorSamples, " | "))
-		}
-	}
-	for _, ns := range namespaces {
-		err := poll(ctx, nil, 500*time.Millisecond, 5*time.Minute, func() (bool, string) {
-			list, err := cs[0].CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
-			return err == nil && len(list.Items) == 0, fmt.Sprintf("pods of %s not gone (%v)", ns, err)
-		})
-		if err != nil {
-			return err
-		}
-		if err := cs[0].CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete namespace %s: %w", ns, err)
-		}
-	}
-	logf("pods deleted and gone in %s", time.Since(t0).Round(time.Millisecond))
-	return sleep(ctx, b.sc.settle)
 }
