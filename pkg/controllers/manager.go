@@ -78,6 +78,10 @@ type Options struct {
 	// IntFlags are the controllers' other int flags (Descriptor.Flags)
 	// by flag name (Int gives one).
 	IntFlags map[string]int
+	// DataDir is skiff server's --data-dir: the local-path provisioner's
+	// volumes go under <DataDir>/storage (k3s's
+	// <data-dir>/storage); empty: under localpath.DefaultPath().
+	DataDir string
 }
 
 // Clients are one controller identity's. Client reads through the

@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"fmt"
+	"path/filepath"
+
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/skiff-dev/skiff/pkg/controllers/ephemeralvolume"
@@ -44,8 +47,25 @@ func init() {
 				Workers:  opts.Workers(ephemeralvolume.Name, ephemeralvolume.DefaultWorkers)}).SetupWithManager(mgr)
 		}})
 	register(Descriptor{Name: localpath.Name, Identity: "local-path-provisioner",
-		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
-			return (&localpath.Reconciler{Client: c.Client, Core: c.Core,
+		Setup: func(mgr manager.Manager, c *Clients, opts Options) error {
+			path, err := localPathBase(opts.DataDir)
+			if err != nil {
+				return err
+			}
+			return (&localpath.Reconciler{Client: c.Client, Core: c.Core, Path: path,
 				Recorder: eventRecorder(mgr, c.Core, localpath.Provisioner)}).SetupWithManager(mgr)
 		}})
+}
+
+// localPathBase is <dataDir>/storage, absolute ("" without a data dir:
+// the provisioner's default).
+func localPathBase(dataDir string) (string, error) {
+	if dataDir == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(filepath.Join(dataDir, "storage"))
+	if err != nil {
+		return "", fmt.Errorf("the local-path provisioner's directory: %w", err)
+	}
+	return abs, nil
 }

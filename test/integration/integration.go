@@ -134,18 +134,49 @@ func StartAPIServer(t testing.TB, so ServerOptions) *restclient.Config {
 // RBAC role is exercised too.
 func RunControllers(t testing.TB, cfg *restclient.Config, opts controllers.Options) {
 	t.Helper()
+	StartControllers(t, cfg, opts)
+}
+
+// StartControllers is RunControllers that the test may also stop earlier
+// (e.g. to restart the controllers): stop cancels them and waits until
+// they return, failing the test if they return an error or do not stop
+// within a minute; it runs at the test's end too, and only once.
+func StartControllers(t testing.TB, cfg *restclient.Config, opts controllers.Options) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- controllers.Run(ctx, cfg, opts) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("controllers.Run: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("controllers.Run: %v", err)
+				}
+			case <-time.After(time.Minute):
+				t.Error("the controllers did not stop")
 			}
-		case <-time.After(time.Minute):
-			t.Error("the controllers did not stop")
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// Eventually polls check until it returns "" and fails the test with its
+// last answer if it still does not after timeout.
+func Eventually(t testing.TB, timeout time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		problem := check()
+		if problem == "" {
+			return
 		}
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, problem)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

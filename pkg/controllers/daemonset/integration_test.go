@@ -26,17 +26,12 @@ import (
 
 func waitFor(t *testing.T, what string, f func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, state := f()
-		if ok {
-			return
+	integration.Eventually(t, 30*time.Second, func() string {
+		if ok, state := f(); !ok {
+			return fmt.Sprintf("waiting for %s: %s", what, state)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %s", what, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 func createNode(t *testing.T, cs kubernetes.Interface, name string, labels map[string]string, taints ...corev1.Taint) {

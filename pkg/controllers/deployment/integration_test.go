@@ -32,21 +32,6 @@ import (
 	"github.com/skiff-dev/skiff/test/integration"
 )
 
-func eventually(t *testing.T, timeout time.Duration, f func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		problem := f()
-		if problem == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, problem)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // rsDriver stands in for the ReplicaSet controller of one namespace.
 type rsDriver struct {
 	t  *testing.T
@@ -254,7 +239,7 @@ func replicaSets(t *testing.T, cs kubernetes.Interface, ns string) (string, []ap
 func waitReplicaSets(t *testing.T, cs kubernetes.Interface, ns, want string) []appsv1.ReplicaSet {
 	t.Helper()
 	var items []appsv1.ReplicaSet
-	eventually(t, 20*time.Second, func() string {
+	integration.Eventually(t, 20*time.Second, func() string {
 		var got string
 		if got, items = replicaSets(t, cs, ns); got != want {
 			return fmt.Sprintf("ReplicaSets %q, want %q", got, want)
@@ -278,7 +263,7 @@ func condition(d *appsv1.Deployment, typ appsv1.DeploymentConditionType) string 
 func waitComplete(t *testing.T, cs kubernetes.Interface, ns, name string) *appsv1.Deployment {
 	t.Helper()
 	var d *appsv1.Deployment
-	eventually(t, 20*time.Second, func() string {
+	integration.Eventually(t, 20*time.Second, func() string {
 		d = getDeployment(t, cs, ns, name)
 		s := d.Status
 		n := *d.Spec.Replicas
@@ -310,7 +295,7 @@ func events(t *testing.T, cs kubernetes.Interface, ns, name string) []string {
 
 func waitEvent(t *testing.T, cs kubernetes.Interface, ns, name, want string) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		got := events(t, cs, ns, name)
 		if !slices.Contains(got, want) {
 			return fmt.Sprintf("events %q, want %q", got, want)
@@ -369,7 +354,7 @@ func TestDeployment(t *testing.T) {
 		dr.hold("nginx:2", true)
 		setImage(t, cs, ns, "web", "nginx:2")
 		waitReplicaSets(t, cs, ns, "nginx:1=8 nginx:2=5")
-		eventually(t, 10*time.Second, func() string {
+		integration.Eventually(t, 10*time.Second, func() string {
 			d = getDeployment(t, cs, ns, "web")
 			if s := d.Status; s.Replicas != 13 || s.UpdatedReplicas != 5 || s.AvailableReplicas != 8 || s.UnavailableReplicas != 5 ||
 				!strings.HasPrefix(condition(d, appsv1.DeploymentProgressing), "True ReplicaSetUpdated") || d.Annotations[deployment.RevisionAnnotation] != "2" {
@@ -479,7 +464,7 @@ func TestDeployment(t *testing.T) {
 		create(t, cs, ns, newDeployment("p", 2, "nginx:1"))
 		waitComplete(t, cs, ns, "p")
 		change(t, cs, ns, "p", func(d *appsv1.Deployment) { d.Spec.Paused = true })
-		eventually(t, 10*time.Second, func() string {
+		integration.Eventually(t, 10*time.Second, func() string {
 			if c := condition(getDeployment(t, cs, ns, "p"), appsv1.DeploymentProgressing); c != "Unknown DeploymentPaused Deployment is paused" {
 				return "Progressing " + c
 			}
@@ -509,7 +494,7 @@ func TestDeployment(t *testing.T) {
 		create(t, cs, ns, d)
 		start := time.Now()
 		var rs string
-		eventually(t, 15*time.Second, func() string {
+		integration.Eventually(t, 15*time.Second, func() string {
 			d = getDeployment(t, cs, ns, "slow")
 			if c := condition(d, appsv1.DeploymentProgressing); !strings.HasPrefix(c, "False ProgressDeadlineExceeded") {
 				return "Progressing " + c
@@ -543,7 +528,7 @@ func TestDeployment(t *testing.T) {
 			t.Fatal(err)
 		}
 		d = create(t, cs, ns, d)
-		eventually(t, 10*time.Second, func() string {
+		integration.Eventually(t, 10*time.Second, func() string {
 			rs, err := cs.AppsV1().ReplicaSets(ns).Get(ctx, "orphan", metav1.GetOptions{})
 			if err != nil {
 				return err.Error()
@@ -560,7 +545,7 @@ func TestDeployment(t *testing.T) {
 		if _, err := cs.AppsV1().ReplicaSets(ns).Patch(ctx, "orphan", "application/merge-patch+json", []byte(`{"metadata":{"labels":{"app":"other"}}}`), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, func() string {
+		integration.Eventually(t, 10*time.Second, func() string {
 			rs, err := cs.AppsV1().ReplicaSets(ns).Get(ctx, "orphan", metav1.GetOptions{})
 			if err != nil {
 				return err.Error()
@@ -571,7 +556,7 @@ func TestDeployment(t *testing.T) {
 			return ""
 		})
 		// The Deployment makes itself a ReplicaSet anew.
-		eventually(t, 10*time.Second, func() string {
+		integration.Eventually(t, 10*time.Second, func() string {
 			_, items := replicaSets(t, cs, ns)
 			for _, rs := range items {
 				if metav1.IsControlledBy(&rs, d) && *rs.Spec.Replicas == 2 {

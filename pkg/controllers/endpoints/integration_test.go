@@ -30,44 +30,7 @@ var names = []string{"endpoints-controller", "endpointslice-controller", "endpoi
 // run runs the three controllers until stop (or the test's end).
 func run(t *testing.T, cfg *restclient.Config, intFlags map[string]int) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- controllers.Run(ctx, cfg, controllers.Options{Controllers: names, UseServiceAccountCredentials: true, IntFlags: intFlags})
-	}()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("controllers.Run: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("the controllers did not stop")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func eventually(t *testing.T, d time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, msg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return integration.StartControllers(t, cfg, controllers.Options{Controllers: names, UseServiceAccountCredentials: true, IntFlags: intFlags})
 }
 
 type podSpec struct {
@@ -189,7 +152,7 @@ func slicesOf(t *testing.T, cs kubernetes.Interface, ns, svc string) []discovery
 func waitEndpoints(t *testing.T, cs kubernetes.Interface, ns, name, want string) *corev1.Endpoints {
 	t.Helper()
 	var ep *corev1.Endpoints
-	eventually(t, 20*time.Second, func() string {
+	integration.Eventually(t, 20*time.Second, func() string {
 		var err error
 		ep, err = cs.CoreV1().Endpoints(ns).Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
@@ -206,7 +169,7 @@ func waitEndpoints(t *testing.T, cs kubernetes.Interface, ns, name, want string)
 func waitSlices(t *testing.T, cs kubernetes.Interface, ns, name, want string) []discovery.EndpointSlice {
 	t.Helper()
 	var list []discovery.EndpointSlice
-	eventually(t, 20*time.Second, func() string {
+	integration.Eventually(t, 20*time.Second, func() string {
 		list = slicesOf(t, cs, ns, name)
 		if got := sliceSummary(list); got != want {
 			return fmt.Sprintf("EndpointSlices of %s: %s, want %s", name, got, want)
@@ -420,7 +383,7 @@ func TestEndpointsAgainstAPIServer(t *testing.T) {
 	if err := cs.CoreV1().Services(ns).Delete(ctx, "headless", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() string {
+	integration.Eventually(t, 20*time.Second, func() string {
 		if _, err := cs.CoreV1().Endpoints(ns).Get(ctx, "headless", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			return fmt.Sprintf("Endpoints headless of a deleted Service: %v", err)
 		}
@@ -431,7 +394,7 @@ func TestEndpointsAgainstAPIServer(t *testing.T) {
 	}
 	stop()
 	run(t, cfg, nil)
-	eventually(t, 20*time.Second, func() string {
+	integration.Eventually(t, 20*time.Second, func() string {
 		if _, err := cs.CoreV1().Endpoints(ns).Get(ctx, "orphan", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			return fmt.Sprintf("leftover Endpoints orphan after a restart: %v", err)
 		}

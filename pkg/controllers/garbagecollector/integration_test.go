@@ -71,21 +71,6 @@ func TestGarbageCollector(t *testing.T) {
 	}
 }
 
-func eventually(t *testing.T, timeout time.Duration, f func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msg := f()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, msg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func ref(kind, apiVersion string, m metav1.Object, block bool) metav1.OwnerReference {
 	r := metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: m.GetName(), UID: m.GetUID()}
 	if block {
@@ -166,8 +151,8 @@ func testBackground(t *testing.T, e *env, ns string) {
 	createCM(t, e, ns, "grandchild", nil, cmRef(a, false))
 	createCM(t, e, ns, "shared", nil, cmRef(owner, false), cmRef(other, false))
 	deleteWith(t, e, ns, "owner", ptr.To(metav1.DeletePropagationBackground))
-	eventually(t, 30*time.Second, func() string { return gone(e, ns, "owner", "dep-a", "dep-b", "grandchild") })
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 30*time.Second, func() string { return gone(e, ns, "owner", "dep-a", "dep-b", "grandchild") })
+	integration.Eventually(t, 10*time.Second, func() string {
 		s, err := e.cs.CoreV1().ConfigMaps(ns).Get(context.Background(), "shared", metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
@@ -187,7 +172,7 @@ func testForeground(t *testing.T, e *env, ns string) {
 	createCM(t, e, ns, "blocking", []string{"example.com/hold"}, cmRef(owner, true))
 	createCM(t, e, ns, "non-blocking", nil, cmRef(owner, false))
 	deleteWith(t, e, ns, "owner", ptr.To(metav1.DeletePropagationForeground))
-	eventually(t, 30*time.Second, func() string {
+	integration.Eventually(t, 30*time.Second, func() string {
 		b := getCM(t, e, ns, "blocking")
 		if b.DeletionTimestamp == nil {
 			return "blocking dependent not being deleted"
@@ -203,7 +188,7 @@ func testForeground(t *testing.T, e *env, ns string) {
 		[]byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string { return gone(e, ns, "blocking", "owner") })
+	integration.Eventually(t, 30*time.Second, func() string { return gone(e, ns, "blocking", "owner") })
 }
 
 // Orphan: the dependents lose their reference to the owner (others kept),
@@ -214,7 +199,7 @@ func testOrphan(t *testing.T, e *env, ns string) {
 	createCM(t, e, ns, "dep-a", nil, cmRef(owner, true))
 	createCM(t, e, ns, "dep-b", nil, cmRef(owner, false), cmRef(other, false))
 	deleteWith(t, e, ns, "owner", ptr.To(metav1.DeletePropagationOrphan))
-	eventually(t, 30*time.Second, func() string { return gone(e, ns, "owner") })
+	integration.Eventually(t, 30*time.Second, func() string { return gone(e, ns, "owner") })
 	if refs := getCM(t, e, ns, "dep-a").OwnerReferences; len(refs) != 0 {
 		t.Errorf("dep-a's ownerReferences %+v, want none", refs)
 	}
@@ -232,7 +217,7 @@ func testDangling(t *testing.T, e *env, ns string) {
 	createCM(t, e, ns, "wrong-uid", nil, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: real.Name, UID: "not-" + real.UID})
 	createCM(t, e, ns, "unknown-kind", nil, metav1.OwnerReference{APIVersion: "unknown.example.com/v1", Kind: "Nothing", Name: "x", UID: "unknown-uid"})
 	createCM(t, e, ns, "kept", nil, cmRef(real, false))
-	eventually(t, 30*time.Second, func() string { return gone(e, ns, "missing-owner", "wrong-uid") })
+	integration.Eventually(t, 30*time.Second, func() string { return gone(e, ns, "missing-owner", "wrong-uid") })
 	stays(t, 2*time.Second, exists(e, ns, "real", "kept", "unknown-kind"))
 }
 
@@ -249,9 +234,9 @@ func testCrossNamespace(t *testing.T, e *env, ns string) {
 	createCM(t, e, other, "valid-child", nil, cmRef(owner, false))
 	stays(t, time.Second, exists(e, other, "valid-child"))
 	bad := createCM(t, e, ns, "bad-child", nil, cmRef(owner, false))
-	eventually(t, 30*time.Second, func() string { return gone(e, ns, "bad-child") })
+	integration.Eventually(t, 30*time.Second, func() string { return gone(e, ns, "bad-child") })
 	want := fmt.Sprintf(`ownerRef [v1/ConfigMap, namespace: %s, name: owner, uid: %s] does not exist in namespace %q`, ns, owner.UID, ns)
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		evs, err := e.cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return err.Error()
@@ -316,7 +301,7 @@ func testRCDefaultPolicy(t *testing.T, e *env, ns string) {
 	if err := e.cs.CoreV1().ReplicationControllers(ns).Delete(ctx, rc.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string {
+	integration.Eventually(t, 30*time.Second, func() string {
 		got, err := e.cs.CoreV1().ReplicationControllers(ns).Get(ctx, rc.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return ""
@@ -369,7 +354,7 @@ func testCustomResource(t *testing.T, e *env, ns string) {
 		u.SetName(name)
 		u.SetOwnerReferences(owners)
 		var got *unstructured.Unstructured
-		eventually(t, 30*time.Second, func() string {
+		integration.Eventually(t, 30*time.Second, func() string {
 			var err error
 			if got, err = gadgets.Create(ctx, u, metav1.CreateOptions{}); err != nil {
 				return err.Error()
@@ -383,7 +368,7 @@ func testCustomResource(t *testing.T, e *env, ns string) {
 	if err := gadgets.Delete(ctx, "owner", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string { return gone(e, ns, "owned-by-gadget") })
+	integration.Eventually(t, 30*time.Second, func() string { return gone(e, ns, "owned-by-gadget") })
 	// Discovery is read again soon after a CRD changes, not only every 30s.
 	if d := time.Since(started); d > 20*time.Second {
 		t.Errorf("CR's dependent collected %s after the CRD was created, want within 20s", d.Round(100*time.Millisecond))
@@ -395,7 +380,7 @@ func testCustomResource(t *testing.T, e *env, ns string) {
 	newGadget("orphaned", cmRef(owner, true))
 	newGadget("orphaned-too", cmRef(owner, false))
 	deleteWith(t, e, ns, "owns-gadgets", ptr.To(metav1.DeletePropagationOrphan))
-	eventually(t, 30*time.Second, func() string {
+	integration.Eventually(t, 30*time.Second, func() string {
 		if msg := gone(e, ns, "owns-gadgets"); msg != "" {
 			return msg
 		}
@@ -412,7 +397,7 @@ func testCustomResource(t *testing.T, e *env, ns string) {
 	})
 	// A dangling reference from a CR: it goes.
 	newGadget("dangling", metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "gone", UID: "gone-uid"})
-	eventually(t, 30*time.Second, func() string {
+	integration.Eventually(t, 30*time.Second, func() string {
 		if _, err := gadgets.Get(ctx, "dangling", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			return fmt.Sprintf("gadget dangling still there (%v)", err)
 		}
@@ -449,7 +434,7 @@ func testDependencyCircle(t *testing.T, e *env, ns string) {
 		Preconditions: metav1.NewUIDPreconditions(string(uids[0]))}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string {
+	integration.Eventually(t, 30*time.Second, func() string {
 		l, err := pods.List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err.Error()

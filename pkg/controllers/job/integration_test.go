@@ -48,17 +48,12 @@ func newJob(name string, completions, parallelism int32) *batchv1.Job {
 // last error after d.
 func eventually(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
+	integration.Eventually(t, d, func() string {
+		if err := f(); err != nil {
+			return err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 func jobPods(t *testing.T, cs kubernetes.Interface, j *batchv1.Job) []corev1.Pod {

@@ -34,30 +34,8 @@ func runControllers(t *testing.T, cfg *restclient.Config) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- controllers.Run(ctx, cfg, controllers.Options{UseServiceAccountCredentials: true,
-			AllocateNodeCIDRs: true, ClusterCIDRs: ipam.ClusterCIDRs, NodeCIDRMaskSizes: ipam.NodeMaskSizes})
-	}()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("controllers.Run: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("the controllers did not stop")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return integration.StartControllers(t, cfg, controllers.Options{UseServiceAccountCredentials: true,
+		AllocateNodeCIDRs: true, ClusterCIDRs: ipam.ClusterCIDRs, NodeCIDRMaskSizes: ipam.NodeMaskSizes})
 }
 
 func createNode(t *testing.T, cs kubernetes.Interface, name string, cidrs ...string) {

@@ -56,17 +56,12 @@ func createPod(t *testing.T, cs kubernetes.Interface, pod *corev1.Pod) *corev1.P
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
+	integration.Eventually(t, timeout, func() string {
+		if ok, err := cond(); !ok {
+			return fmt.Sprintf("waiting for %s (last error: %v)", what, err)
 		}
-		lastErr = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s (last error: %v)", what, lastErr)
+		return ""
+	})
 }
 
 func claim(name string, class *string, size string, modes ...corev1.PersistentVolumeAccessMode) *corev1.PersistentVolumeClaim {

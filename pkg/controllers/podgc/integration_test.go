@@ -20,17 +20,12 @@ import (
 
 func eventually(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
+	integration.Eventually(t, d, func() string {
+		if err := f(); err != nil {
+			return err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // TestPodGC against a real API server, with short periods: the oldest

@@ -39,21 +39,6 @@ func setup(t *testing.T, names ...string) (kubernetes.Interface, string) {
 	return c, ns
 }
 
-func eventually(t *testing.T, timeout time.Duration, f func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		problem := f()
-		if problem == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, problem)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func template(app string) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app, "tier": "web"}, Annotations: map[string]string{"note": "from-template"}},
@@ -89,7 +74,7 @@ func activePods(t *testing.T, c kubernetes.Interface, ns, app string) []corev1.P
 func waitPods(t *testing.T, c kubernetes.Interface, ns, app string, n int) []corev1.Pod {
 	t.Helper()
 	var pods []corev1.Pod
-	eventually(t, 20*time.Second, func() string {
+	integration.Eventually(t, 20*time.Second, func() string {
 		if pods = activePods(t, c, ns, app); len(pods) != n {
 			return fmt.Sprintf("%d pods of %s, want %d", len(pods), app, n)
 		}
@@ -176,14 +161,14 @@ func TestReplicaSet(t *testing.T) {
 			t.Errorf("pod %s ownerReferences %+v", p.Name, p.OwnerReferences)
 		}
 	}
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		s := rsStatus(t, c, ns, "web")
 		if s.Replicas != 3 || s.FullyLabeledReplicas != 3 || s.ReadyReplicas != 0 || s.ObservedGeneration != 1 || ptr.Deref(s.TerminatingReplicas, -1) != 0 {
 			return fmt.Sprintf("status %+v", s)
 		}
 		return ""
 	})
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		var want []string
 		for _, p := range pods {
 			want = append(want, "replicaset-controller: Created pod: "+p.Name)
@@ -201,7 +186,7 @@ func TestReplicaSet(t *testing.T) {
 	makeReady(t, c, &pods[0], "node-a", now.Add(-time.Hour))
 	makeReady(t, c, &pods[1], "node-b", now.Add(-2*time.Hour))
 	makeReady(t, c, &pods[2], "node-c", now.Add(-10*time.Second))
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		if s := rsStatus(t, c, ns, "web"); s.ReadyReplicas != 3 || s.AvailableReplicas != 3 {
 			return fmt.Sprintf("status %+v", s)
 		}
@@ -218,7 +203,7 @@ func TestReplicaSet(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("after scaling to 2: %v left, want the two ready longest %v", got, want)
 	}
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		if m := eventMessages(t, c, ns, "ReplicaSet", "web", "SuccessfulDelete"); len(m) != 3 || !slices.Contains(m, "replicaset-controller: Deleted pod: "+pods[2].Name) {
 			return fmt.Sprintf("SuccessfulDelete events %q", m)
 		}
@@ -229,7 +214,7 @@ func TestReplicaSet(t *testing.T) {
 	if _, err := c.CoreV1().Pods(ns).Patch(ctx, pods[0].Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"debug"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		p, err := c.CoreV1().Pods(ns).Get(ctx, pods[0].Name, metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
@@ -251,7 +236,7 @@ func TestReplicaSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPods(t, c, ns, "orphan", 2)
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		p, err := c.CoreV1().Pods(ns).Get(ctx, "stray", metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
@@ -261,7 +246,7 @@ func TestReplicaSet(t *testing.T) {
 		}
 		return ""
 	})
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		if s := rsStatus(t, c, ns, "orphan"); s.Replicas != 2 || s.FullyLabeledReplicas != 1 {
 			return fmt.Sprintf("status %+v (the orphan lacks the tier label)", s)
 		}
@@ -300,7 +285,7 @@ func TestBurstAndQuota(t *testing.T) {
 	if _, err := c.CoreV1().ResourceQuotas(ns).Create(ctx, q, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		q, err := c.CoreV1().ResourceQuotas(ns).Get(ctx, "few", metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
@@ -314,7 +299,7 @@ func TestBurstAndQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cond appsv1.ReplicaSetCondition
-	eventually(t, 20*time.Second, func() string {
+	integration.Eventually(t, 20*time.Second, func() string {
 		s := rsStatus(t, c, ns, "quota")
 		for _, x := range s.Conditions {
 			if x.Type == appsv1.ReplicaSetReplicaFailure {
@@ -327,7 +312,7 @@ func TestBurstAndQuota(t *testing.T) {
 	if cond.Status != corev1.ConditionTrue || cond.Reason != "FailedCreate" || !strings.Contains(cond.Message, "exceeded quota: few") {
 		t.Errorf("ReplicaFailure condition %+v", cond)
 	}
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		m := eventMessages(t, c, ns, "ReplicaSet", "quota", "FailedCreate")
 		if len(m) == 0 || !strings.HasPrefix(m[0], `replicaset-controller: Error creating: pods "quota-`) || !strings.Contains(m[0], "is forbidden: exceeded quota: few") {
 			return fmt.Sprintf("FailedCreate events %q", m)
@@ -346,7 +331,7 @@ func TestBurstAndQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPods(t, c, ns, "quota", 4)
-	eventually(t, 30*time.Second, func() string {
+	integration.Eventually(t, 30*time.Second, func() string {
 		if s := rsStatus(t, c, ns, "quota"); len(s.Conditions) != 0 || s.Replicas != 4 {
 			return fmt.Sprintf("status %+v", s)
 		}
@@ -374,7 +359,7 @@ func TestReplicationController(t *testing.T) {
 			t.Errorf("pod %s ownerReferences %+v", p.Name, p.OwnerReferences)
 		}
 	}
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		cur, err := c.CoreV1().ReplicationControllers(ns).Get(ctx, "rc", metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
@@ -384,7 +369,7 @@ func TestReplicationController(t *testing.T) {
 		}
 		return ""
 	})
-	eventually(t, 10*time.Second, func() string {
+	integration.Eventually(t, 10*time.Second, func() string {
 		if m := eventMessages(t, c, ns, "ReplicationController", "rc", "SuccessfulCreate"); len(m) != 3 || !strings.HasPrefix(m[0], "replication-controller: Created pod: rc-") {
 			return fmt.Sprintf("SuccessfulCreate events %q", m)
 		}

@@ -51,17 +51,12 @@ func newSet(name string, replicas int32) *appsv1.StatefulSet {
 
 func waitFor(t *testing.T, what string, f func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, err := f()
-		if ok {
-			return
+	integration.Eventually(t, 30*time.Second, func() string {
+		if ok, err := f(); !ok {
+			return fmt.Sprintf("waiting for %s: %v", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 func waitPod(t *testing.T, cs kubernetes.Interface, name string) *corev1.Pod {
