@@ -64,6 +64,14 @@ package main
 // server, scheduler, agent and bench; the share of the machine other
 // processes took. With --ctrl-wait-e2e D it first waits up to D while an
 // e2e.test process runs.
+//
+// At upstream's default --kube-api-qps 20 (a), (b) and (d) are bound by
+// the controllers' client rate limit (each controller has its own, in both
+// managers): both take the same time, and only their CPU seconds and RSS
+// tell them apart. Raise --ctrl-qps/--ctrl-burst (e.g. 500/1000) to see
+// what the controllers themselves can do on the machine. The first round's
+// first controller manager also lifts the not-ready taint of every node,
+// which makes its start-up slower (hence the median).
 import (
 	"context"
 	"flag"

@@ -82,6 +82,8 @@ func (c *controllerOptions) serverControllerOptions(o *options.Options) (control
 		ClusterSigningKeyFile:  c.ClusterSigningKeyFile,
 		// Legacy token Secrets are signed with the server's own key.
 		ServiceAccountPrivateKeyFile: o.ServiceAccountSigningKeyFile(),
+		// local-path volumes under <data-dir>/storage.
+		DataDir: o.DataDir,
 	}
 	if opts.ClusterSigningCertFile == "" {
 		opts.ClusterSigningCertFile = filepath.Join(o.PKIDir(), "ca.crt")
