@@ -1,0 +1,96 @@
+// Package containerspec translates a Pod into the CRI configs the kubelet
+// hands the container runtime (k8s.io/cri-api runtime v1), by the rules of
+// upstream kubelet's kuberuntime: sandbox and container metadata, labels
+// and annotations, environment with $(VAR) expansion, mounts, linux
+// resources and security contexts.
+//
+// It does no I/O beyond reading configMaps and secrets through Sources: the
+// host files a container needs (termination-log, /etc/hosts) are returned
+// in Extras for the caller to create before CreateContainer.
+package containerspec
+
+import (
+	"context"
+	"os"
+
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Sources reads the configMaps and secrets a container's environment refers to.
+// A missing object is reported with an error for which
+// apierrors.IsNotFound is true.
+type Sources interface {
+	ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error)
+	Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error)
+}
+
+// Mount is a volume already set up on the host, by volume name.
+type Mount struct {
+	HostPath string
+	ReadOnly bool
+}
+
+// SandboxOptions are the node-side facts a pod sandbox config needs.
+type SandboxOptions struct {
+	NodeName string
+	// Hostname is the node's hostname, used for host-network pods.
+	Hostname string
+	// LogDir overrides the pod's log directory (default
+	// /var/log/pods/<ns>_<name>_<uid>).
+	LogDir string
+	// CgroupParent overrides CgroupParent(pod).
+	CgroupParent string
+	DNS          *runtimeapi.DNSConfig
+	Attempt      uint32
+	// ClusterDomain makes the pod's domain <subdomain>.<ns>.svc.<ClusterDomain>
+	// (setHostnameAsFQDN); default cluster.local.
+	ClusterDomain string
+}
+
+// ContainerOptions are the node-side facts a container config needs.
+type ContainerOptions struct {
+	NodeName string
+	PodIPs   []string
+	HostIP   string
+	// HostIPs are all the node's IPs (status.hostIPs); default [HostIP].
+	HostIPs []string
+	// Volumes are the pod's volumes set up on the host, by volume name.
+	Volumes map[string]Mount
+	// PodDir is the kubelet's dir of this pod (<root>/pods/<uid>): the
+	// termination-log file and etc-hosts live under it.
+	PodDir       string
+	RestartCount int
+	// ServiceEnv are the service links' variables (FOO_SERVICE_HOST...),
+	// put before the container's own as upstream does.
+	ServiceEnv []corev1.EnvVar
+	// NodeAllocatable stands in for unset limits in resourceFieldRef.
+	NodeAllocatable corev1.ResourceList
+	// MemoryCapacity is the node's memory in bytes, for a Burstable
+	// container's oom_score_adj; default NodeAllocatable's memory.
+	MemoryCapacity int64
+	// ClusterDomain for the pod's FQDN in /etc/hosts; default cluster.local.
+	ClusterDomain string
+	// NodeHostsFile is the node's /etc/hosts content, the base of a
+	// host-network pod's /etc/hosts.
+	NodeHostsFile []byte
+}
+
+// Extras are what the caller must do on the host before CreateContainer,
+// and what it must check once the image is known.
+type Extras struct {
+	// Files to write (create or overwrite), with their content and mode,
+	// before the container is created: they are bind-mounted into it.
+	Files []HostFile
+	// RunAsNonRoot: the runtime must refuse an image whose user is root
+	// (or non-numeric) when the container has no runAsUser; see
+	// VerifyRunAsNonRoot.
+	RunAsNonRoot bool
+}
+
+// HostFile is a file the caller writes on the host.
+type HostFile struct {
+	Path    string
+	Content []byte
+	Perm    os.FileMode
+}
