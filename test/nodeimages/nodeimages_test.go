@@ -1,0 +1,113 @@
+package nodeimages
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// TestEnsure imports both images into a real containerd, checks that its
+// CRI sees them under their names with the images' users, and runs a
+// busybox container in a pause sandbox, reading what it printed.
+func TestEnsure(t *testing.T) {
+	c := startContainerd(t, nil)
+	Ensure(t, c.address)
+	// Again: already imported, cached archives.
+	start := time.Now()
+	Ensure(t, c.address)
+	t.Logf("second Ensure took %v", time.Since(start))
+
+	ctx := context.Background()
+	is := c.imageService(t)
+	for _, want := range []struct {
+		name string
+		uid  int64 // -1: none set
+	}{{PauseImage, 65535}, {BusyboxImage, -1}} {
+		st, err := is.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: want.name}, false)
+		if err != nil {
+			t.Fatalf("ImageStatus(%s): %v", want.name, err)
+		}
+		if st.Image == nil {
+			t.Fatalf("ImageStatus(%s): the CRI does not know the image", want.name)
+		}
+		if !slices.Contains(st.Image.RepoTags, want.name) {
+			t.Errorf("%s: repo tags %v", want.name, st.Image.RepoTags)
+		}
+		var uid int64 = -1
+		if st.Image.Uid != nil {
+			uid = st.Image.Uid.Value
+		}
+		if uid != want.uid {
+			t.Errorf("%s: image user uid %d, want %d", want.name, uid, want.uid)
+		}
+	}
+
+	rs := c.runtimeService(t)
+	logDir := filepath.Join(c.dir, "pod-logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sandboxConfig := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "busybox", Namespace: "default", Uid: "nodeimages-test"},
+		LogDirectory: logDir,
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			// No CNI: the host's network.
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
+			},
+		},
+	}
+	sandbox, err := rs.RunPodSandbox(ctx, sandboxConfig, "")
+	if err != nil {
+		t.Fatalf("RunPodSandbox with %s: %v", PauseImage, err)
+	}
+	containerID, err := rs.CreateContainer(ctx, sandbox, &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "sh"},
+		Image:    &runtimeapi.ImageSpec{Image: BusyboxImage},
+		// By path, as specs do; as nobody to see /etc/passwd at work.
+		Command: []string{"/bin/sh", "-c", `/bin/true && ! /bin/false && echo "user=$(whoami) tmp=$(stat -c %a /tmp) sleep=$(readlink /bin/sleep)"`},
+		LogPath: "sh.log",
+		Linux: &runtimeapi.LinuxContainerConfig{
+			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{RunAsUser: &runtimeapi.Int64Value{Value: 65534}},
+		},
+	}, sandboxConfig)
+	if err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	if err := rs.StartContainer(ctx, containerID); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	var status *runtimeapi.ContainerStatus
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := rs.ContainerStatus(ctx, containerID, false)
+		if err != nil {
+			t.Fatalf("ContainerStatus: %v", err)
+		}
+		status = resp.Status
+		if status.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container did not exit within 30s: %v", status.State)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log, err := os.ReadFile(filepath.Join(logDir, "sh.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status.ExitCode != 0 {
+		t.Fatalf("exit code %d, log:\n%s", status.ExitCode, log)
+	}
+	// CRI log lines: "<time> stdout F <line>".
+	want := "stdout F user=nobody tmp=1777 sleep=busybox"
+	if !strings.Contains(string(log), want) {
+		t.Errorf("container log %q does not contain %q", log, want)
+	}
+}
