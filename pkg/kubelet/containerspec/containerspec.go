@@ -74,21 +74,47 @@ type ContainerOptions struct {
 	// NodeHostsFile is the node's /etc/hosts content, the base of a
 	// host-network pod's /etc/hosts.
 	NodeHostsFile []byte
+	// TerminationLogID names this instance's termination-log file under
+	// <PodDir>/containers/<name>/; default 8 random hex digits as upstream.
+	TerminationLogID string
+	// RuntimeSupportsRecursiveReadOnly: the runtime handler reports
+	// recursive read-only mounts (containerd 1.6 does not).
+	RuntimeSupportsRecursiveReadOnly bool
+	// Security are the node's seccomp settings.
+	Security SecurityOptions
+	// PodLogDir is the pod's log directory as given to its sandbox;
+	// default PodLogDir(pod).
+	PodLogDir string
 }
 
 // Extras are what the caller must do on the host before CreateContainer,
 // and what it must check once the image is known.
 type Extras struct {
+	// Dirs to create (MkdirAll) first: the container's log directory and
+	// its termination-log directory.
+	Dirs []HostDir
 	// Files to write (create or overwrite), with their content and mode,
-	// before the container is created: they are bind-mounted into it.
+	// after Dirs and before the container is created: they are
+	// bind-mounted into it (etc-hosts, the termination-log file). Their
+	// parent directories exist once Dirs and the pod's dir exist.
 	Files []HostFile
+	// TerminationLogPath is the host file mounted at the container's
+	// terminationMessagePath ("" when none).
+	TerminationLogPath string
 	// RunAsNonRoot: the runtime must refuse an image whose user is root
 	// (or non-numeric) when the container has no runAsUser; see
 	// VerifyRunAsNonRoot.
 	RunAsNonRoot bool
 }
 
-// HostFile is a file the caller writes on the host.
+// HostDir is a directory the caller creates on the host.
+type HostDir struct {
+	Path string
+	Perm os.FileMode
+}
+
+// HostFile is a file the caller writes on the host (then chmods to Perm,
+// whatever the umask).
 type HostFile struct {
 	Path    string
 	Content []byte
