@@ -383,3 +383,31 @@ func WriteFile(file string, img *Image) (*Written, error) {
 	}
 	return written, nil
 }
+
+// ArchiveManifests returns the manifest descriptors of an OCI archive's
+// index.json (names in their annotations).
+func ArchiveManifests(file string) ([]Descriptor, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil, fmt.Errorf("%s: no index.json (not an OCI archive)", file)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", file, err)
+		}
+		if strings.TrimPrefix(hdr.Name, "./") != "index.json" {
+			continue
+		}
+		var idx indexFile
+		if err := json.NewDecoder(tr).Decode(&idx); err != nil {
+			return nil, fmt.Errorf("%s: index.json: %w", file, err)
+		}
+		return idx.Manifests, nil
+	}
+}

@@ -100,7 +100,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 	for {
 		if _, err := os.Stat(c.address); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			rs, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://"+c.address).WithConnectionTimeout(5*time.Second).WithTracerProvider(nil).Build(ctx)
+			rs, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + c.address).WithConnectionTimeout(5 * time.Second).WithTracerProvider(nil).Build(ctx)
 			cancel()
 			if err == nil {
 				_, err = rs.Version(context.Background(), "v1")
@@ -131,7 +131,7 @@ func (c *testContainerd) logTail() string {
 
 func (c *testContainerd) runtimeService(t *testing.T) internalapi.RuntimeService {
 	t.Helper()
-	rs, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://"+c.address).WithConnectionTimeout(30*time.Second).WithTracerProvider(nil).Build(context.Background())
+	rs, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + c.address).WithConnectionTimeout(30 * time.Second).WithTracerProvider(nil).Build(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func (c *testContainerd) runtimeService(t *testing.T) internalapi.RuntimeService
 
 func (c *testContainerd) imageService(t *testing.T) internalapi.ImageManagerService {
 	t.Helper()
-	is, err := remote.NewRemoteImageServiceBuilder().WithEndpoint("unix://"+c.address).WithConnectionTimeout(30*time.Second).WithTracerProvider(nil).Build(context.Background())
+	is, err := remote.NewRemoteImageServiceBuilder().WithEndpoint("unix://" + c.address).WithConnectionTimeout(30 * time.Second).WithTracerProvider(nil).Build(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func (c *testContainerd) stop(t *testing.T) {
 	select {
 	case <-c.done:
 	default:
-		if rs, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://"+c.address).WithConnectionTimeout(10*time.Second).WithTracerProvider(nil).Build(ctx); err == nil {
+		if rs, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + c.address).WithConnectionTimeout(10 * time.Second).WithTracerProvider(nil).Build(ctx); err == nil {
 			if sandboxes, err := rs.ListPodSandbox(ctx, nil); err == nil {
 				for _, s := range sandboxes {
 					_ = rs.StopPodSandbox(ctx, s.Id)

@@ -8,12 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/pkg/images"
 )
 
 // TestPullThroughMirror pushes the archives to Debian's docker-registry
@@ -30,7 +33,9 @@ func TestPullThroughMirror(t *testing.T) {
 	registry := startRegistry(t)
 	for i, name := range []string{PauseImage, BusyboxImage} {
 		dest := "docker://" + registry + "/" + strings.TrimPrefix(name, "registry.k8s.io/")
-		out, err := exec.Command("skopeo", "copy", "--dest-tls-verify=false", "oci-archive:"+files[i], dest).CombinedOutput()
+		// --preserve-digests: uncompressed layers, the archive's manifest,
+		// so that a pulled image is the imported one, digest for digest.
+		out, err := exec.Command("skopeo", "copy", "--preserve-digests", "--dest-tls-verify=false", "oci-archive:"+files[i], dest).CombinedOutput()
 		if err != nil {
 			t.Fatalf("skopeo copy to %s: %v: %s", dest, err, out)
 		}
@@ -54,7 +59,14 @@ func TestPullThroughMirror(t *testing.T) {
 	if st.Image.Id != ref {
 		t.Errorf("pulled %s, status says %s", ref, st.Image.Id)
 	}
-	t.Logf("pulled %s as %s, repo digests %v", BusyboxImage, ref, st.Image.RepoDigests)
+	manifests, err := images.ArchiveManifests(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDigest := "registry.k8s.io/e2e-test-images/busybox@" + manifests[0].Digest
+	if !slices.Contains(st.Image.RepoDigests, wantDigest) {
+		t.Errorf("repo digests %v, want %s (the archive's manifest)", st.Image.RepoDigests, wantDigest)
+	}
 }
 
 // startRegistry runs docker-registry on a free loopback port with its

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Builds the images a skiff node needs without a registry, as OCI archives in
+# _output/images/: registry.k8s.io/pause:3.10.2 (cmd/pause, static) and
+# registry.k8s.io/e2e-test-images/busybox:1.37.0-2 (Debian's busybox-static).
+#
+#   hack/images.sh                    build them
+#   hack/images.sh --all              also the conformance images (TODO)
+#   hack/images.sh --import ADDRESS   import them into the containerd at ADDRESS
+#                                     (socket path), namespace k8s.io
+#   hack/images.sh --registry         run Debian's docker-registry on
+#                                     127.0.0.1:5000 (storage _output/registry)
+#                                     and push them under their upstream paths
+#                                     (127.0.0.1:5000/pause:3.10.2, ...), for a
+#                                     containerd mirror registry.k8s.io ->
+#                                     http://127.0.0.1:5000
+#   hack/images.sh --stop-registry    stop that registry
+#
+# SKIFF=path uses that skiff binary instead of building one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=_output/images
+all=false
+import_address=""
+registry=false
+stop_registry=false
+registry_addr=127.0.0.1:5000
+registry_dir=_output/registry
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --all) all=true ;;
+    --import) import_address="${2:?--import needs the containerd socket}"; shift ;;
+    --registry) registry=true ;;
+    --stop-registry) stop_registry=true ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+stop_the_registry() {
+  local pidfile="$registry_dir/registry.pid"
+  if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    kill "$(cat "$pidfile")"
+    echo "stopped docker-registry (pid $(cat "$pidfile"))"
+  fi
+  rm -f "$pidfile"
+}
+if $stop_registry; then
+  stop_the_registry
+  exit 0
+fi
+
+mkdir -p "$out" _output/bin
+skiff="${SKIFF:-}"
+if [[ -z "$skiff" ]]; then
+  skiff=_output/bin/skiff
+  go build -o "$skiff" ./cmd/skiff
+fi
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o _output/bin/pause ./cmd/pause
+"$skiff" images build --pause-binary _output/bin/pause --output "$out"
+# Archive file → image name, for --registry.
+declare -A names=(
+  [pause.tar]=registry.k8s.io/pause:3.10.2
+  [busybox.tar]=registry.k8s.io/e2e-test-images/busybox:1.37.0-2
+)
+
+if $all; then
+  # TODO(conformance images): build agnhost:2.66.1 and 2.55, nginx,
+  # glibc-dns-testing, nautilus, kitten, nonewprivs, sample-apiserver and etcd
+  # into "$out" (see /work/shared/notes/conformance-images.md) and add each
+  # archive's name to "names" above. pkg/images (Layer.AddTree, WriteFile)
+  # writes the archives.
+  echo "hack/images.sh --all: the conformance images are not built yet" >&2
+fi
+
+if [[ -n "$import_address" ]]; then
+  for f in "$out"/*.tar; do
+    "$skiff" images import --container-runtime-endpoint "$import_address" "$f"
+  done
+fi
+
+if $registry; then
+  mkdir -p "$registry_dir/data"
+  registry_dir=$(cd "$registry_dir" && pwd)
+  if ! curl -fsS "http://$registry_addr/v2/" >/dev/null 2>&1; then
+    cat > "$registry_dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $registry_dir/data
+  delete:
+    enabled: true
+http:
+  addr: $registry_addr
+EOF
+    setsid docker-registry serve "$registry_dir/config.yml" >"$registry_dir/registry.log" 2>&1 < /dev/null &
+    echo $! > "$registry_dir/registry.pid"
+    for _ in $(seq 50); do
+      curl -fsS "http://$registry_addr/v2/" >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+    curl -fsS "http://$registry_addr/v2/" >/dev/null || { cat "$registry_dir/registry.log" >&2; exit 1; }
+    echo "docker-registry on $registry_addr (pid $(cat "$registry_dir/registry.pid"), log $registry_dir/registry.log; stop: $0 --stop-registry)"
+  fi
+  for f in "$out"/*.tar; do
+    name="${names[$(basename "$f")]:-}"
+    if [[ -z "$name" ]]; then
+      echo "skipping $f: no image name known for it" >&2
+      continue
+    fi
+    # Keep the upstream repository path so that a mirror of registry.k8s.io
+    # finds it; --preserve-digests keeps the archive's manifest digest.
+    dest="docker://$registry_addr/${name#registry.k8s.io/}"
+    skopeo copy -q --preserve-digests --dest-tls-verify=false "oci-archive:$f" "$dest"
+    echo "pushed $name to $dest"
+  done
+fi
