@@ -18,6 +18,7 @@ if ! $have_kubectl; then
   bash hack/build-kubectl.sh
 fi
 
+bash hack/node-deps.sh  # containerd, runc, CNI plugins, ... for the node tests (skip without them)
 go vet ./...
 go test -count=1 -timeout 25m "$@" ./...
 
