@@ -1,0 +1,289 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/skiff-dev/skiff/pkg/kubelet/container"
+	"github.com/skiff-dev/skiff/pkg/kubelet/containerspec"
+)
+
+// Upstream kubelet's start failure reasons (kuberuntime, kubecontainer).
+const (
+	ReasonCreateContainerConfigError = "CreateContainerConfigError"
+	ReasonCreateContainerError       = "CreateContainerError"
+	ReasonRunContainerError          = "RunContainerError"
+	ReasonPostStartHookError         = "PostStartHookError"
+)
+
+// start creates and starts a new instance of container c (latest is its
+// last one, nil if none) after its back-off; true: it started.
+func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) bool {
+	r, pod, st := s.r, s.pod, s.st
+	logger := klog.FromContext(s.ctx).WithValues("pod", klog.KObj(pod), "container", c.Name)
+	if latest == nil {
+		latest = s.v.latest(c.Name)
+	}
+	now := r.clock.Now()
+	if exited(latest) {
+		finished := nanos(latest.FinishedAt)
+		r.mu.Lock()
+		b := st.crashLoop[c.Name]
+		if b == nil {
+			b = &backoff{}
+			st.crashLoop[c.Name] = b
+		}
+		wait := b.remaining(now, finished, 2*r.cfg.BackoffMax)
+		if wait > 0 {
+			st.waiting[c.Name] = waiting{container.ReasonCrashLoopBackOff,
+				fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", b.wait, c.Name, podString(pod))}
+		} else {
+			b.next(now, r.cfg.BackoffInitial, r.cfg.BackoffMax, 2*r.cfg.BackoffMax)
+		}
+		r.mu.Unlock()
+		if wait > 0 {
+			r.containerEvent(pod, c, "", corev1.EventTypeWarning, eventBackOff,
+				"Back-off restarting failed container %s in pod %s", c.Name, podString(pod))
+			logger.V(3).Info("Back-off restarting failed container", "wait", wait)
+			s.after(wait)
+			return false
+		}
+	}
+
+	sandboxID, sandboxConfig, err := s.sandbox()
+	if err != nil {
+		logger.Error(err, "No sandbox config for the container")
+		s.after(retryInterval)
+		return false
+	}
+	ref := containerRef(pod, c)
+	imageRef, failure := r.ensureImage(s.ctx, pod, c, ref, sandboxConfig, st)
+	if failure != nil {
+		r.containerEvent(pod, c, "", corev1.EventTypeWarning, eventFailed, "Error: %s", failure.reason)
+		s.fail(c, failure.reason, failure.message, failure.retry)
+		return false
+	}
+
+	restarts := 0
+	if latest != nil {
+		restarts = restartCount(latest) + 1
+	} else {
+		restarts = restartCountFromLogs(filepath.Join(sandboxConfig.LogDirectory, c.Name))
+	}
+	mounts, err := s.volumes()
+	if err != nil {
+		s.fail(c, container.ReasonContainerCreating, err.Error(), retryInterval)
+		return false
+	}
+	var serviceEnv []corev1.EnvVar
+	if r.cfg.ServiceEnv != nil {
+		if serviceEnv, err = r.cfg.ServiceEnv(s.ctx, pod); err != nil {
+			r.containerEvent(pod, c, "", corev1.EventTypeWarning, eventFailed, "Error: %v", err)
+			s.fail(c, ReasonCreateContainerConfigError, err.Error(), retryInterval)
+			return false
+		}
+	}
+	hostIPs := r.hostIPs()
+	o := containerspec.ContainerOptions{
+		NodeName: r.cfg.NodeName, PodIPs: s.v.ips(), HostIPs: hostIPs,
+		Volumes: mounts, PodDir: r.podDir(pod.UID), RestartCount: restarts, ServiceEnv: serviceEnv,
+	}
+	if len(hostIPs) > 0 {
+		o.HostIP = hostIPs[0]
+	}
+	cfg, extras, err := containerspec.Container(s.ctx, pod, c, sources{r.cfg.Client}, o)
+	if err == nil {
+		err = writeExtras(extras)
+	}
+	if err == nil {
+		err = os.MkdirAll(filepath.Join(sandboxConfig.LogDirectory, c.Name), 0o755)
+	}
+	if err != nil {
+		r.containerEvent(pod, c, "", corev1.EventTypeWarning, eventFailed, "Error: %v", err)
+		s.fail(c, ReasonCreateContainerConfigError, err.Error(), retryInterval)
+		return false
+	}
+	cfg.Image = &runtimeapi.ImageSpec{Image: imageRef, UserSpecifiedImage: c.Image, Annotations: cfg.GetImage().GetAnnotations()}
+
+	// Keep the instance before this one (the status' lastState), remove
+	// older ones, as upstream's garbage collector keeps one dead
+	// container per name.
+	for i, old := range s.v.instances(c.Name) {
+		if i > 0 && exited(old) {
+			s.removeContainer(old.Id)
+		}
+	}
+	s.dirty = true
+	id, err := r.runtime.CreateContainer(s.ctx, sandboxID, cfg, sandboxConfig)
+	if err != nil {
+		msg := grpcMessage(err)
+		r.containerEvent(pod, c, id, corev1.EventTypeWarning, eventFailed, "Error: %v", msg)
+		s.fail(c, ReasonCreateContainerError, msg, retryInterval)
+		return false
+	}
+	r.containerEvent(pod, c, id, corev1.EventTypeNormal, eventCreated, "Container created")
+	if err := r.runtime.StartContainer(s.ctx, id); err != nil {
+		msg := grpcMessage(err)
+		r.containerEvent(pod, c, id, corev1.EventTypeWarning, eventFailed, "Error: %v", msg)
+		s.fail(c, ReasonRunContainerError, msg, r.cfg.PollInterval)
+		return false
+	}
+	r.containerEvent(pod, c, id, corev1.EventTypeNormal, eventStarted, "Container started")
+	logger.V(2).Info("Started container", "id", id, "restartCount", restarts)
+	r.mu.Lock()
+	delete(st.waiting, c.Name)
+	r.mu.Unlock()
+	s.lastStarted = id
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		r.runPostStart(pod, c, id, s.v.ips(), st)
+		s.after(r.cfg.PollInterval / 4)
+	}
+	return true
+}
+
+// fail records why the container did not start and when to try again.
+func (s *syncer) fail(c *corev1.Container, reason, message string, retry time.Duration) {
+	s.r.mu.Lock()
+	s.st.waiting[c.Name] = waiting{reason, message}
+	s.r.mu.Unlock()
+	klog.FromContext(s.ctx).V(2).Info("Container not started", "pod", klog.KObj(s.pod), "container", c.Name, "reason", reason, "message", message)
+	s.after(retry)
+}
+
+// volumes are the pod's volumes set up on the host, once a sync.
+func (s *syncer) volumes() (map[string]containerspec.Mount, error) {
+	if s.mountsDone {
+		return s.mounts, s.mountsErr
+	}
+	s.mountsDone = true
+	if s.r.cfg.Volumes == nil {
+		return nil, nil
+	}
+	s.mounts, s.mountsErr = s.r.cfg.Volumes.SetUp(s.ctx, s.pod)
+	if s.mountsErr != nil {
+		s.mountsErr = fmt.Errorf("unable to attach or mount volumes: %w", s.mountsErr)
+		s.r.cfg.Recorder.Eventf(podRef(s.pod), corev1.EventTypeWarning, eventFailedMount, "Unable to attach or mount volumes: %v", errors.Unwrap(s.mountsErr))
+	}
+	return s.mounts, s.mountsErr
+}
+
+// runPostStart runs the container's postStart hook in the background:
+// the container counts as started when it returns; if it fails, the
+// container is killed as upstream does.
+func (r *Runtime) runPostStart(pod *corev1.Pod, c *corev1.Container, id string, ips []string, st *podState) {
+	ctx, cancel := context.WithCancel(r.bg)
+	h := &hookRun{cancel: cancel, done: make(chan struct{})}
+	r.mu.Lock()
+	st.hooks[id] = h
+	r.mu.Unlock()
+	go func() {
+		defer close(h.done)
+		defer cancel()
+		msg, err := r.runHook(ctx, pod, c, id, c.Lifecycle.PostStart, ips)
+		r.mu.Lock()
+		if err != nil {
+			st.waiting[c.Name] = waiting{ReasonPostStartHookError, msg}
+			st.stopping[id] = true
+		}
+		delete(st.hooks, id)
+		r.mu.Unlock()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		klog.ErrorS(err, "PostStart hook failed", "pod", klog.KObj(pod), "container", c.Name, "message", msg)
+		// The message may hold secrets: the event does not.
+		r.containerEvent(pod, c, id, corev1.EventTypeWarning, eventFailedPostStartHook, "PostStartHook failed")
+		grace := 30 * time.Second
+		if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+			grace = time.Duration(*g) * time.Second
+		}
+		r.killContainer(ctx, pod, c, id, "FailedPostStartHook", r.clock.Now().Add(grace), ips, nil)
+		r.mu.Lock()
+		delete(st.stopping, id)
+		r.mu.Unlock()
+	}()
+}
+
+// restartCountFromLogs continues the count of a container the runtime
+// lost (a node reboot) from its log files <n>.log, as upstream does.
+func restartCountFromLogs(dir string) int {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	count := 0
+	for _, e := range entries {
+		m := logFileName.FindStringSubmatch(e.Name())
+		if e.IsDir() || m == nil {
+			continue
+		}
+		if n, err := strconv.Atoi(m[1]); err == nil && n+1 > count {
+			count = n + 1
+		}
+	}
+	return count
+}
+
+var logFileName = regexp.MustCompile(`^(\d+)\.log(\..*)?$`)
+
+func writeExtras(e *containerspec.Extras) error {
+	if e == nil {
+		return nil
+	}
+	for _, f := range e.Files {
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			return fmt.Errorf("creating the directory of %s: %w", f.Path, err)
+		}
+		perm := f.Perm
+		if perm == 0 {
+			perm = 0o644
+		}
+		if err := os.WriteFile(f.Path, f.Content, perm); err != nil {
+			return fmt.Errorf("writing %s: %w", f.Path, err)
+		}
+		// The mode as asked, whatever the umask.
+		if err := os.Chmod(f.Path, perm); err != nil {
+			return fmt.Errorf("setting the mode of %s: %w", f.Path, err)
+		}
+	}
+	return nil
+}
+
+func grpcMessage(err error) string {
+	if s, ok := status.FromError(err); ok {
+		return s.Message()
+	}
+	return err.Error()
+}
+
+// sources reads configMaps and secrets from the API.
+type sources struct{ client kubernetes.Interface }
+
+func (s sources) ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error) {
+	if s.client == nil {
+		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "configmaps"}, name)
+	}
+	return s.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (s sources) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	if s.client == nil {
+		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, name)
+	}
+	return s.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+}
