@@ -10,6 +10,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/pkg/images"
 )
 
 // TestEnsure imports both images into a real containerd, checks that its
@@ -109,5 +111,30 @@ func TestEnsure(t *testing.T) {
 	want := "stdout F user=nobody tmp=1777 sleep=busybox"
 	if !strings.Contains(string(log), want) {
 		t.Errorf("container log %q does not contain %q", log, want)
+	}
+}
+
+// TestImportDir imports a dir of archives as a node's images dir: a broken
+// archive is reported by name while the others are imported.
+func TestImportDir(t *testing.T) {
+	c := startContainerd(t, nil)
+	files := Archives(t)
+	dir := t.TempDir()
+	if err := os.Symlink(files[1], filepath.Join(dir, "b-busybox.tar")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a-broken.tar"), []byte("not an archive"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "README"), []byte("not imported"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := images.ImportDir(context.Background(), c.address, dir)
+	if err == nil || !strings.Contains(err.Error(), "a-broken.tar") || strings.Contains(err.Error(), "busybox") || strings.Contains(err.Error(), "README") {
+		t.Fatalf("ImportDir = %v, want an error about a-broken.tar only", err)
+	}
+	st, err := c.imageService(t).ImageStatus(context.Background(), &runtimeapi.ImageSpec{Image: BusyboxImage}, false)
+	if err != nil || st.Image == nil {
+		t.Fatalf("after ImportDir: ImageStatus(%s) = %v, %v", BusyboxImage, st, err)
 	}
 }
