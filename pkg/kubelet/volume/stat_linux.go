@@ -1,0 +1,5 @@
+package volume
+
+import "syscall"
+
+type syscallStat = syscall.Stat_t
