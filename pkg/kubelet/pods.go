@@ -35,7 +35,10 @@ type PodHost struct {
 	HostIPs     []string
 	Allocatable corev1.ResourceList
 	// Ready tells a running container's readiness; nil: ready.
-	Ready    func(pod *corev1.Pod, container string) bool
+	Ready func(pod *corev1.Pod, container string) bool
+	// Started tells whether a running container passed its startup probe;
+	// nil: started once running.
+	Started  func(pod *corev1.Pod, container string) bool
 	Recorder record.EventRecorder
 
 	mu       sync.Mutex
@@ -145,6 +148,20 @@ func (w *PodWorkers) Handler() cache.ResourceEventHandler {
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 		DeleteFunc: enqueue,
+	}
+}
+
+// EnqueueUID syncs the pod of that UID again (a probe result changed).
+// It looks the pod up among those synced: cheap on a real node's few
+// pods, not meant for thousands of simulated ones.
+func (w *PodWorkers) EnqueueUID(uid types.UID) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	for key, p := range w.seen {
+		if p.uid == uid {
+			w.queue.Add(key)
+			return
+		}
 	}
 }
 
@@ -286,7 +303,7 @@ func (w *PodWorkers) syncDeleted(ctx context.Context, h *PodHost, pod *corev1.Po
 }
 
 func (w *PodWorkers) options(h *PodHost, terminal bool) status.Options {
-	return status.Options{Now: w.clock.Now(), HostIPs: h.HostIPs, Ready: h.Ready, Terminal: terminal}
+	return status.Options{Now: w.clock.Now(), HostIPs: h.HostIPs, Ready: h.Ready, Started: h.Started, Terminal: terminal}
 }
 
 // gone forgets a pod the API no longer has.

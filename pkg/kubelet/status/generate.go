@@ -38,6 +38,9 @@ type Options struct {
 	// Ready tells whether a running container passes its readiness probe;
 	// nil: every running container is ready.
 	Ready func(pod *corev1.Pod, container string) bool
+	// Started tells whether a running container passed its startup probe;
+	// nil: every running container has started.
+	Started func(pod *corev1.Pod, container string) bool
 	// Terminal: the pod is being stopped for good (deleted, or done), so
 	// its exited containers will not restart.
 	Terminal bool
@@ -191,7 +194,7 @@ func containerStatuses(pod *corev1.Pod, specs []corev1.Container, rs *container.
 			switch r.State {
 			case container.StateRunning:
 				cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(r.StartedAt)}
-				cs.Started = ptr.To(true)
+				cs.Started = ptr.To(o.Started == nil || o.Started(pod, spec.Name))
 			case container.StateExited:
 				if r.WaitingReason != "" {
 					// Exited and waiting to restart: the exit is lastState.
@@ -218,7 +221,7 @@ func containerStatuses(pod *corev1.Pod, specs []corev1.Container, rs *container.
 			// An init container is ready once it completed.
 			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 		case cs.State.Running != nil:
-			cs.Ready = o.Ready == nil || o.Ready(pod, spec.Name)
+			cs.Ready = *cs.Started && (o.Ready == nil || o.Ready(pod, spec.Name))
 		}
 		if len(spec.Resources.Requests) > 0 || len(spec.Resources.Limits) > 0 {
 			cs.AllocatedResources = spec.Resources.Requests.DeepCopy()
