@@ -78,6 +78,9 @@ func archives() ([]string, error) {
 	dir := filepath.Join(base, key)
 	files := []string{filepath.Join(dir, builtin.PauseArchive), filepath.Join(dir, builtin.BusyboxArchive)}
 	if exist(files) {
+		// In use: pruneCache keeps it.
+		now := time.Now()
+		_ = os.Chtimes(dir, now, now)
 		return files, nil
 	}
 
@@ -119,7 +122,27 @@ func archives() ([]string, error) {
 	if err := os.Rename(out, dir); err != nil {
 		return nil, fmt.Errorf("caching the image archives: %w", err)
 	}
+	pruneCache(base, dir)
 	return files, nil
+}
+
+// pruneCache removes archives of other inputs unused for a week (sources
+// changed since), keeping keep.
+func pruneCache(base, keep string) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		p := filepath.Join(base, e.Name())
+		info, err := e.Info()
+		if err != nil || !e.IsDir() || p == keep || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if time.Since(info.ModTime()) > 7*24*time.Hour {
+			_ = os.RemoveAll(p)
+		}
+	}
 }
 
 func exist(files []string) bool {
@@ -134,7 +157,8 @@ func exist(files []string) bool {
 func cacheBase() (string, error) {
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", fmt.Errorf("the image cache lives under $HOME: %w", err)
+		// No $HOME: still once per boot.
+		return filepath.Join(os.TempDir(), "skiff-cache", "images"), nil
 	}
 	return filepath.Join(home, ".cache", "skiff", "images"), nil
 }
