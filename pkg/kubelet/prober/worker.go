@@ -27,6 +27,9 @@ type worker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	manual chan struct{}
+	// Metric series of the probe, by result.
+	total    map[string]metrics.Labels
+	duration metrics.Labels
 
 	// Owned by the run goroutine.
 	containerID string
@@ -43,6 +46,12 @@ func newWorker(m *Manager, key probeKey, pod *corev1.Pod, c *corev1.Container, i
 		ctx: ctx, cancel: cancel, done: make(chan struct{}), manual: make(chan struct{}, 1),
 		last: Unknown,
 	}
+	w.total = map[string]metrics.Labels{}
+	for _, r := range []string{resultSuccessful, resultFailed, resultUnknown} {
+		w.total[r] = metrics.Labels{"probe_type": string(key.probe), "result": r, "container": c.Name,
+			"pod": pod.Name, "namespace": pod.Namespace, "pod_uid": string(pod.UID)}
+	}
+	w.duration = metrics.Labels{"probe_type": string(key.probe), "container": c.Name, "pod": pod.Name, "namespace": pod.Namespace}
 	switch key.probe {
 	case Readiness:
 		w.initial = Failure
@@ -96,39 +105,16 @@ func (w *worker) trigger() {
 	}
 }
 
-func (w *worker) labels(result string) metrics.Labels {
-	pod, _, _ := w.m.entry(w.key.pod)
-	l := metrics.Labels{"probe_type": string(w.key.probe), "container": w.key.container, "pod_uid": string(w.key.pod)}
-	if pod != nil {
-		l["pod"], l["namespace"] = pod.Name, pod.Namespace
-	}
-	if result != "" {
-		l["result"] = result
-	}
-	return l
-}
-
-func (w *worker) durationLabels() metrics.Labels {
-	l := w.labels("")
-	delete(l, "pod_uid")
-	return l
-}
-
 func (w *worker) loop() {
 	defer close(w.done)
-	total := map[string]metrics.Labels{}
-	for _, r := range []string{resultSuccessful, resultFailed, resultUnknown} {
-		total[r] = w.labels(r)
-	}
-	duration := w.durationLabels()
 	defer func() {
 		if w.containerID != "" {
 			w.m.results[w.key.probe].remove(w.containerID)
 		}
-		for _, l := range total {
+		for _, l := range w.total {
 			probeTotal.Delete(l)
 		}
-		probeDuration.Delete(duration)
+		probeDuration.Delete(w.duration)
 	}()
 
 	period := time.Duration(w.spec.PeriodSeconds) * time.Second
@@ -143,7 +129,7 @@ func (w *worker) loop() {
 	}
 	ticker := w.m.clock.NewTicker(period)
 	defer func() { ticker.Stop() }()
-	for w.probe(total, duration) {
+	for w.probe() {
 		select {
 		case <-w.ctx.Done():
 			return
@@ -157,7 +143,7 @@ func (w *worker) loop() {
 }
 
 // probe probes once if it is time to, and tells whether to go on.
-func (w *worker) probe(total map[string]metrics.Labels, duration metrics.Labels) bool {
+func (w *worker) probe() bool {
 	begin := w.m.clock.Now()
 	pod, rs, ok := w.m.entry(w.key.pod)
 	if !ok || rs == nil {
@@ -190,7 +176,8 @@ func (w *worker) probe(total map[string]metrics.Labels, duration metrics.Labels)
 		w.onHold, w.last, w.streak = false, Unknown, 0
 	}
 	if w.onHold {
-		return true
+		// Resting until a new instance, unless none will come.
+		return c.State == container.StateRunning || willRun(pod, &w.container, w.init, c)
 	}
 
 	if c.State != container.StateRunning {
@@ -229,13 +216,13 @@ func (w *worker) probe(total map[string]metrics.Labels, duration metrics.Labels)
 	elapsed := w.m.clock.Since(begin).Seconds()
 	switch result {
 	case Success:
-		probeTotal.With(total[resultSuccessful]).Inc()
-		probeDuration.With(duration).Observe(elapsed)
+		probeTotal.With(w.total[resultSuccessful]).Inc()
+		probeDuration.With(w.duration).Observe(elapsed)
 	case Failure:
-		probeTotal.With(total[resultFailed]).Inc()
+		probeTotal.With(w.total[resultFailed]).Inc()
 	default:
-		probeTotal.With(total[resultUnknown]).Inc()
-		probeDuration.With(duration).Observe(elapsed)
+		probeTotal.With(w.total[resultUnknown]).Inc()
+		probeDuration.With(w.duration).Observe(elapsed)
 	}
 
 	if result == w.last {
