@@ -135,7 +135,9 @@ func TestHTTPRedirects(t *testing.T) {
 	mux.HandleFunc("/same", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/target", http.StatusFound) })
 	mux.HandleFunc("/target", func(w http.ResponseWriter, _ *http.Request) { hits++; fmt.Fprint(w, "arrived") })
 	mux.HandleFunc("/target-bad", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
-	mux.HandleFunc("/same-bad", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/target-bad", http.StatusMovedPermanently) })
+	mux.HandleFunc("/same-bad", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/target-bad", http.StatusMovedPermanently)
+	})
 	mux.HandleFunc("/loop", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/loop", http.StatusFound) })
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
