@@ -46,12 +46,12 @@ func (f *imageFailure) Error() string { return f.reason + ": " + f.message }
 // ensureImage makes the container's image present as its pull policy
 // says and returns its reference in the runtime (the image id), with
 // upstream's events and back-off.
-func (r *Runtime) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container, ref *corev1.ObjectReference, sandbox *runtimeapi.PodSandboxConfig, st *podState) (string, *imageFailure) {
+func (r *Runtime) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container, ref *corev1.ObjectReference, sandbox *runtimeapi.PodSandboxConfig, st *podState) (string, *runtimeapi.Image, *imageFailure) {
 	image, err := withDefaultTag(c.Image)
 	if err != nil {
 		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)
 		r.cfg.Recorder.Event(ref, corev1.EventTypeWarning, eventInspectFailed, msg)
-		return "", &imageFailure{reason: ReasonInvalidImageName, message: msg, retry: retryInterval}
+		return "", nil, &imageFailure{reason: ReasonInvalidImageName, message: msg, retry: retryInterval}
 	}
 	spec := &runtimeapi.ImageSpec{Image: image, Annotations: pod.Annotations}
 	policy := c.ImagePullPolicy
@@ -66,16 +66,16 @@ func (r *Runtime) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		if err != nil {
 			msg := fmt.Sprintf("Failed to inspect image %q: %v", image, err)
 			r.cfg.Recorder.Event(ref, corev1.EventTypeWarning, eventInspectFailed, msg)
-			return "", &imageFailure{reason: ReasonImageInspectError, message: msg, retry: retryInterval}
+			return "", nil, &imageFailure{reason: ReasonImageInspectError, message: msg, retry: retryInterval}
 		}
 		if id := present.GetImage().GetId(); id != "" {
 			r.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventPulled, messageImagePresentPrefix, c.Image)
-			return id, nil
+			return id, present.Image, nil
 		}
 		if policy == corev1.PullNever {
 			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
 			r.cfg.Recorder.Event(ref, corev1.EventTypeWarning, eventErrImageNeverPull, msg)
-			return "", &imageFailure{reason: ReasonErrImageNeverPull, message: msg, retry: retryInterval}
+			return "", nil, &imageFailure{reason: ReasonErrImageNeverPull, message: msg, retry: retryInterval}
 		}
 	}
 
@@ -97,7 +97,7 @@ func (r *Runtime) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		if lastErr != "" {
 			msg += ": " + lastErr
 		}
-		return "", &imageFailure{reason: ReasonImagePullBackOff, message: msg, retry: wait}
+		return "", nil, &imageFailure{reason: ReasonImagePullBackOff, message: msg, retry: wait}
 	}
 
 	r.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventPulling, "Pulling image %q", c.Image)
@@ -111,19 +111,20 @@ func (r *Runtime) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		ps.lastErr = ReasonErrImagePull + ": " + msg
 		retry := ps.backoff.wait
 		r.mu.Unlock()
-		return "", &imageFailure{reason: ReasonErrImagePull, message: msg, retry: retry}
+		return "", nil, &imageFailure{reason: ReasonErrImagePull, message: msg, retry: retry}
 	}
 	took := time.Since(start).Truncate(time.Millisecond)
 	var size uint64
+	var img *runtimeapi.Image
 	if s, err := r.images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: id}, false); err == nil && s.GetImage() != nil {
-		size = s.Image.GetSize()
+		img, size = s.Image, s.Image.GetSize()
 	}
 	r.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventPulled,
 		"Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", c.Image, took, took, size)
 	r.mu.Lock()
 	delete(st.pulls, image)
 	r.mu.Unlock()
-	return id, nil
+	return id, img, nil
 }
 
 // pull pulls with each of the pod's pull secrets for the image's

@@ -105,19 +105,21 @@ func (r *Runtime) startKill(pod *corev1.Pod, v *podView, st *podState, grace tim
 			live = append(live, c)
 		}
 	}
-	ips := v.ips()
+	ips := r.podIPs(pod, v)
 	go func() {
 		defer close(k.done)
 		defer cancel()
 		r.killContainers(ctx, pod, live, k.deadline, ips)
 		fresh, err := r.view(ctx, pod.UID)
 		if err != nil {
-			klog.ErrorS(err, "Reading the pod back after stopping its containers failed", "pod", klog.KObj(pod))
+			if ctx.Err() == nil {
+				klog.ErrorS(err, "Reading the pod back after stopping its containers failed", "pod", klog.KObj(pod))
+			}
 			return
 		}
 		for _, sb := range fresh.sandboxes {
 			if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
-				if err := r.runtime.StopPodSandbox(ctx, sb.Id); err != nil && !crierrors.IsNotFound(err) {
+				if err := r.runtime.StopPodSandbox(ctx, sb.Id); err != nil && !crierrors.IsNotFound(err) && ctx.Err() == nil {
 					klog.ErrorS(err, "Stopping the pod sandbox failed", "pod", klog.KObj(pod), "sandbox", sb.Id)
 				}
 			}
@@ -232,7 +234,7 @@ func (r *Runtime) killContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 		timeout = minimumGracePeriod
 	}
 	klog.V(2).InfoS("Killing container with a grace period", "pod", klog.KObj(pod), "container", c.Name, "id", id, "gracePeriod", timeout)
-	if err := r.runtime.StopContainer(ctx, id, int64(timeout/time.Second)); err != nil && !crierrors.IsNotFound(err) {
+	if err := r.runtime.StopContainer(ctx, id, int64(timeout/time.Second)); err != nil && !crierrors.IsNotFound(err) && ctx.Err() == nil {
 		klog.ErrorS(err, "Stopping the container failed", "pod", klog.KObj(pod), "container", c.Name, "id", id)
 	}
 }

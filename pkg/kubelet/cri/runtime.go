@@ -76,6 +76,12 @@ type Config struct {
 	DNS func(pod *corev1.Pod) (*runtimeapi.DNSConfig, error)
 	// ServiceEnv are the service links' variables of a pod; nil: none.
 	ServiceEnv func(ctx context.Context, pod *corev1.Pod) ([]corev1.EnvVar, error)
+	// NodeAllocatable stands in for unset limits in resourceFieldRef.
+	NodeAllocatable func() corev1.ResourceList
+	// MemoryCapacity is the node's memory in bytes (oom_score_adj).
+	MemoryCapacity int64
+	// ClusterDomain is --cluster-domain (default cluster.local).
+	ClusterDomain string
 	// CgroupParent overrides containerspec.CgroupParent(pod).
 	CgroupParent func(pod *corev1.Pod) string
 	// PodLogsDir overrides /var/log/pods (tests).
@@ -226,6 +232,14 @@ func (r *Runtime) ExecSync(ctx context.Context, containerID string, cmd []string
 // podDir is the kubelet's dir of the pod.
 func (r *Runtime) podDir(uid types.UID) string {
 	return r.cfg.RootDir + "/pods/" + string(uid)
+}
+
+// podIPs are the sandbox's IPs, the node's for a host-network pod.
+func (r *Runtime) podIPs(pod *corev1.Pod, v *podView) []string {
+	if pod != nil && pod.Spec.HostNetwork {
+		return r.hostIPs()
+	}
+	return v.ips()
 }
 
 func (r *Runtime) hostIPs() []string {

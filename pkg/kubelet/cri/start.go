@@ -12,10 +12,6 @@ import (
 
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -72,7 +68,7 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 		return false
 	}
 	ref := containerRef(pod, c)
-	imageRef, failure := r.ensureImage(s.ctx, pod, c, ref, sandboxConfig, st)
+	imageRef, img, failure := r.ensureImage(s.ctx, pod, c, ref, sandboxConfig, st)
 	if failure != nil {
 		r.containerEvent(pod, c, "", corev1.EventTypeWarning, eventFailed, "Error: %s", failure.reason)
 		s.fail(c, failure.reason, failure.message, failure.retry)
@@ -100,14 +96,32 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 	}
 	hostIPs := r.hostIPs()
 	o := containerspec.ContainerOptions{
-		NodeName: r.cfg.NodeName, PodIPs: s.v.ips(), HostIPs: hostIPs,
+		NodeName: r.cfg.NodeName, PodIPs: s.r.podIPs(pod, s.v), HostIPs: hostIPs,
 		Volumes: mounts, PodDir: r.podDir(pod.UID), RestartCount: restarts, ServiceEnv: serviceEnv,
+		MemoryCapacity: r.cfg.MemoryCapacity, ClusterDomain: r.cfg.ClusterDomain,
+		PodLogDir: sandboxConfig.LogDirectory,
 	}
 	if len(hostIPs) > 0 {
 		o.HostIP = hostIPs[0]
 	}
-	cfg, extras, err := containerspec.Container(s.ctx, pod, c, sources{r.cfg.Client}, o)
+	if r.cfg.NodeAllocatable != nil {
+		o.NodeAllocatable = r.cfg.NodeAllocatable()
+	}
+	if pod.Spec.HostNetwork {
+		o.NodeHostsFile, _ = os.ReadFile("/etc/hosts")
+	}
+	var src containerspec.Sources = sources{}
+	if r.cfg.Client != nil {
+		src = containerspec.ClientSources(r.cfg.Client)
+	}
+	cfg, extras, err := containerspec.Container(s.ctx, pod, c, src, o)
+	if err == nil && extras != nil && extras.RunAsNonRoot {
+		uid, user := imageUser(img)
+		err = containerspec.VerifyRunAsNonRoot(pod, c, uid, user)
+	}
 	if err == nil {
+		uid, user := imageUser(img)
+		containerspec.ApplyImageUser(cfg, uid, user)
 		err = writeExtras(extras)
 	}
 	if err == nil {
@@ -150,7 +164,7 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 	r.mu.Unlock()
 	s.lastStarted = id
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
-		r.runPostStart(pod, c, id, s.v.ips(), st)
+		r.runPostStart(pod, c, id, r.podIPs(pod, s.v), st)
 		s.after(r.cfg.PollInterval / 4)
 	}
 	return true
@@ -241,9 +255,30 @@ func restartCountFromLogs(dir string) int {
 
 var logFileName = regexp.MustCompile(`^(\d+)\.log(\..*)?$`)
 
+// imageUser is the user the image runs as: a uid, else a name.
+func imageUser(img *runtimeapi.Image) (*int64, string) {
+	if img == nil {
+		return nil, ""
+	}
+	if img.Uid != nil {
+		uid := img.Uid.Value
+		return &uid, ""
+	}
+	return nil, img.Username
+}
+
 func writeExtras(e *containerspec.Extras) error {
 	if e == nil {
 		return nil
+	}
+	for _, d := range e.Dirs {
+		perm := d.Perm
+		if perm == 0 {
+			perm = 0o755
+		}
+		if err := os.MkdirAll(d.Path, perm); err != nil {
+			return fmt.Errorf("creating %s: %w", d.Path, err)
+		}
 	}
 	for _, f := range e.Files {
 		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
@@ -271,19 +306,14 @@ func grpcMessage(err error) string {
 	return err.Error()
 }
 
-// sources reads configMaps and secrets from the API.
-type sources struct{ client kubernetes.Interface }
+// sources stand in when the runtime has no API client: every configMap
+// and secret is missing.
+type sources struct{}
 
-func (s sources) ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error) {
-	if s.client == nil {
-		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "configmaps"}, name)
-	}
-	return s.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+func (sources) ConfigMap(_ context.Context, _, name string) (*corev1.ConfigMap, error) {
+	return nil, containerspec.NotFound("configmap", name)
 }
 
-func (s sources) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
-	if s.client == nil {
-		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, name)
-	}
-	return s.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+func (sources) Secret(_ context.Context, _, name string) (*corev1.Secret, error) {
+	return nil, containerspec.NotFound("secret", name)
 }

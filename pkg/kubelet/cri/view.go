@@ -212,7 +212,7 @@ func nanos(n int64) time.Time {
 func (r *Runtime) status(ctx context.Context, pod *corev1.Pod, v *podView, st *podState) *container.PodStatus {
 	s := &container.PodStatus{UID: v.uid, SandboxCreated: len(v.sandboxes) > 0, SandboxReady: v.sandboxReady()}
 	if s.SandboxReady {
-		s.IPs = v.ips()
+		s.IPs = r.podIPs(pod, v)
 	}
 	if pod == nil {
 		seen := map[string]bool{}
