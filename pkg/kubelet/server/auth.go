@@ -22,7 +22,7 @@ import (
 // Auth authenticates and authorizes the requests to the kubelet's API.
 type Auth interface {
 	authenticator.Request
-	authorizer.Authorizer
+	authorizer.UnconditionalAuthorizer
 }
 
 // Upstream kubelet's defaults for --authentication-token-webhook-cache-ttl,
@@ -36,7 +36,7 @@ const (
 
 type delegatingAuth struct {
 	authenticator.Request
-	authorizer.Authorizer
+	authorizer.UnconditionalAuthorizer
 }
 
 // WebhookAuth is upstream's --anonymous-auth=false
