@@ -61,9 +61,9 @@ var apiGroups = []apiGroup{
 
 // installAPIs installs the core group and every group of apiGroups.
 // The RBAC group's writes are checked against escalation with rbac.
-func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators, serviceAccounts *authentication.ServiceAccounts, rbac *authorization.RBAC) error {
+func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.RESTOptionsGetter, services *service.Allocators, conns core.Connections, serviceAccounts *authentication.ServiceAccounts, rbac *authorization.RBAC) error {
 	parameterCodec := runtime.NewParameterCodec(apis.Scheme)
-	coreStorage, err := core.Storage(optsGetter, services)
+	coreStorage, err := core.Storage(optsGetter, services, conns)
 	if err != nil {
 		return err
 	}

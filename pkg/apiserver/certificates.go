@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -21,7 +22,32 @@ func ensurePKI(o *options.Options) (*pki.CA, pki.Files, error) {
 		return nil, pki.Files{}, fmt.Errorf("certificate authority: %w", err)
 	}
 	serving, err := ensureServingCert(o, ca)
-	return ca, serving, err
+	if err != nil {
+		return nil, pki.Files{}, err
+	}
+	return ca, serving, ensureKubeletClientCert(o, ca)
+}
+
+// KubeletClientUser is the user of the kubelet client certificate skiff
+// signs (kubeadm's name); the bootstrap policy grants it
+// system:kubelet-api-admin.
+const KubeletClientUser = "kube-apiserver-kubelet-client"
+
+// ensureKubeletClientCert keeps or renews <pki>/apiserver-kubelet-client,
+// the certificate the server presents to kubelets, unless
+// --kubelet-client-certificate names one.
+func ensureKubeletClientCert(o *options.Options, ca *pki.CA) error {
+	if !o.GeneratesKubeletClientCert() {
+		return nil
+	}
+	_, err := ca.EnsureCert(o.PKIDir(), options.KubeletClientCertName, pki.CertSpec{
+		CommonName: KubeletClientUser,
+		Usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	return nil
 }
 
 // ensureServingCert keeps or renews the serving certificate for every name
@@ -97,6 +123,9 @@ func checkCertificates(o *options.Options, embeddedEtcd bool) error {
 		return err
 	}
 	if err := ensureAdminKubeconfig(o, ca); err != nil {
+		return err
+	}
+	if err := ensureKubeletClientCert(o, ca); err != nil {
 		return err
 	}
 	ca.ExpiresSoon()

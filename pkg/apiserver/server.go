@@ -14,10 +14,12 @@ import (
 	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/informers"
@@ -35,6 +37,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/etcd"
 	generatedopenapi "github.com/skiff-dev/skiff/pkg/generated/openapi"
 	"github.com/skiff-dev/skiff/pkg/pki"
+	"github.com/skiff-dev/skiff/pkg/registry/core"
 	"github.com/skiff-dev/skiff/pkg/registry/core/service"
 	"github.com/skiff-dev/skiff/pkg/version"
 )
@@ -90,6 +93,10 @@ func newServer(o *options.Options, ca *pki.CA, serving pki.Files, etcdTransport 
 	cfg := genericapiserver.NewRecommendedConfig(apis.Codecs)
 	cfg.EffectiveVersion = version.NewEffective()
 	builtin := builtinGroups()
+	// Upstream's: watches and the subresources that stream or proxy have
+	// no request timeout.
+	cfg.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(
+		sets.NewString("watch", "proxy"), sets.NewString("attach", "exec", "proxy", "log", "portforward"))
 	cfg.BuildHandlerChainFunc = func(api http.Handler, c *genericapiserver.Config) http.Handler {
 		return genericapiserver.DefaultBuildHandlerChain(withBadInputGuard(api, builtin), c) // badinput.go
 	}
@@ -164,7 +171,12 @@ func newServer(o *options.Options, ca *pki.CA, serving pki.Files, etcdTransport 
 		return nil, err
 	}
 	server.RegisterDestroyFunc(allocators.Destroy)
-	if err := installAPIs(server, cfg.RESTOptionsGetter, allocators, serviceAccounts, rbac); err != nil {
+	conns := core.Connections{
+		Kubelet:        o.KubeletConfig(),
+		EndpointSlices: service.EndpointSlicesFromLister(sharedInformers.Discovery().V1().EndpointSlices().Lister()),
+		Authorizer:     cfg.Authorization.Authorizer,
+	}
+	if err := installAPIs(server, cfg.RESTOptionsGetter, allocators, conns, serviceAccounts, rbac); err != nil {
 		return nil, err
 	}
 	if err := serviceAccounts.Install(server, cfg.Authentication.Authenticator); err != nil {

@@ -47,6 +47,9 @@ type Options struct {
 	// bootstrap-token-<id> Secrets (--enable-bootstrap-token-auth).
 	EnableBootstrapTokenAuth bool
 
+	// KubeletClient are the --kubelet-* flags (kubelet.go).
+	KubeletClient *KubeletClientOptions
+
 	// CertCheckInterval is how often a running server renews certificates
 	// close to expiry; zero: hourly. No flag: tests set it.
 	CertCheckInterval time.Duration
@@ -62,6 +65,7 @@ func NewOptions() *Options {
 		ServiceNodePortRange:  "30000-32767",
 		Audit:                 genericoptions.NewAuditOptions(),
 		ServiceAccounts:       NewServiceAccountOptions(),
+		KubeletClient:         NewKubeletClientOptions(),
 		// Upstream's default is false; skiff's nodes join with bootstrap
 		// tokens, so they are on unless turned off.
 		EnableBootstrapTokenAuth: true,
@@ -93,6 +97,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "A CIDR notation IP range from which to assign service cluster IPs.")
 	o.Audit.AddFlags(fs)
 	o.ServiceAccounts.AddFlags(fs)
+	o.KubeletClient.AddFlags(fs)
 	fs.BoolVar(&o.EnableBootstrapTokenAuth, "enable-bootstrap-token-auth", o.EnableBootstrapTokenAuth, "Allow secrets of type 'bootstrap.kubernetes.io/token' in the 'kube-system' namespace to be used for TLS bootstrapping authentication.")
 	fs.StringVar(&o.ServiceNodePortRange, "service-node-port-range", o.ServiceNodePortRange, "A port range to reserve for services with NodePort visibility, inclusive at both ends.")
 }
@@ -120,6 +125,7 @@ func (o *Options) Validate() []error {
 	}
 	errs = append(errs, o.Audit.Validate()...)
 	errs = append(errs, o.ServiceAccounts.Validate()...)
+	errs = append(errs, o.KubeletClient.Validate()...)
 	return errs
 }
 

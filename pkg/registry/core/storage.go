@@ -91,10 +91,14 @@ var Resources = []store.Resource{
 }
 
 // Storage returns the core/v1 storage map, subresources included. Services
-// take their ClusterIPs and NodePorts from services.
-func Storage(optsGetter generic.RESTOptionsGetter, services *service.Allocators) (map[string]rest.Storage, error) {
+// take their ClusterIPs and NodePorts from services; the subresources
+// served by nodes reach them through conns (connect.go).
+func Storage(optsGetter generic.RESTOptionsGetter, services *service.Allocators, conns Connections) (map[string]rest.Storage, error) {
 	m, err := store.Build(Resources, optsGetter)
 	if err != nil {
+		return nil, err
+	}
+	if err := addConnectSubresources(m, conns); err != nil {
 		return nil, err
 	}
 	services.Install(m["services"].(*store.REST).Store)

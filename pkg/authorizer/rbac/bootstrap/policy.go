@@ -350,6 +350,14 @@ func ClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		// their rights.
 		clusterBinding("system:node"),
 		clusterBinding("system:service-account-issuer-discovery", groups(serviceaccount.AllServiceAccountsGroup)...),
+		// skiff's own (as k3s's kube-apiserver-kubelet-admin): the user of
+		// the API server's kubelet client certificate may use every
+		// kubelet API (logs, exec, stats, ...).
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: "kube-apiserver-kubelet-admin"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:kubelet-api-admin"},
+			Subjects:   users("kube-apiserver-kubelet-client"),
+		},
 	}
 	bindings = append(bindings, controllerRoleBindings()...)
 	for i := range bindings {
