@@ -182,7 +182,11 @@ func (w *worker) probe() bool {
 
 	if c.State != container.StateRunning {
 		logger.V(3).Info("Non-running container probed")
-		w.m.set(w, c.ID, Failure, false)
+		if c.State == container.StateExited {
+			// Not while only created: the same instance is about to run,
+			// and a liveness Failure would have it killed.
+			w.m.set(w, c.ID, Failure, false)
+		}
 		return willRun(pod, &w.container, w.init, c)
 	}
 

@@ -224,14 +224,19 @@ func TestStartupFailureKillsWithoutRestartUnderNever(t *testing.T) {
 
 func TestNotRunningContainer(t *testing.T) {
 	f := newFixture(t)
-	pod := testPod(corev1.Container{Name: "c", ReadinessProbe: execProbe("ready")})
+	pod := testPod(corev1.Container{Name: "c", ReadinessProbe: execProbe("ready"), LivenessProbe: execProbe("live")})
 	pod.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
-	w := f.addUnstarted(pod)[Readiness]
+	ws := f.addUnstarted(pod)
+	w := ws[Readiness]
 	rs := running(pod, "a", f.clock.Now())
 	rs.Containers[0].State = container.StateCreated
 	f.m.SetRuntimeStatus(rs)
 	if !w.probe() || f.exec.count("ready") != 0 {
 		t.Fatal("a created container is probed, or its probe ends")
+	}
+	ws[Liveness].probe()
+	if _, kill := f.m.ContainerToKill(pod, "c", "containerd://a-c"); kill {
+		t.Fatal("a created container is to be killed before it ran")
 	}
 	rs.Containers[0].State, rs.Containers[0].Exited = container.StateExited, &container.Termination{ExitCode: 1}
 	f.m.SetRuntimeStatus(rs)
