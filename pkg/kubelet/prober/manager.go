@@ -266,6 +266,15 @@ func (m *Manager) ContainerToKill(pod *corev1.Pod, name, containerID string) (*K
 	return nil, false
 }
 
+// Unhealthy is ContainerToKill's Cause, "" for a healthy instance: the
+// signature of cri.Config.Unhealthy.
+func (m *Manager) Unhealthy(pod *corev1.Pod, name, containerID string) string {
+	if k, ok := m.ContainerToKill(pod, name, containerID); ok {
+		return k.Cause
+	}
+	return ""
+}
+
 // killFor is upstream's kill of a container that failed its typ probe.
 func killFor(pod *corev1.Pod, name, containerID string, typ ProbeType) *Kill {
 	k := &Kill{ContainerID: containerID, Probe: typ}
@@ -278,13 +287,15 @@ func killFor(pod *corev1.Pod, name, containerID string, typ ProbeType) *Kill {
 		// A sidecar: restarted always.
 		spec = findContainer(pod.Spec.InitContainers, name)
 		k.Restart = true
-		k.Message = fmt.Sprintf("Init container %s failed %s probe", name, what)
+		k.Cause = fmt.Sprintf("Init container %s failed %s probe", name, what)
+		k.Message = k.Cause
 	} else {
 		k.Restart = pod.Spec.RestartPolicy != corev1.RestartPolicyNever
 		if spec.RestartPolicy != nil {
 			k.Restart = *spec.RestartPolicy != corev1.ContainerRestartPolicyNever
 		}
-		k.Message = fmt.Sprintf("Container %s failed %s probe", name, what)
+		k.Cause = fmt.Sprintf("Container %s failed %s probe", name, what)
+		k.Message = k.Cause
 		if k.Restart {
 			k.Message += ", will be restarted"
 		}

@@ -62,6 +62,10 @@ type Update struct {
 type Kill struct {
 	ContainerID string
 	Probe       ProbeType
+	// Cause is upstream's cause of the kill: "Container x failed
+	// liveness probe" ("Init container x failed startup probe" for a
+	// sidecar).
+	Cause string
 	// Message is upstream's reason for the kill, the message of the
 	// runtime's Killing event: "Container x failed liveness probe, will be
 	// restarted" (without ", will be restarted" when the restart policy

@@ -51,6 +51,12 @@ func TestLivenessInitialDelayAndFailureThreshold(t *testing.T) {
 	if !ok || k.Message != "Container c failed liveness probe, will be restarted" || !k.Restart || k.GracePeriod != 7*time.Second || k.Probe != Liveness {
 		t.Fatalf("ContainerToKill: %+v %v", k, ok)
 	}
+	if got := f.m.Unhealthy(pod, "c", idA); got != "Container c failed liveness probe" {
+		t.Fatalf("Unhealthy %q", got)
+	}
+	if got := f.m.Unhealthy(pod, "c", "containerd://other"); got != "" {
+		t.Fatalf("Unhealthy of another instance %q", got)
+	}
 	u := f.takeUpdates()
 	if len(u) != 1 || u[0].Probe != Liveness || u[0].Result != Failure || u[0].Kill == nil || u[0].Kill.Message != k.Message || u[0].ContainerID != idA {
 		t.Fatalf("updates %+v", u)
