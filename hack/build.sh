@@ -14,3 +14,6 @@ if commit=$(git rev-parse HEAD 2>/dev/null); then
 fi
 ldflags+=(-X "${pkg}.BuildDate=$(date ${SOURCE_DATE_EPOCH:+--date=@${SOURCE_DATE_EPOCH}} -u +%Y-%m-%dT%H:%M:%SZ)")
 go build -ldflags "${ldflags[*]}" -o "${out}" ./cmd/skiff
+# The sandbox image's pause, next to skiff: a node whose runtime lacks the
+# image builds it from this binary (no registry needed).
+CGO_ENABLED=0 go build -ldflags "-s -w" -o "$(dirname "${out}")/pause" ./cmd/pause

@@ -46,6 +46,10 @@ type Options struct {
 	// Command is the skiff subcommand StartSkiff runs: "server" (empty)
 	// or "apiserver" (the API server without controllers).
 	Command string
+	// LocalNode lets `skiff server` run its local node (containerd, real
+	// pods); without it the server gets --disable-agent, so that tests and
+	// benchmarks see only the nodes they start.
+	LocalNode bool
 }
 
 // Server is one running apiserver process.

@@ -78,7 +78,11 @@ func StartSkiff(ctx context.Context, opts Options) (*Server, error) {
 	err = startWithRetry(opts.Port, func(port int) error {
 		s = &Server{Name: "skiff", command: command, Dir: dir, removeDir: temporary, LogPath: filepath.Join(dir, "skiff.log"),
 			URL: fmt.Sprintf("https://127.0.0.1:%d", port), Port: port}
-		return s.startSkiff(ctx, bin, port, opts.Args)
+		args := opts.Args
+		if command == "server" && !opts.LocalNode {
+			args = append([]string{"--disable-agent"}, args...)
+		}
+		return s.startSkiff(ctx, bin, port, args)
 	})
 	if err != nil {
 		if temporary {

@@ -34,12 +34,12 @@ func newImagesImportCommand() *cobra.Command {
 ctr images export or docker save) into the k8s.io namespace of containerd, so
 that pods find them with imagePullPolicy IfNotPresent. Without
 --container-runtime-endpoint it is the containerd that skiff server starts,
-<data-dir>/containerd/containerd.sock.`,
+<data-dir>/agent/containerd/containerd.sock.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			address := endpoint
 			if address == "" {
-				address = filepath.Join(dataDir, "containerd", "containerd.sock")
+				address = filepath.Join(dataDir, "agent", "containerd", "containerd.sock")
 			}
 			for _, f := range files {
 				if err := images.Import(cmd.Context(), address, f); err != nil {
@@ -51,7 +51,7 @@ that pods find them with imagePullPolicy IfNotPresent. Without
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", dataDir, "The data directory of the skiff server whose containerd to import into.")
-	cmd.Flags().StringVar(&endpoint, "container-runtime-endpoint", "", "The containerd socket (unix path or unix:// URL). Empty: <data-dir>/containerd/containerd.sock.")
+	cmd.Flags().StringVar(&endpoint, "container-runtime-endpoint", "", "The containerd socket (unix path or unix:// URL). Empty: <data-dir>/agent/containerd/containerd.sock.")
 	return cmd
 }
 

@@ -23,7 +23,8 @@ func newServerCommand() *cobra.Command {
 	// As kube-controller-manager in kubeadm clusters.
 	c.UseServiceAccountCredentials = true
 	sched := newSchedulerOptions(plugins.NewInTreeRegistry())
-	var disableScheduler bool
+	var disableScheduler, disableAgent bool
+	node := &nodeOptions{}
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the all-in-one control plane (API server on embedded or external etcd, controllers)",
@@ -34,7 +35,12 @@ The controllers run in the process while it holds the Lease
 kube-system/kube-controller-manager (--leader-elect), so that of several servers
 on one etcd, or a server and a skiff controller-manager, one runs them. The
 scheduler (upstream's default configuration, as system:kube-scheduler) likewise
-runs while holding kube-system/kube-scheduler, unless --disable-scheduler.`,
+runs while holding kube-system/kube-scheduler, unless --disable-scheduler.
+Like k3s, it also runs a node on this machine (unless --disable-agent) when a
+container runtime is available: its own containerd (data in
+<data-dir>/agent/containerd, stopped on exit) or the one of
+--container-runtime-endpoint; image archives in <data-dir>/agent/images are
+imported at start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logWatchClosings(cmd)
@@ -45,6 +51,16 @@ runs while holding kube-system/kube-scheduler, unless --disable-scheduler.`,
 			if !disableScheduler {
 				parts = append(parts, &serverScheduler{scheduler: sched, apiserver: o})
 			}
+			if !disableAgent {
+				if why := node.runtimeMissing(); why != "" {
+					klog.InfoS("No local node: no container runtime on this machine; serving the control plane alone", "reason", why)
+				} else {
+					if _, err := node.agentOptions(o.DataDir); err != nil {
+						return fmt.Errorf("invalid options: %w", err)
+					}
+					parts = append(parts, &serverNode{node: node, dataDir: o.DataDir})
+				}
+			}
 			return component.Run(genericapiserver.SetupSignalContext(), apiServer(o), func() { announce(cmd, o) }, parts...)
 		},
 	}
@@ -52,6 +68,8 @@ runs while holding kube-system/kube-scheduler, unless --disable-scheduler.`,
 	c.addFlags(cmd.Flags(), "Empty: <data-dir>/pki/ca.crt and ca.key, the cluster CA.")
 	// k3s's name: skiff scheduler (or kube-scheduler) may schedule instead.
 	cmd.Flags().BoolVar(&disableScheduler, "disable-scheduler", false, "Do not run the scheduler in this process (run skiff scheduler or kube-scheduler against it instead).")
+	cmd.Flags().BoolVar(&disableAgent, "disable-agent", false, "Do not run a node on this machine (by default one runs when containerd is installed, or --container-runtime-endpoint is set, and skiff runs as root).")
+	node.addFlags(cmd.Flags())
 	return cmd
 }
 

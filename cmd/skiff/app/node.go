@@ -1,0 +1,117 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
+	"github.com/skiff-dev/skiff/pkg/kubelet/simulated"
+)
+
+// nodeOptions are the flags of a real node, shared by skiff agent and the
+// local node of skiff server (k3s's names).
+type nodeOptions struct {
+	nodeName                 string
+	nodeIPs                  []string
+	labels                   string
+	taints                   string
+	maxPods                  int
+	containerRuntimeEndpoint string
+	rootDir                  string
+}
+
+func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&n.nodeName, "node-name", n.nodeName, "The node's name; empty: the hostname.")
+	fs.StringSliceVar(&n.nodeIPs, "node-ip", n.nodeIPs, "The node's InternalIP(s); empty: the address of the default route's interface.")
+	fs.StringVar(&n.labels, "node-labels", n.labels, "Labels the node registers with, key=value pairs.")
+	fs.StringVar(&n.taints, "register-with-taints", n.taints, "Taints the node registers with, key[=value]:effect entries.")
+	fs.IntVar(&n.maxPods, "max-pods", 110, "Pods the node runs at most.")
+	fs.StringVar(&n.containerRuntimeEndpoint, "container-runtime-endpoint", n.containerRuntimeEndpoint, "A running CRI runtime's socket (unix:///run/containerd/containerd.sock); empty: skiff runs containerd with its data under the data dir, and stops it on exit.")
+	fs.StringVar(&n.rootDir, "root-dir", n.rootDir, "The kubelet's root dir (pods' volumes); empty: <data-dir>/agent/kubelet.")
+}
+
+// agentOptions are the node's agent.Options with its data under dataDir.
+func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
+	var errs []error
+	o := agent.Options{
+		NodeName:                 n.nodeName,
+		MaxPods:                  n.maxPods,
+		ContainerRuntimeEndpoint: n.containerRuntimeEndpoint,
+		RootDir:                  n.rootDir,
+		ContainerdDir:            filepath.Join(dataDir, "agent", "containerd"),
+		ImagesDir:                filepath.Join(dataDir, "agent", "images"),
+	}
+	if o.RootDir == "" {
+		o.RootDir = filepath.Join(dataDir, "agent", "kubelet")
+	}
+	for _, s := range n.nodeIPs {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			errs = append(errs, fmt.Errorf("--node-ip: %q is not an IP address", s))
+			continue
+		}
+		o.NodeIPs = append(o.NodeIPs, ip)
+	}
+	var err error
+	if o.Labels, err = simulated.ParseLabels(n.labels); err != nil {
+		errs = append(errs, fmt.Errorf("--node-labels: %w", err))
+	}
+	if o.Taints, err = simulated.ParseTaints(n.taints); err != nil {
+		errs = append(errs, fmt.Errorf("--register-with-taints: %w", err))
+	}
+	if n.maxPods <= 0 {
+		errs = append(errs, fmt.Errorf("--max-pods must be positive, got %d", n.maxPods))
+	}
+	return o, errors.Join(errs...)
+}
+
+// runtimeMissing says why this machine cannot run skiff's own containerd,
+// "" if it can.
+func (n *nodeOptions) runtimeMissing() string {
+	if n.containerRuntimeEndpoint != "" {
+		return ""
+	}
+	if os.Geteuid() != 0 {
+		return "running containers needs root"
+	}
+	for _, bin := range []string{"containerd", "runc"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Sprintf("%s is not installed (apt-get install containerd runc containernetworking-plugins, or hack/node-deps.sh)", bin)
+		}
+	}
+	return ""
+}
+
+// serverNode is skiff server's local node, as k3s runs one: on this
+// machine's containerd, with the API server's loopback client.
+type serverNode struct {
+	node    *nodeOptions
+	dataDir string
+}
+
+func (s *serverNode) Name() string { return "agent" }
+
+func (s *serverNode) Run(ctx context.Context, loopback *restclient.Config) error {
+	o, err := s.node.agentOptions(s.dataDir)
+	if err != nil {
+		return err
+	}
+	loopback = restclient.AddUserAgent(loopback, "kubelet")
+	loopback.QPS, loopback.Burst = 50, 100
+	client, err := kubernetes.NewForConfig(loopback)
+	if err != nil {
+		return err
+	}
+	klog.InfoS("Starting the local node", "rootDir", o.RootDir, "containerd", o.ContainerdDir)
+	return agent.Run(ctx, client, o, nil)
+}

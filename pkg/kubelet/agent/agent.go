@@ -1,0 +1,287 @@
+// Package agent runs one real node: its containerd (started by skiff unless
+// an endpoint is given), the CRI runtime, pod volumes and probes behind the
+// pod workers of pkg/kubelet, the pod network's CNI config from the Node's
+// podCIDRs, and the Node's registration, Lease and status.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/skiff-dev/skiff/pkg/kubelet"
+	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
+	"github.com/skiff-dev/skiff/pkg/kubelet/containerd"
+	"github.com/skiff-dev/skiff/pkg/kubelet/cri"
+	"github.com/skiff-dev/skiff/pkg/kubelet/machine"
+	"github.com/skiff-dev/skiff/pkg/kubelet/prober"
+	"github.com/skiff-dev/skiff/pkg/kubelet/status"
+	"github.com/skiff-dev/skiff/pkg/version"
+)
+
+// DefaultPodWorkers is how many pods are synced at once: a real node's
+// syncs wait on its runtime.
+const DefaultPodWorkers = 4
+
+// Options say how to run the node.
+type Options struct {
+	// NodeName defaults to the hostname.
+	NodeName string
+	Labels   map[string]string
+	Taints   []corev1.Taint
+	// NodeIPs are the InternalIPs (--node-ip); none: the address of the
+	// default route's interface.
+	NodeIPs []net.IP
+	// MaxPods defaults to upstream's 110.
+	MaxPods int
+	// RootDir is the kubelet's root dir (pods' volumes, termination logs).
+	RootDir string
+	// ContainerRuntimeEndpoint is a running CRI runtime's socket; empty:
+	// skiff runs containerd with its data in ContainerdDir.
+	ContainerRuntimeEndpoint string
+	ContainerdDir            string
+	// CNIConfDir is where the pod network's conflist goes when the runtime
+	// is not skiff's own (with its own, it is that containerd's).
+	CNIConfDir string
+	// ImagesDir holds image archives (*.tar) imported at start, as k3s's
+	// agent/images.
+	ImagesDir string
+	// PauseBinary builds the sandbox image when the runtime lacks it;
+	// empty: "pause" next to the running executable.
+	PauseBinary string
+	// RegistryMirrors of skiff's containerd, e.g. registry.k8s.io →
+	// http://127.0.0.1:5000.
+	RegistryMirrors map[string][]string
+	// PodLogsDir overrides /var/log/pods (tests).
+	PodLogsDir string
+	// Workers: pods synced at once; default DefaultPodWorkers.
+	Workers int
+}
+
+// Node is a running node, for the kubelet server and tests.
+type Node struct {
+	Name    string
+	Runtime *cri.Runtime
+	Prober  *prober.Manager
+	Pods    func() []*corev1.Pod
+}
+
+// Run runs the node until ctx ends. ready, if not nil, is called once the
+// node's parts run.
+func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func(*Node)) error {
+	if err := o.complete(); err != nil {
+		return err
+	}
+	logger := klog.FromContext(ctx).WithValues("node", o.NodeName)
+	if err := os.MkdirAll(o.RootDir, 0o750); err != nil {
+		return err
+	}
+	host, err := machine.Read(o.RootDir)
+	if err != nil {
+		return err
+	}
+	addresses, err := machine.Addresses(host.Hostname, o.NodeIPs)
+	if err != nil {
+		return err
+	}
+
+	endpoint, confDir := o.ContainerRuntimeEndpoint, o.CNIConfDir
+	if endpoint == "" {
+		p, err := containerd.Start(ctx, containerd.Options{DataDir: o.ContainerdDir, RegistryMirrors: o.RegistryMirrors})
+		if err != nil {
+			return fmt.Errorf("starting containerd: %w", err)
+		}
+		endpoint, confDir = p.Endpoint(), p.CNIConfDir()
+		logger.Info("Containerd runs", "pid", p.Pid(), "endpoint", endpoint, "version", p.Version())
+		defer func() {
+			// Stopped on a graceful exit only: after a kill -9 it outlives
+			// us, and so do the containers (their shims outlive containerd
+			// too).
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			defer cancel()
+			if err := p.Stop(stopCtx); err != nil {
+				logger.Error(err, "Stopping containerd")
+			}
+		}()
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: o.NodeName})
+
+	hostIPs := internalIPs(addresses)
+	rt, err := cri.New(cri.Config{
+		Endpoint: endpoint, Client: client, Recorder: recorder, NodeName: o.NodeName,
+		RootDir: o.RootDir, HostIPs: func() []string { return hostIPs }, PodLogsDir: o.PodLogsDir,
+	})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	if err := ensureImages(ctx, rt.ImageService(), endpoint, o); err != nil {
+		logger.Error(err, "Node images are missing; pods cannot start until the sandbox image is present", "image", containerd.DefaultSandboxImage)
+	}
+
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector(metav1.ObjectNameField, o.NodeName).String()
+		}))
+	nodes := factory.Core().V1().Nodes()
+	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", o.NodeName).String()
+		}))
+	pods := podFactory.Core().V1().Pods()
+
+	workers := kubelet.NewPodWorkers(pods.Lister(), nodes.Lister(), status.NewManager(client, nil), nil)
+	probes := prober.NewManager(prober.Options{Execer: rt, Recorder: recorder,
+		OnUpdate: func(u prober.Update) { workers.EnqueueUID(u.PodUID) }})
+	defer probes.Stop()
+	runtime := &probingRuntime{Runtime: rt, probes: probes, recorder: recorder}
+	capacity := host.Capacity(o.MaxPods)
+	allocatable := machine.Allocatable(capacity)
+	workers.AddHost(&kubelet.PodHost{Name: o.NodeName, Runtime: runtime, HostIPs: hostIPs,
+		Allocatable: allocatable, Ready: probes.Ready, Started: probes.Started, Recorder: recorder})
+	if _, err := pods.Informer().AddEventHandler(workers.Handler()); err != nil {
+		return err
+	}
+	network := &podNetwork{confDir: confDir, dataDir: filepath.Join(o.RootDir, "cni")}
+	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { network.update(ctx, obj) },
+		UpdateFunc: func(_, obj any) { network.update(ctx, obj) },
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	podFactory.Start(ctx.Done())
+	defer factory.Shutdown()
+	defer podFactory.Shutdown()
+
+	node := &kubelet.Node{
+		Config: kubelet.NodeConfig{
+			Name: o.NodeName, Labels: o.Labels, Taints: o.Taints,
+			Capacity: capacity, Allocatable: allocatable, Addresses: addresses,
+			NodeInfo: host.NodeInfo(version.GitVersion()),
+		},
+		Client: client, Runtime: runtime, Nodes: nodes.Lister(),
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced, pods.Informer().HasSynced) {
+		return ctx.Err()
+	}
+	logger.Info("Starting the node", "runtime", rt.Version(), "addresses", addresses, "rootDir", o.RootDir)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		n := o.Workers
+		if n <= 0 {
+			n = DefaultPodWorkers
+		}
+		workers.Run(ctx, n)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := node.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error(err, "Node stopped")
+		}
+	}()
+	if ready != nil {
+		ready(&Node{Name: o.NodeName, Runtime: rt, Prober: probes, Pods: func() []*corev1.Pod {
+			list, _ := pods.Lister().List(everything)
+			return list
+		}})
+	}
+	wg.Wait()
+	logger.Info("Node stopped")
+	return nil
+}
+
+func (o *Options) complete() error {
+	if o.NodeName == "" {
+		name, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("no node name: %w", err)
+		}
+		o.NodeName = name
+	}
+	if o.MaxPods <= 0 {
+		o.MaxPods = machine.DefaultMaxPods
+	}
+	if o.RootDir == "" {
+		return errors.New("no kubelet root dir")
+	}
+	if o.ContainerRuntimeEndpoint == "" && o.ContainerdDir == "" {
+		return errors.New("neither a container runtime endpoint nor a containerd dir")
+	}
+	if o.ContainerRuntimeEndpoint != "" && o.CNIConfDir == "" {
+		o.CNIConfDir = "/etc/cni/net.d"
+	}
+	return nil
+}
+
+func internalIPs(addresses []corev1.NodeAddress) []string {
+	var ips []string
+	for _, a := range addresses {
+		if a.Type == corev1.NodeInternalIP {
+			ips = append(ips, a.Address)
+		}
+	}
+	return ips
+}
+
+// podNetwork writes the CNI conflist of the Node's podCIDRs: until it has
+// them the runtime's network is not ready, and so the node is not.
+type podNetwork struct {
+	confDir, dataDir string
+	mu               sync.Mutex
+	written          string
+}
+
+func (n *podNetwork) update(ctx context.Context, obj any) {
+	node, ok := obj.(*corev1.Node)
+	if !ok {
+		return
+	}
+	cidrs := node.Spec.PodCIDRs
+	if len(cidrs) == 0 && node.Spec.PodCIDR != "" {
+		cidrs = []string{node.Spec.PodCIDR}
+	}
+	var prefixes []netip.Prefix
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			prefixes = append(prefixes, p)
+		}
+	}
+	if len(prefixes) == 0 {
+		return
+	}
+	key := fmt.Sprint(prefixes)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if key == n.written {
+		return
+	}
+	if err := cni.WriteConfig(n.confDir, cni.Config{PodCIDRs: prefixes, DataDir: n.dataDir}); err != nil {
+		klog.FromContext(ctx).Error(err, "Writing the pod network's CNI config", "podCIDRs", key)
+		return
+	}
+	n.written = key
+	klog.FromContext(ctx).Info("Pod network configured", "podCIDRs", key, "confDir", n.confDir)
+}
