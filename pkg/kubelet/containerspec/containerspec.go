@@ -80,6 +80,10 @@ type ContainerOptions struct {
 	// RuntimeSupportsRecursiveReadOnly: the runtime handler reports
 	// recursive read-only mounts (containerd 1.6 does not).
 	RuntimeSupportsRecursiveReadOnly bool
+	// ReadFile reads an env file for valueFrom.fileKeyRef (EnvFiles, on by
+	// default upstream); nil: such variables are an error. The caller's
+	// reader should refuse symlinks leaving the volume.
+	ReadFile func(path string) ([]byte, error)
 	// Security are the node's seccomp settings.
 	Security SecurityOptions
 	// PodLogDir is the pod's log directory as given to its sandbox;

@@ -200,7 +200,7 @@ func (r *envResolver) valueFrom(c *corev1.Container, from *corev1.EnvVarSource, 
 		}
 		return string(v), true, nil
 	case from.FileKeyRef != nil:
-		return "", false, fmt.Errorf("env var source fileKeyRef (volume %q) is not supported by this kubelet", from.FileKeyRef.VolumeName)
+		return fileKeyValue(from.FileKeyRef, o)
 	}
 	// An empty source is an empty value, as upstream.
 	return "", true, nil
