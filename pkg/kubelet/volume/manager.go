@@ -34,6 +34,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/containerspec"
+	"github.com/skiff-dev/skiff/pkg/kubelet/volume/atomicwriter"
 )
 
 // Plugin directory names, upstream's escaped plugin names.
@@ -138,7 +139,8 @@ func (e *Error) Error() string {
 // SetUp makes every volume of pod ready on the host and returns them by
 // volume name. It is idempotent: a volume already set up is left as it is
 // (configMap, secret, downwardAPI and projected contents are brought up to
-// date). When some volumes fail, the others are still returned, with an
+// date; when that fails the last contents stay and only Refresh reports
+// it). When some volumes fail, the others are still returned, with an
 // *Error naming the failed ones.
 func (m *Manager) SetUp(ctx context.Context, pod *corev1.Pod) (map[string]containerspec.Mount, error) {
 	m.init()
@@ -151,6 +153,12 @@ func (m *Manager) SetUp(ctx context.Context, pod *corev1.Pod) (map[string]contai
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
 		mount, err := m.setUpVolume(ctx, pod, v, false)
+		if err != nil && contentPlugin(v) != "" && mount.HostPath != "" && hasData(mount.HostPath) {
+			// Set up before: the pod keeps the last contents, as upstream
+			// keeps a mounted volume whose remount fails; Refresh reports it.
+			klog.ErrorS(err, "Volume contents not updated, keeping the last ones", "pod", klog.KObj(pod), "volume", v.Name)
+			err = nil
+		}
 		if err != nil {
 			var ve *VolumeError
 			if !errors.As(err, &ve) {
@@ -199,6 +207,12 @@ func (m *Manager) Refresh(ctx context.Context, pod *corev1.Pod) error {
 		return &Error{Volumes: failed}
 	}
 	return nil
+}
+
+// hasData tells whether an atomic writer already wrote into dir.
+func hasData(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, atomicwriter.DataDirName))
+	return err == nil
 }
 
 func contentPlugin(v *corev1.Volume) string {

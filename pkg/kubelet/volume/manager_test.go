@@ -498,3 +498,91 @@ func TestPersistentVolumeClaims(t *testing.T) {
 		t.Errorf("local PV mount %+v", got)
 	}
 }
+
+func TestSubPath(t *testing.T) {
+	needRoot(t)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cfg"}, Data: map[string]string{"config.yaml": "x: 1"}}
+	m, _ := newManager(t, cm)
+	pod := testPod(
+		corev1.Volume{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+		corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	)
+	mounts, err := m.SetUp(context.Background(), pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A configMap key (a symlink into ..data, inside the volume).
+	file, err := m.SubPath(pod, "c", 0, "cfg", mounts["cfg"].HostPath, "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != filepath.Join(m.RootDir, "pods/uid-1/volume-subpaths/cfg/c/0") || readFile(t, file) != "x: 1" {
+		t.Fatalf("subPath file %s", file)
+	}
+	if fsType, _ := mountOf(file); fsType == "" {
+		t.Fatal("subPath not bind-mounted")
+	}
+	// A missing dir is made with the volume root's mode.
+	dir, err := m.SubPath(pod, "c", 1, "scratch", mounts["scratch"].HostPath, "logs/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if modeOf(t, filepath.Join(mounts["scratch"].HostPath, "logs/p")).Perm() != 0o777 {
+		t.Fatal("subPath dir mode")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("via bind"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if readFile(t, filepath.Join(mounts["scratch"].HostPath, "logs/p/f")) != "via bind" {
+		t.Fatal("the bind is not the volume's dir")
+	}
+	// Again (a restarted container): no stacked mounts.
+	if _, err := m.SubPath(pod, "c", 1, "scratch", mounts["scratch"].HostPath, "logs/p"); err != nil {
+		t.Fatal(err)
+	}
+	// Symlinks out of the volume are refused, in the path or on the way.
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(mounts["scratch"].HostPath, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"escape", "escape/x", "logs/../escape"} {
+		if _, err := m.SubPath(pod, "c", 2, "scratch", mounts["scratch"].HostPath, sub); err == nil {
+			t.Errorf("subPath %s: %v", sub, err)
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatal("something was made outside the volume")
+	}
+	if err := m.TearDown(context.Background(), pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := mountsUnder(m.RootDir); len(left) != 0 {
+		t.Fatalf("still mounted: %v", left)
+	}
+	if _, err := os.Lstat(filepath.Join(m.RootDir, "pods/uid-1/volume-subpaths")); !os.IsNotExist(err) {
+		t.Fatal("volume-subpaths not removed")
+	}
+}
+
+func TestSetUpKeepsContentsOfADeletedObject(t *testing.T) {
+	m, cs := newManager(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cfg"}, Data: map[string]string{"a": "A"}})
+	pod := testPod(corev1.Volume{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}})
+	ctx := context.Background()
+	mounts, err := m.SetUp(ctx, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().ConfigMaps("ns").Delete(ctx, "cfg", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := m.SetUp(ctx, pod)
+	if err != nil || again["cfg"] != mounts["cfg"] {
+		t.Fatalf("SetUp of a set-up volume whose object went: %v %+v", err, again)
+	}
+	if got := readFile(t, filepath.Join(mounts["cfg"].HostPath, "a")); got != "A" {
+		t.Fatalf("a = %q", got)
+	}
+	if err := m.Refresh(ctx, pod); err == nil || !strings.Contains(err.Error(), `configmap "cfg" not found`) {
+		t.Fatalf("Refresh: %v", err)
+	}
+}

@@ -13,7 +13,8 @@ import (
 )
 
 // TearDown unmounts the pod's tmpfs volumes and removes its volume dirs
-// (<root>/pods/<uid>/volumes and .../plugins); the rest of the pod dir is
+// and subPath binds (<root>/pods/<uid>/volumes, .../volume-subpaths and
+// .../plugins); the rest of the pod dir is
 // the caller's. Nothing is removed while anything is still mounted below
 // them, and symlinks are removed, never followed.
 func (m *Manager) TearDown(ctx context.Context, uid types.UID) error {
@@ -29,7 +30,8 @@ func (m *Manager) TearDown(ctx context.Context, uid types.UID) error {
 		m.mu.Unlock()
 	}()
 	podDir := filepath.Join(m.RootDir, "pods", string(uid))
-	for _, sub := range []string{"volumes", "plugins"} {
+	// The subPath binds first: they are mounts of the volumes' files.
+	for _, sub := range []string{"volume-subpaths", "volumes", "plugins"} {
 		dir := filepath.Join(podDir, sub)
 		info, err := os.Lstat(dir)
 		if errors.Is(err, fs.ErrNotExist) {
