@@ -294,4 +294,3 @@ func describe(s *container.PodStatus) string {
 	}
 	return b.String()
 }
-

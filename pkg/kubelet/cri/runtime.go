@@ -82,6 +82,10 @@ type Config struct {
 	MemoryCapacity int64
 	// ClusterDomain is --cluster-domain (default cluster.local).
 	ClusterDomain string
+	// Unhealthy tells why a running container must be killed (its
+	// liveness or startup probe failed: upstream's "Container c failed
+	// liveness probe"), "" while it is healthy; nil: never.
+	Unhealthy func(pod *corev1.Pod, containerName, containerID string) string
 	// CgroupParent overrides containerspec.CgroupParent(pod).
 	CgroupParent func(pod *corev1.Pod) string
 	// PodLogsDir overrides /var/log/pods (tests).

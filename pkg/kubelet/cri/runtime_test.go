@@ -189,8 +189,9 @@ func TestNeverRestart(t *testing.T) {
 func TestInitContainersInOrder(t *testing.T) {
 	e := env(t)
 	r, rec := newRuntime(t, e, nil)
-	pod := busyboxPod("init", "sleep 3600")
-	sidecar := busybox("sidecar", "sleep 3600")
+	// On SIGTERM the container takes a second to exit, the sidecar none.
+	pod := busyboxPod("init", "trap 'sleep 1; exit 0' TERM; sleep 3600 & wait")
+	sidecar := busybox("sidecar", "trap 'exit 0' TERM; sleep 3600 & wait")
 	sidecar.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
 	pod.Spec.InitContainers = []corev1.Container{
 		busybox("first", "sleep 1"),
@@ -235,7 +236,7 @@ func TestInitContainersInOrder(t *testing.T) {
 	}
 
 	// Killing it: the sidecar stops after the main container.
-	res = killUntilStopped(t, r, pod, 5*time.Second, 20*time.Second)
+	res = killUntilStopped(t, r, pod, 10*time.Second, 20*time.Second)
 	side, main = res.Status.InitContainers[1], res.Status.Containers[0]
 	if side.Exited == nil || main.Exited == nil || side.Exited.FinishedAt.Before(main.Exited.FinishedAt) {
 		t.Errorf("sidecar stopped before the main container: %s", describe(res.Status))
@@ -369,5 +370,73 @@ func TestAdoption(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("PodStatuses has no pod %s", pod.UID)
+	}
+}
+
+// TestSandboxChanged: a pod whose sandbox stopped gets a new one (the
+// next attempt) and its containers start again in it.
+func TestSandboxChanged(t *testing.T) {
+	e := env(t)
+	r, rec := newRuntime(t, e, nil)
+	pod := busyboxPod("sandbox", "trap 'exit 0' TERM; sleep 3600 & wait")
+	removeAfter(t, r, pod.UID)
+	res := syncUntil(t, r, pod, 30*time.Second, func(s *container.PodStatus) bool {
+		return s.Containers[0].State == container.StateRunning
+	})
+	before := res.Status.Containers[0]
+	ctx := context.Background()
+	v, err := r.view(ctx, pod.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := v.sandbox().Id
+	if err := r.RuntimeService().StopPodSandbox(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	res = syncUntil(t, r, pod, 30*time.Second, func(s *container.PodStatus) bool {
+		return s.SandboxReady && s.Containers[0].State == container.StateRunning
+	})
+	after := res.Status.Containers[0]
+	if after.ID == before.ID || after.RestartCount != 1 {
+		t.Errorf("after a new sandbox: %s, want a new instance with 1 restart", describe(res.Status))
+	}
+	if v, err = r.view(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if sb := v.sandbox(); sb.Id == old || sb.GetMetadata().GetAttempt() != 1 {
+		t.Errorf("new sandbox %s attempt %d", sb.Id, sb.GetMetadata().GetAttempt())
+	}
+	if !rec.has("Normal SandboxChanged Pod sandbox changed, it will be killed and re-created.") {
+		t.Errorf("events %q", rec.all())
+	}
+}
+
+// TestUnhealthyContainerKilled: a container its probes found unhealthy
+// is killed with the probe's message and restarts.
+func TestUnhealthyContainerKilled(t *testing.T) {
+	e := env(t)
+	var unhealthyID string
+	r, rec := newRuntime(t, e, func(c *Config) {
+		c.Unhealthy = func(_ *corev1.Pod, name, id string) string {
+			if id == unhealthyID {
+				return "Container " + name + " failed liveness probe"
+			}
+			return ""
+		}
+	})
+	pod := busyboxPod("liveness", "trap 'exit 0' TERM; sleep 3600 & wait")
+	removeAfter(t, r, pod.UID)
+	res := syncUntil(t, r, pod, 30*time.Second, func(s *container.PodStatus) bool {
+		return s.Containers[0].State == container.StateRunning
+	})
+	unhealthyID = res.Status.Containers[0].ID
+	res = syncUntil(t, r, pod, 30*time.Second, func(s *container.PodStatus) bool {
+		return s.Containers[0].RestartCount == 1 && s.Containers[0].State == container.StateRunning
+	})
+	if !rec.has("Normal Killing Container c failed liveness probe, will be restarted") {
+		t.Errorf("events %q", rec.all())
+	}
+	if last := res.Status.Containers[0].Last; last == nil || last.ID != unhealthyID {
+		t.Errorf("last termination %+v, want the unhealthy instance", last)
 	}
 }

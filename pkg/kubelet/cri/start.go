@@ -222,15 +222,39 @@ func (r *Runtime) runPostStart(pod *corev1.Pod, c *corev1.Container, id string, 
 		klog.ErrorS(err, "PostStart hook failed", "pod", klog.KObj(pod), "container", c.Name, "message", msg)
 		// The message may hold secrets: the event does not.
 		r.containerEvent(pod, c, id, corev1.EventTypeWarning, eventFailedPostStartHook, "PostStartHook failed")
-		grace := 30 * time.Second
-		if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
-			grace = time.Duration(*g) * time.Second
-		}
-		r.killContainer(ctx, pod, c, id, "FailedPostStartHook", r.clock.Now().Add(grace), ips, nil)
+		r.killContainer(ctx, pod, c, id, "FailedPostStartHook", r.clock.Now().Add(terminationGrace(pod)), ips, nil)
 		r.mu.Lock()
 		delete(st.stopping, id)
 		r.mu.Unlock()
 	}()
+}
+
+// killOne kills one container in the background (an unhealthy one), once.
+func (r *Runtime) killOne(pod *corev1.Pod, c *corev1.Container, id, message string, ips []string, st *podState) {
+	r.mu.Lock()
+	if st.stopping[id] {
+		r.mu.Unlock()
+		return
+	}
+	st.stopping[id] = true
+	r.mu.Unlock()
+	go func() {
+		r.killContainer(r.bg, pod, c, id, message, r.clock.Now().Add(terminationGrace(pod)), ips, nil)
+		r.mu.Lock()
+		delete(st.stopping, id)
+		r.mu.Unlock()
+	}()
+}
+
+// terminationGrace is the pod's terminationGracePeriodSeconds (default 30).
+func terminationGrace(pod *corev1.Pod) time.Duration {
+	if pod.DeletionGracePeriodSeconds != nil {
+		return time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	}
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		return time.Duration(*g) * time.Second
+	}
+	return 30 * time.Second
 }
 
 // restartCountFromLogs continues the count of a container the runtime

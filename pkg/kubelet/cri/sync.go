@@ -296,6 +296,7 @@ func (s *syncer) syncInitContainers() bool {
 		cur := s.v.active(c.Name)
 		if restartable(c) {
 			if running(cur) {
+				s.checkHealth(c, cur)
 				if s.hookPending(cur.Id) && !initialized {
 					return false
 				}
@@ -346,6 +347,7 @@ func (s *syncer) syncContainers() {
 		switch {
 		case running(latest):
 			live++
+			s.checkHealth(c, latest)
 		case latest == nil || !exited(latest):
 			live++
 			s.start(c, latest)
@@ -363,11 +365,7 @@ func (s *syncer) syncContainers() {
 // killPod stops the pod in the background with its termination grace
 // period.
 func (s *syncer) killPod() {
-	grace := 30 * time.Second
-	if g := s.pod.Spec.TerminationGracePeriodSeconds; g != nil {
-		grace = time.Duration(*g) * time.Second
-	}
-	s.r.startKill(s.pod, s.v, s.st, grace)
+	s.r.startKill(s.pod, s.v, s.st, terminationGrace(s.pod))
 	s.after(s.r.cfg.PollInterval)
 }
 
@@ -379,4 +377,21 @@ func (s *syncer) hookPending(id string) bool {
 	defer s.r.mu.Unlock()
 	_, ok := s.st.hooks[id]
 	return ok
+}
+
+// checkHealth kills a running container its probes found unhealthy, in
+// the background; it restarts (or not) as its policy says once it exited.
+func (s *syncer) checkHealth(c *corev1.Container, cur *runtimeapi.ContainerStatus) {
+	if s.r.cfg.Unhealthy == nil || s.hookPending(cur.Id) {
+		return
+	}
+	msg := s.r.cfg.Unhealthy(s.pod, c.Name, fullID(cur.Id))
+	if msg == "" {
+		return
+	}
+	if restartable(c) || restartOnFailure(s.pod) {
+		msg += ", will be restarted"
+	}
+	s.r.killOne(s.pod, c, cur.Id, msg, s.r.podIPs(s.pod, s.v), s.st)
+	s.after(s.r.cfg.PollInterval)
 }
