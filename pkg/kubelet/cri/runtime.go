@@ -74,7 +74,9 @@ type Config struct {
 	// DNS is the pod's resolver config (--cluster-dns, dnsPolicy); nil or
 	// a nil result: the runtime's default (the host's resolv.conf).
 	DNS func(pod *corev1.Pod) (*runtimeapi.DNSConfig, error)
-	// ServiceEnv are the service links' variables of a pod; nil: none.
+	// ServiceEnv are the service links' variables of a pod; nil: from
+	// the services Client lists at each container start (none without a
+	// Client). A lister-backed func saves the API the lists.
 	ServiceEnv func(ctx context.Context, pod *corev1.Pod) ([]corev1.EnvVar, error)
 	// NodeAllocatable stands in for unset limits in resourceFieldRef.
 	NodeAllocatable func() corev1.ResourceList

@@ -12,6 +12,8 @@ import (
 
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -87,8 +89,8 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 		return false
 	}
 	var serviceEnv []corev1.EnvVar
-	if r.cfg.ServiceEnv != nil {
-		if serviceEnv, err = r.cfg.ServiceEnv(s.ctx, pod); err != nil {
+	if r.cfg.ServiceEnv != nil || r.cfg.Client != nil {
+		if serviceEnv, err = r.serviceEnv(s.ctx, pod); err != nil {
 			r.containerEvent(pod, c, "", corev1.EventTypeWarning, eventFailed, "Error: %v", err)
 			s.fail(c, ReasonCreateContainerConfigError, err.Error(), retryInterval)
 			return false
@@ -168,6 +170,34 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 		s.after(r.cfg.PollInterval / 4)
 	}
 	return true
+}
+
+// serviceEnv are the pod's service-link variables: Config.ServiceEnv's,
+// else from the services the API has.
+func (r *Runtime) serviceEnv(ctx context.Context, pod *corev1.Pod) ([]corev1.EnvVar, error) {
+	if r.cfg.ServiceEnv != nil {
+		return r.cfg.ServiceEnv(ctx, pod)
+	}
+	var services []*corev1.Service
+	links := pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks
+	if links {
+		list, err := r.cfg.Client.CoreV1().Services(pod.Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("failed to list services when setting up env vars: %w", err)
+		}
+		for i := range list.Items {
+			services = append(services, &list.Items[i])
+		}
+	}
+	if !links || pod.Namespace != metav1.NamespaceDefault {
+		master, err := r.cfg.Client.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err == nil {
+			services = append(services, master)
+		} else if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("failed to list services when setting up env vars: %w", err)
+		}
+	}
+	return containerspec.ServiceEnv(services, pod.Namespace, links), nil
 }
 
 // fail records why the container did not start and when to try again.

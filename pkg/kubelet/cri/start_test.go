@@ -139,12 +139,19 @@ func TestCreateContainerConfigError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc, err := client.CoreV1().Services("default").Create(context.Background(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	res = syncUntil(t, r, pod, 30*time.Second, func(s *container.PodStatus) bool {
 		return s.Containers[0].State == container.StateRunning
 	})
-	out, _, _, err := r.ExecSync(context.Background(), res.Status.Containers[0].ID, []string{"sh", "-c", "echo $FROM_CONFIG"}, 5*time.Second)
-	if err != nil || string(out) != "v1\n" {
-		t.Errorf("environment from the configMap: %q %v", out, err)
+	out, _, _, err := r.ExecSync(context.Background(), res.Status.Containers[0].ID, []string{"sh", "-c", "echo $FROM_CONFIG $WEB_SERVICE_HOST:$WEB_SERVICE_PORT"}, 5*time.Second)
+	if want := "v1 " + svc.Spec.ClusterIP + ":8080\n"; err != nil || string(out) != want {
+		t.Errorf("environment from the configMap and service links: %q %v, want %q", out, err, want)
 	}
 	if w := res.Status.Containers[0].WaitingReason; w != "" {
 		t.Errorf("started container still waiting: %s", w)
