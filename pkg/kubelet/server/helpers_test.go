@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"sync"
 	"time"
 
@@ -123,4 +125,12 @@ func (f *fakeCRI) PortForward(_ context.Context, req *runtimeapi.PortForwardRequ
 
 func (f *fakeCRI) ExecSync(_ context.Context, id string, cmd []string, _ time.Duration) ([]byte, []byte, error) {
 	return f.execSync(id, cmd)
+}
+
+func decodeSummary(t interface{ Fatalf(string, ...any) }, body string) *statsapi.Summary {
+	s := &statsapi.Summary{}
+	if err := json.Unmarshal([]byte(body), s); err != nil {
+		t.Fatalf("decoding the summary: %v: %.300s", err, body)
+	}
+	return s
 }
