@@ -32,6 +32,10 @@ func (r *Runtime) KillPod(ctx context.Context, pod *corev1.Pod, gracePeriod time
 	if err != nil {
 		return container.SyncResult{}, err
 	}
+	if len(v.sandboxes) == 0 && len(v.containers) == 0 {
+		// Never had it: nothing to report.
+		return container.SyncResult{Status: &container.PodStatus{UID: pod.UID}}, nil
+	}
 	r.mu.Lock()
 	k := st.kill
 	r.mu.Unlock()

@@ -440,3 +440,17 @@ func TestUnhealthyContainerKilled(t *testing.T) {
 		t.Errorf("last termination %+v, want the unhealthy instance", last)
 	}
 }
+
+// TestKillUnknownPod: a pod the runtime never had has nothing to report.
+func TestKillUnknownPod(t *testing.T) {
+	e := env(t)
+	r, _ := newRuntime(t, e, nil)
+	pod := busyboxPod("unknown", "true")
+	res, err := r.KillPod(context.Background(), pod, time.Second)
+	if err != nil || res.Status == nil || len(res.Status.Containers) != 0 || res.Status.Running() || res.Requeue != 0 {
+		t.Errorf("KillPod of an unknown pod = %s, %v, requeue %v", describe(res.Status), err, res.Requeue)
+	}
+	if err := r.RemovePod(context.Background(), pod.UID); err != nil {
+		t.Errorf("RemovePod of an unknown pod: %v", err)
+	}
+}
