@@ -23,6 +23,9 @@ func PodLogDir(pod *corev1.Pod) string {
 
 // Sandbox is the pod's sandbox config.
 func Sandbox(pod *corev1.Pod, o SandboxOptions) (*runtimeapi.PodSandboxConfig, error) {
+	if pod == nil {
+		return nil, fmt.Errorf("sandbox config: pod is required")
+	}
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{
 			Name:      pod.Name,

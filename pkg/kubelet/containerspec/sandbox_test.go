@@ -179,3 +179,9 @@ func TestCgroupParent(t *testing.T) {
 		}
 	}
 }
+
+func TestSandboxNilPod(t *testing.T) {
+	if _, err := Sandbox(nil, SandboxOptions{}); err == nil {
+		t.Error("a nil pod is an error, not a panic")
+	}
+}
