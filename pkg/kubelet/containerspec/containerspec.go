@@ -4,9 +4,10 @@
 // and annotations, environment with $(VAR) expansion, mounts, linux
 // resources and security contexts.
 //
-// It does no I/O beyond reading configMaps and secrets through Sources: the
-// host files a container needs (termination-log, /etc/hosts) are returned
-// in Extras for the caller to create before CreateContainer.
+// It does no I/O beyond reading configMaps and secrets through Sources (and
+// env files through ContainerOptions.ReadFile): the host directories and
+// files a container needs (log dir, termination-log, /etc/hosts) are
+// returned in Extras for the caller to create before CreateContainer.
 package containerspec
 
 import (
