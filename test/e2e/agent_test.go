@@ -168,7 +168,9 @@ func TestAgentRefusesBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--kubeconfig", "x"}, "--simulate N (N > 0) is required"},
+		{[]string{"--kubeconfig", "x", "--node-ip", "not-an-ip"}, `--node-ip: "not-an-ip" is not an IP address`},
+		{[]string{"--kubeconfig", "x", "--max-pods", "0"}, "--max-pods must be positive, got 0"},
+		{[]string{"--kubeconfig", "x", "--simulate", "-1"}, "--simulate must not be negative"},
 		{[]string{"--kubeconfig", "x", "--simulate", "1", "--simulate-taints", "a=b:Sometimes"}, `--simulate-taints: taint "a=b:Sometimes": effect "Sometimes"`},
 		{[]string{"--kubeconfig", "x", "--simulate", "1", "--simulate-capacity", "cpu=lots"}, `--simulate-capacity: resource cpu: quantity "lots"`},
 		{[]string{"--kubeconfig", "x", "--simulate", "1", "--simulate-labels", "bad key=v"}, `--simulate-labels: label key "bad key"`},

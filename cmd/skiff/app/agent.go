@@ -13,7 +13,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/componentserver"
+	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
 	"github.com/skiff-dev/skiff/pkg/kubelet"
 	"github.com/skiff-dev/skiff/pkg/kubelet/simulated"
 )
@@ -34,12 +36,16 @@ type agentOptions struct {
 	startDelay      time.Duration
 	podCIDRFromNode bool
 	podWorkers      int
+
+	// The real node's, without --simulate.
+	node    nodeOptions
+	dataDir string
 }
 
 func newAgentCommand() *cobra.Command {
 	o := &agentOptions{serving: componentserver.NewOptions(kubelet.KubeletPort, "kubelet"), qps: 50, burst: 100,
 		prefix: "sim-", capacity: simulated.DefaultCapacity,
-		podWorkers: simulated.DefaultPodWorkers}
+		podWorkers: simulated.DefaultPodWorkers, dataDir: options.DefaultDataDir()}
 	cmd := &cobra.Command{
 		Use:   "agent --kubeconfig FILE --simulate N",
 		Short: "Run a node agent; with --simulate, N simulated nodes in one process",
@@ -55,7 +61,11 @@ the simulation: skiff.dev/sim-ready: "false" (Running, not Ready),
 skiff.dev/sim-exit-after: "5s" with skiff.dev/sim-exit-code: "0" (the
 containers exit; restarted with back-off as the restartPolicy says), and
 skiff.dev/sim-usage: "cpu=250m,memory=64Mi". The agent on a container
-runtime (containerd over CRI) is not built yet.
+Without --simulate it runs this machine as a node (kubelet on containerd
+over CRI): skiff's own containerd with its data in <data-dir>/agent/containerd
+(stopped on exit; a kill -9 leaves it and the containers running, and the next
+start adopts them), or the runtime of --container-runtime-endpoint; image
+archives in <data-dir>/agent/images are imported at start.
 /healthz, /livez, /readyz (open to all) and /metrics (authenticated and
 authorized through the API server) are served over HTTPS on
 --bind-address:--secure-port.`,
@@ -76,6 +86,8 @@ authorized through the API server) are served over HTTPS on
 	fs.DurationVar(&o.startDelay, "simulate-start-delay", o.startDelay, "Time from a pod's bind to its containers running.")
 	fs.BoolVar(&o.podCIDRFromNode, "simulate-pod-cidr-from-node", o.podCIDRFromNode, "Take pod IPs from the Node's spec.podCIDRs (set by node IPAM); without it, or before the Node has one, node i's pods get IPs of the i-th /24 of 10.88.0.0/13.")
 	fs.IntVar(&o.podWorkers, "simulate-pod-workers", o.podWorkers, "Pods synced at once, for all simulated nodes.")
+	fs.StringVar(&o.dataDir, "data-dir", o.dataDir, "Directory of the node's data (containerd, kubelet root dir, images to import), without --simulate.")
+	o.node.addFlags(fs)
 	o.serving.AddFlags(fs)
 	return cmd
 }
@@ -102,8 +114,13 @@ func (o *agentOptions) validate() (simulated.Options, []error) {
 	if o.kubeconfig == "" {
 		errs = append(errs, errors.New("--kubeconfig is required"))
 	}
-	if o.simulate <= 0 {
-		errs = append(errs, errors.New("--simulate N (N > 0) is required: the agent on a container runtime is not built yet"))
+	if o.simulate < 0 {
+		errs = append(errs, errors.New("--simulate must not be negative"))
+	}
+	if o.simulate == 0 {
+		if _, err := o.node.agentOptions(o.dataDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if o.startDelay < 0 {
 		errs = append(errs, errors.New("--simulate-start-delay must not be negative"))
@@ -127,6 +144,9 @@ func (o *agentOptions) run(ctx context.Context) error {
 		return err
 	}
 	cfg = restclient.AddUserAgent(cfg, "kubelet")
+	if o.simulate == 0 {
+		return o.runNode(ctx, cfg)
+	}
 	// One client for every simulated node: their limits add up.
 	cfg.QPS, cfg.Burst = o.qps*float32(o.simulate), o.burst*o.simulate
 	client, err := kubernetes.NewForConfig(cfg)
@@ -140,6 +160,26 @@ func (o *agentOptions) run(ctx context.Context) error {
 	klog.InfoS("Starting skiff agent", "server", cfg.Host, "simulate", o.simulate)
 	err = simulated.Run(ctx, client, opts)
 	<-stopped
+	klog.InfoS("skiff agent stopped")
+	return err
+}
+
+// runNode runs this machine as a node.
+func (o *agentOptions) runNode(ctx context.Context, cfg *restclient.Config) error {
+	opts, err := o.node.agentOptions(o.dataDir)
+	if err != nil {
+		return fmt.Errorf("invalid options: %w", err)
+	}
+	if why := o.node.runtimeMissing(); why != "" {
+		return fmt.Errorf("cannot run a node here: %s", why)
+	}
+	cfg.QPS, cfg.Burst = o.qps, o.burst
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	klog.InfoS("Starting skiff agent", "server", cfg.Host, "dataDir", o.dataDir)
+	err = agent.Run(ctx, client, opts, nil)
 	klog.InfoS("skiff agent stopped")
 	return err
 }

@@ -127,9 +127,13 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: o.NodeName})
 
 	hostIPs := internalIPs(addresses)
+	// The prober runs its exec probes through the runtime, and the runtime
+	// asks it which containers failed their liveness probe.
+	var probes *prober.Manager
 	rt, err := cri.New(cri.Config{
 		Endpoint: endpoint, Client: client, Recorder: recorder, NodeName: o.NodeName,
 		RootDir: o.RootDir, HostIPs: func() []string { return hostIPs }, PodLogsDir: o.PodLogsDir,
+		Unhealthy: func(pod *corev1.Pod, name, id string) string { return probes.Unhealthy(pod, name, id) },
 	})
 	if err != nil {
 		return err
@@ -151,7 +155,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	pods := podFactory.Core().V1().Pods()
 
 	workers := kubelet.NewPodWorkers(pods.Lister(), nodes.Lister(), status.NewManager(client, nil), nil)
-	probes := prober.NewManager(prober.Options{Execer: rt, Recorder: recorder,
+	probes = prober.NewManager(prober.Options{Execer: rt, Recorder: recorder,
 		OnUpdate: func(u prober.Update) { workers.EnqueueUID(u.PodUID) }})
 	defer probes.Stop()
 	runtime := &probingRuntime{Runtime: rt, probes: probes, recorder: recorder}
