@@ -87,6 +87,17 @@ func startContainerd(t *testing.T) *containerd.Process {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// Whatever a failed test left: its shims would outlive containerd.
+		if r, err := cri.New(cri.Config{Endpoint: p.Endpoint(), RootDir: filepath.Join(dir, "kubelet")}); err == nil {
+			if pods, err := r.PodStatuses(ctx); err == nil {
+				for _, ps := range pods {
+					if err := r.RemovePod(ctx, ps.UID); err != nil {
+						t.Errorf("removing pod %s: %v", ps.UID, err)
+					}
+				}
+			}
+			r.Close()
+		}
 		if err := p.Stop(ctx); err != nil {
 			t.Errorf("stopping containerd: %v", err)
 		}
