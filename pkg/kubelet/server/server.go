@@ -56,8 +56,8 @@ type Config struct {
 	// Runtime: nil serves no exec/attach/portForward/run/containerLogs
 	// and no pod stats.
 	Runtime Runtime
-	// Stats serves /stats/summary and /metrics/resource; nil: 503... see
-	// stats.New.
+	// Stats serves /stats/summary and /metrics/resource (stats.New, and its
+	// Run for CPU rates); nil: those answer 503.
 	Stats *stats.Provider
 	// SyncLoopHealthy is /healthz/syncloop's check; nil: always healthy.
 	SyncLoopHealthy func(*http.Request) error
