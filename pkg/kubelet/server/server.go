@@ -57,7 +57,8 @@ type Config struct {
 	// and no pod stats.
 	Runtime Runtime
 	// Stats serves /stats/summary and /metrics/resource (stats.New, and its
-	// Run for CPU rates); nil: those answer 503.
+	// Run for CPU rates); nil: /stats/summary answers 503 and
+	// /metrics/resource resource_scrape_error 1.
 	Stats *stats.Provider
 	// SyncLoopHealthy is /healthz/syncloop's check; nil: always healthy.
 	SyncLoopHealthy func(*http.Request) error
