@@ -76,7 +76,6 @@ func TestGetConnectionInfo(t *testing.T) {
 	}
 }
 
-
 // TestTransportVerifies: with a CA the kubelet's certificate is checked,
 // the insecure transport skips it.
 func TestTransportVerifies(t *testing.T) {
