@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,7 @@ func TestConnectSubresources(t *testing.T) {
 	c.podPort = startPodServer(t, c.ip)
 	c.setUp(t)
 
+	t.Run("discovery", c.testDiscovery)
 	t.Run("log", c.testLog)
 	t.Run("exec", c.testExec)
 	t.Run("attach", c.testAttach)
@@ -184,6 +186,37 @@ func statusMessage(body []byte) string {
 		return status.Message
 	}
 	return string(body)
+}
+
+// testDiscovery: the subresources are listed with upstream's verbs and kinds.
+func (c *cluster) testDiscovery(t *testing.T) {
+	list, err := c.client.Discovery().ServerResourcesForGroupVersion("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyVerbs := "create delete get patch update"
+	want := map[string]string{
+		"pods/log":         "Pod get",
+		"pods/exec":        "PodExecOptions create get",
+		"pods/attach":      "PodAttachOptions create get",
+		"pods/portforward": "PodPortForwardOptions create get",
+		"pods/proxy":       "PodProxyOptions " + proxyVerbs,
+		"nodes/proxy":      "NodeProxyOptions " + proxyVerbs,
+		"services/proxy":   "ServiceProxyOptions " + proxyVerbs,
+	}
+	for _, r := range list.APIResources {
+		if w, ok := want[r.Name]; ok {
+			verbs := append([]string(nil), r.Verbs...)
+			slices.Sort(verbs)
+			if got := r.Kind + " " + strings.Join(verbs, " "); got != w {
+				t.Errorf("%s: %q, want %q", r.Name, got, w)
+			}
+			delete(want, r.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not listed: %v", want)
+	}
 }
 
 func (c *cluster) testLog(t *testing.T) {
