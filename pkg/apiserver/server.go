@@ -33,6 +33,8 @@ import (
 	"github.com/skiff-dev/skiff/pkg/apiserver/authorization"
 	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/apiserver/storage"
+	nodeauthz "github.com/skiff-dev/skiff/pkg/authorizer/node"
+	"github.com/skiff-dev/skiff/pkg/authorizer/rbac/bootstrap"
 	"github.com/skiff-dev/skiff/pkg/controlplane"
 	"github.com/skiff-dev/skiff/pkg/etcd"
 	generatedopenapi "github.com/skiff-dev/skiff/pkg/generated/openapi"
@@ -132,7 +134,11 @@ func newServer(o *options.Options, ca *pki.CA, serving pki.Files, etcdTransport 
 	cfg.Authentication.Authenticator = authentication.New(clientCA,
 		authentication.TokenAuthenticators(serviceAccounts, o.EnableBootstrapTokenAuth, sharedInformers)...)
 	rbac := authorization.NewRBAC(sharedInformers)
-	cfg.Authorization.Authorizer, cfg.RuleResolver, err = authorization.New(rbac.Authorizer())
+	nodes, _, err := nodeauthz.New(sharedInformers, bootstrap.NodeRules())
+	if err != nil {
+		return nil, err
+	}
+	cfg.Authorization.Authorizer, cfg.RuleResolver, err = authorization.New(nodes, rbac.Authorizer())
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/admission/defaultstorageclass"
 	"github.com/skiff-dev/skiff/pkg/admission/defaulttolerationseconds"
 	"github.com/skiff-dev/skiff/pkg/admission/limitranger"
+	"github.com/skiff-dev/skiff/pkg/admission/noderestriction"
 	"github.com/skiff-dev/skiff/pkg/admission/nodetaint"
 	"github.com/skiff-dev/skiff/pkg/admission/persistentvolumeclaimresize"
 	"github.com/skiff-dev/skiff/pkg/admission/podtopologylabels"
@@ -37,7 +38,9 @@ const quotaWorkers = 5
 // default, kube-system and kube-public cannot be deleted), LimitRanger (LimitRange
 // defaults and bounds), ServiceAccount (pods run as an existing
 // ServiceAccount, `default` unless named, and get its token volume),
-// TaintNodesByCondition (new nodes are not-ready:NoSchedule), Priority
+// NodeRestriction (a node writes only its own Node, Lease, mirror pods,
+// pods' status and tokens), TaintNodesByCondition (new nodes are
+// not-ready:NoSchedule), Priority
 // (pods' priority from their PriorityClass), DefaultTolerationSeconds
 // (not-ready/unreachable NoExecute tolerations of 300s), DefaultStorageClass
 // (class-less claims get the default StorageClass),
@@ -82,6 +85,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, a
 		namespaces,
 		limitranger.New(client, factory),
 		serviceaccount.New(client, factory),
+		noderestriction.New(factory, authz),
 		nodetaint.New(),
 		priority.New(client, factory),
 		defaulttolerationseconds.New(),

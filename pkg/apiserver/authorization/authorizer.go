@@ -1,6 +1,6 @@
 // Package authorization builds the API server's authorizer: system:masters,
-// then RBAC (pkg/authorizer/rbac on the loopback informers, with the
-// escalation-checked rbac.authorization.k8s.io storage and the
+// then Node (pkg/authorizer/node), then RBAC (pkg/authorizer/rbac on the
+// loopback informers, with the escalation-checked rbac.authorization.k8s.io storage and the
 // authorization.k8s.io reviews), then the public information paths.
 package authorization
 
@@ -16,11 +16,12 @@ import (
 // system:public-info-viewer ClusterRole allows.
 var publicInfoPaths = []string{"/healthz", "/livez", "/readyz", "/version", "/version/"}
 
-// New grants everything to system:masters, then asks rbac (the
-// RBAC authorizer, whose bootstrap policy covers the rest of what
-// upstream's default roles allow), and lets everyone read the public
+// New grants everything to system:masters, then asks node (the Node
+// authorizer: kubelets' requests, as upstream's --authorization-mode=Node,RBAC),
+// then rbac (the RBAC authorizer, whose bootstrap policy covers the rest
+// of what upstream's default roles allow), and lets everyone read the public
 // information paths even before the bootstrap policy is in place.
-func New(rbac authorizer.Authorizer) (authorizer.Authorizer, authorizer.RuleResolver, error) {
+func New(node, rbac authorizer.Authorizer) (authorizer.Authorizer, authorizer.RuleResolver, error) {
 	public, err := path.NewAuthorizer(publicInfoPaths)
 	if err != nil {
 		return nil, nil, err
@@ -28,6 +29,7 @@ func New(rbac authorizer.Authorizer) (authorizer.Authorizer, authorizer.RuleReso
 	masters := authorizerfactory.NewPrivilegedGroups(user.SystemPrivilegedGroup)
 	chain := []authzunion.NamedAuthorizer{
 		{AuthorizerName: "system:masters", Authorizer: masters},
+		{AuthorizerName: "node", Authorizer: node},
 		{AuthorizerName: "rbac", Authorizer: rbac},
 		{AuthorizerName: "public-info", Authorizer: public},
 	}

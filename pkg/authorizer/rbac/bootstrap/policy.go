@@ -53,6 +53,7 @@ const (
 	networking     = "networking.k8s.io"
 	events         = "events.k8s.io"
 	node           = "node.k8s.io"
+	resource       = "resource.k8s.io"
 )
 
 // rule builds a PolicyRule as upstream's rbacv1helpers.NewRule: every
@@ -130,7 +131,12 @@ func editRules() []rbacv1.PolicyRule {
 	}
 }
 
-func nodeRules() []rbacv1.PolicyRule {
+// NodeRules are the rules of the system:node ClusterRole, upstream's
+// NodeRules of v1.37 with its default features (DRA, ClusterTrustBundle,
+// KubeletServiceAccountTokenForCredentialProviders, PodCertificateRequest
+// on; CSIVolumeHealth off). The Node authorizer applies them to every
+// node for what its graph does not subdivide.
+func NodeRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		newRule("create").groups(authentication).resources("tokenreviews").done(),
 		newRule("create").groups(authorization).resources("subjectaccessreviews", "localsubjectaccessreviews").done(),
@@ -154,6 +160,11 @@ func nodeRules() []rbacv1.PolicyRule {
 		newRule("get", "watch", "list").groups(storage).resources("csidrivers").done(),
 		newRule("get", "create", "update", "patch", "delete").groups(storage).resources("csinodes").done(),
 		newRule("get", "list", "watch").groups(node).resources("runtimeclasses").done(),
+		newRule("get").groups(resource).resources("resourceclaims").done(),
+		newRule("deletecollection").groups(resource).resources("resourceslices").done(),
+		newRule("get", "list", "watch").groups(certificates).resources("clustertrustbundles").done(),
+		newRule("get").groups(legacy).resources("serviceaccounts").done(),
+		newRule("get", "list", "watch", "create").groups(certificates).resources("podcertificaterequests").done(),
 	}
 }
 
@@ -231,7 +242,7 @@ func ClusterRoles() []rbacv1.ClusterRole {
 		clusterRole("system:heapster",
 			newRule(read...).groups(legacy).resources("events", "pods", "nodes", "namespaces").done(),
 			newRule(read...).groups(extensions).resources("deployments").done()),
-		clusterRole("system:node", nodeRules()...),
+		clusterRole("system:node", NodeRules()...),
 		clusterRole("system:node-problem-detector",
 			newRule("get").groups(legacy).resources("nodes").done(),
 			newRule("patch").groups(legacy).resources("nodes/status").done(),
