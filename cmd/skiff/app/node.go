@@ -15,7 +15,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
+	"github.com/skiff-dev/skiff/pkg/kubelet/machine"
 	"github.com/skiff-dev/skiff/pkg/kubelet/simulated"
+	"github.com/skiff-dev/skiff/pkg/pki"
 )
 
 // nodeOptions are the flags of a real node, shared by skiff agent and the
@@ -106,6 +108,34 @@ func (s *serverNode) Run(ctx context.Context, loopback *restclient.Config) error
 	if err != nil {
 		return err
 	}
+	// The kubelet's serving certificate is the cluster CA's, which the API
+	// server verifies it with; the API server's kubelet client certificate
+	// is verified with the same CA.
+	pkiDir := filepath.Join(s.dataDir, "pki")
+	ca, err := pki.LoadCA(pkiDir)
+	if err != nil {
+		return fmt.Errorf("the cluster CA for the kubelet's certificate: %w", err)
+	}
+	hostname, _ := os.Hostname()
+	hosts := []string{"localhost", "127.0.0.1"}
+	if o.NodeName != "" {
+		hosts = append(hosts, o.NodeName)
+	} else if hostname != "" {
+		hosts = append(hosts, hostname)
+	}
+	addrs, err := machine.Addresses(hostname, o.NodeIPs)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		hosts = append(hosts, a.Address)
+	}
+	files, err := ca.EnsureServingCert(filepath.Join(o.RootDir, "pki"), "kubelet", hosts)
+	if err != nil {
+		return err
+	}
+	o.TLSCertFile, o.TLSKeyFile = files.CertFile, files.KeyFile
+	o.ClientCAFile = filepath.Join(pkiDir, "ca.crt")
 	loopback = restclient.AddUserAgent(loopback, "kubelet")
 	loopback.QPS, loopback.Burst = 50, 100
 	client, err := kubernetes.NewForConfig(loopback)

@@ -32,6 +32,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/kubelet/cri"
 	"github.com/skiff-dev/skiff/pkg/kubelet/machine"
 	"github.com/skiff-dev/skiff/pkg/kubelet/prober"
+	"github.com/skiff-dev/skiff/pkg/kubelet/server"
 	"github.com/skiff-dev/skiff/pkg/kubelet/status"
 	"github.com/skiff-dev/skiff/pkg/version"
 )
@@ -73,6 +74,15 @@ type Options struct {
 	PodLogsDir string
 	// Workers: pods synced at once; default DefaultPodWorkers.
 	Workers int
+
+	// ServerAddress is the kubelet server's (default ":10250").
+	ServerAddress string
+	// TLSCertFile and TLSKeyFile are its serving certificate; empty: a
+	// self-signed one in <RootDir>/pki.
+	TLSCertFile, TLSKeyFile string
+	// ClientCAFile verifies client certificates (the API server's kubelet
+	// client certificate); empty: bearer tokens only.
+	ClientCAFile string
 }
 
 // Node is a running node, for the kubelet server and tests.
@@ -206,6 +216,20 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 			logger.Error(err, "Node stopped")
 		}
 	}()
+	srv, err := o.server(ctx, client, addresses, rt, func() []*corev1.Pod {
+		list, _ := pods.Lister().List(everything)
+		return list
+	})
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error(err, "Kubelet server stopped")
+		}
+	}()
 	if ready != nil {
 		ready(&Node{Name: o.NodeName, Runtime: rt, Prober: probes, Pods: func() []*corev1.Pod {
 			list, _ := pods.Lister().List(everything)
@@ -233,6 +257,9 @@ func (o *Options) complete() error {
 	}
 	if o.ContainerRuntimeEndpoint == "" && o.ContainerdDir == "" {
 		return errors.New("neither a container runtime endpoint nor a containerd dir")
+	}
+	if o.ServerAddress == "" {
+		o.ServerAddress = fmt.Sprintf(":%d", server.DefaultPort)
 	}
 	if o.ContainerRuntimeEndpoint != "" && o.CNIConfDir == "" {
 		o.CNIConfDir = "/etc/cni/net.d"
