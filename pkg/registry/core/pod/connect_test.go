@@ -97,8 +97,13 @@ func startPodServer(t *testing.T, ip string) int {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path == "/redirect" {
+		switch req.URL.Path {
+		case "/redirect":
 			http.Redirect(w, req, "/elsewhere", http.StatusFound)
+			return
+		case "/page.html":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprint(w, `<html><body><a href="/docs/">docs</a><img src="logo.png"></body></html>`)
 			return
 		}
 		body, _ := io.ReadAll(req.Body)
@@ -450,6 +455,11 @@ func (c *cluster) testPodProxy(t *testing.T) {
 		if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || !strings.HasSuffix(loc, want) {
 			t.Errorf("%s: %d Location %q, want …%s", path, resp.StatusCode, loc, want)
 		}
+	}
+	// Links of HTML pages lead back through the API.
+	if code, body := c.raw(t, "GET", base+"web/proxy/page.html", nil); code != 200 ||
+		body != `<html><body><a href="/api/v1/namespaces/default/pods/web/proxy/docs/">docs</a><img src="logo.png"></body></html>` {
+		t.Errorf("HTML: %d %s", code, body)
 	}
 	for _, tc := range []struct {
 		path string

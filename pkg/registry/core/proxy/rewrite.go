@@ -12,9 +12,9 @@ import (
 
 // rewritingTransport is upstream's proxy Transport as a backend sees it:
 // X-Forwarded-Uri/-Host/-Proto name the API path the client used, a
-// redirect to the backend's own host comes back as a path through the
-// API, CORS headers are dropped (the API server is the origin), and a
-// backend that cannot be reached is a 503.
+// redirect or an HTML link to the backend's own host comes back as a path
+// through the API, CORS headers are dropped (the API server is the
+// origin), and a backend that cannot be reached is a 503.
 type rewritingTransport struct {
 	scheme, host string
 	// pathPrepend is the API prefix of the proxy (…/pods/x/proxy).
@@ -63,6 +63,10 @@ func (t *rewritingTransport) RoundTrip(req *http.Request) (*http.Response, error
 			return nil, apierrors.NewInternalError(fmt.Errorf("error trying to parse Location header: %w", err))
 		}
 		resp.Header.Set("Location", t.rewriteURL(target, req.URL, req.Host))
+		return resp, nil
+	}
+	if mediaType, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";"); strings.TrimSpace(mediaType) == "text/html" {
+		return rewriteHTMLResponse(req, resp, func(u *url.URL) string { return t.rewriteURL(u, req.URL, req.Host) })
 	}
 	return resp, nil
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -25,5 +26,25 @@ func TestRewriteURL(t *testing.T) {
 		if got := tr.rewriteURL(u, backend, "apiserver:6443"); got != want {
 			t.Errorf("%s: %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestRewriteHTML(t *testing.T) {
+	const page = `<!DOCTYPE html><html><head><link href="/style.css"></head>` +
+		`<body><a href="/docs/">docs</a> <a href="http://elsewhere/x">x</a> <img src="img.png"><p title="/not-a-link">t</p></body></html>`
+	var out strings.Builder
+	err := rewriteHTML(strings.NewReader(page), &out, func(u *url.URL) string {
+		if strings.HasPrefix(u.Path, "/") && u.Host == "" {
+			return "/prefix" + u.Path
+		}
+		return u.String()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `<!DOCTYPE html><html><head><link href="/prefix/style.css"></head>` +
+		`<body><a href="/prefix/docs/">docs</a> <a href="http://elsewhere/x">x</a> <img src="img.png"><p title="/not-a-link">t</p></body></html>`
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
 	}
 }
