@@ -34,6 +34,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/kubelet/prober"
 	"github.com/skiff-dev/skiff/pkg/kubelet/server"
 	"github.com/skiff-dev/skiff/pkg/kubelet/status"
+	"github.com/skiff-dev/skiff/pkg/kubelet/volume"
 	"github.com/skiff-dev/skiff/pkg/version"
 )
 
@@ -140,8 +141,9 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	// The prober runs its exec probes through the runtime, and the runtime
 	// asks it which containers failed their liveness probe.
 	var probes *prober.Manager
+	volumes := &volume.Manager{Client: client, RootDir: o.RootDir, NodeName: o.NodeName}
 	rt, err := cri.New(cri.Config{
-		Endpoint: endpoint, Client: client, Recorder: recorder, NodeName: o.NodeName,
+		Endpoint: endpoint, Client: client, Recorder: recorder, NodeName: o.NodeName, Volumes: volumes,
 		RootDir: o.RootDir, HostIPs: func() []string { return hostIPs }, PodLogsDir: o.PodLogsDir,
 		Unhealthy: func(pod *corev1.Pod, name, id string) string { return probes.Unhealthy(pod, name, id) },
 	})
@@ -168,7 +170,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	probes = prober.NewManager(prober.Options{Execer: rt, Recorder: recorder,
 		OnUpdate: func(u prober.Update) { workers.EnqueueUID(u.PodUID) }})
 	defer probes.Stop()
-	runtime := &probingRuntime{Runtime: rt, probes: probes, recorder: recorder}
+	runtime := &probingRuntime{Runtime: rt, probes: probes, volumes: &refresher{volumes: volumes}}
 	capacity := host.Capacity(o.MaxPods)
 	allocatable := machine.Allocatable(capacity)
 	workers.AddHost(&kubelet.PodHost{Name: o.NodeName, Runtime: runtime, HostIPs: hostIPs,
