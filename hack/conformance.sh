@@ -19,8 +19,15 @@
 #                      /usr/lib/google-cloud-sdk/bin/kubectl.1.*, else kubectl on PATH
 #   --focus REGEX      only the specs matching REGEX (default '\[Conformance\]')
 #   --nodes N          simulated nodes next to the server started here (skiff
-#                      agent --simulate N; default 3, 0 for none): pods get
-#                      bound and go Running, but no container runs
+#                      agent --simulate N; 0 for none): pods get bound and go
+#                      Running, but no container runs. Default: 0 when the
+#                      server can run its local node (root, containerd), else 3
+#   --local-node       (the default as root with containerd installed) the
+#                      server started here runs its local node on containerd:
+#                      real pods, with the images of hack/images.sh --all
+#                      (_output/images) imported; the "needs a kubelet" skip
+#                      list is not applied
+#   --no-local-node    simulated nodes only (the server gets --disable-agent)
 #   --skipped-only     run exactly the specs of the skip lists (those matching
 #                      --focus, if given), print those that
 #                      pass now ("remove from the skip list"); exits 1 if any
@@ -43,7 +50,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 list=false kubeconfig="" focus='\[Conformance\]' report_dir="" skiff_bin="" kubectl=""
-skipped_only=false procs=1 serial=all timeout="" nodes=3 focus_given=false
+skipped_only=false procs=1 serial=all timeout="" nodes="" focus_given=false local_node=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --list) list=true ;;
@@ -52,6 +59,8 @@ while [[ $# -gt 0 ]]; do
     --kubectl) kubectl=$2; shift ;;
     --focus) focus=$2; focus_given=true; shift ;;
     --nodes) nodes=$2; shift ;;
+    --local-node) local_node=true ;;
+    --no-local-node) local_node=false ;;
     --skipped-only) skipped_only=true ;;
     --procs) procs=$2; shift ;;
     --serial) serial=$2; shift ;;
@@ -61,6 +70,11 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
+if [[ -z $local_node ]]; then
+  local_node=false
+  [[ -z $kubeconfig && $(id -u) == 0 ]] && command -v containerd >/dev/null && command -v runc >/dev/null && local_node=true
+fi
+[[ -n $nodes ]] || { $local_node && nodes=0 || nodes=3; }
 [[ $nodes =~ ^[0-9]+$ ]] || { echo "--nodes wants a number, not $nodes" >&2; exit 2; }
 [[ $procs =~ ^[1-9][0-9]*$ ]] || { echo "--procs wants a positive number, not $procs" >&2; exit 2; }
 case "$serial" in all|skip|only) ;; *) echo "--serial wants all, skip or only, not $serial" >&2; exit 2 ;; esac
@@ -72,7 +86,10 @@ e2e="$(bash hack/upstream.sh --print-dir)/e2e.test"
 # The skip-listed spec names, and one regex matching exactly them: ginkgo
 # matches "<suite description> <spec text>", so each name is anchored between
 # a space and the end.
-skipped_names=$(grep -hv '^#' hack/conformance/skip-*.txt | sed 's/ | .*$//' | sed '/^$/d')
+skip_lists=(hack/conformance/skip-*.txt)
+# With real pods, the specs that wait for a kubelet run.
+$local_node && skip_lists=($(ls hack/conformance/skip-*.txt | grep -v skip-needs-kubelet.txt))
+skipped_names=$(grep -hv '^#' "${skip_lists[@]}" | sed 's/ | .*$//' | sed '/^$/d')
 # --skipped-only --focus R: the skip-listed specs matching R.
 if $skipped_only && $focus_given; then
   skipped_names=$(grep -E -- "$focus" <<<"$skipped_names" || true)
@@ -125,6 +142,13 @@ server_pid="" agent_pid=""
 cleanup() {
   if [[ -n $agent_pid ]]; then kill -TERM "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null || true; fi
   if [[ -n $server_pid ]]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
+  # What the local node leaves by design (its containers outlive skiff):
+  # the shims of its containerd, their mounts, the pod bridge.
+  if $local_node; then
+    pkill -9 -f "containerd-shim-runc-v2 .*-address $work/" 2>/dev/null || true
+    grep -F " $work/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r umount -l 2>/dev/null || true
+    ip link del cni0 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -135,8 +159,17 @@ if [[ -z $kubeconfig ]]; then
     skiff_bin=$work/skiff
   fi
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  server_args=()
+  if $local_node; then
+    # The node's images, imported by the node at start.
+    [[ -n $(ls _output/images/*.tar 2>/dev/null) ]] || bash hack/images.sh --all
+    mkdir -p "$work/data/agent/images"
+    cp _output/images/*.tar "$work/data/agent/images/"
+  else
+    server_args+=(--disable-agent)
+  fi
   "$skiff_bin" server --data-dir "$work/data" --secure-port "$port" --bind-address 127.0.0.1 \
-    >"$work/server.out" 2>"$report_dir/server.log" &
+    ${server_args[@]+"${server_args[@]}"} >"$work/server.out" 2>"$report_dir/server.log" &
   server_pid=$!
   for _ in $(seq 120); do grep -q KUBECONFIG= "$work/server.out" 2>/dev/null && break; sleep 0.5; done
   grep -q KUBECONFIG= "$work/server.out" || { echo "skiff did not become ready:"; tail -20 "$report_dir/server.log"; exit 1; }
@@ -161,7 +194,8 @@ echo "running conformance specs against $(grep -m1 server: "$kubeconfig" | awk '
 # skeleton provider and no node checks: skiff's nodes are simulated (or
 # there are none).
 e2e_args=(--kubeconfig="$kubeconfig" --kubectl-path="$kubectl" --provider=skeleton --num-nodes="$((nodes > 0 ? nodes : 1))"
-  --allowed-not-ready-nodes=-1 --e2e-verify-service-account=false --report-dir="$report_dir")
+  --e2e-verify-service-account=false --report-dir="$report_dir")
+$local_node || e2e_args+=(--allowed-not-ready-nodes=-1)
 ginkgo_args=(--focus="$focus_regex" ${skip_args[@]+"${skip_args[@]}"} --no-color --v --timeout="$timeout")
 
 # run NAME PROCS [ginkgo flags]: one pass, its JUnit report junit_NAME_01.xml.
@@ -209,7 +243,7 @@ if $skipped_only; then
   esac
   # A spec whose skip reason says it "passes vacuously" stays listed: it
   # passes without exercising what it is about.
-  vacuous=$(grep -hv '^#' hack/conformance/skip-*.txt | grep -F ' | passes vacuously' | sed 's/ | .*$//' || true)
+  vacuous=$(grep -hv '^#' "${skip_lists[@]}" | grep -F ' | passes vacuously' | sed 's/ | .*$//' || true)
   now_passing=$(awk -F'\t' '$1 == "passed" {print $2}' "$report_dir/results.tsv" | grep -Fvxf <(printf '%s\n' "$vacuous") || true)
   not_run=$(awk -F'\t' '$1 == "skipped" {print $2}' "$report_dir/results.tsv" | grep -Fxf <(printf '%s\n' "$want") || true)
   unknown=$(grep -Fvxf <(cut -f2 "$report_dir/results.tsv") <<<"$skipped_names" || true)
