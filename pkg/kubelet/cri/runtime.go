@@ -84,9 +84,19 @@ type Config struct {
 	MemoryCapacity int64
 	// ClusterDomain is --cluster-domain (default cluster.local).
 	ClusterDomain string
+	// ContainerToKill tells whether a running container failed its
+	// liveness or startup probe and is to be killed: the Killing event's
+	// message as upstream words it ("Container c failed liveness probe,
+	// will be restarted"; "Init container s failed liveness probe" for a
+	// sidecar) and the grace period the kill gets (the pod's deletion
+	// grace, else the probe's terminationGracePeriodSeconds, else the
+	// pod's): prober.Manager.ContainerToKill's. It takes precedence over
+	// Unhealthy.
+	ContainerToKill func(pod *corev1.Pod, containerName, containerID string) (message string, grace time.Duration, ok bool)
 	// Unhealthy tells why a running container must be killed (its
 	// liveness or startup probe failed: upstream's "Container c failed
-	// liveness probe"), "" while it is healthy; nil: never.
+	// liveness probe"), "" while it is healthy; the kill gets the pod's
+	// grace period. nil (and no ContainerToKill): never.
 	Unhealthy func(pod *corev1.Pod, containerName, containerID string) string
 	// CgroupParent overrides containerspec.CgroupParent(pod).
 	CgroupParent func(pod *corev1.Pod) string

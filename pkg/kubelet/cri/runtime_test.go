@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -412,32 +413,90 @@ func TestSandboxChanged(t *testing.T) {
 }
 
 // TestUnhealthyContainerKilled: a container its probes found unhealthy
-// is killed with the probe's message and restarts.
+// is killed with the prober's message within the prober's grace period
+// (not the pod's 30s: its sh ignores SIGTERM as PID 1), and restarts.
 func TestUnhealthyContainerKilled(t *testing.T) {
 	e := env(t)
+	var mu sync.Mutex
 	var unhealthyID string
 	r, rec := newRuntime(t, e, func(c *Config) {
-		c.Unhealthy = func(_ *corev1.Pod, name, id string) string {
+		c.ContainerToKill = func(_ *corev1.Pod, name, id string) (string, time.Duration, bool) {
+			mu.Lock()
+			defer mu.Unlock()
 			if id == unhealthyID {
-				return "Container " + name + " failed liveness probe"
+				return "Container " + name + " failed liveness probe, will be restarted", time.Second, true
 			}
-			return ""
+			return "", 0, false
 		}
 	})
-	pod := busyboxPod("liveness", "trap 'exit 0' TERM; sleep 3600 & wait")
+	pod := busyboxPod("liveness", "sleep 3600")
 	removeAfter(t, r, pod.UID)
 	res := syncUntil(t, r, pod, 30*time.Second, func(s *container.PodStatus) bool {
 		return s.Containers[0].State == container.StateRunning
 	})
+	mu.Lock()
 	unhealthyID = res.Status.Containers[0].ID
-	res = syncUntil(t, r, pod, 30*time.Second, func(s *container.PodStatus) bool {
+	mu.Unlock()
+	start := time.Now()
+	// The 2s minimum grace and a restart; the pod's 30s would be far over.
+	res = syncUntil(t, r, pod, 12*time.Second, func(s *container.PodStatus) bool {
 		return s.Containers[0].RestartCount == 1 && s.Containers[0].State == container.StateRunning
 	})
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("restarted after %v: the kill did not wait the minimum grace period", took)
+	}
 	if !rec.has("Normal Killing Container c failed liveness probe, will be restarted") {
 		t.Errorf("events %q", rec.all())
 	}
-	if last := res.Status.Containers[0].Last; last == nil || last.ID != unhealthyID {
-		t.Errorf("last termination %+v, want the unhealthy instance", last)
+	if last := res.Status.Containers[0].Last; last == nil || last.ID != unhealthyID || last.ExitCode != 137 {
+		t.Errorf("last termination %+v, want the unhealthy instance SIGKILLed", last)
+	}
+}
+
+// TestUnhealthySidecarKilled: a sidecar's kill message is upstream's
+// "Init container s failed liveness probe" (no ", will be restarted")
+// and it restarts while the container keeps running.
+func TestUnhealthySidecarKilled(t *testing.T) {
+	e := env(t)
+	var mu sync.Mutex
+	var unhealthyID string
+	r, rec := newRuntime(t, e, func(c *Config) {
+		c.Unhealthy = func(_ *corev1.Pod, name, id string) string {
+			mu.Lock()
+			defer mu.Unlock()
+			if id == unhealthyID {
+				return "Init container " + name + " failed liveness probe"
+			}
+			return ""
+		}
+	})
+	pod := busyboxPod("sidecar-liveness", "trap 'exit 0' TERM; sleep 3600 & wait")
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+	sidecar := busybox("s", "trap 'exit 0' TERM; sleep 3600 & wait")
+	sidecar.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+	pod.Spec.InitContainers = []corev1.Container{sidecar}
+	removeAfter(t, r, pod.UID)
+	res := syncUntil(t, r, pod, 30*time.Second, func(s *container.PodStatus) bool {
+		return s.InitContainers[0].State == container.StateRunning && s.Containers[0].State == container.StateRunning
+	})
+	mainID := res.Status.Containers[0].ID
+	mu.Lock()
+	unhealthyID = res.Status.InitContainers[0].ID
+	mu.Unlock()
+	res = syncUntil(t, r, pod, 20*time.Second, func(s *container.PodStatus) bool {
+		return s.InitContainers[0].RestartCount == 1 && s.InitContainers[0].State == container.StateRunning
+	})
+	if c := res.Status.Containers[0]; c.ID != mainID || c.State != container.StateRunning {
+		t.Errorf("the container did not keep running: %s", describe(res.Status))
+	}
+	var kills []string
+	for _, ev := range rec.all() {
+		if strings.HasPrefix(ev, "Normal Killing ") {
+			kills = append(kills, ev)
+		}
+	}
+	if want := "Normal Killing Init container s failed liveness probe"; len(kills) != 1 || kills[0] != want {
+		t.Errorf("Killing events %q, want [%q]", kills, want)
 	}
 }
 

@@ -259,8 +259,9 @@ func (r *Runtime) runPostStart(pod *corev1.Pod, c *corev1.Container, id string, 
 	}()
 }
 
-// killOne kills one container in the background (an unhealthy one), once.
-func (r *Runtime) killOne(pod *corev1.Pod, c *corev1.Container, id, message string, ips []string, st *podState) {
+// killOne kills one container (an unhealthy one) in the background
+// within grace, once.
+func (r *Runtime) killOne(pod *corev1.Pod, c *corev1.Container, id, message string, grace time.Duration, ips []string, st *podState) {
 	r.mu.Lock()
 	if st.stopping[id] {
 		r.mu.Unlock()
@@ -269,7 +270,7 @@ func (r *Runtime) killOne(pod *corev1.Pod, c *corev1.Container, id, message stri
 	st.stopping[id] = true
 	r.mu.Unlock()
 	go func() {
-		r.killContainer(r.bg, pod, c, id, message, r.clock.Now().Add(terminationGrace(pod)), ips, nil)
+		r.killContainer(r.bg, pod, c, id, message, r.clock.Now().Add(grace), ips, nil)
 		r.mu.Lock()
 		delete(st.stopping, id)
 		r.mu.Unlock()

@@ -382,16 +382,49 @@ func (s *syncer) hookPending(id string) bool {
 // checkHealth kills a running container its probes found unhealthy, in
 // the background; it restarts (or not) as its policy says once it exited.
 func (s *syncer) checkHealth(c *corev1.Container, cur *runtimeapi.ContainerStatus) {
-	if s.r.cfg.Unhealthy == nil || s.hookPending(cur.Id) {
+	if s.hookPending(cur.Id) {
 		return
 	}
-	msg := s.r.cfg.Unhealthy(s.pod, c.Name, fullID(cur.Id))
-	if msg == "" {
+	msg, grace, ok := s.r.toKill(s.pod, c, cur.Id)
+	if !ok {
 		return
 	}
-	if restartable(c) || restartOnFailure(s.pod) {
-		msg += ", will be restarted"
-	}
-	s.r.killOne(s.pod, c, cur.Id, msg, s.r.podIPs(s.pod, s.v), s.st)
+	s.r.killOne(s.pod, c, cur.Id, msg, grace, s.r.podIPs(s.pod, s.v), s.st)
 	s.after(s.r.cfg.PollInterval)
+}
+
+// toKill asks the prober whether the running container is to be killed,
+// and with which message and grace period.
+func (r *Runtime) toKill(pod *corev1.Pod, c *corev1.Container, id string) (string, time.Duration, bool) {
+	if r.cfg.ContainerToKill != nil {
+		return r.cfg.ContainerToKill(pod, c.Name, fullID(id))
+	}
+	if r.cfg.Unhealthy == nil {
+		return "", 0, false
+	}
+	msg := r.cfg.Unhealthy(pod, c.Name, fullID(id))
+	if msg == "" {
+		return "", 0, false
+	}
+	// Upstream's message says a regular container will be restarted; a
+	// sidecar's never does (it always is).
+	if !isInitContainer(pod, c.Name) {
+		restart := restartOnFailure(pod)
+		if c.RestartPolicy != nil {
+			restart = *c.RestartPolicy != corev1.ContainerRestartPolicyNever
+		}
+		if restart {
+			msg += ", will be restarted"
+		}
+	}
+	return msg, terminationGrace(pod), true
+}
+
+func isInitContainer(pod *corev1.Pod, name string) bool {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return true
+		}
+	}
+	return false
 }
