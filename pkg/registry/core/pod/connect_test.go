@@ -59,6 +59,8 @@ type cluster struct {
 	ca      *pki.CA
 	kubelet *fakeKubelet
 	ip      string
+	// kubeconfig is the admin's, for kubectl.
+	kubeconfig string
 	// podPort serves the pod "web" (HTTP echo).
 	podPort int
 }
@@ -70,7 +72,7 @@ type cluster struct {
 func TestConnectSubresources(t *testing.T) {
 	var opts *options.Options
 	cfg := integration.StartAPIServer(t, integration.ServerOptions{Customize: func(o *options.Options) { opts = o }})
-	c := &cluster{cfg: cfg, client: kubernetes.NewForConfigOrDie(cfg), ip: hostIP(t)}
+	c := &cluster{cfg: cfg, client: kubernetes.NewForConfigOrDie(cfg), ip: hostIP(t), kubeconfig: opts.AdminKubeconfig()}
 	var err error
 	if c.ca, err = pki.LoadCA(opts.PKIDir()); err != nil {
 		t.Fatal(err)
@@ -87,6 +89,7 @@ func TestConnectSubresources(t *testing.T) {
 	t.Run("podProxy", c.testPodProxy)
 	t.Run("nodeProxy", c.testNodeProxy)
 	t.Run("serviceProxy", c.testServiceProxy)
+	t.Run("kubectl", c.testKubectl)
 	t.Run("rbac", c.testRBAC)
 }
 

@@ -186,30 +186,37 @@ func serveRemoteCommand(w http.ResponseWriter, req *http.Request) {
 	time.Sleep(100 * time.Millisecond)
 }
 
-// servePortForward echoes each data stream as "<port>:<what it read>".
+// servePortForward echoes each data stream as "<port>:<what it read>",
+// then closes the request's error stream (the end of a forward).
 func servePortForward(w http.ResponseWriter, req *http.Request) {
 	conn, streams := upgrade(w, req, "portforward.k8s.io")
 	if conn == nil {
 		return
 	}
 	defer conn.Close()
-	done := make(chan struct{})
-	go func() {
-		<-conn.CloseChan()
-		close(done)
-	}()
+	var mu sync.Mutex
+	errorStreams := map[string]httpstream.Stream{}
 	for {
 		select {
 		case s := <-streams:
-			if s.Headers().Get("streamType") != "data" {
+			id := s.Headers().Get("requestID")
+			if s.Headers().Get("streamType") == "error" {
+				mu.Lock()
+				errorStreams[id] = s
+				mu.Unlock()
 				continue
 			}
 			go func() {
 				in, _ := io.ReadAll(s)
 				fmt.Fprintf(s, "%s:%s", s.Headers().Get("port"), in)
 				s.Close()
+				mu.Lock()
+				defer mu.Unlock()
+				if e := errorStreams[id]; e != nil {
+					e.Close()
+				}
 			}()
-		case <-done:
+		case <-conn.CloseChan():
 			return
 		case <-time.After(30 * time.Second):
 			return
