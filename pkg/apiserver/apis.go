@@ -21,6 +21,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/registry/discovery"
 	"github.com/skiff-dev/skiff/pkg/registry/events"
 	"github.com/skiff-dev/skiff/pkg/registry/metrics"
+	"github.com/skiff-dev/skiff/pkg/registry/metrics/scraper"
 	"github.com/skiff-dev/skiff/pkg/registry/networking"
 	"github.com/skiff-dev/skiff/pkg/registry/node"
 	"github.com/skiff-dev/skiff/pkg/registry/policy"
@@ -83,7 +84,11 @@ func installAPIs(server *genericapiserver.GenericAPIServer, optsGetter generic.R
 		}
 		if g.name == metrics.Group {
 			g.storage = func(generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
-				return metrics.Storage(coreStorage, metrics.Simulated{})
+				scraped, err := scraper.Install(server, coreStorage, conns.Kubelet)
+				if err != nil {
+					return nil, err
+				}
+				return metrics.Storage(coreStorage, metrics.ByRuntime{Real: scraped})
 			}
 		}
 		storage, err := g.build(optsGetter)

@@ -33,14 +33,46 @@ var (
 )
 
 // A Source is what the nodes report: the usage of a node and of the
-// containers of a pod bound to it, with the interval it was measured over.
+// containers of a pod bound to it, with when and over which interval it
+// was measured.
 type Source interface {
 	// NodeUsage is node's usage given the pods bound to it; ok false if
 	// the node reports none.
-	NodeUsage(node *corev1.Node, pods []*corev1.Pod) (usage corev1.ResourceList, window time.Duration, ok bool)
+	NodeUsage(node *corev1.Node, pods []*corev1.Pod) (usage corev1.ResourceList, at TimeInfo, ok bool)
 	// PodUsage is the usage of each of the pod's containers; ok false if
 	// its node reports none for it (yet).
-	PodUsage(node *corev1.Node, pod *corev1.Pod) (containers []metricsv1beta1.ContainerMetrics, window time.Duration, ok bool)
+	PodUsage(node *corev1.Node, pod *corev1.Pod) (containers []metricsv1beta1.ContainerMetrics, at TimeInfo, ok bool)
+}
+
+// TimeInfo is when a usage was measured (the end of its window) and the
+// window its CPU rate is over.
+type TimeInfo struct {
+	// Timestamp zero: the time of the request.
+	Timestamp time.Time
+	Window    time.Duration
+}
+
+// ByRuntime is the Source of a cluster mixing simulated nodes (Simulated)
+// and nodes running pods (Real, e.g. their kubelets scraped).
+type ByRuntime struct{ Real Source }
+
+var _ Source = ByRuntime{}
+
+func (b ByRuntime) pick(node *corev1.Node) Source {
+	if IsSimulated(node) || b.Real == nil {
+		return Simulated{}
+	}
+	return b.Real
+}
+
+// NodeUsage asks the node's source.
+func (b ByRuntime) NodeUsage(node *corev1.Node, pods []*corev1.Pod) (corev1.ResourceList, TimeInfo, bool) {
+	return b.pick(node).NodeUsage(node, pods)
+}
+
+// PodUsage asks the source of the pod's node.
+func (b ByRuntime) PodUsage(node *corev1.Node, pod *corev1.Pod) ([]metricsv1beta1.ContainerMetrics, TimeInfo, bool) {
+	return b.pick(node).PodUsage(node, pod)
 }
 
 // Storage serves nodes and pods of metrics.k8s.io from the core group's
@@ -101,14 +133,14 @@ func selectors(options *metainternalversion.ListOptions) (*metainternalversion.L
 }
 
 func (r *reader) nodeMetrics(node *corev1.Node, pods []*corev1.Pod) (*metricsv1beta1.NodeMetrics, bool) {
-	usage, window, ok := r.source.NodeUsage(node, pods)
+	usage, at, ok := r.source.NodeUsage(node, pods)
 	if !ok {
 		return nil, false
 	}
 	now := metav1.NewTime(r.now())
 	return &metricsv1beta1.NodeMetrics{
 		ObjectMeta: metav1.ObjectMeta{Name: node.Name, Labels: node.Labels, CreationTimestamp: now},
-		Timestamp:  now, Window: metav1.Duration{Duration: window}, Usage: usage,
+		Timestamp:  r.timestamp(at), Window: metav1.Duration{Duration: at.Window}, Usage: usage,
 	}, true
 }
 
@@ -116,15 +148,23 @@ func (r *reader) podMetrics(node *corev1.Node, pod *corev1.Pod) (*metricsv1beta1
 	if node == nil {
 		return nil, false
 	}
-	containers, window, ok := r.source.PodUsage(node, pod)
+	containers, at, ok := r.source.PodUsage(node, pod)
 	if !ok {
 		return nil, false
 	}
 	now := metav1.NewTime(r.now())
 	return &metricsv1beta1.PodMetrics{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, Labels: pod.Labels, CreationTimestamp: now},
-		Timestamp:  now, Window: metav1.Duration{Duration: window}, Containers: containers,
+		Timestamp:  r.timestamp(at), Window: metav1.Duration{Duration: at.Window}, Containers: containers,
 	}, true
+}
+
+// timestamp is when the usage was measured, now if the source has no time.
+func (r *reader) timestamp(at TimeInfo) metav1.Time {
+	if at.Timestamp.IsZero() {
+		return metav1.NewTime(r.now())
+	}
+	return metav1.NewTime(at.Timestamp)
 }
 
 func podsByNode(pods []corev1.Pod) map[string][]*corev1.Pod {

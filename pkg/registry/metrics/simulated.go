@@ -53,9 +53,9 @@ func podUsage(pod *corev1.Pod) corev1.ResourceList {
 }
 
 // NodeUsage sums the node's running pods.
-func (Simulated) NodeUsage(node *corev1.Node, pods []*corev1.Pod) (corev1.ResourceList, time.Duration, bool) {
+func (Simulated) NodeUsage(node *corev1.Node, pods []*corev1.Pod) (corev1.ResourceList, TimeInfo, bool) {
 	if !IsSimulated(node) {
-		return nil, 0, false
+		return nil, TimeInfo{}, false
 	}
 	total := corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(0, resource.DecimalSI), corev1.ResourceMemory: *resource.NewQuantity(0, resource.BinarySI)}
 	for _, pod := range pods {
@@ -68,13 +68,13 @@ func (Simulated) NodeUsage(node *corev1.Node, pods []*corev1.Pod) (corev1.Resour
 			total[k] = sum
 		}
 	}
-	return total, Window, true
+	return total, TimeInfo{Window: Window}, true
 }
 
 // PodUsage splits a running pod's usage over its containers.
-func (Simulated) PodUsage(node *corev1.Node, pod *corev1.Pod) ([]metricsv1beta1.ContainerMetrics, time.Duration, bool) {
+func (Simulated) PodUsage(node *corev1.Node, pod *corev1.Pod) ([]metricsv1beta1.ContainerMetrics, TimeInfo, bool) {
 	if !IsSimulated(node) || !running(pod) || len(pod.Spec.Containers) == 0 {
-		return nil, 0, false
+		return nil, TimeInfo{}, false
 	}
 	n := int64(len(pod.Spec.Containers))
 	containers := make([]metricsv1beta1.ContainerMetrics, n)
@@ -96,5 +96,5 @@ func (Simulated) PodUsage(node *corev1.Node, pod *corev1.Pod) ([]metricsv1beta1.
 			containers[i].Usage[k] = quantity(share)
 		}
 	}
-	return containers, Window, true
+	return containers, TimeInfo{Window: Window}, true
 }

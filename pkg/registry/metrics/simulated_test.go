@@ -31,9 +31,9 @@ func simPod(usage string, phase corev1.PodPhase, containers ...string) *corev1.P
 // first; a node sums its running pods; other runtimes report nothing.
 func TestSimulated(t *testing.T) {
 	node := simNode()
-	containers, window, ok := Simulated{}.PodUsage(node, simPod("cpu=250m,memory=3", corev1.PodRunning, "a", "b"))
-	if !ok || window != Window || len(containers) != 2 {
-		t.Fatalf("PodUsage = %v, %v, %v", containers, window, ok)
+	containers, at, ok := Simulated{}.PodUsage(node, simPod("cpu=250m,memory=3", corev1.PodRunning, "a", "b"))
+	if !ok || at.Window != Window || !at.Timestamp.IsZero() || len(containers) != 2 {
+		t.Fatalf("PodUsage = %v, %v, %v", containers, at, ok)
 	}
 	for i, want := range [][2]string{{"125m", "2"}, {"125m", "1"}} {
 		u := containers[i].Usage

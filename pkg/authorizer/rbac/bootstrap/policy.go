@@ -239,6 +239,11 @@ func ClusterRoles() []rbacv1.ClusterRole {
 			newRule(readWrite...).groups(rbac).resources("roles", "rolebindings").done()), AggregateToAdmin),
 		labeled(clusterRole("system:aggregate-to-edit", editRules()...), AggregateToEdit),
 		labeled(clusterRole("system:aggregate-to-view", viewRules()...), AggregateToView),
+		// metrics-server's reader of metrics.k8s.io (served by skiff
+		// itself), aggregated into admin, edit and view.
+		{ObjectMeta: metav1.ObjectMeta{Name: "system:aggregated-metrics-reader", Labels: map[string]string{
+			"k8s-app": "metrics-server", AggregateToAdmin: "true", AggregateToEdit: "true", AggregateToView: "true"}},
+			Rules: []rbacv1.PolicyRule{newRule("get", "list", "watch").groups("metrics.k8s.io").resources("pods", "nodes").done()}},
 		clusterRole("system:heapster",
 			newRule(read...).groups(legacy).resources("events", "pods", "nodes", "namespaces").done(),
 			newRule(read...).groups(extensions).resources("deployments").done()),
