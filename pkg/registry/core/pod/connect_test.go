@@ -329,6 +329,23 @@ func (c *cluster) testExec(t *testing.T) {
 		}
 	}
 
+	// A TTY: the terminal's size reaches the kubelet both ways.
+	u = c.execURL("web", &corev1.PodExecOptions{Command: []string{"sh"}, Stdin: true, Stdout: true, TTY: true})
+	spdyExec, _ = remotecommand.NewSPDYExecutor(c.cfg, "POST", u)
+	wsExec, _ = remotecommand.NewWebSocketExecutor(c.cfg, "GET", u.String())
+	for name, e := range map[string]remotecommand.Executor{"spdy": spdyExec, "websocket": wsExec} {
+		var out bytes.Buffer
+		sizes := make(sizeQueue, 1)
+		sizes <- remotecommand.TerminalSize{Width: 80, Height: 24}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := e.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: strings.NewReader("ls"), Stdout: &out, Tty: true, TerminalSizeQueue: sizes})
+		cancel()
+		close(sizes)
+		if want := "/exec/default/web/c1|sh|ls|80x24"; err != nil || out.String() != want {
+			t.Errorf("%s tty: %q %v, want %q", name, out.String(), err, want)
+		}
+	}
+
 	// The command's exit code reaches the client both ways.
 	u = c.execURL("web", &corev1.PodExecOptions{Command: []string{"exit3"}, Stdout: true})
 	spdyExec, _ = remotecommand.NewSPDYExecutor(c.cfg, "POST", u)
@@ -370,6 +387,16 @@ func (c *cluster) testExec(t *testing.T) {
 	if r := run(e, ""); r.err == nil || !strings.Contains(r.err.Error(), "connection refused") {
 		t.Errorf("lost node: %v", r.err)
 	}
+}
+
+type sizeQueue chan remotecommand.TerminalSize
+
+func (q sizeQueue) Next() *remotecommand.TerminalSize {
+	size, ok := <-q
+	if !ok {
+		return nil
+	}
+	return &size
 }
 
 func (c *cluster) testAttach(t *testing.T) {

@@ -133,8 +133,8 @@ func upgrade(w http.ResponseWriter, req *http.Request, protocol string) (httpstr
 }
 
 // serveRemoteCommand answers an exec or attach: stdout gets
-// "<path>|<command>|<stdin>", stderr "stderr"; the command "exit3" ends
-// with exit code 3.
+// "<path>|<command>|<stdin>" (and "|<width>x<height>" with a TTY), stderr
+// "stderr"; the command "exit3" ends with exit code 3.
 func serveRemoteCommand(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	conn, streams := upgrade(w, req, "v4.channel.k8s.io")
@@ -158,13 +158,21 @@ func serveRemoteCommand(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
+	// A TTY's first size comes before any input.
+	var size string
+	if s := byType["resize"]; s != nil {
+		var ts struct{ Width, Height uint16 }
+		if json.NewDecoder(s).Decode(&ts) == nil {
+			size = fmt.Sprintf("|%dx%d", ts.Width, ts.Height)
+		}
+	}
 	var stdin []byte
 	if s := byType["stdin"]; s != nil {
 		stdin, _ = io.ReadAll(s)
 	}
 	command := q["command"]
 	if s := byType["stdout"]; s != nil {
-		fmt.Fprintf(s, "%s|%s|%s", req.URL.Path, strings.Join(command, " "), stdin)
+		fmt.Fprintf(s, "%s|%s|%s%s", req.URL.Path, strings.Join(command, " "), stdin, size)
 	}
 	if s := byType["stderr"]; s != nil {
 		fmt.Fprint(s, "stderr")
