@@ -15,6 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
 	"github.com/skiff-dev/skiff/test/harness"
@@ -80,11 +82,28 @@ func killShims(t *testing.T, dir string) {
 	}
 }
 
+// localNode is one skiff server with its local node, shared by the
+// subtests of TestLocalNode: only one local node can run on a machine at
+// a time (one cni0 bridge, one pod range).
+type localNode struct {
+	dir   string
+	srv   *harness.Server
+	admin *kubernetes.Clientset
+	node  *corev1.Node
+	// k is the newest kubectl, in the namespace of the test's pods.
+	k *kctl
+	// kubectls are the kubectls the streaming checks run: 1.27, 1.33 and
+	// 1.37 when found (every one given by -kubectl or $KUBECTL).
+	kubectls []kubectlBinary
+}
+
 // TestLocalNode: skiff server runs a node on this machine's containerd,
-// as k3s does: the Node registers Ready with the host's capacity and a
-// podCIDR, a busybox pod runs with an IP of it that the host reaches, and
-// after kill -9 of the server its containers keep running and are adopted
-// by the restarted server (same container ID, no restart).
+// as k3s does, and stock kubectls use its pods as on upstream's kubelet:
+// logs, exec, cp, port-forward and attach; probes; OOM kills, crash-loop
+// back-off and graceful deletion; configMap, secret, downwardAPI and
+// projected volumes; the node's kubelet API through nodes/proxy; and, last,
+// kill -9 of the server, whose containers keep running and are adopted by
+// the restarted server.
 func TestLocalNode(t *testing.T) {
 	if why := localNodeReason(); why != "" {
 		t.Skip(why)
@@ -93,27 +112,66 @@ func TestLocalNode(t *testing.T) {
 	if len(paths) == 0 {
 		t.Fatal("no kubectl found")
 	}
-	dir := t.TempDir()
-	srv := startLocalNode(t, dir, 0)
+	ln := &localNode{dir: t.TempDir()}
+	ln.kubectls = streamingKubectls(t, paths)
+	ln.srv = startLocalNode(t, ln.dir, 0)
 	t.Cleanup(func() {
-		if srv != nil {
-			_ = srv.Stop()
+		if ln.srv != nil {
+			_ = ln.srv.Stop()
 		}
-		killShims(t, dir)
-		_ = cni.Cleanup(cni.Config{DataDir: filepath.Join(dir, "agent", "kubelet", "cni")})
+		killShims(t, ln.dir)
+		_ = cni.Cleanup(cni.Config{DataDir: filepath.Join(ln.dir, "agent", "kubelet", "cni")})
 	})
-	admin := adminClient(t, srv)
-	ctx := context.Background()
-	k := newKctl(t, resolveKubectl(t, paths[len(paths)-1]), srv)
+	ln.admin = adminClient(t, ln.srv)
+	ln.k = newKctl(t, ln.kubectls[len(ln.kubectls)-1], ln.srv)
+	ln.waitNodeReady(t)
 
+	// Pods whose checks need time to pass (restarts, back-off) start
+	// first, so that they age while the other subtests run.
+	ln.startCrashPod(t)
+
+	t.Run("Pod", ln.testPod)
+	t.Run("Kubectl", ln.testKubectl)
+	t.Run("NodeProxy", ln.testNodeProxy)
+	t.Run("Probes", ln.testProbes)
+	t.Run("Volumes", ln.testVolumes)
+	t.Run("Lifecycle", ln.testLifecycle)
+	t.Run("Adoption", ln.testAdoption)
+}
+
+// streamingKubectls picks, of the kubectls found, 1.27, 1.33 and 1.37
+// (the oldest, the SDK's newest, and upstream's): they differ in SPDY and
+// WebSocket use. Binaries named by -kubectl or $KUBECTL are all used.
+func streamingKubectls(t *testing.T, paths []string) []kubectlBinary {
+	t.Helper()
+	explicit := *kubectlFlag != "" || os.Getenv("KUBECTL") != ""
+	var bins []kubectlBinary
+	for _, p := range paths {
+		b := resolveKubectl(t, p)
+		if explicit || strings.HasPrefix(b.version, "v1.27.") || strings.HasPrefix(b.version, "v1.33.") || strings.HasPrefix(b.version, "v1.37.") {
+			bins = append(bins, b)
+		}
+	}
+	if len(bins) == 0 {
+		bins = append(bins, resolveKubectl(t, paths[len(paths)-1]))
+	}
+	var versions []string
+	for _, b := range bins {
+		versions = append(versions, b.version)
+	}
+	t.Logf("kubectls: %s", strings.Join(versions, ", "))
+	return bins
+}
+
+func (ln *localNode) waitNodeReady(t *testing.T) {
+	t.Helper()
 	hostname, _ := os.Hostname()
-	var node *corev1.Node
 	eventually(t, 60*time.Second, func() string {
-		n, err := admin.CoreV1().Nodes().Get(ctx, hostname, metav1.GetOptions{})
+		n, err := ln.admin.CoreV1().Nodes().Get(context.Background(), hostname, metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
 		}
-		node = n
+		ln.node = n
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
 				return ""
@@ -121,23 +179,20 @@ func TestLocalNode(t *testing.T) {
 		}
 		return fmt.Sprintf("node %s not Ready: %v", hostname, n.Status.Conditions)
 	})
+}
+
+// testPod: the Node registers Ready with the host's capacity and a
+// podCIDR; a pod serving HTTP with busybox's httpd runs with an IP of it
+// that the host reaches.
+func (ln *localNode) testPod(t *testing.T) {
+	node, k := ln.node, ln.k
 	if !strings.HasPrefix(node.Status.NodeInfo.ContainerRuntimeVersion, "containerd://") || node.Status.Capacity.Cpu().IsZero() || node.Spec.PodCIDR == "" {
 		t.Errorf("node: runtime %q capacity %v podCIDR %q", node.Status.NodeInfo.ContainerRuntimeVersion, node.Status.Capacity, node.Spec.PodCIDR)
 	}
-
-	// A pod serving HTTP with busybox's httpd: Running, an IP of the
-	// node's podCIDR, reachable from the host.
-	k.ok(t, "run", "web", "--image="+nodeimages.BusyboxImage, "--restart=Never",
+	k.ok(t, "run", "web", "--image="+nodeimages.BusyboxImage, "--restart=Never", "--labels=app=web",
 		`--overrides={"spec":{"automountServiceAccountToken":false}}`,
 		"--", "sh", "-c", "echo hello from web; exec httpd -f -p 8080 -h /etc")
-	var pod corev1.Pod
-	eventually(t, 60*time.Second, func() string {
-		k.getJSON(t, &pod, "pod", "web")
-		if pod.Status.Phase != corev1.PodRunning || len(pod.Status.ContainerStatuses) == 0 || !pod.Status.ContainerStatuses[0].Ready {
-			return fmt.Sprintf("pod web: %s %+v", pod.Status.Phase, pod.Status.ContainerStatuses)
-		}
-		return ""
-	})
+	pod := ln.waitPod(t, "web", 60*time.Second, podAllReady)
 	if !inCIDR(pod.Status.PodIP, node.Spec.PodCIDR) {
 		t.Errorf("pod IP %s not in the node's podCIDR %s", pod.Status.PodIP, node.Spec.PodCIDR)
 	}
@@ -145,18 +200,8 @@ func TestLocalNode(t *testing.T) {
 	if !strings.HasPrefix(cs.ContainerID, "containerd://") || cs.ImageID == "" || cs.State.Running == nil {
 		t.Errorf("container status %+v", cs)
 	}
-	url := "http://" + pod.Status.PodIP + ":8080/hostname"
 	eventually(t, 20*time.Second, func() string {
-		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if strings.TrimSpace(string(body)) != "web" {
-			return fmt.Sprintf("GET %s: %d %q", url, resp.StatusCode, body)
-		}
-		return ""
+		return httpGetWant("http://"+pod.Status.PodIP+":8080/hostname", "web")
 	})
 	events := k.ok(t, "get", "events", "--field-selector", "involvedObject.name=web", "-o", "custom-columns=R:.reason", "--no-headers")
 	for _, reason := range []string{"Scheduled", "Pulled", "Created", "Started"} {
@@ -164,23 +209,30 @@ func TestLocalNode(t *testing.T) {
 			t.Errorf("no %s event for pod web: %s", reason, events)
 		}
 	}
+}
 
-	// kill -9 the server: containerd and the container outlive it; the
-	// restarted server adopts the container as it is.
-	if err := srv.Kill(); err != nil {
+// testAdoption: kill -9 the server: containerd and the container outlive
+// it; the restarted server adopts the container as it is. Deleted, the
+// pod's container stops within its grace period.
+func (ln *localNode) testAdoption(t *testing.T) {
+	k := ln.k
+	before, err := ln.admin.CoreV1().Pods(k.ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil || len(before.Status.ContainerStatuses) == 0 {
+		t.Skipf("pod web is not running (see the Pod subtest): %v", err)
+	}
+	cs := before.Status.ContainerStatuses[0]
+	url := "http://" + before.Status.PodIP + ":8080/hostname"
+	if err := ln.srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url); err != nil {
-		t.Errorf("pod unreachable while skiff is down: %v", err)
-	} else {
-		resp.Body.Close()
+	if problem := httpGetWant(url, "web"); problem != "" {
+		t.Errorf("pod unreachable while skiff is down: %s", problem)
 	}
-	port := srv.Port
-	srv = nil
-	srv = startLocalNode(t, dir, port)
-	eventually(t, 60*time.Second, func() string {
-		var after corev1.Pod
-		k.getJSON(t, &after, "pod", "web")
+	port := ln.srv.Port
+	ln.srv = nil
+	ln.srv = startLocalNode(t, ln.dir, port)
+	ln.admin = adminClient(t, ln.srv)
+	ln.waitPod(t, "web", 60*time.Second, func(after *corev1.Pod) string {
 		if len(after.Status.ContainerStatuses) == 0 {
 			return "no container status after the restart"
 		}
@@ -191,12 +243,140 @@ func TestLocalNode(t *testing.T) {
 		return ""
 	})
 
-	// Deleted, the pod's container stops within its grace period.
 	k.ok(t, "delete", "pod", "web", "--grace-period=5", "--timeout=30s")
 	if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url); err == nil {
 		resp.Body.Close()
 		t.Errorf("pod still serves after its deletion")
 	}
+}
+
+// ---------------------------------------------------------------------------
+// helpers of the local node's subtests
+
+// apply applies a manifest in the test's namespace.
+func (ln *localNode) apply(t *testing.T, manifest string) {
+	t.Helper()
+	ln.k.okStdin(t, manifest, "apply", "-f", "-")
+}
+
+// waitPod polls pod name of the test's namespace until check reports
+// nothing wrong, and returns it.
+func (ln *localNode) waitPod(t *testing.T, name string, timeout time.Duration, check func(*corev1.Pod) string) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	deadline := time.Now().Add(timeout)
+	for {
+		p, err := ln.admin.CoreV1().Pods(ln.k.ns).Get(context.Background(), name, metav1.GetOptions{})
+		problem := ""
+		if err != nil {
+			problem = err.Error()
+		} else {
+			pod = p
+			problem = check(p)
+		}
+		if problem == "" {
+			return pod
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s after %s: %s", name, timeout, problem)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// podAllReady is a waitPod check: Running with every container ready.
+func podAllReady(p *corev1.Pod) string {
+	if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 {
+		return fmt.Sprintf("phase %s, containers %s", p.Status.Phase, containerStates(p))
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		if !c.Ready {
+			return fmt.Sprintf("not ready: %s", containerStates(p))
+		}
+	}
+	return ""
+}
+
+// podRunning is a waitPod check: Running, with every container running
+// (ready or not).
+func podRunning(p *corev1.Pod) string {
+	if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 {
+		return fmt.Sprintf("phase %s, containers %s", p.Status.Phase, containerStates(p))
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		if c.State.Running == nil {
+			return fmt.Sprintf("not running: %s", containerStates(p))
+		}
+	}
+	return ""
+}
+
+// containerStates is a short text of a pod's container statuses, for
+// messages.
+func containerStates(p *corev1.Pod) string {
+	var parts []string
+	for _, c := range p.Status.ContainerStatuses {
+		s := fmt.Sprintf("%s(ready=%t restarts=%d", c.Name, c.Ready, c.RestartCount)
+		switch {
+		case c.State.Running != nil:
+			s += " running"
+		case c.State.Waiting != nil:
+			s += " waiting " + c.State.Waiting.Reason + ": " + c.State.Waiting.Message
+		case c.State.Terminated != nil:
+			s += fmt.Sprintf(" terminated %s exit %d", c.State.Terminated.Reason, c.State.Terminated.ExitCode)
+		}
+		if lt := c.LastTerminationState.Terminated; lt != nil {
+			s += fmt.Sprintf(" last: %s exit %d", lt.Reason, lt.ExitCode)
+		}
+		parts = append(parts, s+")")
+	}
+	return strings.Join(parts, " ")
+}
+
+// podEvents returns the events of pod name of the test's namespace.
+func (ln *localNode) podEvents(t *testing.T, name string) []corev1.Event {
+	t.Helper()
+	list, err := ln.admin.CoreV1().Events(ln.k.ns).List(context.Background(), metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", name).String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// findEvent returns the first event of pod name with reason whose
+// message contains text, nil if none.
+func findEvent(events []corev1.Event, reason, text string) *corev1.Event {
+	for i := range events {
+		if events[i].Reason == reason && strings.Contains(events[i].Message, text) {
+			return &events[i]
+		}
+	}
+	return nil
+}
+
+func eventList(events []corev1.Event) string {
+	var b strings.Builder
+	for _, e := range events {
+		fmt.Fprintf(&b, "\n  %s %s x%d: %s", e.Type, e.Reason, e.Count, e.Message)
+	}
+	return b.String()
+}
+
+// httpGetWant GETs url and reports what is wrong unless it answers 200
+// with want (trimmed), "" if it does.
+func httpGetWant(url, want string) string {
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != want {
+		return fmt.Sprintf("GET %s: %d %q, want %q", url, resp.StatusCode, body, want)
+	}
+	return ""
 }
 
 // unmountUnder unmounts everything mounted below dir, the deepest first.
