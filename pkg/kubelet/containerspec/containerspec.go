@@ -51,6 +51,11 @@ type SandboxOptions struct {
 
 // ContainerOptions are the node-side facts a container config needs.
 type ContainerOptions struct {
+	// SubPath makes the host path of a volume mount's subPath (mount index
+	// i of the container, in volume volumeName at volumePath); nil: the
+	// path is joined as it is, with no protection against symlinks.
+	SubPath func(volumeName string, i int, volumePath, subPath string) (string, error)
+
 	NodeName string
 	PodIPs   []string
 	HostIP   string

@@ -36,7 +36,7 @@ func PodContainerDir(podDir, containerName string) string {
 func mounts(pod *corev1.Pod, c *corev1.Container, env []EnvVar, o ContainerOptions, extras *Extras) ([]*runtimeapi.Mount, error) {
 	var out []*runtimeapi.Mount
 	mountHosts := o.PodDir != "" && (len(o.PodIPs) > 0 || pod.Spec.HostNetwork)
-	for _, vm := range c.VolumeMounts {
+	for i, vm := range c.VolumeMounts {
 		if vm.MountPath == etcHostsPath {
 			mountHosts = false
 		}
@@ -59,7 +59,17 @@ func mounts(pod *corev1.Pod, c *corev1.Container, env []EnvVar, o ContainerOptio
 			if err := noBacksteps(subPath); err != nil {
 				return nil, fmt.Errorf("unable to provision SubPath `%s`: %w", subPath, err)
 			}
-			hostPath = filepath.Join(hostPath, subPath)
+			if o.SubPath != nil {
+				// Resolved and bind-mounted safely by the volume manager: a
+				// symlink the container planted cannot lead out of the
+				// volume.
+				var err error
+				if hostPath, err = o.SubPath(vm.Name, i, vol.HostPath, subPath); err != nil {
+					return nil, fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q: %w", vm.Name, c.Name, err)
+				}
+			} else {
+				hostPath = filepath.Join(hostPath, subPath)
+			}
 		}
 		propagation, err := mountPropagation(vm.MountPropagation)
 		if err != nil {

@@ -48,6 +48,12 @@ const (
 )
 
 // Volumes sets up and tears down a pod's volumes on the host.
+// SubPather is Volumes that make subPath mounts safe (the volume
+// manager's bind mounts), used when the Volumes have it.
+type SubPather interface {
+	SubPath(pod *corev1.Pod, container string, mountIndex int, volumeName, volumePath, subPath string) (string, error)
+}
+
 type Volumes interface {
 	SetUp(ctx context.Context, pod *corev1.Pod) (map[string]containerspec.Mount, error)
 	TearDown(ctx context.Context, uid types.UID) error
@@ -108,6 +114,14 @@ type Config struct {
 	// PollInterval is how often a pod with live containers is synced
 	// again (default 1s).
 	PollInterval time.Duration
+	// MaxParallelImagePulls is how many images are pulled at once
+	// (--max-parallel-image-pulls); 0 or 1: one at a time, as upstream's
+	// default --serialize-image-pulls=true.
+	MaxParallelImagePulls int
+	// Enqueue wakes a pod's sync (the pod workers' EnqueueUID) once an
+	// image pull it waits for ended; nil: it is synced again after
+	// PollInterval while it waits.
+	Enqueue func(uid types.UID)
 }
 
 // Runtime runs pods through CRI. Its state is the runtime's: what it keeps
@@ -118,6 +132,7 @@ type Runtime struct {
 	clock   clock.Clock
 	runtime internalapi.RuntimeService
 	images  internalapi.ImageManagerService
+	puller  *puller
 	version string
 	// bg outlives the syncs: kills and hooks run in it.
 	bg     context.Context
@@ -176,7 +191,8 @@ func New(cfg Config) (*Runtime, error) {
 		cfg: cfg, clock: cfg.Clock, runtime: rs, images: is,
 		version: v.RuntimeName + "://" + v.RuntimeVersion,
 		bg:      bg, cancel: cancel,
-		pods: map[types.UID]*podState{},
+		puller: newPuller(bg, cfg.MaxParallelImagePulls),
+		pods:   map[types.UID]*podState{},
 	}, nil
 }
 

@@ -71,6 +71,10 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 	}
 	ref := containerRef(pod, c)
 	imageRef, img, failure := r.ensureImage(s.ctx, pod, c, ref, sandboxConfig, st)
+	if failure != nil && failure.pending {
+		s.fail(c, failure.reason, "", failure.retry)
+		return false
+	}
 	if failure != nil {
 		r.containerEvent(pod, c, "", corev1.EventTypeWarning, eventFailed, "Error: %s", failure.reason)
 		s.fail(c, failure.reason, failure.message, failure.retry)
@@ -105,6 +109,11 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 	}
 	if len(hostIPs) > 0 {
 		o.HostIP = hostIPs[0]
+	}
+	if sp, ok := r.cfg.Volumes.(SubPather); ok {
+		o.SubPath = func(volume string, i int, volumePath, subPath string) (string, error) {
+			return sp.SubPath(pod, c.Name, i, volume, volumePath, subPath)
+		}
 	}
 	if r.cfg.NodeAllocatable != nil {
 		o.NodeAllocatable = r.cfg.NodeAllocatable()
