@@ -47,13 +47,13 @@ const (
 	connectTimeout = 2 * time.Minute
 )
 
-// Volumes sets up and tears down a pod's volumes on the host.
 // SubPather is Volumes that make subPath mounts safe (the volume
 // manager's bind mounts), used when the Volumes have it.
 type SubPather interface {
 	SubPath(pod *corev1.Pod, container string, mountIndex int, volumeName, volumePath, subPath string) (string, error)
 }
 
+// Volumes sets up and tears down a pod's volumes on the host.
 type Volumes interface {
 	SetUp(ctx context.Context, pod *corev1.Pod) (map[string]containerspec.Mount, error)
 	TearDown(ctx context.Context, uid types.UID) error
