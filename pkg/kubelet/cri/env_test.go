@@ -142,12 +142,31 @@ func unmountUnder(dir string) {
 type events struct {
 	mu   sync.Mutex
 	list []string
+	// names are the events' objects' names.
+	names []string
 }
 
-func (e *events) Event(_ runtime.Object, eventType, reason, message string) {
+func (e *events) Event(o runtime.Object, eventType, reason, message string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.list = append(e.list, eventType+" "+reason+" "+message)
+	name := ""
+	if ref, ok := o.(*corev1.ObjectReference); ok {
+		name = ref.Name
+	}
+	e.names = append(e.names, name)
+}
+
+// hasFor tells whether an event of the named object starts with prefix.
+func (e *events) hasFor(prefix, name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, ev := range e.list {
+		if e.names[i] == name && strings.HasPrefix(ev, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *events) Eventf(o runtime.Object, eventType, reason, format string, args ...any) {

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/skiff-dev/skiff/pkg/kubelet/container"
 )
 
 // Upstream kubelet's image waiting reasons (pkg/kubelet/images).
@@ -39,6 +41,8 @@ const (
 type imageFailure struct {
 	reason, message string
 	retry           time.Duration
+	// pending: not a failure, the pull is under way.
+	pending bool
 }
 
 func (f *imageFailure) Error() string { return f.reason + ": " + f.message }
@@ -100,37 +104,73 @@ func (r *Runtime) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		return "", nil, &imageFailure{reason: ReasonImagePullBackOff, message: msg, retry: wait}
 	}
 
-	r.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventPulling, "Pulling image %q", c.Image)
-	start := time.Now()
-	id, err := r.pull(ctx, pod, spec, sandbox)
-	if err != nil {
-		r.cfg.Recorder.Eventf(ref, corev1.EventTypeWarning, eventFailed, "Failed to pull image %q: %v", c.Image, err)
-		msg := err.Error()
+	r.mu.Lock()
+	job := ps.job
+	r.mu.Unlock()
+	if job == nil {
+		// Pulled in the background: the sync goes on, and looks again.
+		r.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventPulling, "Pulling image %q", c.Image)
+		auths := r.pullAuths(ctx, pod, image)
+		job = r.puller.pull(image, auths, func(ctx context.Context) (string, error) {
+			return r.pull(ctx, spec, auths, sandbox)
+		}, func(job *pullJob) { r.pullEnded(pod, c, ref, st, now, job) })
 		r.mu.Lock()
+		ps.job = job
+		r.mu.Unlock()
+	}
+	if !job.finished() {
+		return "", nil, &imageFailure{reason: container.ReasonContainerCreating, retry: r.cfg.PollInterval, pending: true}
+	}
+	r.mu.Lock()
+	ps.job = nil
+	if job.err != nil {
 		ps.backoff.next(now, imagePullBackoffInitial, imageBackoffMax, 2*imageBackoffMax)
-		ps.lastErr = ReasonErrImagePull + ": " + msg
+		ps.lastErr = ReasonErrImagePull + ": " + job.err.Error()
 		retry := ps.backoff.wait
 		r.mu.Unlock()
-		return "", nil, &imageFailure{reason: ReasonErrImagePull, message: msg, retry: retry}
+		return "", nil, &imageFailure{reason: ReasonErrImagePull, message: job.err.Error(), retry: retry}
 	}
-	took := time.Since(start).Truncate(time.Millisecond)
-	var size uint64
-	var img *runtimeapi.Image
-	if s, err := r.images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: id}, false); err == nil && s.GetImage() != nil {
-		img, size = s.Image, s.Image.GetSize()
-	}
-	r.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventPulled,
-		"Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", c.Image, took, took, size)
-	r.mu.Lock()
 	delete(st.pulls, image)
 	r.mu.Unlock()
-	return id, img, nil
+	var img *runtimeapi.Image
+	if s, err := r.images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: job.imageRef}, false); err == nil {
+		img = s.GetImage()
+	}
+	return job.imageRef, img, nil
+}
+
+// pullEnded records the end of a pod's pull (asked at asked) as
+// upstream's events, and wakes the pod's sync.
+func (r *Runtime) pullEnded(pod *corev1.Pod, c *corev1.Container, ref *corev1.ObjectReference, st *podState, asked time.Time, job *pullJob) {
+	r.mu.Lock()
+	alive := r.pods[pod.UID] == st
+	r.mu.Unlock()
+	if !alive || r.bg.Err() != nil {
+		// The pod left the node while it waited, or the runtime closed.
+		return
+	}
+	if job.err != nil {
+		r.cfg.Recorder.Eventf(ref, corev1.EventTypeWarning, eventFailed, "Failed to pull image %q: %v", c.Image, job.err)
+	} else {
+		var size uint64
+		if s, err := r.images.ImageStatus(r.bg, &runtimeapi.ImageSpec{Image: job.imageRef}, false); err == nil && s.GetImage() != nil {
+			size = s.Image.GetSize()
+		}
+		r.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventPulled,
+			"Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.",
+			c.Image, job.took.Truncate(time.Millisecond), r.clock.Since(asked).Truncate(time.Millisecond), size)
+	}
+	if r.cfg.Enqueue != nil {
+		go func() {
+			<-job.done
+			r.cfg.Enqueue(pod.UID)
+		}()
+	}
 }
 
 // pull pulls with each of the pod's pull secrets for the image's
-// registry in turn, then anonymously if it has none.
-func (r *Runtime) pull(ctx context.Context, pod *corev1.Pod, spec *runtimeapi.ImageSpec, sandbox *runtimeapi.PodSandboxConfig) (string, error) {
-	auths := r.pullAuths(ctx, pod, spec.Image)
+// registry in turn, anonymously if it has none.
+func (r *Runtime) pull(ctx context.Context, spec *runtimeapi.ImageSpec, auths []*runtimeapi.AuthConfig, sandbox *runtimeapi.PodSandboxConfig) (string, error) {
 	if len(auths) == 0 {
 		return r.images.PullImage(ctx, spec, nil, sandbox)
 	}

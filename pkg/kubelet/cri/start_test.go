@@ -81,7 +81,8 @@ func TestImagePullFailures(t *testing.T) {
 	pull.Spec.Containers[0].Image = "registry.invalid/missing:1"
 	removeAfter(t, r, pull.UID)
 	res = syncUntil(t, r, pull, 60*time.Second, func(s *container.PodStatus) bool {
-		return s.Containers[0].WaitingReason != ""
+		// ContainerCreating while the pull runs in the background.
+		return s.Containers[0].WaitingReason != "" && s.Containers[0].WaitingReason != container.ReasonContainerCreating
 	})
 	c = res.Status.Containers[0]
 	if c.WaitingReason != ReasonErrImagePull || c.WaitingMessage == "" {

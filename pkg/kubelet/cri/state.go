@@ -31,6 +31,8 @@ type waiting struct{ reason, message string }
 type pullState struct {
 	backoff backoff
 	lastErr string
+	// job is the pull under way.
+	job *pullJob
 }
 
 type hookRun struct {
