@@ -280,4 +280,3 @@ func (g *gatedRegistry) waitLayerRequested(t *testing.T, repo string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
