@@ -17,9 +17,18 @@ type KubeletClientOptions struct {
 	kubeletclient.Config
 }
 
-// NewKubeletClientOptions returns upstream's defaults.
+// PreferredAddressTypes is the default --kubelet-preferred-address-types:
+// kubeadm's and k3s's (kube-apiserver's own puts Hostname first). Nodes
+// report their host name, which often resolves to a loopback address
+// (Debian's /etc/hosts), and nodes/proxy refuses those.
+var PreferredAddressTypes = []string{string(corev1.NodeInternalIP), string(corev1.NodeExternalIP), string(corev1.NodeHostName)}
+
+// NewKubeletClientOptions returns upstream's defaults, the preferred
+// address types as kubeadm sets them.
 func NewKubeletClientOptions() *KubeletClientOptions {
-	return &KubeletClientOptions{Config: kubeletclient.DefaultConfig()}
+	cfg := kubeletclient.DefaultConfig()
+	cfg.PreferredAddressTypes = append([]string(nil), PreferredAddressTypes...)
+	return &KubeletClientOptions{Config: cfg}
 }
 
 // AddFlags registers the flags on fs.

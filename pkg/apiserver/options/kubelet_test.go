@@ -2,7 +2,9 @@ package options
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -40,7 +42,7 @@ func TestKubeletConfigDefaults(t *testing.T) {
 		cfg.KeyFile != filepath.Join("/d", "pki", "apiserver-kubelet-client.key") || cfg.CAFile != filepath.Join("/d", "pki", "ca.crt") {
 		t.Errorf("defaults: %+v", cfg)
 	}
-	if cfg.Port != 10250 || cfg.PreferredAddressTypes[0] != "Hostname" || len(cfg.PreferredAddressTypes) != 5 {
+	if cfg.Port != 10250 || strings.Join(cfg.PreferredAddressTypes, ",") != "InternalIP,ExternalIP,Hostname" || cfg.HTTPTimeout != 5*time.Second {
 		t.Errorf("upstream defaults: %+v", cfg)
 	}
 	o.KubeletClient.CertFile, o.KubeletClient.KeyFile, o.KubeletClient.CAFile = "c", "k", "ca"
