@@ -126,13 +126,17 @@ func (c *cluster) setUp(t *testing.T) {
 	}
 	gonePort := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	for name, port := range map[string]int{"n1": c.kubelet.port, "gone": gonePort} {
+	for name, port := range map[string]int{"n1": c.kubelet.port, "gone": gonePort, "wsnode": c.kubelet.port} {
 		node, err := c.client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: c.ip}}
 		node.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(port)
+		if name == "wsnode" {
+			// This kubelet takes WebSocket streams itself.
+			node.Status.DeclaredFeatures = []string{"ExtendWebSocketsToKubelet"}
+		}
 		if _, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -149,6 +153,7 @@ func (c *cluster) setUp(t *testing.T) {
 			InitContainers: []corev1.Container{{Name: "init", Image: "busybox"}},
 			Containers:     []corev1.Container{{Name: "a", Image: "busybox"}, {Name: "b", Image: "busybox"}, {Name: "waiting", Image: "busybox"}}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "pending"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c1", Image: "busybox"}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "onws"}, Spec: corev1.PodSpec{NodeName: "wsnode", Containers: []corev1.Container{{Name: "c1", Image: "busybox"}}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "lost"}, Spec: corev1.PodSpec{NodeName: "gone", Containers: []corev1.Container{{Name: "c1", Image: "busybox"}}}},
 	}
 	for _, p := range pods {
@@ -327,6 +332,18 @@ func (c *cluster) testExec(t *testing.T) {
 		if cn := c.kubelet.last().ClientCN; cn != "kube-apiserver-kubelet-client" {
 			t.Errorf("%s: kubelet saw client %q", name, cn)
 		}
+	}
+
+	// A kubelet declaring ExtendWebSocketsToKubelet gets the WebSocket
+	// itself; SPDY still reaches it as SPDY.
+	u = c.execURL("onws", &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true})
+	wsExec, _ = remotecommand.NewWebSocketExecutor(c.cfg, "GET", u.String())
+	if r := run(wsExec, ""); r.err != nil || r.stdout != "websocket|/exec/default/onws/c1|ls" {
+		t.Errorf("websocket to a WebSocket kubelet: %q %v", r.stdout, r.err)
+	}
+	spdyExec, _ = remotecommand.NewSPDYExecutor(c.cfg, "POST", u)
+	if r := run(spdyExec, ""); r.err != nil || r.stdout != "/exec/default/onws/c1|ls|" {
+		t.Errorf("spdy to a WebSocket kubelet: %q %v", r.stdout, r.err)
 	}
 
 	// A TTY: the terminal's size reaches the kubelet both ways.

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/skiff-dev/skiff/pkg/pki"
 )
@@ -94,6 +95,8 @@ func (k *fakeKubelet) serve(w http.ResponseWriter, req *http.Request) {
 	case req.URL.Path == "/stats/summary":
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"node":{"nodeName":"n1"},"pods":[]}`)
+	case strings.HasPrefix(req.URL.Path, "/exec/") && wsstream.IsWebSocketRequest(req):
+		serveWebSocketExec(w, req)
 	case strings.HasPrefix(req.URL.Path, "/exec/"), strings.HasPrefix(req.URL.Path, "/attach/"):
 		serveRemoteCommand(w, req)
 	case strings.HasPrefix(req.URL.Path, "/portForward/"):
@@ -101,6 +104,22 @@ func (k *fakeKubelet) serve(w http.ResponseWriter, req *http.Request) {
 	default:
 		http.NotFound(w, req)
 	}
+}
+
+// serveWebSocketExec is a kubelet taking v5.channel.k8s.io itself
+// (ExtendWebSocketsToKubelet): stdout gets "websocket|<path>|<command>".
+func serveWebSocketExec(w http.ResponseWriter, req *http.Request) {
+	conn := wsstream.NewConn(map[string]wsstream.ChannelProtocolConfig{"v5.channel.k8s.io": {Binary: true, Channels: []wsstream.ChannelType{
+		wsstream.ReadChannel, wsstream.WriteChannel, wsstream.WriteChannel, wsstream.WriteChannel, wsstream.ReadChannel,
+	}}})
+	_, streams, err := conn.Open(w, req)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(streams[1], "websocket|%s|%s", req.URL.Path, strings.Join(req.URL.Query()["command"], " "))
+	data, _ := json.Marshal(metav1.Status{Status: metav1.StatusSuccess})
+	_, _ = streams[3].Write(data)
 }
 
 type newStream struct {
