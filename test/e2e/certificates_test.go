@@ -424,12 +424,20 @@ func testKubeletClientCSR(t *testing.T, srv *harness.Server, admin *kubernetes.C
 	renewal := requestCertificate(t, self, "", certificatesv1.KubeAPIServerClientKubeletSignerName, subject, newKey(t), nil, usages...)
 	waitForCertificate(t, admin, renewal)
 
-	// Another node's certificate, or anyone else's request: left pending.
-	other := requestCertificate(t, self, "", certificatesv1.KubeAPIServerClientKubeletSignerName,
-		pkix.Name{CommonName: "system:node:other", Organization: []string{"system:nodes"}}, newKey(t), nil, usages...)
+	// Another node's certificate: refused at create by NodeRestriction, as
+	// upstream's.
+	der, err := certutil.MakeCSR(newKey(t), &pkix.Name{CommonName: "system:node:other", Organization: []string{"system:nodes"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = csr.RequestCertificate(self, der, "", certificatesv1.KubeAPIServerClientKubeletSignerName, nil, usages, nil)
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "can only create a node CSR with CN=system:node:") {
+		t.Errorf("a node's CSR for another node: %v, want 403 can only create a node CSR with CN=system:node:<node>", err)
+	}
+	// Anyone else's request: left pending.
 	stranger := requestCertificate(t, impersonating(t, srv, "mallory"), "", certificatesv1.KubeAPIServerClientKubeletSignerName, subject, newKey(t), nil, usages...)
 	time.Sleep(2 * time.Second)
-	for _, r := range []*certificatesv1.CertificateSigningRequest{other, stranger} {
+	for _, r := range []*certificatesv1.CertificateSigningRequest{stranger} {
 		if reason := approvedReason(t, admin, r.Name); reason != "" {
 			t.Errorf("CSR of %s for %s approved (%s), want pending", r.Spec.Username, r.Name, reason)
 		}
