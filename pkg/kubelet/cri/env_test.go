@@ -204,6 +204,8 @@ func newRuntime(t *testing.T, e *testEnv, tweak func(*Config)) (*Runtime, *event
 		HostIPs:        func() []string { return []string{"127.0.0.1"} },
 		BackoffInitial: time.Second, BackoffMax: 4 * time.Second,
 		PollInterval: 200 * time.Millisecond,
+		// Collected by the tests that ask for it only.
+		GCPeriod: -1,
 	}
 	if tweak != nil {
 		tweak(&cfg)

@@ -118,6 +118,12 @@ type Config struct {
 	// (--max-parallel-image-pulls); 0 or 1: one at a time, as upstream's
 	// default --serialize-image-pulls=true.
 	MaxParallelImagePulls int
+	// GCPolicy is the container garbage collection's; nil:
+	// DefaultGCPolicy.
+	GCPolicy *GCPolicy
+	// GCPeriod is how often dead containers and sandboxes are collected
+	// (upstream's 1m); negative: never (GarbageCollect only).
+	GCPeriod time.Duration
 	// Enqueue wakes a pod's sync (the pod workers' EnqueueUID) once an
 	// image pull it waits for ended; nil: it is synced again after
 	// PollInterval while it waits.
@@ -168,6 +174,13 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Recorder == nil {
 		cfg.Recorder = &record.FakeRecorder{}
 	}
+	if cfg.GCPolicy == nil {
+		p := DefaultGCPolicy
+		cfg.GCPolicy = &p
+	}
+	if cfg.GCPeriod == 0 {
+		cfg.GCPeriod = defaultGCPeriod
+	}
 	ctx := context.Background()
 	rs, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint(cfg.Endpoint).
 		WithConnectionTimeout(connectTimeout).WithTracerProvider(nil).Build(ctx)
@@ -187,13 +200,17 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("cri: runtime version: %w", err)
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	return &Runtime{
+	r := &Runtime{
 		cfg: cfg, clock: cfg.Clock, runtime: rs, images: is,
 		version: v.RuntimeName + "://" + v.RuntimeVersion,
 		bg:      bg, cancel: cancel,
 		puller: newPuller(bg, cfg.MaxParallelImagePulls),
 		pods:   map[types.UID]*podState{},
-	}, nil
+	}
+	if cfg.GCPeriod > 0 {
+		go r.runGarbageCollection(cfg.GCPeriod)
+	}
+	return r, nil
 }
 
 // Close ends the kills and hooks under way and the connections.

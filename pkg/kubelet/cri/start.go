@@ -145,14 +145,6 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 	}
 	cfg.Image = &runtimeapi.ImageSpec{Image: imageRef, UserSpecifiedImage: c.Image, Annotations: cfg.GetImage().GetAnnotations()}
 
-	// Keep the instance before this one (the status' lastState), remove
-	// older ones, as upstream's garbage collector keeps one dead
-	// container per name.
-	for i, old := range s.v.instances(c.Name) {
-		if i > 0 && exited(old) {
-			s.removeContainer(old.Id)
-		}
-	}
 	s.dirty = true
 	id, err := r.runtime.CreateContainer(s.ctx, sandboxID, cfg, sandboxConfig)
 	if err != nil {
