@@ -66,12 +66,15 @@ type PodStatus struct {
 	IPs            []string
 	InitContainers []ContainerStatus
 	Containers     []ContainerStatus
+	// EphemeralContainers are the pod's ephemeral containers (kubectl
+	// debug), in spec order; they never restart.
+	EphemeralContainers []ContainerStatus
 }
 
 // Running tells whether any container may still run: a pod is terminal
 // only when none does.
 func (s *PodStatus) Running() bool {
-	for _, list := range [][]ContainerStatus{s.InitContainers, s.Containers} {
+	for _, list := range [][]ContainerStatus{s.InitContainers, s.Containers, s.EphemeralContainers} {
 		for _, c := range list {
 			if c.State == StateRunning || c.State == StateCreated {
 				return true
@@ -90,6 +93,17 @@ func (s *PodStatus) Find(name string, init bool) *ContainerStatus {
 	for i := range list {
 		if list[i].Name == name {
 			return &list[i]
+		}
+	}
+	return nil
+}
+
+// FindEphemeral is the named ephemeral container's status, nil if the
+// runtime has none.
+func (s *PodStatus) FindEphemeral(name string) *ContainerStatus {
+	for i := range s.EphemeralContainers {
+		if s.EphemeralContainers[i].Name == name {
+			return &s.EphemeralContainers[i]
 		}
 	}
 	return nil

@@ -71,7 +71,7 @@ func (r *Runtime) KillPod(ctx context.Context, pod *corev1.Pod, gracePeriod time
 func (r *Runtime) killResult(ctx context.Context, pod *corev1.Pod, v *podView, st *podState, underWay bool) container.SyncResult {
 	s := r.status(ctx, pod, v, st)
 	// Stopped for good: nothing waits to restart.
-	for _, list := range [][]container.ContainerStatus{s.InitContainers, s.Containers} {
+	for _, list := range [][]container.ContainerStatus{s.InitContainers, s.Containers, s.EphemeralContainers} {
 		for i := range list {
 			list[i].WaitingReason, list[i].WaitingMessage = "", ""
 		}
@@ -198,6 +198,11 @@ func specOf(pod *corev1.Pod, name string, c *runtimeapi.ContainerStatus) *corev1
 			if list[i].Name == name {
 				return &list[i]
 			}
+		}
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			return ephemeral(&pod.Spec.EphemeralContainers[i])
 		}
 	}
 	spec := &corev1.Container{Name: name}

@@ -133,6 +133,9 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 	if err == nil {
 		uid, user := imageUser(img)
 		containerspec.ApplyImageUser(cfg, uid, user)
+		err = s.targetNamespace(c, cfg)
+	}
+	if err == nil {
 		err = writeExtras(extras)
 	}
 	if err == nil {
@@ -171,6 +174,30 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 		s.after(r.cfg.PollInterval / 4)
 	}
 	return true
+}
+
+// targetNamespace puts an ephemeral container with a target container in
+// the target's PID namespace, as upstream's kubelet (unless the pod
+// shares one already).
+func (s *syncer) targetNamespace(c *corev1.Container, cfg *runtimeapi.ContainerConfig) error {
+	var target string
+	for i := range s.pod.Spec.EphemeralContainers {
+		if ec := &s.pod.Spec.EphemeralContainers[i]; ec.Name == c.Name {
+			target = ec.TargetContainerName
+		}
+	}
+	if target == "" {
+		return nil
+	}
+	t := s.v.latest(target)
+	if t == nil {
+		return fmt.Errorf("unable to find target container %v", target)
+	}
+	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if ns != nil && ns.Pid == runtimeapi.NamespaceMode_CONTAINER {
+		ns.Pid, ns.TargetId = runtimeapi.NamespaceMode_TARGET, t.Id
+	}
+	return nil
 }
 
 // serviceEnv are the pod's service-link variables: Config.ServiceEnv's,

@@ -81,6 +81,9 @@ func (r *Runtime) SyncPod(ctx context.Context, pod *corev1.Pod) (container.SyncR
 	if !s.syncSandbox() {
 		return s.result(), nil
 	}
+	// Before the init containers, as upstream: a debug container may
+	// start while an init container fails.
+	s.syncEphemeralContainers()
 	if s.syncInitContainers() {
 		s.syncContainers()
 	}
@@ -335,6 +338,17 @@ func (s *syncer) syncInitContainers() bool {
 		}
 	}
 	return true
+}
+
+// syncEphemeralContainers starts the ephemeral containers that never
+// ran; they are never restarted.
+func (s *syncer) syncEphemeralContainers() {
+	for i := range s.pod.Spec.EphemeralContainers {
+		c := ephemeral(&s.pod.Spec.EphemeralContainers[i])
+		if s.v.latest(c.Name) == nil {
+			s.start(c, nil)
+		}
+	}
 }
 
 // syncContainers starts the containers not running that are to run and

@@ -232,7 +232,23 @@ func (r *Runtime) status(ctx context.Context, pod *corev1.Pod, v *podView, st *p
 		c := &pod.Spec.Containers[i]
 		s.Containers = append(s.Containers, r.containerStatus(ctx, pod, c, c.Name, v, st))
 	}
+	for i := range pod.Spec.EphemeralContainers {
+		c := ephemeral(&pod.Spec.EphemeralContainers[i])
+		cs := r.containerStatus(ctx, pod, c, c.Name, v, st)
+		if cs.State == container.StateExited {
+			// Never restarted: it waits for nothing.
+			cs.WaitingReason, cs.WaitingMessage = "", ""
+		}
+		s.EphemeralContainers = append(s.EphemeralContainers, cs)
+	}
 	return s
+}
+
+// ephemeral is an ephemeral container as a container, as upstream's
+// kubelet starts it.
+func ephemeral(ec *corev1.EphemeralContainer) *corev1.Container {
+	c := corev1.Container(ec.EphemeralContainerCommon)
+	return &c
 }
 
 func (r *Runtime) containerStatus(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, name string, v *podView, st *podState) container.ContainerStatus {

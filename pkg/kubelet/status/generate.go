@@ -70,6 +70,7 @@ func Generate(pod *corev1.Pod, rs *container.PodStatus, o Options) corev1.PodSta
 	}
 	s.InitContainerStatuses = containerStatuses(pod, pod.Spec.InitContainers, rs, true, defaultReason, o)
 	s.ContainerStatuses = containerStatuses(pod, pod.Spec.Containers, rs, false, defaultReason, o)
+	s.EphemeralContainerStatuses = ephemeralStatuses(pod, rs, defaultReason, o)
 
 	initialized := false
 	for _, c := range old.Conditions {
@@ -228,6 +229,37 @@ func containerStatuses(pod *corev1.Pod, specs []corev1.Container, rs *container.
 			cs.Resources = &corev1.ResourceRequirements{Requests: spec.Resources.Requests.DeepCopy(), Limits: spec.Resources.Limits.DeepCopy()}
 		}
 		out = append(out, cs)
+	}
+	return out
+}
+
+// ephemeralStatuses are the ephemeral containers' statuses as upstream's:
+// never ready, no started, no resources; times to the second, as the API
+// keeps them.
+func ephemeralStatuses(pod *corev1.Pod, rs *container.PodStatus, defaultReason string, o Options) []corev1.ContainerStatus {
+	if len(pod.Spec.EphemeralContainers) == 0 {
+		return nil
+	}
+	specs := make([]corev1.Container, len(pod.Spec.EphemeralContainers))
+	for i := range pod.Spec.EphemeralContainers {
+		specs[i] = corev1.Container(pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+	}
+	view := &container.PodStatus{UID: rs.UID, Containers: rs.EphemeralContainers}
+	o.Ready, o.Started = nil, nil
+	out := containerStatuses(pod, specs, view, false, defaultReason, o)
+	round := func(t *metav1.Time) { *t = metav1.NewTime(t.Rfc3339Copy().Time) }
+	for i := range out {
+		cs := &out[i]
+		cs.Ready, cs.Started, cs.Resources, cs.AllocatedResources = false, nil, nil, nil
+		for _, st := range []*corev1.ContainerState{&cs.State, &cs.LastTerminationState} {
+			if st.Running != nil {
+				round(&st.Running.StartedAt)
+			}
+			if st.Terminated != nil {
+				round(&st.Terminated.StartedAt)
+				round(&st.Terminated.FinishedAt)
+			}
+		}
 	}
 	return out
 }
