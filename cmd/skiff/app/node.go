@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
@@ -97,16 +98,22 @@ func (n *nodeOptions) runtimeMissing() string {
 // serverNode is skiff server's local node, as k3s runs one: on this
 // machine's containerd, with the API server's loopback client.
 type serverNode struct {
-	node    *nodeOptions
-	dataDir string
+	node            *nodeOptions
+	dataDir         string
+	adminKubeconfig string
 }
 
 func (s *serverNode) Name() string { return "agent" }
 
-func (s *serverNode) Run(ctx context.Context, loopback *restclient.Config) error {
+func (s *serverNode) Run(ctx context.Context, _ *restclient.Config) error {
 	o, err := s.node.agentOptions(s.dataDir)
 	if err != nil {
 		return err
+	}
+	if o.NodeName == "" {
+		if o.NodeName, err = os.Hostname(); err != nil {
+			return err
+		}
 	}
 	// The kubelet's serving certificate is the cluster CA's, which the API
 	// server verifies it with; the API server's kubelet client certificate
@@ -136,12 +143,33 @@ func (s *serverNode) Run(ctx context.Context, loopback *restclient.Config) error
 	}
 	o.TLSCertFile, o.TLSKeyFile = files.CertFile, files.KeyFile
 	o.ClientCAFile = filepath.Join(pkiDir, "ca.crt")
-	loopback = restclient.AddUserAgent(loopback, "kubelet")
-	loopback.QPS, loopback.Burst = 50, 100
-	client, err := kubernetes.NewForConfig(loopback)
+	// The node's own identity, as a kubelet's: system:node:<name> in
+	// system:nodes, authorized by the Node authorizer and NodeRestriction.
+	cfg, err := nodeClientConfig(ca, s.adminKubeconfig, o.NodeName)
+	if err != nil {
+		return err
+	}
+	cfg = restclient.AddUserAgent(cfg, "kubelet")
+	cfg.QPS, cfg.Burst = 50, 100
+	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
 	klog.InfoS("Starting the local node", "rootDir", o.RootDir, "containerd", o.ContainerdDir)
 	return agent.Run(ctx, client, o, nil)
+}
+
+// nodeClientConfig is the API server of the admin kubeconfig (its address
+// and CA) with a client certificate of system:node:<nodeName>.
+func nodeClientConfig(ca *pki.CA, adminKubeconfig, nodeName string) (*restclient.Config, error) {
+	admin, err := clientcmd.BuildConfigFromFlags("", adminKubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := ca.NewClientCert("system:node:"+nodeName, []string{"system:nodes"})
+	if err != nil {
+		return nil, err
+	}
+	return &restclient.Config{Host: admin.Host, TLSClientConfig: restclient.TLSClientConfig{
+		CAData: admin.CAData, CAFile: admin.CAFile, ServerName: admin.ServerName, CertData: certPEM, KeyData: keyPEM}}, nil
 }

@@ -58,7 +58,7 @@ imported at start.`,
 					if _, err := node.agentOptions(o.DataDir); err != nil {
 						return fmt.Errorf("invalid options: %w", err)
 					}
-					parts = append(parts, &serverNode{node: node, dataDir: o.DataDir})
+					parts = append(parts, &serverNode{node: node, dataDir: o.DataDir, adminKubeconfig: o.AdminKubeconfig()})
 				}
 			}
 			return component.Run(genericapiserver.SetupSignalContext(), apiServer(o), func() { announce(cmd, o) }, parts...)
