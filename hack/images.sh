@@ -21,6 +21,11 @@
 #                                     containerd mirror registry.k8s.io ->
 #                                     http://127.0.0.1:5000
 #   hack/images.sh --stop-registry    stop that registry
+#   hack/images.sh --verify [E2E]     compare the images the conformance specs
+#                                     use and `E2E --list-images` (default:
+#                                     hack/upstream.sh's e2e.test) with the
+#                                     archives in _output/images; builds
+#                                     nothing, exits 1 if one is missing
 #
 # SKIFF=path uses that skiff binary instead of building one.
 set -euo pipefail
@@ -31,6 +36,8 @@ all=false
 import_address=""
 registry=false
 stop_registry=false
+verify=false
+verify_e2e=""
 registry_addr=127.0.0.1:5000
 registry_dir=_output/registry
 
@@ -40,7 +47,10 @@ while [[ $# -gt 0 ]]; do
     --import) import_address="${2:?--import needs the containerd socket}"; shift ;;
     --registry) registry=true ;;
     --stop-registry) stop_registry=true ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --verify)
+      verify=true
+      if [[ $# -gt 1 && $2 != --* ]]; then verify_e2e=$2; shift; fi ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -54,6 +64,65 @@ stop_the_registry() {
   fi
   rm -f "$pidfile"
 }
+# archive_name prints the image name an archive of pkg/images holds (the
+# io.containerd.image.name annotation of its index.json).
+archive_name() {
+  tar -xOf "$1" index.json 2>/dev/null |
+    grep -o '"io.containerd.image.name":"[^"]*"' | head -1 | cut -d'"' -f4 || true
+}
+
+# The images the v1.37.2 conformance specs run (see
+# /work/shared/notes/conformance-images.md); the others e2e.test lists are
+# used by non-conformance specs only.
+conformance_images=(
+  registry.k8s.io/pause:3.10.2
+  registry.k8s.io/e2e-test-images/busybox:1.37.0-2
+  registry.k8s.io/e2e-test-images/agnhost:2.66.1
+  registry.k8s.io/e2e-test-images/agnhost:2.55
+  registry.k8s.io/e2e-test-images/nginx:1.27.0-2
+  registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1
+  registry.k8s.io/e2e-test-images/nautilus:1.8
+  registry.k8s.io/e2e-test-images/kitten:1.8
+  registry.k8s.io/e2e-test-images/nonewprivs:1.4
+  registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2
+  registry.k8s.io/etcd:3.7.0-0
+)
+
+verify_images() {
+  local e2e=${verify_e2e:-$(bash hack/upstream.sh --print-dir)/e2e.test}
+  if [[ ! -x $e2e ]]; then
+    echo "no e2e.test at $e2e: build it with hack/upstream.sh e2e.test, or pass its path" >&2
+    return 2
+  fi
+  local listed built f n status=0
+  # The default names: KUBE_TEST_REPO_LIST would rename them.
+  listed=$(env -u KUBE_TEST_REPO_LIST "$e2e" --list-images 2>/dev/null | sort -u)
+  [[ -n $listed ]] || { echo "$e2e --list-images printed nothing" >&2; return 2; }
+  built=$(for f in "$out"/*.tar; do [[ -e $f ]] && archive_name "$f"; done | sort -u)
+  for n in "${conformance_images[@]}"; do
+    if ! grep -qxF "$n" <<<"$listed"; then
+      echo "NOT LISTED by e2e.test (renamed upstream?): $n"
+      status=1
+    fi
+    if ! grep -qxF "$n" <<<"$built"; then
+      echo "MISSING in $out: $n"
+      status=1
+    fi
+  done
+  echo "built, not listed by e2e.test:"
+  comm -13 <(echo "$listed") <(echo "$built") | sed 's/^/  /'
+  echo "listed by e2e.test, not built (no conformance spec runs them):"
+  comm -23 <(echo "$listed") <(echo "$built") | sed 's/^/  /'
+  if [[ $status == 0 ]]; then
+    echo "all ${#conformance_images[@]} conformance images are in $out under the names e2e.test uses"
+  fi
+  return $status
+}
+if $verify; then
+  verify_images
+  exit $?
+fi
+
 if $stop_registry; then
   stop_the_registry
   exit 0
@@ -171,8 +240,7 @@ EOF
   for f in "$out"/*.tar; do
     name="${names[$(basename "$f")]:-}"
     # Archives written by pkg/images name their image in index.json.
-    [[ -n "$name" ]] || name=$(tar -xOf "$f" index.json 2>/dev/null |
-      grep -o '"io.containerd.image.name":"[^"]*"' | head -1 | cut -d'"' -f4 || true)
+    [[ -n "$name" ]] || name=$(archive_name "$f")
     if [[ -z "$name" ]]; then
       echo "skipping $f: no image name known for it" >&2
       continue
