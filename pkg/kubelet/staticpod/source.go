@@ -72,7 +72,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	changes []chan struct{}
-	pods []*corev1.Pod
+	pods    []*corev1.Pod
 	// seen is when each pod (by UID) was first read.
 	seen map[types.UID]string
 	// digest of what was read last, to tell a change.
