@@ -214,7 +214,9 @@ func TestMetricsAPI(t *testing.T) {
 			t.Errorf("%s verbs %v", r.Name, r.Verbs)
 		}
 	}
-	if len(res.APIResources) != 2 || res.APIResources[0].Kind != "NodeMetrics" || res.APIResources[1].Kind != "PodMetrics" || !res.APIResources[1].Namespaced {
+	// Singular names as metrics-server's: "node", and none for pods.
+	if len(res.APIResources) != 2 || res.APIResources[0].Kind != "NodeMetrics" || res.APIResources[1].Kind != "PodMetrics" || !res.APIResources[1].Namespaced ||
+		res.APIResources[0].SingularName != "node" || res.APIResources[1].SingularName != "" {
 		t.Errorf("discovery: %+v", res.APIResources)
 	}
 
@@ -269,7 +271,7 @@ func kubectlTop(t *testing.T, kubeconfig string) {
 			t.Logf("no kubectl %s at %s: kubectl top not run with it", v, bin)
 			continue
 		}
-		for _, args := range [][]string{{"top", "node"}, {"top", "pod", "-A"}} {
+		for _, args := range [][]string{{"top", "node"}, {"top", "pod", "-A"}, {"get", "podmetrics", "-A"}} {
 			out, err := exec.Command(bin, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
 			text := string(out)
 			t.Logf("kubectl %s %s:\n%s", v, strings.Join(args, " "), text)
@@ -279,8 +281,12 @@ func kubectlTop(t *testing.T, kubeconfig string) {
 			}
 			// Memory: kubectl prints Mi.
 			want := []string{"n1", "500m", "25%", "512Mi"}
-			if args[1] == "pod" {
+			switch args[1] {
+			case "pod":
 				want = []string{"default", "web", "100m", "16Mi"}
+			case "podmetrics":
+				// The server's table: the containers' usage summed, window.
+				want = []string{"NAMESPACE", "NAME", "CPU", "MEMORY", "WINDOW", "web", "16Mi"}
 			}
 			for _, w := range want {
 				if !strings.Contains(text, w) {

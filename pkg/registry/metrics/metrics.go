@@ -192,6 +192,8 @@ func (*NodeMetricsREST) New() runtime.Object     { return &metricsv1beta1.NodeMe
 func (*NodeMetricsREST) NewList() runtime.Object { return &metricsv1beta1.NodeMetricsList{} }
 func (*NodeMetricsREST) Destroy()                {}
 func (*NodeMetricsREST) NamespaceScoped() bool   { return false }
+
+// GetSingularName is metrics-server's.
 func (*NodeMetricsREST) GetSingularName() string { return "node" }
 
 // Get is one node's metrics; 404 when it has none.
@@ -267,7 +269,10 @@ func (*PodMetricsREST) New() runtime.Object     { return &metricsv1beta1.PodMetr
 func (*PodMetricsREST) NewList() runtime.Object { return &metricsv1beta1.PodMetricsList{} }
 func (*PodMetricsREST) Destroy()                {}
 func (*PodMetricsREST) NamespaceScoped() bool   { return true }
-func (*PodMetricsREST) GetSingularName() string { return "pod" }
+
+// GetSingularName is empty as metrics-server's: clients guess
+// "podmetrics" from the kind (kubectl get podmetrics).
+func (*PodMetricsREST) GetSingularName() string { return "" }
 
 // Get is one pod's metrics; 404 when its node reports none.
 func (p *PodMetricsREST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
