@@ -14,7 +14,9 @@
 // server with simulated nodes instead: see sched.go. With --scenarios
 // controllers, skiff's controller manager against upstream
 // kube-controller-manager (hack/upstream.sh kube-controller-manager) on one
-// skiff apiserver with simulated nodes: see ctrl.go.
+// skiff apiserver with simulated nodes: see ctrl.go. With --scenarios
+// kubelet, skiff's kubelet against upstream kubelet (hack/upstream.sh
+// kubelet) with real pods on one containerd: see kubelet.go.
 //
 // The markdown table goes to stdout, progress to stderr, the same data as
 // JSON (plus every raw measurement and server run) to --out, default
@@ -123,7 +125,7 @@ var workloadNames = []string{"startup", "configmaps", "pods", "list", "watch", "
 
 func parseFlags() *config {
 	c := &config{}
-	flag.StringVar(&c.scenarios, "scenarios", "apiserver", "apiserver: skiff server vs kube-apiserver; scheduler: skiff's scheduler vs kube-scheduler on one skiff server (see sched.go); controllers: skiff's controller manager vs kube-controller-manager (see ctrl.go)")
+	flag.StringVar(&c.scenarios, "scenarios", "apiserver", "apiserver: skiff server vs kube-apiserver; scheduler: skiff's scheduler vs kube-scheduler on one skiff server (see sched.go); controllers: skiff's controller manager vs kube-controller-manager (see ctrl.go); kubelet: skiff kubelet vs upstream kubelet on one containerd (see kubelet.go)")
 	flag.BoolVar(&c.quick, "quick", false, "smoke run: small sizes and short durations (flags set explicitly still win)")
 	flag.BoolVar(&c.skipUpstream, "skip-upstream", false, "measure skiff only (ratios stay blank)")
 	clients := flag.String("clients", "1,16,64", "comma-separated concurrent client counts for the CRUD workloads")
@@ -137,7 +139,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.starts, "starts", 3, "start-up samples per server (quick: 1)")
 	flag.DurationVar(&c.settle, "settle", 5*time.Second, "wait after /readyz before the idle RSS (quick: 2s)")
 	only := flag.String("only", "", "comma-separated subset of workloads: "+strings.Join(workloadNames, ",")+
-		" (--scenarios scheduler: "+strings.Join(schedScenarioNames, ",")+"; controllers: "+strings.Join(ctrlScenarioNames, ",")+")")
+		" (--scenarios scheduler: "+strings.Join(schedScenarioNames, ",")+"; controllers: "+strings.Join(ctrlScenarioNames, ",")+"; kubelet: "+strings.Join(kubeletScenarioNames, ",")+")")
 	flag.StringVar(&c.out, "out", "", "JSON output (default _output/bench/bench-<timestamp>.json; sched-<timestamp>.json with --scenarios scheduler, ctrl-<timestamp>.json with controllers)")
 	flag.Parse()
 
@@ -171,8 +173,10 @@ func parseFlags() *config {
 		names, prefix = schedScenarioNames, "sched"
 	case "controllers":
 		names, prefix = ctrlScenarioNames, "ctrl"
+	case "kubelet":
+		names, prefix = kubeletScenarioNames, "kubelet"
 	default:
-		usageError("unknown --scenarios %q (have apiserver, scheduler, controllers)", c.scenarios)
+		usageError("unknown --scenarios %q (have apiserver, scheduler, controllers, kubelet)", c.scenarios)
 	}
 	if *only != "" {
 		for _, w := range strings.Split(*only, ",") {
@@ -226,6 +230,9 @@ func main() {
 	}
 	if cfg.scenarios == "controllers" {
 		os.Exit(runCtrlBench(ctx, cfg))
+	}
+	if cfg.scenarios == "kubelet" {
+		os.Exit(runKubeletBench(ctx, cfg))
 	}
 	os.Exit(runBench(ctx, cfg))
 }
