@@ -158,7 +158,13 @@ build_conformance_images() {
   key=$(echo "rootfs v1 $suite minbase $packages" | sha256sum | cut -c1-12)
   rootfs="$build/rootfs-$key"
   if [[ ! -d "$rootfs" ]]; then
-    command -v mmdebstrap >/dev/null || apt-get install -y mmdebstrap
+    if [[ $EUID != 0 ]]; then
+      echo "hack/images.sh --all: building the rootfs needs root (mmdebstrap --mode=root)" >&2
+      exit 1
+    fi
+    if ! command -v mmdebstrap >/dev/null; then
+      apt-get install -y mmdebstrap || { apt-get update && apt-get install -y mmdebstrap; }
+    fi
     local mirror=()
     # The host's apt sources (a file given as the mirror is pasted in).
     if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
