@@ -3,7 +3,9 @@
 // containers with upstream kubelet's restart, back-off, hook and
 // termination rules (k8s.io/kubernetes pkg/kubelet/kuberuntime), reading
 // the pods' state back from the runtime on every sync, so a restarted
-// agent adopts the containers it finds.
+// agent adopts the containers it finds. Image pulls run in the background
+// (one at a time by default), ephemeral containers start once, and dead
+// containers and sandboxes are garbage collected as upstream's defaults.
 package cri
 
 import (
