@@ -50,7 +50,7 @@ while [[ $# -gt 0 ]]; do
     --verify)
       verify=true
       if [[ $# -gt 1 && $2 != --* ]]; then verify_e2e=$2; shift; fi ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
