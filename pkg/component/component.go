@@ -7,6 +7,8 @@ package component
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -40,10 +42,17 @@ type Component interface {
 // logged and the API server goes on serving: components that must not stop
 // retry on their own, as the controller manager campaigns again for its
 // Lease.
+//
+// Once api returned, Run waits up to ShutdownTimeout for the components to
+// return: what they stop on the way out (the local node's containerd) is
+// stopped before the process exits.
 func Run(ctx context.Context, api APIServer, ready func(), components ...Component) error {
-	return api.Run(ctx, func(loopback *restclient.Config) {
+	var running sync.WaitGroup
+	err := api.Run(ctx, func(loopback *restclient.Config) {
 		for _, c := range components {
+			running.Add(1)
 			go func() {
+				defer running.Done()
 				klog.InfoS("Starting component", "component", c.Name())
 				if err := c.Run(ctx, restclient.CopyConfig(loopback)); err != nil && ctx.Err() == nil {
 					klog.ErrorS(err, "Component stopped", "component", c.Name())
@@ -54,4 +63,18 @@ func Run(ctx context.Context, api APIServer, ready func(), components ...Compone
 			ready()
 		}
 	})
+	done := make(chan struct{})
+	go func() {
+		running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(ShutdownTimeout):
+		klog.InfoS("Components still stopping; exiting anyway", "after", ShutdownTimeout)
+	}
+	return err
 }
+
+// ShutdownTimeout bounds the wait for the components at exit.
+var ShutdownTimeout = 20 * time.Second
