@@ -17,6 +17,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -141,11 +142,20 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	// The prober runs its exec probes through the runtime, and the runtime
 	// asks it which containers failed their liveness probe.
 	var probes *prober.Manager
+	var workers *kubelet.PodWorkers
 	volumes := &volume.Manager{Client: client, RootDir: o.RootDir, NodeName: o.NodeName}
 	rt, err := cri.New(cri.Config{
 		Endpoint: endpoint, Client: client, Recorder: recorder, NodeName: o.NodeName, Volumes: volumes,
 		RootDir: o.RootDir, HostIPs: func() []string { return hostIPs }, PodLogsDir: o.PodLogsDir,
-		Unhealthy: func(pod *corev1.Pod, name, id string) string { return probes.Unhealthy(pod, name, id) },
+		ContainerToKill: func(pod *corev1.Pod, name, id string) (string, time.Duration, bool) {
+			k, ok := probes.ContainerToKill(pod, name, id)
+			if !ok {
+				return "", 0, false
+			}
+			return k.Message, k.GracePeriod, true
+		},
+		// A background image pull that ended wakes its pod.
+		Enqueue: func(uid types.UID) { workers.EnqueueUID(uid) },
 	})
 	if err != nil {
 		return err
@@ -166,7 +176,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 		}))
 	pods := podFactory.Core().V1().Pods()
 
-	workers := kubelet.NewPodWorkers(pods.Lister(), nodes.Lister(), status.NewManager(client, nil), nil)
+	workers = kubelet.NewPodWorkers(pods.Lister(), nodes.Lister(), status.NewManager(client, nil), nil)
 	probes = prober.NewManager(prober.Options{Execer: rt, Recorder: recorder,
 		OnUpdate: func(u prober.Update) { workers.EnqueueUID(u.PodUID) }})
 	defer probes.Stop()
