@@ -147,7 +147,7 @@ cleanup() {
   if $local_node; then
     pkill -9 -f "containerd-shim-runc-v2 .*-address $work/" 2>/dev/null || true
     grep -F " $work/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r umount -l 2>/dev/null || true
-    ip link del cni0 2>/dev/null || true
+    ip link del cnf0 2>/dev/null || true
   fi
   rm -rf "$work"
 }
@@ -165,6 +165,9 @@ if [[ -z $kubeconfig ]]; then
     [[ -n $(ls _output/images/*.tar 2>/dev/null) ]] || bash hack/images.sh --all
     mkdir -p "$work/data/agent/images"
     cp _output/images/*.tar "$work/data/agent/images/"
+    # Its own bridge, pod range and kubelet port: the default suite's local
+    # node (cni0, 10.244.0.0/16, :10250) may run on this machine meanwhile.
+    server_args+=(--cni-bridge cnf0 --cluster-cidr 10.248.0.0/16 --kubelet-port 10260)
   else
     server_args+=(--disable-agent)
   fi

@@ -56,6 +56,9 @@ type NodeConfig struct {
 	Allocatable corev1.ResourceList
 	Addresses   []corev1.NodeAddress
 	NodeInfo    corev1.NodeSystemInfo
+	// KubeletPort is the kubelet server's port in daemonEndpoints; 0:
+	// KubeletPort.
+	KubeletPort int32
 }
 
 // Node is one node's agent.
@@ -188,7 +191,11 @@ func (n *Node) status(ctx context.Context, node *corev1.Node) corev1.NodeStatus 
 	status.Allocatable = allocatable.DeepCopy()
 	status.Addresses = n.Config.Addresses
 	status.NodeInfo = info
-	status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: KubeletPort}}
+	port := n.Config.KubeletPort
+	if port == 0 {
+		port = KubeletPort
+	}
+	status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}}
 	status.Conditions = nodestatus.Conditions(node.Status.Conditions, metav1.NewTime(n.Clock.Now()), pressure, n.Runtime.Errors(ctx))
 	return *status
 }

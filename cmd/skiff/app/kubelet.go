@@ -78,6 +78,7 @@ API on --address:--port, authenticating with client certificates of
 	node.addFlags(fs)
 	// Upstream kubelet's name for the node name.
 	fs.Lookup("node-name").Hidden = true
+	fs.Lookup("kubelet-port").Hidden = true
 	fs.StringVar(&node.nodeName, "hostname-override", "", "The node's name; empty: the hostname.")
 	return cmd
 }

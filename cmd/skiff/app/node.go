@@ -31,6 +31,10 @@ type nodeOptions struct {
 	maxPods                  int
 	containerRuntimeEndpoint string
 	rootDir                  string
+	// Where two nodes share a machine (tests): the kubelet port and the
+	// pod bridge.
+	kubeletPort int
+	cniBridge   string
 }
 
 func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
@@ -41,6 +45,8 @@ func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&n.maxPods, "max-pods", 110, "Pods the node runs at most.")
 	fs.StringVar(&n.containerRuntimeEndpoint, "container-runtime-endpoint", n.containerRuntimeEndpoint, "A running CRI runtime's socket (unix:///run/containerd/containerd.sock); empty: skiff runs containerd with its data under the data dir, and stops it on exit.")
 	fs.StringVar(&n.rootDir, "root-dir", n.rootDir, "The kubelet's root dir (pods' volumes); empty: <data-dir>/agent/kubelet.")
+	fs.IntVar(&n.kubeletPort, "kubelet-port", 10250, "The port of the node's kubelet server.")
+	fs.StringVar(&n.cniBridge, "cni-bridge", "cni0", "The Linux bridge of the pod network (another name lets two nodes share a machine, with distinct --cluster-cidr).")
 }
 
 // agentOptions are the node's agent.Options with its data under dataDir.
@@ -53,6 +59,8 @@ func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
 		RootDir:                  n.rootDir,
 		ContainerdDir:            filepath.Join(dataDir, "agent", "containerd"),
 		ImagesDir:                filepath.Join(dataDir, "agent", "images"),
+		ServerAddress:            fmt.Sprintf(":%d", n.kubeletPort),
+		CNIBridge:                n.cniBridge,
 	}
 	if o.RootDir == "" {
 		o.RootDir = filepath.Join(dataDir, "agent", "kubelet")
@@ -71,6 +79,9 @@ func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
 	}
 	if o.Taints, err = simulated.ParseTaints(n.taints); err != nil {
 		errs = append(errs, fmt.Errorf("--register-with-taints: %w", err))
+	}
+	if n.kubeletPort <= 0 || n.kubeletPort > 65535 {
+		errs = append(errs, fmt.Errorf("--kubelet-port must be a port number, got %d", n.kubeletPort))
 	}
 	if n.maxPods <= 0 {
 		errs = append(errs, fmt.Errorf("--max-pods must be positive, got %d", n.maxPods))

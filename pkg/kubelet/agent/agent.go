@@ -12,13 +12,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -82,6 +83,8 @@ type Options struct {
 	// TLSCertFile and TLSKeyFile are its serving certificate; empty: a
 	// self-signed one in <RootDir>/pki.
 	TLSCertFile, TLSKeyFile string
+	// CNIBridge names the pod network's bridge (default cni0).
+	CNIBridge string
 	// ClientCAFile verifies client certificates (the API server's kubelet
 	// client certificate); empty: bearer tokens only.
 	ClientCAFile string
@@ -188,7 +191,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	if _, err := pods.Informer().AddEventHandler(workers.Handler()); err != nil {
 		return err
 	}
-	network := &podNetwork{confDir: confDir, dataDir: filepath.Join(o.RootDir, "cni")}
+	network := &podNetwork{confDir: confDir, dataDir: filepath.Join(o.RootDir, "cni"), bridge: o.CNIBridge}
 	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { network.update(ctx, obj) },
 		UpdateFunc: func(_, obj any) { network.update(ctx, obj) },
@@ -200,11 +203,14 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	defer factory.Shutdown()
 	defer podFactory.Shutdown()
 
+	_, portText, _ := net.SplitHostPort(o.ServerAddress)
+	port, _ := strconv.Atoi(portText)
 	node := &kubelet.Node{
 		Config: kubelet.NodeConfig{
 			Name: o.NodeName, Labels: o.Labels, Taints: o.Taints,
 			Capacity: capacity, Allocatable: allocatable, Addresses: addresses,
-			NodeInfo: host.NodeInfo(version.GitVersion()),
+			NodeInfo:    host.NodeInfo(version.GitVersion()),
+			KubeletPort: int32(port),
 		},
 		Client: client, Runtime: runtime, Nodes: nodes.Lister(),
 	}
@@ -292,9 +298,9 @@ func internalIPs(addresses []corev1.NodeAddress) []string {
 // podNetwork writes the CNI conflist of the Node's podCIDRs: until it has
 // them the runtime's network is not ready, and so the node is not.
 type podNetwork struct {
-	confDir, dataDir string
-	mu               sync.Mutex
-	written          string
+	confDir, dataDir, bridge string
+	mu                       sync.Mutex
+	written                  string
 }
 
 func (n *podNetwork) update(ctx context.Context, obj any) {
@@ -321,7 +327,7 @@ func (n *podNetwork) update(ctx context.Context, obj any) {
 	if key == n.written {
 		return
 	}
-	if err := cni.WriteConfig(n.confDir, cni.Config{PodCIDRs: prefixes, DataDir: n.dataDir}); err != nil {
+	if err := cni.WriteConfig(n.confDir, cni.Config{PodCIDRs: prefixes, DataDir: n.dataDir, BridgeName: n.bridge}); err != nil {
 		klog.FromContext(ctx).Error(err, "Writing the pod network's CNI config", "podCIDRs", key)
 		return
 	}
