@@ -327,10 +327,20 @@ func (n *podNetwork) update(ctx context.Context, obj any) {
 	if key == n.written {
 		return
 	}
-	if err := cni.WriteConfig(n.confDir, cni.Config{PodCIDRs: prefixes, DataDir: n.dataDir, BridgeName: n.bridge}); err != nil {
+	if err := cni.WriteConfig(n.confDir, cni.Config{PodCIDRs: prefixes, DataDir: n.dataDir, BridgeName: n.bridge, NetworkName: n.networkName()}); err != nil {
 		klog.FromContext(ctx).Error(err, "Writing the pod network's CNI config", "podCIDRs", key)
 		return
 	}
 	n.written = key
 	klog.FromContext(ctx).Info("Pod network configured", "podCIDRs", key, "confDir", n.confDir)
+}
+
+// networkName is the CNI network's: its own per bridge, so that cleaning
+// one node's network (its iptables rules are marked with the name) leaves
+// another's on the same machine alone.
+func (n *podNetwork) networkName() string {
+	if n.bridge == "" || n.bridge == cni.DefaultBridgeName {
+		return cni.DefaultNetworkName
+	}
+	return cni.DefaultNetworkName + "-" + n.bridge
 }
