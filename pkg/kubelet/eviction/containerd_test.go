@@ -200,10 +200,7 @@ func TestLocalStorageEvictionOnContainerd(t *testing.T) {
 			}
 			return out
 		},
-		Kill: func(ctx context.Context, pod *corev1.Pod, grace time.Duration) (bool, error) {
-			res, err := rt.KillPod(ctx, pod, grace)
-			return err == nil && (res.Status == nil || !res.Status.Running()), err
-		},
+		Kill:   KillWith(rt),
 		Client: client, Recorder: rec, Clock: clock.RealClock{},
 	})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 func TestDefaultThresholds(t *testing.T) {
@@ -104,5 +106,51 @@ func TestParseMinReclaimAndGrace(t *testing.T) {
 		if th.Signal == SignalAllocatableMemoryAvailable {
 			t.Errorf("allocatable threshold for a soft memory threshold: %s", th)
 		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		thresholds string
+		transition time.Duration
+		maxGrace   int64
+		err        string
+	}{
+		{args: nil, thresholds: fmt.Sprint(DefaultThresholds()), transition: 5 * time.Minute},
+		{args: []string{"--eviction-hard=memory.available<1Gi"}, thresholds: "[allocatableMemory.available<1Gi memory.available<1Gi]", transition: 5 * time.Minute},
+		{args: []string{"--eviction-hard="}, thresholds: "[]", transition: 5 * time.Minute},
+		{args: []string{"--eviction-hard=nodefs.available<20%", "--eviction-soft=memory.available<2Gi", "--eviction-soft-grace-period=memory.available=30s",
+			"--eviction-pressure-transition-period=1m", "--eviction-max-pod-grace-period=15"},
+			thresholds: "[memory.available<2Gi for 30s nodefs.available<20%]", transition: time.Minute, maxGrace: 15},
+		{args: []string{"--eviction-soft=memory.available<2Gi"}, err: "grace period must be specified"},
+		{args: []string{"--eviction-hard=disk.available<1%"}, err: "unsupported eviction signal disk.available"},
+		{args: []string{"--eviction-pressure-transition-period=-1s"}, err: "must not be negative"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var f Flags
+			fs := pflag.NewFlagSet("kubelet", pflag.ContinueOnError)
+			f.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			var cfg Config
+			err := f.Apply(&cfg)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(cfg.Thresholds); got != tc.thresholds || cfg.Thresholds == nil {
+				t.Errorf("thresholds %s (nil: %t), want %s", got, cfg.Thresholds == nil, tc.thresholds)
+			}
+			if cfg.PressureTransitionPeriod != tc.transition || cfg.MaxPodGracePeriodSeconds != tc.maxGrace {
+				t.Errorf("transition %s, max grace %d", cfg.PressureTransitionPeriod, cfg.MaxPodGracePeriodSeconds)
+			}
+		})
 	}
 }
