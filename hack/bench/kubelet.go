@@ -213,8 +213,13 @@ func runKubeletBench(ctx context.Context, cfg *config) int {
 		fmt.Fprintln(os.Stderr, "bench: the kubelet scenarios need", why)
 		return 1
 	}
-	b := &kubeletBench{cfg: cfg, kc: kc, res: res, logDir: strings.TrimSuffix(cfg.out, ".json") + "-logs",
-		upstreamBin: res.Host.UpstreamBinary}
+	// Absolute: the kubelets get paths of the server's dir.
+	logDir, err := filepath.Abs(strings.TrimSuffix(cfg.out, ".json") + "-logs")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	b := &kubeletBench{cfg: cfg, kc: kc, res: res, logDir: logDir, upstreamBin: res.Host.UpstreamBinary}
 	if err := os.MkdirAll(b.logDir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
@@ -233,7 +238,10 @@ func runKubeletBench(ctx context.Context, cfg *config) int {
 				break
 			}
 			logf("== %s kubelet", name)
-			if err := b.runKubelet(ctx, name); err != nil {
+			load := loadAvg()
+			err := b.runKubelet(ctx, name)
+			res.note("%s kubelet: load average %.2f before, %.2f after (the machine is shared)", name, load, loadAvg())
+			if err != nil {
 				res.note("%s kubelet: %v", name, err)
 				failed = true
 			}
@@ -671,7 +679,15 @@ func (b *kubeletBench) round(ctx context.Context, k *kubeletRun, automount bool)
 	for _, at := range tr.snapshot().gone {
 		last = later(last, at)
 	}
-	rec.set(fmt.Sprintf("first delete → last gone (grace period %ds)", b.kc.grace), "s", last.Sub(first).Seconds())
+	rec.set(fmt.Sprintf("first delete → last gone from the API (grace period %ds)", b.kc.grace), "s", last.Sub(first).Seconds())
+	// A kubelet may confirm the deletion before its sandboxes are stopped.
+	if err := poll(ctx, k.p, 100*time.Millisecond, b.kc.timeout, func() (bool, string) {
+		n, err := readySandboxes(ctx, b.ctrd.Endpoint())
+		return err == nil && n == 0, fmt.Sprintf("%d sandboxes still ready (%v)", n, err)
+	}); err != nil {
+		return fmt.Errorf("sandboxes stopped: %w", err)
+	}
+	rec.set("first delete → no sandbox ready (CRI)", "s", time.Since(first).Seconds())
 	rec.set("kubelet CPU, deletes → all gone", "s", (procCPU(pid) - cpu0).Seconds())
 	rec.set("containerd CPU, deletes → all gone", "s", (b.containerdCPU() - ctrd0).Seconds())
 	logf("%s: %d pods gone after %s", k.name, b.kc.pods, last.Sub(first).Round(time.Millisecond))
@@ -762,8 +778,20 @@ func (b *kubeletBench) measureStats(ctx context.Context, k *kubeletRun, rec reco
 		return []byte(body), err
 	}
 	proxied := func(ctx context.Context) ([]byte, error) {
-		return b.t.admin().CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", benchNodeName, "proxy", "stats", "summary").DoRaw(ctx)
+		res := b.t.admin().CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", benchNodeName, "proxy", "stats", "summary").Do(ctx)
+		body, err := res.Raw()
+		if err != nil {
+			var code int
+			res.StatusCode(&code)
+			return nil, fmt.Errorf("%w (status %d: %s)", err, code, strings.TrimSpace(string(body)))
+		}
+		return body, nil
 	}
+	node, err := b.t.admin().CoreV1().Nodes().Get(ctx, benchNodeName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	reported := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
 	for _, m := range []struct {
 		how string
 		get func(context.Context) ([]byte, error)
@@ -782,6 +810,11 @@ func (b *kubeletBench) measureStats(ctx context.Context, k *kubeletRun, rec reco
 			body = data
 		}
 		metric := fmt.Sprintf("/stats/summary median of %d (%s)", b.kc.statsGets, m.how)
+		if m.how == "nodes/proxy" && reported != k.p.port {
+			// The API server would reach whatever listens on that port.
+			rec.fail(metric, "ms", fmt.Sprintf("the Node's status.daemonEndpoints.kubeletEndpoint.port is %d, the kubelet serves on --port %d", reported, k.p.port))
+			continue
+		}
 		if failure != nil {
 			rec.fail(metric, "ms", failure.Error())
 			continue
@@ -1043,6 +1076,7 @@ func (b *kubeletBench) tearDown() {
 		note("temporary directory", os.RemoveAll(b.work))
 	}
 	if b.host != nil {
+		note("nat chains", b.host.removeStrayCNIChains())
 		b.host.restore(b.res)
 	}
 	if b.srv != nil {

@@ -11,12 +11,14 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
 
 	"github.com/skiff-dev/skiff/pkg/images"
@@ -45,9 +47,12 @@ type hostState struct {
 	sysctls map[string]string
 	// conf is skiffCNIConf's content, nil if it did not exist.
 	conf []byte
-	// missingDirs are the dirs of skiffCNIConf that did not exist, deepest
-	// first: removed again when empty.
+	// missingDirs are the dirs of skiffCNIConf and /var/log/containers
+	// (upstream's log links) that did not exist, deepest first: removed
+	// again when empty.
 	missingDirs []string
+	// natChains are the nat table's chains.
+	natChains map[string]bool
 }
 
 func snapshotHost() (*hostState, error) {
@@ -67,7 +72,69 @@ func snapshotHost() (*hostState, error) {
 			h.missingDirs = append(h.missingDirs, dir)
 		}
 	}
+	if _, err := os.Stat("/var/log/containers"); err != nil {
+		h.missingDirs = append(h.missingDirs, "/var/log/containers")
+	}
+	save, err := exec.Command("iptables-save", "-t", "nat").Output()
+	if err != nil {
+		return nil, fmt.Errorf("iptables-save: %w", err)
+	}
+	h.natChains, _ = parseNATChains(save)
 	return h, nil
+}
+
+// parseNATChains returns the chains of an iptables-save of the nat table
+// and the chains some rule is in or jumps to.
+func parseNATChains(save []byte) (chains, used map[string]bool) {
+	chains, used = map[string]bool{}, map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(save))
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) > 0 && strings.HasPrefix(f[0], ":"):
+			chains[strings.TrimPrefix(f[0], ":")] = true
+		case len(f) > 1 && f[0] == "-A":
+			used[f[1]] = true
+			for i := 2; i+1 < len(f); i++ {
+				if f[i] == "-j" || f[i] == "-g" {
+					used[f[i+1]] = true
+				}
+			}
+		}
+	}
+	return chains, used
+}
+
+// removeStrayCNIChains deletes the per-container CNI-<hash> nat chains
+// made since the snapshot that are empty and unreferenced: the bridge
+// plugin's teardown sometimes leaves the chain when many pods go at once
+// (iptables-nft), with nothing naming its network any more.
+func (h *hostState) removeStrayCNIChains() error {
+	save, err := exec.Command("iptables-save", "-t", "nat").Output()
+	if err != nil {
+		return fmt.Errorf("iptables-save: %w", err)
+	}
+	chains, used := parseNATChains(save)
+	var script strings.Builder
+	n := 0
+	for c := range chains {
+		if h.natChains[c] || used[c] || !strings.HasPrefix(c, "CNI-") || strings.HasPrefix(c, "CNI-HOSTPORT-") || strings.HasPrefix(c, "CNI-DN-") {
+			continue
+		}
+		fmt.Fprintf(&script, "-X %s\n", c)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	cmd := exec.Command("iptables-restore", "--noflush", "-w")
+	cmd.Stdin = strings.NewReader("*nat\n" + script.String() + "COMMIT\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables-restore: %v: %s", err, bytes.TrimSpace(out))
+	}
+	logf("removed %d empty CNI nat chains the plugins left", n)
+	return nil
 }
 
 // restore puts back what changed, noting what it had to restore.
@@ -214,6 +281,18 @@ func removeAllPods(ctx context.Context, endpoint string) (int, error) {
 	return len(sandboxes), errors.Join(errs...)
 }
 
+// readySandboxes counts the sandboxes in state ready.
+func readySandboxes(ctx context.Context, endpoint string) (int, error) {
+	svc, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint(endpoint).
+		WithConnectionTimeout(10 * time.Second).WithTracerProvider(nil).Build(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("CRI: %w", err)
+	}
+	defer svc.Close(ctx)
+	list, err := svc.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}})
+	return len(list), err
+}
+
 // unmountUnder detaches every mount below dir (a kubelet stopped with its
 // pods' volumes still mounted), deepest first.
 func unmountUnder(dir string) error {
@@ -223,14 +302,16 @@ func unmountUnder(dir string) error {
 	}
 	prefix := filepath.Clean(dir) + "/"
 	var points []string
+	kinds := map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 5 {
 			continue
 		}
-		if mp := unescapeMount(f[4]); strings.HasPrefix(mp, prefix) {
+		if mp := unescapeMount(f[4]); strings.HasPrefix(mp, prefix) || mp == filepath.Clean(dir) {
 			points = append(points, mp)
+			kinds[mountKind(strings.TrimPrefix(mp, prefix))]++
 		}
 	}
 	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
@@ -241,9 +322,19 @@ func unmountUnder(dir string) error {
 		}
 	}
 	if len(points) > 0 {
-		logf("unmounted %d mounts left under %s", len(points), dir)
+		logf("unmounted %d mounts left under %s: %v", len(points), dir, kinds)
 	}
 	return errors.Join(errs...)
+}
+
+// mountKind names a mount below a kubelet root dir without the pod's UID
+// (pods/<uid>/volumes/<plugin>/<name> → pods/*/volumes/<plugin>/<name>).
+func mountKind(rel string) string {
+	parts := strings.Split(rel, "/")
+	if len(parts) > 1 && parts[0] == "pods" {
+		parts[1] = "*"
+	}
+	return strings.Join(parts, "/")
 }
 
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space, ...).
