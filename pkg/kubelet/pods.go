@@ -151,6 +151,12 @@ func (w *PodWorkers) Handler() cache.ResourceEventHandler {
 	}
 }
 
+// Enqueue syncs the pod of that namespace and name again (a static pod's
+// manifest changed).
+func (w *PodWorkers) Enqueue(namespace, name string) {
+	w.queue.Add(namespace + "/" + name)
+}
+
 // EnqueueUID syncs the pod of that UID again (a probe result changed).
 // It looks the pod up among those synced: cheap on a real node's few
 // pods, not meant for thousands of simulated ones.

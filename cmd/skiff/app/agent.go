@@ -15,8 +15,8 @@ import (
 
 	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/componentserver"
-	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
 	"github.com/skiff-dev/skiff/pkg/kubelet"
+	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
 	"github.com/skiff-dev/skiff/pkg/kubelet/simulated"
 )
 

@@ -33,8 +33,9 @@ type nodeOptions struct {
 	rootDir                  string
 	// Where two nodes share a machine (tests): the kubelet port and the
 	// pod bridge.
-	kubeletPort int
-	cniBridge   string
+	kubeletPort     int
+	cniBridge       string
+	podManifestPath string
 }
 
 func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
@@ -45,6 +46,7 @@ func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&n.maxPods, "max-pods", 110, "Pods the node runs at most.")
 	fs.StringVar(&n.containerRuntimeEndpoint, "container-runtime-endpoint", n.containerRuntimeEndpoint, "A running CRI runtime's socket (unix:///run/containerd/containerd.sock); empty: skiff runs containerd with its data under the data dir, and stops it on exit.")
 	fs.StringVar(&n.rootDir, "root-dir", n.rootDir, "The kubelet's root dir (pods' volumes); empty: <data-dir>/agent/kubelet.")
+	fs.StringVar(&n.podManifestPath, "pod-manifest-path", n.podManifestPath, "Directory (or file) of static pods' manifests, run by the node with mirror pods in the API.")
 	fs.IntVar(&n.kubeletPort, "kubelet-port", 10250, "The port of the node's kubelet server.")
 	fs.StringVar(&n.cniBridge, "cni-bridge", "cni0", "The Linux bridge of the pod network (another name lets two nodes share a machine, with distinct --cluster-cidr).")
 }
@@ -61,6 +63,7 @@ func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
 		ImagesDir:                filepath.Join(dataDir, "agent", "images"),
 		ServerAddress:            fmt.Sprintf(":%d", n.kubeletPort),
 		CNIBridge:                n.cniBridge,
+		PodManifestPath:          n.podManifestPath,
 	}
 	if o.RootDir == "" {
 		o.RootDir = filepath.Join(dataDir, "agent", "kubelet")

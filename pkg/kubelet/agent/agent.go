@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -35,6 +37,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/kubelet/machine"
 	"github.com/skiff-dev/skiff/pkg/kubelet/prober"
 	"github.com/skiff-dev/skiff/pkg/kubelet/server"
+	"github.com/skiff-dev/skiff/pkg/kubelet/staticpod"
 	"github.com/skiff-dev/skiff/pkg/kubelet/status"
 	"github.com/skiff-dev/skiff/pkg/kubelet/volume"
 	"github.com/skiff-dev/skiff/pkg/version"
@@ -73,6 +76,8 @@ type Options struct {
 	// RegistryMirrors of skiff's containerd, e.g. registry.k8s.io →
 	// http://127.0.0.1:5000.
 	RegistryMirrors map[string][]string
+	// PodManifestPath holds static pods' manifests (--pod-manifest-path).
+	PodManifestPath string
 	// PodLogsDir overrides /var/log/pods (tests).
 	PodLogsDir string
 	// Workers: pods synced at once; default DefaultPodWorkers.
@@ -179,7 +184,25 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 		}))
 	pods := podFactory.Core().V1().Pods()
 
-	workers = kubelet.NewPodWorkers(pods.Lister(), nodes.Lister(), status.NewManager(client, nil), nil)
+	// Static pods (--pod-manifest-path) run beside the API's, their status
+	// written to their mirror pods.
+	var podLister corelisters.PodLister = pods.Lister()
+	statuses := status.NewManager(client, nil)
+	var static *staticpod.Source
+	if o.PodManifestPath != "" {
+		if static, err = staticpod.NewSource(staticpod.Options{Path: o.PodManifestPath, NodeName: o.NodeName}); err != nil {
+			return err
+		}
+		podLister = staticpod.Lister(pods.Lister(), static)
+		statuses.WriteUID = func(p *corev1.Pod) types.UID { return staticpod.MirrorUID(pods.Lister(), p) }
+	}
+	workers = kubelet.NewPodWorkers(podLister, nodes.Lister(), statuses, nil)
+	if static != nil {
+		changes := static.Changes()
+		go static.Run(ctx)
+		go staticpod.NewMirrors(client, o.NodeName).Run(ctx, static, 0)
+		go syncStaticPods(ctx, static, changes, workers)
+	}
 	probes = prober.NewManager(prober.Options{Execer: rt, Recorder: recorder,
 		OnUpdate: func(u prober.Update) { workers.EnqueueUID(u.PodUID) }})
 	defer probes.Stop()
@@ -343,4 +366,29 @@ func (n *podNetwork) networkName() string {
 		return cni.DefaultNetworkName
 	}
 	return cni.DefaultNetworkName + "-" + n.bridge
+}
+
+// syncStaticPods syncs the static pods again on every change of their
+// manifests, those that went too (so that they are stopped).
+func syncStaticPods(ctx context.Context, src *staticpod.Source, changes <-chan struct{}, workers *kubelet.PodWorkers) {
+	known := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		}
+		now := map[string]bool{}
+		for _, p := range src.Pods() {
+			now[p.Namespace+"/"+p.Name] = true
+			known[p.Namespace+"/"+p.Name] = true
+		}
+		for key := range known {
+			namespace, name, _ := strings.Cut(key, "/")
+			workers.Enqueue(namespace, name)
+			if !now[key] {
+				delete(known, key)
+			}
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	corelisters "k8s.io/client-go/listers/core/v1"
 )
 
@@ -38,7 +39,7 @@ func (l *lister) list(namespace string, selector labels.Selector) ([]*corev1.Pod
 		}
 		static[p.Namespace+"/"+p.Name] = true
 		if selector.Matches(labels.Set(p.Labels)) {
-			out = append(out, p)
+			out = append(out, l.withMirrorStatus(p))
 		}
 	}
 	var api []*corev1.Pod
@@ -74,7 +75,7 @@ func (n *namespaceLister) List(selector labels.Selector) ([]*corev1.Pod, error) 
 func (n *namespaceLister) Get(name string) (*corev1.Pod, error) {
 	for _, p := range n.l.src.Pods() {
 		if p.Namespace == n.namespace && p.Name == name {
-			return p, nil
+			return n.l.withMirrorStatus(p), nil
 		}
 	}
 	p, err := n.l.api.Pods(n.namespace).Get(name)
@@ -85,4 +86,38 @@ func (n *namespaceLister) Get(name string) (*corev1.Pod, error) {
 		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
 	}
 	return p, nil
+}
+
+// withMirrorStatus is the static pod with its mirror pod's status: the
+// status last written, which the kubelet compares its new one with.
+func (l *lister) withMirrorStatus(static *corev1.Pod) *corev1.Pod {
+	mirror := l.Mirror(static)
+	if mirror == nil {
+		return static
+	}
+	p := static.DeepCopy()
+	p.Status = *mirror.Status.DeepCopy()
+	return p
+}
+
+// Mirror is the API's mirror pod of static, nil if it has none (yet).
+func (l *lister) Mirror(static *corev1.Pod) *corev1.Pod {
+	m, err := l.api.Pods(static.Namespace).Get(static.Name)
+	if err != nil || !IsMirrorPodOf(m, static) {
+		return nil
+	}
+	return m
+}
+
+// MirrorUID is the UID of the API pod a pod's status is written to: its
+// mirror pod's for a static pod ("" while it has none), its own for others.
+func MirrorUID(api corelisters.PodLister, pod *corev1.Pod) types.UID {
+	if !IsStaticPod(pod) {
+		return pod.UID
+	}
+	m := (&lister{api: api}).Mirror(pod)
+	if m == nil {
+		return ""
+	}
+	return m.UID
 }

@@ -30,6 +30,11 @@ type Manager struct {
 	client kubernetes.Interface
 	clock  clock.Clock
 
+	// WriteUID is the UID of the API pod a pod's status goes to ("": none
+	// yet, nothing is written); nil: the pod's own. A static pod's status
+	// goes to its mirror pod.
+	WriteUID func(pod *corev1.Pod) types.UID
+
 	mu      sync.Mutex
 	written map[types.UID]writtenStatus
 }
@@ -66,7 +71,13 @@ func (m *Manager) SetPodStatus(ctx context.Context, pod *corev1.Pod, status core
 	if ok && m.clock.Since(w.at) < informerLag && EqualIgnoringTransitions(&w.status, &status) {
 		return false, nil
 	}
-	patch, err := statusPatch(pod.UID, old, status)
+	uid := pod.UID
+	if m.WriteUID != nil {
+		if uid = m.WriteUID(pod); uid == "" {
+			return false, nil
+		}
+	}
+	patch, err := statusPatch(uid, old, status)
 	if err != nil {
 		return false, err
 	}
