@@ -38,7 +38,10 @@ type PodHost struct {
 	Ready func(pod *corev1.Pod, container string) bool
 	// Started tells whether a running container passed its startup probe;
 	// nil: started once running.
-	Started  func(pod *corev1.Pod, container string) bool
+	Started func(pod *corev1.Pod, container string) bool
+	// Admit refuses new pods for the node's conditions (eviction's
+	// pressure); nil: none refused.
+	Admit    func(pod *corev1.Pod) (ok bool, reason, message string)
 	Recorder record.EventRecorder
 
 	mu       sync.Mutex
@@ -49,7 +52,7 @@ type PodHost struct {
 // admit admits the pod if the node holds it next to the pods it admitted
 // before; a pod admitted once stays so. A pod already running (an agent
 // restart) is admitted as it is.
-func (h *PodHost) admit(pod *corev1.Pod) *admission.Rejection {
+func (h *PodHost) admit(pod *corev1.Pod) rejection {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.admitted == nil {
@@ -60,6 +63,13 @@ func (h *PodHost) admit(pod *corev1.Pod) *admission.Rejection {
 	}
 	requests := admission.Requests(pod)
 	if pod.Status.Phase != corev1.PodRunning {
+		// As upstream: the node's conditions first, then the resources;
+		// a pod already running (an agent restart) is not refused.
+		if h.Admit != nil {
+			if ok, reason, message := h.Admit(pod); !ok {
+				return refused{reason: reason, message: message}
+			}
+		}
 		if r := admission.Fit(requests, h.used, len(h.admitted), h.Allocatable); r != nil {
 			return r
 		}
@@ -68,6 +78,18 @@ func (h *PodHost) admit(pod *corev1.Pod) *admission.Rejection {
 	admission.Add(h.used, requests)
 	return nil
 }
+
+// rejection is why a pod is refused: its status reason and message.
+type rejection interface {
+	Reason() string
+	Error() string
+}
+
+// refused is a rejection of PodHost.Admit.
+type refused struct{ reason, message string }
+
+func (r refused) Reason() string { return r.reason }
+func (r refused) Error() string  { return r.message }
 
 // release frees what an admitted pod held.
 func (h *PodHost) release(uid types.UID) {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
+	"github.com/skiff-dev/skiff/pkg/kubelet/eviction"
 	"github.com/skiff-dev/skiff/pkg/kubelet/machine"
 	"github.com/skiff-dev/skiff/pkg/kubelet/simulated"
 	"github.com/skiff-dev/skiff/pkg/pki"
@@ -36,6 +37,7 @@ type nodeOptions struct {
 	kubeletPort     int
 	cniBridge       string
 	podManifestPath string
+	eviction        eviction.Flags
 }
 
 func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
@@ -47,6 +49,7 @@ func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&n.containerRuntimeEndpoint, "container-runtime-endpoint", n.containerRuntimeEndpoint, "A running CRI runtime's socket (unix:///run/containerd/containerd.sock); empty: skiff runs containerd with its data under the data dir, and stops it on exit.")
 	fs.StringVar(&n.rootDir, "root-dir", n.rootDir, "The kubelet's root dir (pods' volumes); empty: <data-dir>/agent/kubelet.")
 	fs.StringVar(&n.podManifestPath, "pod-manifest-path", n.podManifestPath, "Directory (or file) of static pods' manifests, run by the node with mirror pods in the API.")
+	n.eviction.AddFlags(fs)
 	fs.IntVar(&n.kubeletPort, "kubelet-port", 10250, "The port of the node's kubelet server.")
 	fs.StringVar(&n.cniBridge, "cni-bridge", "cni0", "The Linux bridge of the pod network (another name lets two nodes share a machine, with distinct --cluster-cidr).")
 }
@@ -64,6 +67,7 @@ func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
 		ServerAddress:            fmt.Sprintf(":%d", n.kubeletPort),
 		CNIBridge:                n.cniBridge,
 		PodManifestPath:          n.podManifestPath,
+		Eviction:                 n.eviction,
 	}
 	if o.RootDir == "" {
 		o.RootDir = filepath.Join(dataDir, "agent", "kubelet")
@@ -82,6 +86,9 @@ func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
 	}
 	if o.Taints, err = simulated.ParseTaints(n.taints); err != nil {
 		errs = append(errs, fmt.Errorf("--register-with-taints: %w", err))
+	}
+	if err := n.eviction.Apply(&eviction.Config{}); err != nil {
+		errs = append(errs, err)
 	}
 	if n.kubeletPort <= 0 || n.kubeletPort > 65535 {
 		errs = append(errs, fmt.Errorf("--kubelet-port must be a port number, got %d", n.kubeletPort))

@@ -29,14 +29,17 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet"
 	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
 	"github.com/skiff-dev/skiff/pkg/kubelet/containerd"
 	"github.com/skiff-dev/skiff/pkg/kubelet/cri"
+	"github.com/skiff-dev/skiff/pkg/kubelet/eviction"
 	"github.com/skiff-dev/skiff/pkg/kubelet/machine"
 	"github.com/skiff-dev/skiff/pkg/kubelet/prober"
 	"github.com/skiff-dev/skiff/pkg/kubelet/server"
+	"github.com/skiff-dev/skiff/pkg/kubelet/server/stats"
 	"github.com/skiff-dev/skiff/pkg/kubelet/staticpod"
 	"github.com/skiff-dev/skiff/pkg/kubelet/status"
 	"github.com/skiff-dev/skiff/pkg/kubelet/volume"
@@ -76,6 +79,8 @@ type Options struct {
 	// RegistryMirrors of skiff's containerd, e.g. registry.k8s.io →
 	// http://127.0.0.1:5000.
 	RegistryMirrors map[string][]string
+	// Eviction are the --eviction-* flags.
+	Eviction eviction.Flags
 	// PodManifestPath holds static pods' manifests (--pod-manifest-path).
 	PodManifestPath string
 	// PodLogsDir overrides /var/log/pods (tests).
@@ -207,10 +212,33 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 		OnUpdate: func(u prober.Update) { workers.EnqueueUID(u.PodUID) }})
 	defer probes.Stop()
 	runtime := &probingRuntime{Runtime: rt, probes: probes, volumes: &refresher{volumes: volumes}}
+	provider, err := stats.New(stats.Config{NodeName: o.NodeName, Runtime: rt, RootDir: o.RootDir,
+		ImageFsDir: o.ContainerdDir, PodLogsDir: o.PodLogsDir})
+	if err != nil {
+		return err
+	}
+	go provider.Run(ctx)
+	// Eviction under node pressure and of pods over their local storage
+	// limits, at upstream's default thresholds unless --eviction-* say.
+	evictionCfg := eviction.Config{NodeName: o.NodeName, RootDir: o.RootDir, ImageFsDir: o.ContainerdDir,
+		Summary:     func(ctx context.Context) (*statsapi.Summary, error) { return provider.Summary(ctx, false) },
+		VolumeUsage: volumes.Usage,
+		Pods: func() []*corev1.Pod {
+			list, _ := pods.Lister().List(everything)
+			return list
+		},
+		Kill: eviction.KillWith(runtime), Reclaim: rt.GarbageCollect, Client: client, Recorder: recorder}
+	if err := o.Eviction.Apply(&evictionCfg); err != nil {
+		return err
+	}
+	evictions, err := eviction.New(evictionCfg)
+	if err != nil {
+		return err
+	}
 	capacity := host.Capacity(o.MaxPods)
 	allocatable := machine.Allocatable(capacity)
 	workers.AddHost(&kubelet.PodHost{Name: o.NodeName, Runtime: runtime, HostIPs: hostIPs,
-		Allocatable: allocatable, Ready: probes.Ready, Started: probes.Started, Recorder: recorder})
+		Allocatable: allocatable, Ready: probes.Ready, Started: probes.Started, Admit: evictions.Admit, Recorder: recorder})
 	if _, err := pods.Informer().AddEventHandler(workers.Handler()); err != nil {
 		return err
 	}
@@ -235,11 +263,12 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 			NodeInfo:    host.NodeInfo(version.GitVersion()),
 			KubeletPort: int32(port),
 		},
-		Client: client, Runtime: runtime, Nodes: nodes.Lister(),
+		Client: client, Runtime: runtime, Nodes: nodes.Lister(), Pressure: evictions.Pressure,
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced, pods.Informer().HasSynced) {
 		return ctx.Err()
 	}
+	go evictions.Run(ctx)
 	logger.Info("Starting the node", "runtime", rt.Version(), "addresses", addresses, "rootDir", o.RootDir)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -257,7 +286,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 			logger.Error(err, "Node stopped")
 		}
 	}()
-	srv, err := o.server(ctx, client, addresses, rt, func() []*corev1.Pod {
+	srv, err := o.server(ctx, client, addresses, rt, provider, func() []*corev1.Pod {
 		list, _ := pods.Lister().List(everything)
 		return list
 	})

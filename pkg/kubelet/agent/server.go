@@ -22,7 +22,7 @@ func (f podList) Pods() []*corev1.Pod { return f() }
 // by client certificate or TokenReview and authorized by
 // SubjectAccessReview against the API server, as upstream's
 // --authentication-token-webhook --authorization-mode=Webhook.
-func (o *Options) server(ctx context.Context, client kubernetes.Interface, addresses []corev1.NodeAddress, rt *cri.Runtime, pods podList) (*server.Server, error) {
+func (o *Options) server(ctx context.Context, client kubernetes.Interface, addresses []corev1.NodeAddress, rt *cri.Runtime, provider *stats.Provider, pods podList) (*server.Server, error) {
 	certFile, keyFile := o.TLSCertFile, o.TLSKeyFile
 	if certFile == "" {
 		var ips []net.IP
@@ -41,12 +41,6 @@ func (o *Options) server(ctx context.Context, client kubernetes.Interface, addre
 		return nil, err
 	}
 	go runAuth(ctx)
-	provider, err := stats.New(stats.Config{NodeName: o.NodeName, Runtime: rt, RootDir: o.RootDir,
-		ImageFsDir: o.ContainerdDir, PodLogsDir: o.PodLogsDir})
-	if err != nil {
-		return nil, err
-	}
-	go provider.Run(ctx)
 	return server.New(server.Config{
 		NodeName: o.NodeName, Address: o.ServerAddress,
 		TLSCertFile: certFile, TLSKeyFile: keyFile,
