@@ -458,7 +458,7 @@ func (b *kubeletBench) kubeletCommand(name, root string) (string, func(port int)
 			return []string{"kubelet", "--kubeconfig", b.nodeKubeconfig, "--container-runtime-endpoint", b.ctrd.Endpoint(),
 				"--root-dir", root, "--hostname-override", benchNodeName, "--node-ip", b.nodeIP, "--port", strconv.Itoa(port),
 				"--tls-cert-file", b.serving.CertFile, "--tls-private-key-file", b.serving.KeyFile, "--client-ca-file", b.caFile,
-				"--data-dir", filepath.Join(root, "data")}
+				"--data-dir", filepath.Join(root, "data"), "--cni-bridge", benchBridge}
 		}, nil
 	}
 	healthz, err := harness.FreePort()
@@ -688,6 +688,16 @@ func (b *kubeletBench) round(ctx context.Context, k *kubeletRun, automount bool)
 		return fmt.Errorf("sandboxes stopped: %w", err)
 	}
 	rec.set("first delete → no sandbox ready (CRI)", "s", time.Since(first).Seconds())
+	// Upstream unmounts a pod's volumes before it confirms the deletion.
+	podsDir := filepath.Join(k.rootDir, "pods")
+	if err := poll(ctx, k.p, 100*time.Millisecond, time.Minute, func() (bool, string) {
+		n, err := mountsUnder(podsDir)
+		return err == nil && n == 0, fmt.Sprintf("%d pod volumes still mounted (%v)", n, err)
+	}); err != nil {
+		rec.fail("first delete → pod volumes unmounted", "s", err.Error())
+	} else {
+		rec.set("first delete → pod volumes unmounted", "s", time.Since(first).Seconds())
+	}
 	rec.set("kubelet CPU, deletes → all gone", "s", (procCPU(pid) - cpu0).Seconds())
 	rec.set("containerd CPU, deletes → all gone", "s", (b.containerdCPU() - ctrd0).Seconds())
 	logf("%s: %d pods gone after %s", k.name, b.kc.pods, last.Sub(first).Round(time.Millisecond))

@@ -293,6 +293,22 @@ func readySandboxes(ctx context.Context, endpoint string) (int, error) {
 	return len(list), err
 }
 
+// mountsUnder counts the mounts below dir.
+func mountsUnder(dir string) (int, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return 0, err
+	}
+	prefix := filepath.Clean(dir) + "/"
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && strings.HasPrefix(unescapeMount(f[4]), prefix) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // unmountUnder detaches every mount below dir (a kubelet stopped with its
 // pods' volumes still mounted), deepest first.
 func unmountUnder(dir string) error {
@@ -328,13 +344,14 @@ func unmountUnder(dir string) error {
 }
 
 // mountKind names a mount below a kubelet root dir without the pod's UID
-// (pods/<uid>/volumes/<plugin>/<name> → pods/*/volumes/<plugin>/<name>).
+// and the volume's name (pods/<uid>/volumes/<plugin>/<name> →
+// pods/*/volumes/<plugin>).
 func mountKind(rel string) string {
 	parts := strings.Split(rel, "/")
 	if len(parts) > 1 && parts[0] == "pods" {
 		parts[1] = "*"
 	}
-	return strings.Join(parts, "/")
+	return strings.Join(parts[:min(len(parts), 4)], "/")
 }
 
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space, ...).
