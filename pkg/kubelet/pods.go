@@ -296,6 +296,14 @@ func (w *PodWorkers) syncTerminal(ctx context.Context, h *PodHost, pod *corev1.P
 	if res.Status != nil && res.Status.Running() {
 		return res.Requeue, nil
 	}
+	// Stopped: the containers show terminated (a pod failed by eviction
+	// had them running when its phase was written).
+	if res.Status != nil && len(res.Status.Containers) > 0 {
+		s := status.Generate(pod, res.Status, w.options(h, true))
+		if _, err := w.status.SetPodStatus(ctx, pod, s); err != nil {
+			return 0, err
+		}
+	}
 	h.release(pod.UID)
 	if pod.DeletionTimestamp != nil {
 		return 0, w.status.DeletePod(ctx, pod)
