@@ -26,6 +26,10 @@ const (
 	PauseArchive   = "pause.tar"
 	BusyboxArchive = "busybox.tar"
 
+	// BashStaticBinary is Debian's bash-static, the busybox image's
+	// /bin/sh when present.
+	BashStaticBinary = "/bin/bash-static"
+
 	// DefaultBusyboxBinary is Debian's busybox-static.
 	DefaultBusyboxBinary = "/bin/busybox"
 )
@@ -79,8 +83,22 @@ func Busybox(ctx context.Context, busyboxBinary string) (*images.Image, error) {
 			return nil, err
 		}
 	}
+	// Debian's busybox 1.35 ash drops environment variables whose names
+	// are not shell identifiers (envFrom keys such as data-1), which the
+	// e2e specs' busybox 1.37 passes on: /bin/sh is a static bash where
+	// the host has one (bash-static).
+	shell := ""
+	if err := checkExecutable(BashStaticBinary); err == nil {
+		if err := l.AddFile("/bin/bash", BashStaticBinary, 0o755); err != nil {
+			return nil, err
+		}
+		if err := l.AddSymlink("/bin/sh", "bash"); err != nil {
+			return nil, err
+		}
+		shell = "sh"
+	}
 	for _, a := range applets {
-		if a == "busybox" {
+		if a == "busybox" || a == shell {
 			continue
 		}
 		if err := l.AddSymlink("/bin/"+a, "busybox"); err != nil {
