@@ -111,19 +111,38 @@ func parseNATChains(save []byte) (chains, used map[string]bool) {
 // plugin's teardown sometimes leaves the chain when many pods go at once
 // (iptables-nft), with nothing naming its network any more.
 func (h *hostState) removeStrayCNIChains() error {
-	save, err := exec.Command("iptables-save", "-t", "nat").Output()
-	if err != nil {
-		return fmt.Errorf("iptables-save: %w", err)
+	stray := func() (map[string]bool, error) {
+		save, err := exec.Command("iptables-save", "-t", "nat").Output()
+		if err != nil {
+			return nil, fmt.Errorf("iptables-save: %w", err)
+		}
+		chains, used := parseNATChains(save)
+		out := map[string]bool{}
+		for c := range chains {
+			if !h.natChains[c] && !used[c] && strings.HasPrefix(c, "CNI-") && !strings.HasPrefix(c, "CNI-HOSTPORT-") && !strings.HasPrefix(c, "CNI-DN-") {
+				out[c] = true
+			}
+		}
+		return out, nil
 	}
-	chains, used := parseNATChains(save)
+	// A chain another node's plugin has just created is empty for a moment
+	// too: only chains empty on two looks, seconds apart, go.
+	first, err := stray()
+	if err != nil || len(first) == 0 {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	second, err := stray()
+	if err != nil {
+		return err
+	}
 	var script strings.Builder
 	n := 0
-	for c := range chains {
-		if h.natChains[c] || used[c] || !strings.HasPrefix(c, "CNI-") || strings.HasPrefix(c, "CNI-HOSTPORT-") || strings.HasPrefix(c, "CNI-DN-") {
-			continue
+	for c := range second {
+		if first[c] {
+			fmt.Fprintf(&script, "-X %s\n", c)
+			n++
 		}
-		fmt.Fprintf(&script, "-X %s\n", c)
-		n++
 	}
 	if n == 0 {
 		return nil
