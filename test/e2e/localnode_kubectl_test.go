@@ -22,10 +22,12 @@ import (
 	"github.com/skiff-dev/skiff/test/nodeimages"
 )
 
-// startCrashPod starts pod "crash", which prints a line of its own and
-// exits 3 a second later, forever: `logs --previous` and the crash-loop
-// back-off check read it once it has restarted.
-func (ln *localNode) startCrashPod(t *testing.T) {
+// startRestartingPods starts pod "crash", which prints a line and exits 3
+// a second later, forever (for the crash-loop back-off checks), and pod
+// "restarter", which prints a line of its own and exits once, then runs
+// (for `logs --previous`). Their checks need them to have restarted: they
+// start first and age while other subtests run.
+func (ln *localNode) startRestartingPods(t *testing.T) {
 	ln.apply(t, fmt.Sprintf(`
 apiVersion: v1
 kind: Pod
@@ -35,8 +37,22 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: crash
-    image: %s
-    command: [sh, -c, 'echo "boot $(cat /proc/sys/kernel/random/uuid)"; sleep 1; exit 3']
+    image: %[1]s
+    command: [sh, -c, 'echo crashing; sleep 1; exit 3']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: restarter}
+spec:
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: restarter
+    image: %[1]s
+    command: [sh, -c, 'echo "boot $(cat /proc/sys/kernel/random/uuid)"; if [ -e /data/once ]; then exec sleep 3600; fi; touch /data/once; exit 1']
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - {name: data, emptyDir: {}}
 `, nodeimages.BusyboxImage))
 }
 
@@ -143,14 +159,14 @@ func (ln *localNode) testLogs(t *testing.T, k *kctl) {
 	})
 
 	// --previous: the log of the container before the last restart.
-	ln.waitPod(t, "crash", 60*time.Second, func(p *corev1.Pod) string {
-		if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].RestartCount < 1 {
-			return "no restart yet: " + containerStates(p)
+	ln.waitPod(t, "restarter", 60*time.Second, func(p *corev1.Pod) string {
+		if c := p.Status.ContainerStatuses; len(c) == 0 || c[0].RestartCount != 1 || c[0].State.Running == nil {
+			return "want running after one restart: " + containerStates(p)
 		}
 		return ""
 	})
-	previous := k.ok(t, "logs", "crash", "--previous")
-	current := k.ok(t, "logs", "crash")
+	previous := k.ok(t, "logs", "restarter", "--previous")
+	current := k.ok(t, "logs", "restarter")
 	if !strings.HasPrefix(previous, "boot ") || !strings.HasPrefix(current, "boot ") || previous == current {
 		t.Errorf("logs --previous %q, logs %q: want two different boot lines", previous, current)
 	}

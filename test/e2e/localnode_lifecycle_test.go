@@ -84,8 +84,9 @@ func (ln *localNode) testOOMKilled(t *testing.T) {
 }
 
 // testCrashLoopBackOff: pod crash (started first by TestLocalNode) exits
-// 3 a second after each start; the kubelet restarts it after 10 s, 20 s,
-// 40 s, ... with the CrashLoopBackOff waiting reason and BackOff events.
+// 3 a second after each start; the kubelet restarts it at once, then
+// after 10 s, 20 s, 40 s, ... with the CrashLoopBackOff waiting reason and
+// BackOff events.
 func (ln *localNode) testCrashLoopBackOff(t *testing.T) {
 	var sawWaiting string
 	p := ln.waitPod(t, "crash", 90*time.Second, func(p *corev1.Pod) string {
@@ -109,14 +110,13 @@ func (ln *localNode) testCrashLoopBackOff(t *testing.T) {
 	if !strings.HasPrefix(sawWaiting, "back-off ") || !strings.HasSuffix(sawWaiting, wantMsg) {
 		t.Errorf("CrashLoopBackOff message %q, want \"back-off <duration> %s\"", sawWaiting, wantMsg)
 	}
-	// Restart n comes at least 10 s × (2ⁿ - 1) (+ 1 s of running each
-	// time) after the start; and not much later than that.
+	// As upstream's: the first restart is immediate, the nth waits
+	// 10 s × 2ⁿ⁻² after the container's end; each run takes a second.
 	age := time.Since(p.CreationTimestamp.Time)
 	n := int(c.RestartCount)
-	earliest := time.Duration(10*(1<<n-1)+n) * time.Second
-	next := time.Duration(10*(1<<(n+1)-1)+n+1) * time.Second
-	if age < earliest-2*time.Second || age > next+15*time.Second {
-		t.Errorf("%d restarts %s after the pod's creation, want the %dth restart after %s and the next by %s", n, age.Round(time.Second), n, earliest, next)
+	earliest := func(n int) time.Duration { return time.Duration(n+10*(1<<(n-1)-1)) * time.Second }
+	if age < earliest(n)-2*time.Second || age > earliest(n+1)+15*time.Second {
+		t.Errorf("%d restarts %s after the pod's creation, want the restart %d at %s, the next at %s", n, age.Round(time.Second), n, earliest(n), earliest(n+1))
 	}
 	want := fmt.Sprintf("Back-off restarting failed container crash in pod crash_%s(%s)", ln.k.ns, p.UID)
 	if events := ln.podEvents(t, "crash"); findEvent(events, "BackOff", want) == nil {

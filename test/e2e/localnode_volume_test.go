@@ -96,30 +96,40 @@ spec:
 		t.Errorf("configMap volume with items: ls shows %q, want only the items' paths (sub)", ls)
 	}
 
-	// Changes show within the agent's refresh period (10 s), atomically
-	// and with the same modes.
+	// Changes of the objects show within the agent's refresh period
+	// (10 s), atomically and with the same modes; a change of the pod's
+	// labels as well.
 	ln.k.ok(t, "patch", "configmap", "cfg", "--type=merge", "-p", `{"data":{"a":"uno"}}`)
 	ln.k.ok(t, "patch", "secret", "sec", "--type=merge", "-p", `{"stringData":{"user":"root"}}`)
-	ln.k.ok(t, "label", "pod", "vols", "tier=two", "--overwrite")
-	changed := map[string]struct{ mode, content string }{
+	ln.waitVolumeFiles(t, 30*time.Second, map[string]struct{ mode, content string }{
 		"/cm/a":          {"400", "uno"},
+		"/cm/b":          {"400", "two"},
 		"/cmi/sub/x":     {"600", "uno"},
 		"/proj/cm-a":     {"440", "uno"},
 		"/sec/user":      {"440", "root"},
 		"/proj/sec-user": {"400", "root"},
-		"/dapi/labels":   {"644", `tier="two"`},
-	}
+	})
+	ln.k.ok(t, "label", "pod", "vols", "tier=two", "--overwrite")
+	ln.waitVolumeFiles(t, 30*time.Second, map[string]struct{ mode, content string }{
+		"/dapi/labels": {"644", `tier="two"`},
+	})
+}
+
+// waitVolumeFiles waits until the files of pod vols have the modes and
+// contents wanted.
+func (ln *localNode) waitVolumeFiles(t *testing.T, timeout time.Duration, want map[string]struct{ mode, content string }) {
+	t.Helper()
 	start := time.Now()
-	eventually(t, 40*time.Second, func() string {
-		files := ln.volumeFiles(t, changed)
-		for path, w := range changed {
+	eventually(t, timeout, func() string {
+		files := ln.volumeFiles(t, want)
+		for path, w := range want {
 			if got := files[path]; got.mode != w.mode || got.content != w.content {
 				return fmt.Sprintf("%s: mode %s, content %q; want mode %s, content %q", path, got.mode, got.content, w.mode, w.content)
 			}
 		}
 		return ""
 	})
-	t.Logf("volumes updated %s after the changes", time.Since(start).Round(time.Second))
+	t.Logf("volumes updated %s after the change", time.Since(start).Round(100*time.Millisecond))
 }
 
 type volumeFile struct{ mode, content string }
