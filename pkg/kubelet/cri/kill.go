@@ -243,7 +243,9 @@ func (r *Runtime) killContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 		timeout = minimumGracePeriod
 	}
 	klog.V(2).InfoS("Killing container with a grace period", "pod", klog.KObj(pod), "container", c.Name, "id", id, "gracePeriod", timeout)
-	if err := r.runtime.StopContainer(ctx, id, int64(timeout/time.Second)); err != nil && !crierrors.IsNotFound(err) && ctx.Err() == nil {
+	// Whole seconds rounded up: the moments since the deadline was set must
+	// not cut a second off the grace period (a 3 s one ran 2 s).
+	if err := r.runtime.StopContainer(ctx, id, int64((timeout+time.Second-1)/time.Second)); err != nil && !crierrors.IsNotFound(err) && ctx.Err() == nil {
 		klog.ErrorS(err, "Stopping the container failed", "pod", klog.KObj(pod), "container", c.Name, "id", id)
 	}
 }
