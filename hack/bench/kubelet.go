@@ -17,6 +17,7 @@ package main
 //	skiff kubelet --kubeconfig K --container-runtime-endpoint unix://S --root-dir R
 //	    --hostname-override bench-node --node-ip IP --port P
 //	    --tls-cert-file C --tls-private-key-file CK --client-ca-file CA --data-dir D
+//	    --cni-bridge skbench0
 //	kubelet (v1.37.2, hack/upstream.sh) --config F --kubeconfig K --root-dir R
 //	    --cert-dir R/pki --hostname-override bench-node --node-ip IP
 //
@@ -51,7 +52,12 @@ package main
 // straight to the kubelet's port and as many through nodes/proxy (median
 // and max). Then every pod is deleted (default options: the pod's grace
 // period, which `sleep` as PID 1 sits out, so it is in the time) and the
-// time until the watch has seen the last one gone. The kubelet's and
+// time until the watch has seen the last one gone, until no sandbox is
+// ready (CRI; a kubelet may confirm a deletion first) and until no volume
+// is mounted under the root dir's pods/ (upstream unmounts before it
+// confirms; skiff's `kubelet` writes its own conflist into /etc/cni/net.d,
+// which this containerd does not read: the bench restores that file too).
+// The kubelet's and
 // containerd's CPU seconds are reported per phase; the kubelet's RSS is
 // sampled every 250 ms for its peak.
 //
@@ -189,6 +195,7 @@ type kubeletBench struct {
 	serving        pki.Files
 	nodeIP         string
 	ctrd           *containerd.Process
+	ctrdEndpoint   string // unix://<its socket>
 	cniConf        cni.Config
 	cniConfDir     string
 	upstreamBin    string
@@ -327,6 +334,7 @@ func (b *kubeletBench) setUp(ctx context.Context) error {
 	if b.ctrd, err = containerd.Start(ctx, containerd.Options{DataDir: filepath.Join(b.work, "containerd"), CNIConfDir: b.cniConfDir}); err != nil {
 		return fmt.Errorf("start containerd: %w", err)
 	}
+	b.ctrdEndpoint = b.ctrd.Endpoint()
 	if err := importNodeImages(ctx, b.work, b.ctrd.Address()); err != nil {
 		return err
 	}
@@ -455,7 +463,7 @@ func (b *kubeletBench) kubeletCommand(name, root string) (string, func(port int)
 			return "", nil, err
 		}
 		return bin, func(port int) []string {
-			return []string{"kubelet", "--kubeconfig", b.nodeKubeconfig, "--container-runtime-endpoint", b.ctrd.Endpoint(),
+			return []string{"kubelet", "--kubeconfig", b.nodeKubeconfig, "--container-runtime-endpoint", b.ctrdEndpoint,
 				"--root-dir", root, "--hostname-override", benchNodeName, "--node-ip", b.nodeIP, "--port", strconv.Itoa(port),
 				"--tls-cert-file", b.serving.CertFile, "--tls-private-key-file", b.serving.KeyFile, "--client-ca-file", b.caFile,
 				"--data-dir", filepath.Join(root, "data"), "--cni-bridge", benchBridge}
@@ -505,7 +513,7 @@ failCgroupV1: false
 containerRuntimeEndpoint: %q
 resolvConf: /etc/resolv.conf
 makeIPTablesUtilChains: false
-`, port, healthz, b.serving.CertFile, b.serving.KeyFile, b.caFile, benchCgroupRoot, b.ctrd.Endpoint())
+`, port, healthz, b.serving.CertFile, b.serving.KeyFile, b.caFile, benchCgroupRoot, b.ctrdEndpoint)
 }
 
 func (b *kubeletBench) containerdCPU() time.Duration {
