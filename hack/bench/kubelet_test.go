@@ -3,19 +3,26 @@ package main
 import (
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-dev/skiff/pkg/pki"
 )
 
-// The KubeletConfiguration must decode strictly: upstream kubelet rejects
-// unknown fields, and a misspelt one would only show at run time.
+// The KubeletConfiguration must decode strictly, case-sensitive field names
+// as upstream kubelet reads it: a misspelt field would only show at run
+// time, or not at all.
 func TestUpstreamConfigDecodesStrictly(t *testing.T) {
 	b := &kubeletBench{serving: pki.Files{CertFile: "/c.crt", KeyFile: "/c.key"}, caFile: "/ca.crt"}
 	b.ctrdEndpoint = "unix:///tmp/skb/containerd.sock"
+	scheme := runtime.NewScheme()
+	if err := kubeletconfigv1beta1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	codec := kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme, kjson.SerializerOptions{Yaml: true, Strict: true})
 	var cfg kubeletconfigv1beta1.KubeletConfiguration
-	if err := yaml.UnmarshalStrict([]byte(b.upstreamConfig(12345, 12346)), &cfg); err != nil {
+	if _, _, err := codec.Decode([]byte(b.upstreamConfig(12345, 12346)), nil, &cfg); err != nil {
 		t.Fatalf("decode: %v", err)
 	}
 	switch {
