@@ -112,6 +112,7 @@ spec:
 			t.Run("PortForward", func(t *testing.T) { testPortForward(t, k) })
 			t.Run("Attach", func(t *testing.T) { testAttach(t, k) })
 			t.Run("AttachTTY", func(t *testing.T) { testAttachTTY(t, k) })
+			t.Run("Debug", func(t *testing.T) { ln.testDebug(t, k) })
 		})
 	}
 }
@@ -270,6 +271,29 @@ func testAttachTTY(t *testing.T, k *kctl) {
 	p.waitFor(t, "If you don't see a command prompt", 30*time.Second)
 	p.write(t, "echo attached-$((40+2)) $(tty)\r")
 	p.waitFor(t, "attached-42 /dev/pts/", 30*time.Second)
+}
+
+// testDebug: kubectl debug adds an ephemeral container to pod web that
+// shares the PID namespace of its container (--target) and runs.
+func (ln *localNode) testDebug(t *testing.T, k *kctl) {
+	if !strings.Contains(k.ok(t, "get", "--raw", "/api/v1"), `"pods/ephemeralcontainers"`) {
+		t.Skip("waits for the pods/ephemeralcontainers subresource in the API server")
+	}
+	name := "debug-" + strings.ReplaceAll(k.bin.version, ".", "-")
+	k.ok(t, "debug", "web", "--image="+nodeimages.BusyboxImage, "--container="+name, "--target=web",
+		"--", "sh", "-c", "ps; echo debugged")
+	ln.waitPod(t, "web", 30*time.Second, func(p *corev1.Pod) string {
+		for _, c := range p.Status.EphemeralContainerStatuses {
+			if c.Name == name && c.State.Terminated != nil && c.State.Terminated.ExitCode == 0 {
+				return ""
+			}
+		}
+		return fmt.Sprintf("no ephemeral container %s terminated with exit code 0: %+v", name, p.Status.EphemeralContainerStatuses)
+	})
+	out := k.ok(t, "logs", "web", "-c", name)
+	if !strings.Contains(out, "httpd -f -p 8080") || !strings.HasSuffix(out, "debugged") {
+		t.Errorf("logs of the ephemeral container: %q, want ps showing web's httpd, then debugged", out)
+	}
 }
 
 // ptyCommand runs kubectl args under a pty: script(1) from util-linux, in
