@@ -41,10 +41,10 @@ func localNodeReason() string {
 	return ""
 }
 
-// startLocalNode starts skiff server with its local node, the node images
-// in <data-dir>/agent/images, and waits for the node to be Ready. On
-// cleanup it deletes the pods, stops the server and kills what is left of
-// its containers (their shims outlive skiff's containerd by design).
+// startLocalNode starts skiff server with its local node and the node
+// images in <data-dir>/agent/images. The caller cleans up: deleteAllPods,
+// Stop, then killShims (the shims outlive skiff's containerd by design)
+// and cni.Cleanup.
 func startLocalNode(t *testing.T, dir string, port int) *harness.Server {
 	t.Helper()
 	images := filepath.Join(dir, "agent", "images")
