@@ -271,6 +271,16 @@ func (w *PodWorkers) sync(ctx context.Context, key string) (time.Duration, error
 		_, err := w.status.SetPodStatus(ctx, pod, status.Rejected(pod, r.Reason(), admission.MessagePrefix+r.Error(), w.clock.Now()))
 		return 0, err
 	}
+	left, hasDeadline := activeDeadlineLeft(pod, w.clock.Now())
+	if hasDeadline && left <= 0 {
+		// As upstream's activeDeadlineHandler: the pod fails, its
+		// containers are stopped as a terminal pod's.
+		if h.Recorder != nil {
+			h.Recorder.Event(pod, corev1.EventTypeNormal, reasonDeadlineExceeded, messageDeadlineExceeded)
+		}
+		_, err := w.status.SetPodStatus(ctx, pod, status.Rejected(pod, reasonDeadlineExceeded, messageDeadlineExceeded, w.clock.Now()))
+		return 0, err
+	}
 	res, err := h.Runtime.SyncPod(ctx, pod)
 	if err != nil {
 		return 0, fmt.Errorf("pod %s on %s: %w", key, h.Name, err)
@@ -283,7 +293,27 @@ func (w *PodWorkers) sync(ctx context.Context, key string) (time.Duration, error
 		h.release(pod.UID)
 		return 0, nil
 	}
+	if hasDeadline && (res.Requeue == 0 || left < res.Requeue) {
+		return left, nil
+	}
 	return res.Requeue, nil
+}
+
+// Upstream kubelet's active deadline reason and message.
+const (
+	reasonDeadlineExceeded  = "DeadlineExceeded"
+	messageDeadlineExceeded = "Pod was active on the node longer than the specified deadline"
+)
+
+// activeDeadlineLeft is the time until the pod's activeDeadlineSeconds
+// pass, counted from its status' startTime; false: it has no deadline
+// (or has not started).
+func activeDeadlineLeft(pod *corev1.Pod, now time.Time) (time.Duration, bool) {
+	if pod.Spec.ActiveDeadlineSeconds == nil || pod.Status.StartTime == nil {
+		return 0, false
+	}
+	deadline := pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second)
+	return deadline.Sub(now), true
 }
 
 // syncTerminal: a finished pod's containers stay stopped; deleted, it is

@@ -14,6 +14,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/container"
 	"github.com/skiff-dev/skiff/pkg/kubelet/status"
@@ -175,5 +176,46 @@ func TestPodWorkersAdmitRunDelete(t *testing.T) {
 	f.sync(t, "ns/d")
 	if d := f.stored(t, "d"); d.Status.Phase != corev1.PodRunning {
 		t.Errorf("pod d after a left: %s %s", d.Status.Phase, d.Status.Reason)
+	}
+}
+
+// TestPodWorkersActiveDeadline: a running pod with activeDeadlineSeconds
+// is synced again when its deadline comes, then fails with upstream's
+// DeadlineExceeded reason, message and event, and its containers stop.
+func TestPodWorkersActiveDeadline(t *testing.T) {
+	p := bound("a", "n1")
+	p.Spec.ActiveDeadlineSeconds = ptr.To[int64](30)
+	f := newPodsFixture(t, p)
+	f.sync(t, "ns/a")
+	// The status written (startTime) comes back through the informer.
+	_ = f.pods.Update(f.stored(t, "a"))
+	if requeue := f.sync(t, "ns/a"); requeue <= 25*time.Second || requeue > 30*time.Second {
+		t.Errorf("a started pod is synced again after %s, want about its 30 s deadline", requeue)
+	}
+	running := f.stored(t, "a")
+	if running.Status.Phase != corev1.PodRunning {
+		t.Fatalf("pod a: %s", running.Status.Phase)
+	}
+	// Started 31 s ago: past its deadline.
+	running.Status.StartTime = &metav1.Time{Time: time.Now().Add(-31 * time.Second)}
+	_ = f.pods.Update(running)
+	f.sync(t, "ns/a")
+	failed := f.stored(t, "a")
+	if failed.Status.Phase != corev1.PodFailed || failed.Status.Reason != "DeadlineExceeded" ||
+		failed.Status.Message != "Pod was active on the node longer than the specified deadline" {
+		t.Errorf("after the deadline: %s %s %q", failed.Status.Phase, failed.Status.Reason, failed.Status.Message)
+	}
+	select {
+	case e := <-f.events.Events:
+		if e != "Normal DeadlineExceeded Pod was active on the node longer than the specified deadline" {
+			t.Errorf("event %q", e)
+		}
+	default:
+		t.Error("no DeadlineExceeded event")
+	}
+	_ = f.pods.Update(failed)
+	f.sync(t, "ns/a")
+	if stopped := f.stored(t, "a"); len(stopped.Status.ContainerStatuses) == 0 || stopped.Status.ContainerStatuses[0].State.Terminated == nil {
+		t.Errorf("containers of the failed pod: %+v, want terminated", stopped.Status.ContainerStatuses)
 	}
 }
