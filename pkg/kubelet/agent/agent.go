@@ -270,6 +270,18 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	}
 	go evictions.Run(ctx)
 	logger.Info("Starting the node", "runtime", rt.Version(), "addresses", addresses, "rootDir", o.RootDir)
+	// The kubelet server listens before the node runs: a node whose port
+	// another owns would have its logs and execs answered by that one.
+	srv, err := o.server(ctx, client, addresses, rt, provider, func() []*corev1.Pod {
+		list, _ := pods.Lister().List(everything)
+		return list
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := srv.Listen(); err != nil {
+		return fmt.Errorf("kubelet server on %s: %w", o.ServerAddress, err)
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -286,13 +298,6 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 			logger.Error(err, "Node stopped")
 		}
 	}()
-	srv, err := o.server(ctx, client, addresses, rt, provider, func() []*corev1.Pod {
-		list, _ := pods.Lister().List(everything)
-		return list
-	})
-	if err != nil {
-		return err
-	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
