@@ -35,6 +35,9 @@ const (
 	// StatusUpdateInterval is how often the status is computed, and
 	// written if it changed.
 	StatusUpdateInterval = 10 * time.Second
+	// FastStatusUpdateInterval is how often the status is computed while
+	// the node is not Ready.
+	FastStatusUpdateInterval = time.Second
 	// StatusReportInterval is how often the status is written even
 	// unchanged.
 	StatusReportInterval = 5 * time.Minute
@@ -74,6 +77,8 @@ type Node struct {
 	Clock    clock.Clock
 
 	lastReport time.Time
+	// ready: the last status computed had Ready true.
+	ready bool
 }
 
 // Run registers the node, then renews its Lease and reports its status
@@ -88,12 +93,23 @@ func (n *Node) Run(ctx context.Context) error {
 	leases := lease.NewController(n.Clock, n.Client, n.Config.Name, int32(LeaseDuration/time.Second), nil,
 		LeaseDuration/4, n.Config.Name, corev1.NamespaceNodeLease, n.ownLease)
 	go leases.Run(ctx)
-	wait.JitterUntilWithContext(ctx, func(ctx context.Context) {
+	for {
 		if err := n.syncStatus(ctx); err != nil && ctx.Err() == nil {
 			klog.ErrorS(err, "Updating node status failed; will retry", "node", n.Config.Name)
 		}
-	}, StatusUpdateInterval, 0.04, true)
-	return nil
+		// As upstream's fast node status updates: until the node is Ready
+		// (its runtime's network waits for the podCIDR) it looks again
+		// every second, not every StatusUpdateInterval.
+		interval := StatusUpdateInterval
+		if !n.ready {
+			interval = FastStatusUpdateInterval
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait.Jitter(interval, 0.04)):
+		}
+	}
 }
 
 // register creates the Node, or takes over an existing one of that name
@@ -197,6 +213,12 @@ func (n *Node) status(ctx context.Context, node *corev1.Node) corev1.NodeStatus 
 	}
 	status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}}
 	status.Conditions = nodestatus.Conditions(node.Status.Conditions, metav1.NewTime(n.Clock.Now()), pressure, n.Runtime.Errors(ctx))
+	n.ready = false
+	for _, c := range status.Conditions {
+		if c.Type == corev1.NodeReady {
+			n.ready = c.Status == corev1.ConditionTrue
+		}
+	}
 	return *status
 }
 
