@@ -43,9 +43,10 @@ type Component interface {
 // retry on their own, as the controller manager campaigns again for its
 // Lease.
 //
-// Once api returned, Run waits up to ShutdownTimeout for the components to
-// return: what they stop on the way out (the local node's containerd) is
-// stopped before the process exits.
+// Once api returned at the end of ctx, Run waits up to ShutdownTimeout for
+// the components to return: what they stop on the way out (the local
+// node's containerd) is stopped before the process exits. A failed api
+// returns at once.
 func Run(ctx context.Context, api APIServer, ready func(), components ...Component) error {
 	var running sync.WaitGroup
 	err := api.Run(ctx, func(loopback *restclient.Config) {
@@ -63,6 +64,12 @@ func Run(ctx context.Context, api APIServer, ready func(), components ...Compone
 			ready()
 		}
 	})
+	if err != nil && ctx.Err() == nil {
+		// The API server failed (its etcd went): exit at once, as a crash
+		// would; what the components leave (the node's containerd) is
+		// reused at the next start.
+		return err
+	}
 	done := make(chan struct{})
 	go func() {
 		running.Wait()
