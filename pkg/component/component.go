@@ -44,16 +44,21 @@ type Component interface {
 // Lease.
 //
 // Once api returned at the end of ctx, Run waits up to ShutdownTimeout for
-// the components to return: what they stop on the way out (the local
-// node's containerd) is stopped before the process exits. A failed api
-// returns at once.
+// the components that are WaitedAtExit to return: what they stop on the way
+// out (the local node's containerd) is stopped before the process exits.
+// A failed api returns at once.
 func Run(ctx context.Context, api APIServer, ready func(), components ...Component) error {
 	var running sync.WaitGroup
 	err := api.Run(ctx, func(loopback *restclient.Config) {
 		for _, c := range components {
-			running.Add(1)
+			_, wait := c.(WaitedAtExit)
+			if wait {
+				running.Add(1)
+			}
 			go func() {
-				defer running.Done()
+				if wait {
+					defer running.Done()
+				}
 				klog.InfoS("Starting component", "component", c.Name())
 				if err := c.Run(ctx, restclient.CopyConfig(loopback)); err != nil && ctx.Err() == nil {
 					klog.ErrorS(err, "Component stopped", "component", c.Name())
@@ -81,6 +86,13 @@ func Run(ctx context.Context, api APIServer, ready func(), components ...Compone
 		klog.InfoS("Components still stopping; exiting anyway", "after", ShutdownTimeout)
 	}
 	return err
+}
+
+// WaitedAtExit is a Component that stops something of its own on the way
+// out, which Run waits for at a graceful exit.
+type WaitedAtExit interface {
+	Component
+	WaitedAtExit()
 }
 
 // ShutdownTimeout bounds the wait for the components at exit.

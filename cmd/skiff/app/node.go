@@ -126,6 +126,9 @@ type serverNode struct {
 
 func (s *serverNode) Name() string { return "agent" }
 
+// WaitedAtExit: skiff server waits for the node to stop its containerd.
+func (s *serverNode) WaitedAtExit() {}
+
 func (s *serverNode) Run(ctx context.Context, _ *restclient.Config) error {
 	o, err := s.node.agentOptions(s.dataDir)
 	if err != nil {
