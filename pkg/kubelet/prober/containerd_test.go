@@ -167,7 +167,7 @@ func TestProbesOnContainerd(t *testing.T) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "probed", Namespace: "default", UID: uuid.NewUUID()},
 		Spec: corev1.PodSpec{
-			RestartPolicy:                 corev1.RestartPolicyAlways,
+			RestartPolicy: corev1.RestartPolicyAlways,
 			// sh as PID 1 ignores SIGTERM: a kill lasts the grace period.
 			TerminationGracePeriodSeconds: ptr.To[int64](2),
 			Containers: []corev1.Container{{
