@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -151,13 +150,18 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: o.NodeName})
 
-	hostIPs := internalIPs(addresses)
+	hostIPs := kubelet.InternalIPs(addresses)
 	// The prober runs its exec probes through the runtime, and the runtime
 	// asks it which containers failed their liveness probe.
 	var probes *prober.Manager
 	var workers *kubelet.PodWorkers
 	volumes := &volume.Manager{Client: client, RootDir: o.RootDir, NodeName: o.NodeName}
+	capacity := host.Capacity(o.MaxPods)
+	allocatable := machine.Allocatable(capacity)
 	rt, err := cri.New(cri.Config{
+		// Unset limits in resourceFieldRef read as the node's allocatable.
+		NodeAllocatable: func() corev1.ResourceList { return allocatable },
+		MemoryCapacity:  host.MemoryCapacity,
 		Endpoint: endpoint, Client: client, Recorder: recorder, NodeName: o.NodeName, Volumes: volumes,
 		RootDir: o.RootDir, HostIPs: func() []string { return hostIPs }, PodLogsDir: o.PodLogsDir,
 		ContainerToKill: func(pod *corev1.Pod, name, id string) (string, time.Duration, bool) {
@@ -235,8 +239,6 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	if err != nil {
 		return err
 	}
-	capacity := host.Capacity(o.MaxPods)
-	allocatable := machine.Allocatable(capacity)
 	workers.AddHost(&kubelet.PodHost{Name: o.NodeName, Runtime: runtime, HostIPs: hostIPs,
 		Allocatable: allocatable, Ready: probes.Ready, Started: probes.Started, Admit: evictions.Admit, Recorder: recorder})
 	if _, err := pods.Informer().AddEventHandler(workers.Handler()); err != nil {
@@ -342,16 +344,6 @@ func (o *Options) complete() error {
 	return nil
 }
 
-func internalIPs(addresses []corev1.NodeAddress) []string {
-	var ips []string
-	for _, a := range addresses {
-		if a.Type == corev1.NodeInternalIP {
-			ips = append(ips, a.Address)
-		}
-	}
-	return ips
-}
-
 // podNetwork writes the CNI conflist of the Node's podCIDRs: until it has
 // them the runtime's network is not ready, and so the node is not.
 type podNetwork struct {
@@ -365,16 +357,7 @@ func (n *podNetwork) update(ctx context.Context, obj any) {
 	if !ok {
 		return
 	}
-	cidrs := node.Spec.PodCIDRs
-	if len(cidrs) == 0 && node.Spec.PodCIDR != "" {
-		cidrs = []string{node.Spec.PodCIDR}
-	}
-	var prefixes []netip.Prefix
-	for _, c := range cidrs {
-		if p, err := netip.ParsePrefix(c); err == nil {
-			prefixes = append(prefixes, p)
-		}
-	}
+	prefixes := kubelet.PodCIDRs(node)
 	if len(prefixes) == 0 {
 		return
 	}

@@ -78,7 +78,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options) error {
 	for i := range o.Count {
 		config := nodeConfig(o, i)
 		recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: config.Name})
-		hostIPs := internalIPs(config.Addresses)
+		hostIPs := kubelet.InternalIPs(config.Addresses)
 		rt := &Runtime{StartDelay: o.StartDelay, HostIPs: hostIPs, Recorder: recorder,
 			PodCIDRs: podCIDRs(lister, config.Name, i, o.PodCIDRFromNode)}
 		workers.AddHost(&kubelet.PodHost{Name: config.Name, Runtime: rt, HostIPs: hostIPs,
@@ -188,16 +188,6 @@ func simAnnotations(annotations map[string]string) map[string]string {
 	return out
 }
 
-func internalIPs(addresses []corev1.NodeAddress) []string {
-	var ips []string
-	for _, a := range addresses {
-		if a.Type == corev1.NodeInternalIP {
-			ips = append(ips, a.Address)
-		}
-	}
-	return ips
-}
-
 // podCIDRs are node i's pod CIDRs: the Node's spec.podCIDRs if fromNode
 // and it has them, else its default /24.
 func podCIDRs(nodes corelisters.NodeLister, name string, i int, fromNode bool) func() []netip.Prefix {
@@ -210,16 +200,7 @@ func podCIDRs(nodes corelisters.NodeLister, name string, i int, fromNode bool) f
 		if err != nil {
 			return fallback
 		}
-		cidrs := node.Spec.PodCIDRs
-		if len(cidrs) == 0 && node.Spec.PodCIDR != "" {
-			cidrs = []string{node.Spec.PodCIDR}
-		}
-		var out []netip.Prefix
-		for _, c := range cidrs {
-			if p, err := netip.ParsePrefix(c); err == nil {
-				out = append(out, p)
-			}
-		}
+		out := kubelet.PodCIDRs(node)
 		if len(out) == 0 {
 			return fallback
 		}
