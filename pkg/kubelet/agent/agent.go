@@ -162,7 +162,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 		// Unset limits in resourceFieldRef read as the node's allocatable.
 		NodeAllocatable: func() corev1.ResourceList { return allocatable },
 		MemoryCapacity:  host.MemoryCapacity,
-		Endpoint: endpoint, Client: client, Recorder: recorder, NodeName: o.NodeName, Volumes: volumes,
+		Endpoint:        endpoint, Client: client, Recorder: recorder, NodeName: o.NodeName, Volumes: volumes,
 		RootDir: o.RootDir, HostIPs: func() []string { return hostIPs }, PodLogsDir: o.PodLogsDir,
 		ContainerToKill: func(pod *corev1.Pod, name, id string) (string, time.Duration, bool) {
 			k, ok := probes.ContainerToKill(pod, name, id)
