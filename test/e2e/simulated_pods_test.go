@@ -325,22 +325,26 @@ func TestSimulatedPods(t *testing.T) {
 	}
 	t.Logf("graceful delete confirmed after %s", time.Since(started).Round(time.Millisecond))
 
-	// One watch of pods for three nodes. The gauge counts a watch until its
-	// handler returns: the one of `kubectl delete --wait` above may linger
-	// a moment after kubectl closed it.
-	eventually(t, 10*time.Second, func() string {
-		if after := podWatches(t, k); after-watchesBefore != 1 {
-			return fmt.Sprintf("pod watches went from %d to %d with the agent running, want one more", watchesBefore, after)
-		}
-		return ""
-	})
-
+	// One watch of pods for three nodes: killing the agent closes exactly
+	// one. Counted against the server's own count at that moment, since the
+	// control plane's watches are not all open when the test starts and the
+	// one of `kubectl delete --wait` above may linger a moment.
+	withAgent := stableWatches(t, k)
+	if withAgent <= watchesBefore {
+		t.Errorf("pod watches went from %d to %d with the agent running, want more", watchesBefore, withAgent)
+	}
 	// Killed and started again, the agent finds its pods as they were (a
 	// kubelet finds its containers in the runtime): same container IDs,
 	// IP and start time, no restart; and runs new pods.
 	before := unready.Status
 	_ = agent.cmd.Process.Kill()
 	<-agent.exited
+	eventually(t, 10*time.Second, func() string {
+		if now := podWatches(t, k); withAgent-now != 1 {
+			return fmt.Sprintf("pod watches went from %d to %d when the agent of three nodes was killed, want one fewer", withAgent, now)
+		}
+		return ""
+	})
 	startAgent(t, srv, agentArgs...)
 	k.okStdin(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: after}\nspec:\n  nodeName: sim-0\n  containers:\n  - {name: a, image: busybox}\n", "apply", "-f", "-")
 	eventually(t, 20*time.Second, func() string {
@@ -362,6 +366,22 @@ func TestSimulatedPods(t *testing.T) {
 }
 
 var podWatchRE = regexp.MustCompile(`(?m)^apiserver_longrunning_requests\{([^}]*)\} (\d+)`)
+
+// stableWatches is podWatches once two reads a second apart agree.
+func stableWatches(t *testing.T, k *kctl) int {
+	t.Helper()
+	last := podWatches(t, k)
+	for i := 0; i < 15; i++ {
+		time.Sleep(time.Second)
+		now := podWatches(t, k)
+		if now == last {
+			return now
+		}
+		last = now
+	}
+	t.Fatalf("pod watch count did not settle (last %d)", last)
+	return last
+}
 
 // podWatches is the API server's count of open watches of pods.
 func podWatches(t *testing.T, k *kctl) int {
