@@ -104,6 +104,7 @@ func Storage(optsGetter generic.RESTOptionsGetter, services *service.Allocators,
 	services.Install(m["services"].(*store.REST).Store)
 	pods := m["pods"].(*store.REST)
 	m["pods/binding"] = &pod.BindingREST{Store: pods.Store}
+	m["pods/resize"] = pod.NewResizeREST(pods.Store)
 	m["pods/ephemeralcontainers"] = pod.NewEphemeralContainersREST(pods.Store)
 	if m["pods/eviction"], err = pod.NewEvictionREST(pods.Store, m["pods/status"].(*store.StatusREST), optsGetter); err != nil {
 		return nil, err
