@@ -25,8 +25,10 @@
 #   --local-node       (the default as root with containerd installed) the
 #                      server started here runs its local node on containerd:
 #                      real pods, with the images of hack/images.sh --all
-#                      (_output/images) imported; the "needs a kubelet" skip
-#                      list is not applied
+#                      (_output/images) imported and pushed to a local
+#                      registry (hack/images.sh --registry) that the node's
+#                      containerd mirrors registry.k8s.io from; the "needs a
+#                      kubelet" skip list is not applied
 #   --no-local-node    simulated nodes only (the server gets --disable-agent)
 #   --skipped-only     run exactly the specs of the skip lists (those matching
 #                      --focus, if given), print those that
@@ -165,6 +167,11 @@ if [[ -z $kubeconfig ]]; then
     [[ -n $(ls _output/images/*.tar 2>/dev/null) ]] || bash hack/images.sh --all
     mkdir -p "$work/data/agent/images"
     cp _output/images/*.tar "$work/data/agent/images/"
+    # And from a local registry mirroring registry.k8s.io, for the specs
+    # that pull with imagePullPolicy Always (a registry already running on
+    # 127.0.0.1:5000 is reused and left running).
+    bash hack/images.sh --registry >&2
+    server_args+=(--registry-mirror registry.k8s.io=http://127.0.0.1:5000)
     # Its own bridge, pod range and kubelet port: the default suite's local
     # node (cni0, 10.244.0.0/16, :10250) may run on this machine meanwhile.
     server_args+=(--cni-bridge cnf0 --cluster-cidr 10.248.0.0/16 --kubelet-port 10260)

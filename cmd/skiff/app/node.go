@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
@@ -38,6 +40,8 @@ type nodeOptions struct {
 	cniBridge       string
 	podManifestPath string
 	eviction        eviction.Flags
+	// REGISTRY=URL[,URL...] entries for skiff's own containerd.
+	registryMirrors []string
 }
 
 func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
@@ -51,6 +55,7 @@ func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&n.podManifestPath, "pod-manifest-path", n.podManifestPath, "Directory (or file) of static pods' manifests, run by the node with mirror pods in the API.")
 	n.eviction.AddFlags(fs)
 	fs.IntVar(&n.kubeletPort, "kubelet-port", 10250, "The port of the node's kubelet server.")
+	fs.StringArrayVar(&n.registryMirrors, "registry-mirror", n.registryMirrors, "REGISTRY=URL[,URL...]: pull images named REGISTRY/... (e.g. registry.k8s.io) from these mirrors first, e.g. registry.k8s.io=http://127.0.0.1:5000; repeatable. Only for the containerd skiff runs itself.")
 	fs.StringVar(&n.cniBridge, "cni-bridge", "cni0", "The Linux bridge of the pod network (another name lets two nodes share a machine, with distinct --cluster-cidr).")
 }
 
@@ -90,6 +95,11 @@ func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
 	if err := n.eviction.Apply(&eviction.Config{}); err != nil {
 		errs = append(errs, err)
 	}
+	if o.RegistryMirrors, err = parseRegistryMirrors(n.registryMirrors); err != nil {
+		errs = append(errs, fmt.Errorf("--registry-mirror: %w", err))
+	} else if len(o.RegistryMirrors) > 0 && n.containerRuntimeEndpoint != "" {
+		errs = append(errs, errors.New("--registry-mirror configures the containerd skiff runs; with --container-runtime-endpoint configure that runtime's mirrors instead"))
+	}
 	if n.kubeletPort <= 0 || n.kubeletPort > 65535 {
 		errs = append(errs, fmt.Errorf("--kubelet-port must be a port number, got %d", n.kubeletPort))
 	}
@@ -97,6 +107,32 @@ func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
 		errs = append(errs, fmt.Errorf("--max-pods must be positive, got %d", n.maxPods))
 	}
 	return o, errors.Join(errs...)
+}
+
+// parseRegistryMirrors reads REGISTRY=URL[,URL...] entries; mirrors of one
+// registry given twice are tried in the order given.
+func parseRegistryMirrors(entries []string) (map[string][]string, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	mirrors := map[string][]string{}
+	for _, e := range entries {
+		registry, urls, ok := strings.Cut(e, "=")
+		if !ok || registry == "" || urls == "" {
+			return nil, fmt.Errorf("%q is not REGISTRY=URL[,URL...]", e)
+		}
+		if strings.ContainsAny(registry, "/\\ ") {
+			return nil, fmt.Errorf("%q: registry %q is not a host[:port]", e, registry)
+		}
+		for _, raw := range strings.Split(urls, ",") {
+			u, err := url.Parse(raw)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("%q: mirror %q is not an http(s)://host[:port] URL", e, raw)
+			}
+			mirrors[registry] = append(mirrors[registry], raw)
+		}
+	}
+	return mirrors, nil
 }
 
 // runtimeMissing says why this machine cannot run skiff's own containerd,
