@@ -6,6 +6,7 @@ package container
 import (
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -54,6 +55,11 @@ type ContainerStatus struct {
 	// WaitingReason and WaitingMessage say why a container that does not
 	// run is not started (again), e.g. CrashLoopBackOff.
 	WaitingReason, WaitingMessage string
+	// Allocated are the resources the node granted the container (an
+	// in-place resize changes them); nil: its spec's.
+	Allocated *corev1.ResourceRequirements
+	// Actual are the resources the running instance has; nil: Allocated.
+	Actual *corev1.ResourceRequirements
 }
 
 // PodStatus is a pod as its runtime has it.
@@ -69,6 +75,10 @@ type PodStatus struct {
 	// EphemeralContainers are the pod's ephemeral containers (kubectl
 	// debug), in spec order; they never restart.
 	EphemeralContainers []ContainerStatus
+	// ResizeConditions are the pod's PodResizePending and
+	// PodResizeInProgress conditions, when a resize is pending or under
+	// way.
+	ResizeConditions []corev1.PodCondition
 }
 
 // Running tells whether any container may still run: a pod is terminal

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -146,6 +147,10 @@ type Runtime struct {
 	bg     context.Context
 	cancel context.CancelFunc
 
+	// allocs are the pods' granted and applied container resources
+	// (in-place resize), checkpointed in RootDir.
+	allocs *allocations
+
 	mu   sync.Mutex
 	pods map[types.UID]*podState
 }
@@ -201,6 +206,10 @@ func New(cfg Config) (*Runtime, error) {
 		_ = is.Close(ctx)
 		return nil, fmt.Errorf("cri: runtime version: %w", err)
 	}
+	allocs, err := loadAllocations(filepath.Join(cfg.RootDir, allocationFile))
+	if err != nil {
+		klog.Background().Error(err, "Starting with no resource allocations")
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
 		cfg: cfg, clock: cfg.Clock, runtime: rs, images: is,
@@ -208,6 +217,7 @@ func New(cfg Config) (*Runtime, error) {
 		bg:      bg, cancel: cancel,
 		puller: newPuller(bg, cfg.MaxParallelImagePulls),
 		pods:   map[types.UID]*podState{},
+		allocs: allocs,
 	}
 	if cfg.GCPeriod > 0 {
 		go r.runGarbageCollection(cfg.GCPeriod)

@@ -164,6 +164,12 @@ func (s *syncer) start(c *corev1.Container, latest *runtimeapi.ContainerStatus) 
 		return false
 	}
 	r.containerEvent(pod, c, id, corev1.EventTypeNormal, eventStarted, "Container started")
+	if isResizable(pod, c.Name) {
+		// It started with its granted resources.
+		if err := r.allocs.setActuated(pod.UID, c.Name, id, c.Resources); err != nil {
+			logger.Error(err, "Recording the container's resources failed")
+		}
+	}
 	logger.V(2).Info("Started container", "id", id, "restartCount", restarts)
 	r.mu.Lock()
 	delete(st.waiting, c.Name)

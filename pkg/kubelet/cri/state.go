@@ -4,7 +4,9 @@ import (
 	"context"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 )
 
 // podState is what the runtime remembers of a pod between syncs; the
@@ -24,6 +26,12 @@ type podState struct {
 	// stopping are the containers being killed alone (a failed
 	// postStart), by container id.
 	stopping map[string]bool
+	// resizeConditions are the pod's resize conditions as the last sync
+	// left them; resizePending and resizeError what was last reported (an
+	// event each time they change); resizing: a resize is being applied.
+	resizeConditions           []corev1.PodCondition
+	resizePending, resizeError string
+	resizing                   bool
 }
 
 type waiting struct{ reason, message string }
@@ -74,6 +82,9 @@ func (r *Runtime) forget(uid types.UID) {
 	s := r.pods[uid]
 	delete(r.pods, uid)
 	r.mu.Unlock()
+	if err := r.allocs.remove(uid); err != nil {
+		klog.Background().Error(err, "Forgetting the pod's resources failed", "podUID", uid)
+	}
 	if s == nil {
 		return
 	}

@@ -81,6 +81,9 @@ func (r *Runtime) SyncPod(ctx context.Context, pod *corev1.Pod) (container.SyncR
 	if !s.syncSandbox() {
 		return s.result(), nil
 	}
+	// The containers run with the resources the node granted (an
+	// in-place resize may be pending); the running ones get them now.
+	s.pod = s.syncResize()
 	// Before the init containers, as upstream: a debug container may
 	// start while an init container fails.
 	s.syncEphemeralContainers()

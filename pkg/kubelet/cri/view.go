@@ -241,6 +241,7 @@ func (r *Runtime) status(ctx context.Context, pod *corev1.Pod, v *podView, st *p
 		}
 		s.EphemeralContainers = append(s.EphemeralContainers, cs)
 	}
+	r.resizeStatus(pod, v, st, s)
 	return s
 }
 

@@ -101,6 +101,7 @@ func Generate(pod *corev1.Pod, rs *container.PodStatus, o Options) corev1.PodSta
 		containersReady,
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
 	}
+	conditions = append(conditions, rs.ResizeConditions...)
 	for i := range conditions {
 		conditions[i].ObservedGeneration = gen
 		conditions[i].LastTransitionTime = transitionTime(old.Conditions, conditions[i], o.Now)
@@ -224,9 +225,26 @@ func containerStatuses(pod *corev1.Pod, specs []corev1.Container, rs *container.
 		case cs.State.Running != nil:
 			cs.Ready = *cs.Started && (o.Ready == nil || o.Ready(pod, spec.Name))
 		}
-		if len(spec.Resources.Requests) > 0 || len(spec.Resources.Limits) > 0 {
-			cs.AllocatedResources = spec.Resources.Requests.DeepCopy()
-			cs.Resources = &corev1.ResourceRequirements{Requests: spec.Resources.Requests.DeepCopy(), Limits: spec.Resources.Limits.DeepCopy()}
+		// As upstream: the allocated requests (an in-place resize may not
+		// have been granted yet) and, while it runs, the resources the
+		// instance has (also for a BestEffort pod: they tell the API
+		// server the node resizes).
+		allocated := &spec.Resources
+		var actual *corev1.ResourceRequirements
+		if r := rs.Find(spec.Name, init); r != nil {
+			if r.Allocated != nil {
+				allocated = r.Allocated
+			}
+			actual = r.Actual
+		}
+		if actual == nil {
+			actual = allocated
+		}
+		if len(allocated.Requests) > 0 {
+			cs.AllocatedResources = allocated.Requests.DeepCopy()
+		}
+		if cs.State.Running != nil {
+			cs.Resources = &corev1.ResourceRequirements{Requests: actual.Requests.DeepCopy(), Limits: actual.Limits.DeepCopy()}
 		}
 		out = append(out, cs)
 	}
