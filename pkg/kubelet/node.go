@@ -186,10 +186,6 @@ func (n *Node) initialNode(ctx context.Context) *corev1.Node {
 
 // status is the node's status now.
 func (n *Node) status(ctx context.Context, node *corev1.Node) corev1.NodeStatus {
-	allocatable := n.Config.Allocatable
-	if len(allocatable) == 0 {
-		allocatable = n.Config.Capacity
-	}
 	info := n.Config.NodeInfo
 	info.ContainerRuntimeVersion = n.Runtime.Version()
 	if info.OperatingSystem == "" {
@@ -203,8 +199,9 @@ func (n *Node) status(ctx context.Context, node *corev1.Node) corev1.NodeStatus 
 		pressure = n.Pressure()
 	}
 	status := node.Status.DeepCopy()
-	status.Capacity = n.Config.Capacity.DeepCopy()
-	status.Allocatable = allocatable.DeepCopy()
+	// The extended resources others added to the status stay, as
+	// upstream's kubelet keeps them.
+	status.Capacity, status.Allocatable = nodestatus.Resources(node.Status, n.Config.Capacity, n.Config.Allocatable)
 	status.Addresses = n.Config.Addresses
 	status.NodeInfo = info
 	port := n.Config.KubeletPort
