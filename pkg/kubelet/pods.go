@@ -47,21 +47,27 @@ type PodHost struct {
 	mu       sync.Mutex
 	admitted map[types.UID]corev1.ResourceList
 	used     corev1.ResourceList
+	// ports are the host ports of the admitted pods.
+	ports map[types.UID][]admission.HostPort
 }
 
 // admit admits the pod if the node holds it next to the pods it admitted
-// before; a pod admitted once stays so. A pod already running (an agent
-// restart) is admitted as it is.
-func (h *PodHost) admit(pod *corev1.Pod) rejection {
+// before (their resources, their host ports); a pod admitted once stays
+// so. A pod already running (an agent restart) is admitted as it is. node
+// is the Node as the API has it: its extended resources (others patch
+// them in) count with the host's own allocatable.
+func (h *PodHost) admit(pod *corev1.Pod, node *corev1.Node) rejection {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.admitted == nil {
 		h.admitted, h.used = map[types.UID]corev1.ResourceList{}, corev1.ResourceList{}
+		h.ports = map[types.UID][]admission.HostPort{}
 	}
 	if _, ok := h.admitted[pod.UID]; ok {
 		return nil
 	}
 	requests := admission.Requests(pod)
+	ports := admission.HostPorts(pod)
 	if pod.Status.Phase != corev1.PodRunning {
 		// As upstream: the node's conditions first, then the resources;
 		// a pod already running (an agent restart) is not refused.
@@ -70,11 +76,19 @@ func (h *PodHost) admit(pod *corev1.Pod) rejection {
 				return refused{reason: reason, message: message}
 			}
 		}
-		if r := admission.Fit(requests, h.used, len(h.admitted), h.Allocatable); r != nil {
+		if r := admission.Fit(requests, h.used, len(h.admitted), admission.Allocatable(h.Allocatable, node)); r != nil {
+			return r
+		}
+		held := make([][]admission.HostPort, 0, len(h.ports))
+		for _, p := range h.ports {
+			held = append(held, p)
+		}
+		if r := admission.FitPorts(ports, held); r != nil {
 			return r
 		}
 	}
 	h.admitted[pod.UID] = requests
+	h.ports[pod.UID] = ports
 	admission.Add(h.used, requests)
 	return nil
 }
@@ -98,6 +112,7 @@ func (h *PodHost) release(uid types.UID) {
 	if requests, ok := h.admitted[uid]; ok {
 		admission.Sub(h.used, requests)
 		delete(h.admitted, uid)
+		delete(h.ports, uid)
 	}
 }
 
@@ -250,7 +265,8 @@ func (w *PodWorkers) sync(ctx context.Context, key string) (time.Duration, error
 		// Replaced by a pod of the same name.
 		w.cleanup(ctx, before)
 	}
-	if _, err := w.nodes.Get(h.Name); apierrors.IsNotFound(err) {
+	node, err := w.nodes.Get(h.Name)
+	if apierrors.IsNotFound(err) {
 		// The node is deleted (or not registered yet): its pods are not
 		// ours to run until it is back.
 		return nodeMissingRetry, nil
@@ -263,7 +279,7 @@ func (w *PodWorkers) sync(ctx context.Context, key string) (time.Duration, error
 	case pod.DeletionTimestamp != nil:
 		return w.syncDeleted(ctx, h, pod)
 	}
-	if r := h.admit(pod); r != nil {
+	if r := h.admit(pod, node); r != nil {
 		logger.V(2).Info("Pod rejected", "reason", r.Reason(), "message", r.Error())
 		if h.Recorder != nil {
 			h.Recorder.Eventf(pod, corev1.EventTypeWarning, r.Reason(), "%s", r.Error())

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
+
+	"github.com/skiff-dev/skiff/pkg/kubelet/nodestatus"
 )
 
 // Upstream's rejection reasons: OutOf<resource>.
@@ -45,7 +47,8 @@ func Requests(pod *corev1.Pod) corev1.ResourceList {
 // Fit checks a pod of requests against the node's allocatable, with
 // admitted pods already using used: nil when it fits, else the first
 // resource short, in upstream's order (pods, cpu, memory,
-// ephemeral-storage, then extended resources by name).
+// ephemeral-storage, then extended resources by name; one the node does
+// not have is not checked).
 func Fit(requests, used corev1.ResourceList, admitted int, allocatable corev1.ResourceList) *Rejection {
 	if pods := allocatable.Pods().Value(); int64(admitted)+1 > pods {
 		return &Rejection{Resource: corev1.ResourcePods, Requested: 1, Used: int64(admitted), Capacity: pods}
@@ -86,11 +89,36 @@ func Fit(requests, used corev1.ResourceList, admitted int, allocatable corev1.Re
 	}
 	sort.Strings(extended)
 	for _, name := range extended {
+		if _, known := allocatable[corev1.ResourceName(name)]; !known && nodestatus.IsExtendedResourceName(corev1.ResourceName(name)) {
+			// As upstream's removeMissingExtendedResources: an extended
+			// resource the node does not have is the cluster's, not the
+			// node's to check.
+			continue
+		}
 		if r := check(corev1.ResourceName(name)); r != nil {
 			return r
 		}
 	}
 	return nil
+}
+
+// Allocatable is what a pod is admitted against: the node's own
+// allocatable, and the extended resources of the Node as the API has it
+// (a device plugin's, or patched in by others).
+func Allocatable(own corev1.ResourceList, node *corev1.Node) corev1.ResourceList {
+	out := own.DeepCopy()
+	if node == nil {
+		return out
+	}
+	for name, q := range node.Status.Allocatable {
+		if _, ok := own[name]; !ok && nodestatus.IsExtendedResourceName(name) {
+			if out == nil {
+				out = corev1.ResourceList{}
+			}
+			out[name] = q.DeepCopy()
+		}
+	}
+	return out
 }
 
 // Add adds b to a.

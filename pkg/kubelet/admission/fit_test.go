@@ -30,7 +30,9 @@ func TestFit(t *testing.T) {
 		{"memory", list("memory", "1Gi"), list("memory", "1"), 0, "OutOfmemory Node didn't have enough resource: memory, requested: 1073741824, used: 1, capacity: 1073741824"},
 		{"pods first", list("cpu", "3"), nil, 3, "OutOfpods Node didn't have enough resource: pods, requested: 1, used: 3, capacity: 3"},
 		{"extended", list("example.com/gpu", "2"), nil, 0, "OutOfexample.com/gpu Node didn't have enough resource: example.com/gpu, requested: 2, used: 0, capacity: 1"},
-		{"extended the node lacks", list("example.com/fpga", "1"), nil, 0, "OutOfexample.com/fpga Node didn't have enough resource: example.com/fpga, requested: 1, used: 0, capacity: 0"},
+		// As upstream: a cluster-level resource, not the node's to check.
+		{"extended the node lacks", list("example.com/fpga", "1"), nil, 0, ""},
+		{"hugepages the node lacks", list("hugepages-2Mi", "2Mi"), nil, 0, "OutOfhugepages-2Mi Node didn't have enough resource: hugepages-2Mi, requested: 2097152, used: 0, capacity: 0"},
 	} {
 		r := Fit(c.req, c.used, c.admitted, alloc)
 		got := ""
@@ -57,5 +59,38 @@ func TestRequestsCountInitContainersAndOverhead(t *testing.T) {
 	Sub(used, list("cpu", "1"))
 	if used.Cpu().MilliValue() != 500 || used.Memory().Value() != 1<<20 {
 		t.Errorf("Add/Sub: %v", used)
+	}
+}
+
+func TestAllocatableTakesTheNodesExtendedResources(t *testing.T) {
+	own := list("cpu", "2", "pods", "110")
+	node := &corev1.Node{Status: corev1.NodeStatus{Allocatable: list("cpu", "64", "scheduling.k8s.io/foo", "5", "hugepages-2Mi", "1Gi")}}
+	got := Allocatable(own, node)
+	want := list("cpu", "2", "pods", "110", "scheduling.k8s.io/foo", "5")
+	if len(got) != len(want) {
+		t.Fatalf("allocatable %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if g := got[k]; g.Cmp(v) != 0 {
+			t.Errorf("%s: %v, want %v", k, g.String(), v.String())
+		}
+	}
+	if _, ok := own["scheduling.k8s.io/foo"]; ok {
+		t.Error("the host's own allocatable was written")
+	}
+	if got := Allocatable(own, nil); len(got) != 2 {
+		t.Errorf("without a node: %v", got)
+	}
+	// Admitted against it: 2 of 5 fit twice, not a third time.
+	used := list()
+	req := list("scheduling.k8s.io/foo", "2")
+	for i := 0; i < 2; i++ {
+		if r := Fit(req, used, i, got); r != nil {
+			t.Fatalf("pod %d: %v", i, r)
+		}
+		Add(used, req)
+	}
+	if r := Fit(req, used, 2, got); r == nil || r.Reason() != "OutOfscheduling.k8s.io/foo" {
+		t.Errorf("third pod: %v", r)
 	}
 }
