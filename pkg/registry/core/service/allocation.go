@@ -55,6 +55,7 @@ func (a *Allocators) Install(s *genericregistry.Store) {
 	s.BeginCreate = a.beginCreate
 	s.BeginUpdate = a.beginUpdate
 	s.AfterDelete = a.afterDelete
+	s.UpdateStrategy = lbStatusStrategy{s.UpdateStrategy}
 }
 
 // txn records what one create or update took and must give back: on failure
@@ -95,7 +96,7 @@ func (a *Allocators) beginCreate(ctx context.Context, obj runtime.Object, option
 	if needsClusterIP(svc) {
 		errs = append(errs, t.allocateClusterIP(ctx, svc)...)
 	}
-	if needsNodePorts(svc) {
+	if holdsNodePorts(svc) {
 		errs = append(errs, t.allocateNodePorts(ctx, svc, nil)...)
 	}
 	if len(errs) > 0 {
@@ -109,6 +110,8 @@ func (a *Allocators) beginUpdate(ctx context.Context, obj, oldObj runtime.Object
 	svc, old := obj.(*corev1.Service), oldObj.(*corev1.Service)
 	t := &txn{a: a, dryRun: len(options.DryRun) > 0}
 	keepAllocatedValues(svc, old)
+	normalizeClusterIPs(svc, old)
+	dropTypeDependentFields(svc, old)
 	a.defaultFamilies(svc)
 	var errs field.ErrorList
 	switch {
@@ -117,7 +120,7 @@ func (a *Allocators) beginUpdate(ctx context.Context, obj, oldObj runtime.Object
 	case !needsClusterIP(svc) && needsClusterIP(old):
 		t.oldIPs = clusterIPs(old)
 	}
-	if needsNodePorts(svc) {
+	if holdsNodePorts(svc) {
 		errs = append(errs, t.allocateNodePorts(ctx, svc, nodePorts(old))...)
 	}
 	kept := map[int]bool{}
@@ -175,16 +178,19 @@ func (t *txn) allocateClusterIP(ctx context.Context, svc *corev1.Service) field.
 	return nil
 }
 
-// allocateNodePorts gives every port without a NodePort a free one and takes
-// the explicitly requested ones that the old object did not hold already.
+// allocateNodePorts gives every port without a NodePort a free one (unless
+// a LoadBalancer opted out) and takes the explicitly requested ones that the
+// old object did not hold already.
 func (t *txn) allocateNodePorts(ctx context.Context, svc *corev1.Service, held []int) field.ErrorList {
 	holds := map[int]bool{}
 	for _, p := range held {
 		holds[p] = true
 	}
 	var errs field.ErrorList
-	take := func(path *field.Path, port *int32) {
+	take := func(path *field.Path, port *int32, auto bool) {
 		switch {
+		case *port == 0 && !auto:
+			// Stays without one.
 		case *port == 0:
 			var p int
 			var err error
@@ -217,10 +223,10 @@ func (t *txn) allocateNodePorts(ctx context.Context, svc *corev1.Service, held [
 		}
 	}
 	for i := range svc.Spec.Ports {
-		take(field.NewPath("spec", "ports").Index(i).Child("nodePort"), &svc.Spec.Ports[i].NodePort)
+		take(field.NewPath("spec", "ports").Index(i).Child("nodePort"), &svc.Spec.Ports[i].NodePort, needsNodePorts(svc))
 	}
 	if needsHealthCheckNodePort(svc) {
-		take(field.NewPath("spec", "healthCheckNodePort"), &svc.Spec.HealthCheckNodePort)
+		take(field.NewPath("spec", "healthCheckNodePort"), &svc.Spec.HealthCheckNodePort, true)
 	}
 	return errs
 }

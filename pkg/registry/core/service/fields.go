@@ -8,6 +8,14 @@ func needsClusterIP(svc *corev1.Service) bool {
 	return svc.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.ClusterIP != corev1.ClusterIPNone
 }
 
+// holdsNodePorts: the types whose NodePorts are allocations; those of any
+// other type are left over from a type change the client insisted on.
+func holdsNodePorts(svc *corev1.Service) bool {
+	return svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
+}
+
+// needsNodePorts: ports without a NodePort get one allocated (a
+// LoadBalancer may opt out, keeping only those it asks for).
 func needsNodePorts(svc *corev1.Service) bool {
 	switch svc.Spec.Type {
 	case corev1.ServiceTypeNodePort:
@@ -39,6 +47,9 @@ func clusterIPs(svc *corev1.Service) []string {
 
 // nodePorts are the allocated ports a Service holds.
 func nodePorts(svc *corev1.Service) []int {
+	if !holdsNodePorts(svc) {
+		return nil
+	}
 	var ports []int
 	for _, p := range svc.Spec.Ports {
 		if p.NodePort != 0 {
@@ -67,7 +78,7 @@ func keepAllocatedValues(svc, old *corev1.Service) {
 			svc.Spec.IPFamilyPolicy = old.Spec.IPFamilyPolicy
 		}
 	}
-	if needsNodePorts(svc) && needsNodePorts(old) {
+	if holdsNodePorts(svc) && holdsNodePorts(old) {
 		for i := range svc.Spec.Ports {
 			port := &svc.Spec.Ports[i]
 			if port.NodePort != 0 {
