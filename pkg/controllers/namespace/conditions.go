@@ -65,6 +65,11 @@ func (d *deletion) conditions() []corev1.NamespaceCondition {
 		failing(corev1.NamespaceDeletionContentFailure, "ContentDeletionFailed",
 			fmt.Sprintf("Failed to delete all resource types, %d remaining: %v", len(msgs), strings.Join(msgs, ", ")))
 	}
+	if d.waitingForPods {
+		// Upstream returns before it totals the remaining content while pods
+		// are still going: only failures show then.
+		return out
+	}
 	if len(d.remainingByResource) > 0 {
 		var left []string
 		for gvr, n := range d.remainingByResource {

@@ -1,5 +1,6 @@
 // Package namespace finishes the deletion of namespaces: it deletes every
-// namespaced object in a Terminating namespace, then removes the
+// namespaced object in a Terminating namespace (pods first, and the rest
+// only once they are gone), then removes the
 // `kubernetes` finalizer through /finalize and deletes the namespace again,
 // which lets the apiserver remove it. Meanwhile the namespace's status
 // carries upstream's five deletion conditions.
@@ -92,6 +93,8 @@ type deletion struct {
 	// finalizer they wait for.
 	remainingByResource  map[schema.GroupVersionResource]int
 	remainingByFinalizer map[string]int
+	// waitingForPods: pods remain, so the rest was not deleted yet.
+	waitingForPods bool
 }
 
 func (d *deletion) remaining() int {
@@ -108,14 +111,20 @@ func (d *deletion) err() error {
 	return utilerrors.NewAggregate(slices.DeleteFunc(errs, func(e error) bool { return e == nil }))
 }
 
-// deleteContent deletes every namespaced object it can discover.
+// podsGVR is emptied before anything else, as upstream's OrderedNamespaceDeletion
+// (GA in 1.34) does: a pod still running keeps the ConfigMaps, Secrets,
+// PVCs and policies it may depend on.
+var podsGVR = corev1.SchemeGroupVersion.WithResource("pods")
+
+// deleteContent deletes every namespaced object it can discover, pods first:
+// while pods remain nothing else is deleted.
 func (r *Reconciler) deleteContent(ctx context.Context, namespace string) *deletion {
 	d := &deletion{remainingByResource: map[schema.GroupVersionResource]int{}, remainingByFinalizer: map[string]int{}}
 	lists, err := r.Discovery.ServerPreferredNamespacedResources()
 	if err != nil {
 		d.discoveryErr = err
 	}
-	background := metav1.DeletePropagationBackground
+	var gvrs []schema.GroupVersionResource
 	var parseErrs []error
 	for _, list := range lists {
 		if list == nil {
@@ -128,33 +137,50 @@ func (r *Reconciler) deleteContent(ctx context.Context, namespace string) *delet
 		}
 		for _, res := range list.APIResources {
 			verbs := sets.New(res.Verbs...)
-			if !verbs.Has("list") || !verbs.Has("deletecollection") {
-				continue
-			}
-			gvr := gv.WithResource(res.Name)
-			client := r.Metadata.Resource(gvr).Namespace(namespace)
-			err := client.DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &background}, metav1.ListOptions{})
-			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsMethodNotSupported(err) {
-				d.contentErrs = append(d.contentErrs, fmt.Errorf("failed to delete %s: %w", gvr, err))
-				continue
-			}
-			left, err := client.List(ctx, metav1.ListOptions{})
-			if err != nil {
-				if !apierrors.IsNotFound(err) {
-					d.contentErrs = append(d.contentErrs, fmt.Errorf("failed to list %s: %w", gvr, err))
-				}
-				continue
-			}
-			if len(left.Items) > 0 {
-				d.remainingByResource[gvr] += len(left.Items)
-			}
-			for _, item := range left.Items {
-				for _, f := range item.Finalizers {
-					d.remainingByFinalizer[f]++
-				}
+			if verbs.Has("list") && verbs.Has("deletecollection") {
+				gvrs = append(gvrs, gv.WithResource(res.Name))
 			}
 		}
 	}
 	d.parseErr = utilerrors.NewAggregate(parseErrs)
+	if slices.Contains(gvrs, podsGVR) {
+		r.deleteResource(ctx, d, podsGVR, namespace)
+		if d.remainingByResource[podsGVR] > 0 {
+			d.waitingForPods = true
+			return d
+		}
+	}
+	for _, gvr := range gvrs {
+		if gvr != podsGVR {
+			r.deleteResource(ctx, d, gvr, namespace)
+		}
+	}
 	return d
+}
+
+// deleteResource deletes the namespace's objects of gvr and records what is
+// left of them.
+func (r *Reconciler) deleteResource(ctx context.Context, d *deletion, gvr schema.GroupVersionResource, namespace string) {
+	background := metav1.DeletePropagationBackground
+	client := r.Metadata.Resource(gvr).Namespace(namespace)
+	err := client.DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &background}, metav1.ListOptions{})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsMethodNotSupported(err) {
+		d.contentErrs = append(d.contentErrs, fmt.Errorf("failed to delete %s: %w", gvr, err))
+		return
+	}
+	left, err := client.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		if !apierrors.IsNotFound(err) {
+			d.contentErrs = append(d.contentErrs, fmt.Errorf("failed to list %s: %w", gvr, err))
+		}
+		return
+	}
+	if len(left.Items) > 0 {
+		d.remainingByResource[gvr] += len(left.Items)
+	}
+	for _, item := range left.Items {
+		for _, f := range item.Finalizers {
+			d.remainingByFinalizer[f]++
+		}
+	}
 }
