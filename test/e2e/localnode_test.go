@@ -264,6 +264,7 @@ func TestLocalNode(t *testing.T) {
 	t.Run("Probes", ln.testProbes)
 	t.Run("Volumes", ln.testVolumes)
 	t.Run("Lifecycle", ln.testLifecycle)
+	t.Run("Resize", ln.testResize)
 	t.Run("Adoption", ln.testAdoption)
 }
 
