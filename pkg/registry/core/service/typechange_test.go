@@ -287,6 +287,23 @@ func testServiceTypeChanges(t *testing.T, c typedcorev1.ServiceInterface) {
 		create(t, c, reuse)
 	})
 
+	// A LoadBalancer that opts out of NodePorts still holds those it asks
+	// for, as upstream's allocator gives them.
+	t.Run("LoadBalancer without NodePort allocation", func(t *testing.T) {
+		lb := tcpService("lb-no-nodeports", corev1.ServiceTypeLoadBalancer)
+		lb.Spec.AllocateLoadBalancerNodePorts = ptr.To(false)
+		lb.Spec.Ports = append(lb.Spec.Ports, corev1.ServicePort{Name: "https", Port: 443})
+		lb.Spec.Ports[0].NodePort = 30444
+		got := create(t, c, lb)
+		if got.Spec.Ports[0].NodePort != 30444 || got.Spec.Ports[1].NodePort != 0 {
+			t.Errorf("nodePorts %d, %d, want 30444 and none", got.Spec.Ports[0].NodePort, got.Spec.Ports[1].NodePort)
+		}
+		taken := tcpService("wants-the-lb-nodeport", corev1.ServiceTypeNodePort)
+		taken.Spec.Ports[0].NodePort = 30444
+		_, err := c.Create(ctx, taken, metav1.CreateOptions{})
+		wantInvalid(t, err, "spec.ports[0].nodePort", "provided port is already allocated")
+	})
+
 	// What the client changed along with the type is not dropped: upstream's
 	// validation errors, and nothing is released.
 	t.Run("conflicting fields", func(t *testing.T) {
