@@ -277,7 +277,7 @@ func testAttachTTY(t *testing.T, k *kctl) {
 // shares the PID namespace of its container (--target) and runs.
 func (ln *localNode) testDebug(t *testing.T, k *kctl) {
 	if !strings.Contains(k.ok(t, "get", "--raw", "/api/v1"), `"pods/ephemeralcontainers"`) {
-		t.Skip("waits for the pods/ephemeralcontainers subresource in the API server")
+		t.Fatal("/api/v1 lists no pods/ephemeralcontainers: kubectl debug would say ephemeral containers are disabled")
 	}
 	name := "debug-" + strings.ReplaceAll(k.bin.version, ".", "-")
 	k.ok(t, "debug", "web", "--image="+nodeimages.BusyboxImage, "--container="+name, "--target=web",
