@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-dev/skiff/test/nodeimages"
 )
@@ -115,6 +117,7 @@ spec:
 			t.Run("Debug", func(t *testing.T) { ln.testDebug(t, k) })
 		})
 	}
+	t.Run("EphemeralContainers", ln.testEphemeralContainers)
 }
 
 // kubectlFor is ln.k with another kubectl binary (and its own HOME, so its
@@ -294,6 +297,74 @@ func (ln *localNode) testDebug(t *testing.T, k *kctl) {
 	if !strings.Contains(out, "httpd -f -p 8080") || !strings.HasSuffix(out, "debugged") {
 		t.Errorf("logs of the ephemeral container: %q, want ps showing web's httpd, then debugged", out)
 	}
+}
+
+// testEphemeralContainers walks the conformance specs "[sig-node]
+// Ephemeral Containers will start an ephemeral container in an existing
+// pod" and "... should update the ephemeral containers in an existing
+// pod": a strategic merge patch of pods/ephemeralcontainers (as the e2e
+// framework's AddEphemeralContainerSync) starts a container that execs and
+// logs; a PUT (UpdateEphemeralContainers) adds a second one.
+func (ln *localNode) testEphemeralContainers(t *testing.T) {
+	ctx := context.Background()
+	ln.apply(t, fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: ec-target}
+spec:
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: test-container-1, image: %s, command: [/bin/sleep], args: ["10000"]}
+`, nodeimages.BusyboxImage))
+	ln.waitPod(t, "ec-target", 60*time.Second, podRunning)
+	pods := ln.admin.CoreV1().Pods(ln.k.ns)
+	ec := func(name, word string) string {
+		return fmt.Sprintf(`{"name":%q,"image":%q,"command":["/bin/sh","-c","while true; do echo %s; sleep 2; done"],"stdin":true,"tty":true}`,
+			name, nodeimages.BusyboxImage, word)
+	}
+	patch := `{"spec":{"ephemeralContainers":[` + ec("debugger", "polo") + `]}}`
+	if _, err := pods.Patch(ctx, "ec-target", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "ephemeralcontainers"); err != nil {
+		t.Fatal(err)
+	}
+	running := func(name string) func(*corev1.Pod) string {
+		return func(p *corev1.Pod) string {
+			for _, s := range p.Status.EphemeralContainerStatuses {
+				if s.Name == name && s.State.Running != nil {
+					return ""
+				}
+			}
+			return fmt.Sprintf("ephemeral container %s not running: %+v", name, p.Status.EphemeralContainerStatuses)
+		}
+	}
+	ln.waitPod(t, "ec-target", time.Minute, running("debugger"))
+	if out := ln.k.ok(t, "exec", "ec-target", "-c", "debugger", "--", "/bin/echo", "marco"); out != "marco" {
+		t.Errorf("exec in the ephemeral container: %q, want marco", out)
+	}
+	if out := ln.k.ok(t, "logs", "ec-target", "-c", "debugger"); !strings.Contains(out, "polo") {
+		t.Errorf("logs of the ephemeral container: %q, want polo", out)
+	}
+
+	got, err := ln.admin.CoreV1().RESTClient().Get().Namespace(ln.k.ns).Resource("pods").Name("ec-target").SubResource("ephemeralcontainers").Do(ctx).Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := got.(*corev1.Pod)
+	if len(pod.Spec.EphemeralContainers) != 1 {
+		t.Fatalf("ephemeral containers: %+v, want only debugger", pod.Spec.EphemeralContainers)
+	}
+	var second corev1.EphemeralContainer
+	if err := json.Unmarshal([]byte(ec("debugger2", "pong")), &second); err != nil {
+		t.Fatal(err)
+	}
+	pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, second)
+	if pod, err = pods.UpdateEphemeralContainers(ctx, "ec-target", pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pod.Spec.EphemeralContainers) != 2 {
+		t.Fatalf("ephemeral containers after the update: %+v, want debugger and debugger2", pod.Spec.EphemeralContainers)
+	}
+	ln.waitPod(t, "ec-target", time.Minute, running("debugger2"))
 }
 
 // ptyCommand runs kubectl args under a pty: script(1) from util-linux, in
