@@ -3,7 +3,6 @@ package cri
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -188,37 +187,40 @@ func (s *syncer) syncResize() *corev1.Pod {
 		if reason != "" {
 			logger.V(3).Info("Pod resize pending", "reason", reason, "message", msg)
 			conditions = append(conditions, resizeCondition(corev1.PodResizePending, reason, msg, pod.Generation))
-			if s.st.resizePending != reason+msg {
+			// Once per pending state: a deferred resize's message changes
+			// with the node's use.
+			if s.st.resizePending != reason {
 				event := eventResizeDeferred
 				if reason == corev1.PodReasonInfeasible {
 					event = eventResizeInfeasible
 				}
-				r.cfg.Recorder.Eventf(podRef(pod), corev1.EventTypeWarning, event, "Pod resize %s: %s", lower(reason), msg)
+				r.cfg.Recorder.Eventf(podRef(pod), corev1.EventTypeWarning, event, "Pod resize %s: %s", reason, describeResize(pod, pod.Generation, msg))
 			}
-			s.st.resizePending = reason + msg
+			s.st.resizePending = reason
 		} else {
 			if err := r.allocs.setAllocated(pod.UID, spec); err != nil {
 				logger.Error(err, "Recording the pod's resized resources failed")
 			}
 			cur.Allocated = spec
 			s.st.resizePending = ""
-			r.cfg.Recorder.Eventf(podRef(pod), corev1.EventTypeNormal, eventResizeStarted, "Pod resize started: %s", describeResources(spec, pod.Generation))
+			r.cfg.Recorder.Eventf(podRef(pod), corev1.EventTypeNormal, eventResizeStarted, "Pod resize started: %s", describeResize(pod, pod.Generation, ""))
 		}
 	} else {
 		s.st.resizePending = ""
 	}
 	run := withResources(pod, cur.Allocated)
 	if errMsg := s.actuate(run, cur); errMsg != "" {
+		s.st.resizing = true
 		conditions = append(conditions, resizeCondition(corev1.PodResizeInProgress, corev1.PodReasonError, errMsg, pod.Generation))
 		if s.st.resizeError != errMsg {
-			r.cfg.Recorder.Eventf(podRef(pod), corev1.EventTypeWarning, eventResizeError, "Pod resize error: %s", errMsg)
+			r.cfg.Recorder.Eventf(podRef(pod), corev1.EventTypeWarning, eventResizeError, "Pod resize error: %s", describeResize(run, pod.Generation, errMsg))
 		}
 		s.st.resizeError = errMsg
 		s.after(retryInterval)
 	} else if s.st.resizeError != "" || s.st.resizing {
 		s.st.resizeError = ""
 		s.st.resizing = false
-		r.cfg.Recorder.Eventf(podRef(pod), corev1.EventTypeNormal, eventResizeCompleted, "Pod resize completed: %s", describeResources(cur.Allocated, pod.Generation))
+		r.cfg.Recorder.Eventf(podRef(pod), corev1.EventTypeNormal, eventResizeCompleted, "Pod resize completed: %s", describeResize(run, pod.Generation, ""))
 	}
 	r.mu.Lock()
 	s.st.resizeConditions = conditions
@@ -343,36 +345,22 @@ func (r *Runtime) resizeStatus(pod *corev1.Pod, v *podView, st *podState, s *con
 	}
 }
 
-func lower(reason string) string {
-	switch reason {
-	case corev1.PodReasonInfeasible:
-		return "infeasible"
-	case corev1.PodReasonDeferred:
-		return "deferred"
-	}
-	return reason
-}
-
-// describeResources is the resize in an event, as upstream prints it:
-// the containers' resources and the pod's generation.
-func describeResources(res map[string]corev1.ResourceRequirements, generation int64) string {
+// describeResize is the resize in an event as upstream prints it: the
+// containers' resources (pod, in spec order), the pod's generation and
+// what went wrong, if anything.
+func describeResize(pod *corev1.Pod, generation int64, errMsg string) string {
 	type ctr struct {
 		Name      string                      `json:"name"`
 		Resources corev1.ResourceRequirements `json:"resources"`
 	}
-	var body struct {
-		Containers []ctr `json:"containers"`
-		Generation int64 `json:"generation"`
+	body := struct {
+		Containers []ctr  `json:"containers"`
+		Generation int64  `json:"generation"`
+		Error      string `json:"error,omitempty"`
+	}{Generation: generation, Error: errMsg}
+	for _, c := range resizable(pod) {
+		body.Containers = append(body.Containers, ctr{Name: c.Name, Resources: c.Resources})
 	}
-	names := make([]string, 0, len(res))
-	for name := range res {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		body.Containers = append(body.Containers, ctr{Name: name, Resources: res[name]})
-	}
-	body.Generation = generation
 	data, _ := json.Marshal(body)
 	return string(data)
 }
