@@ -74,6 +74,12 @@ func TestEphemeralContainers(t *testing.T) {
 		if r.Kind != "Pod" || !r.Namespaced || !slices.Equal(verbs, []string{"get", "patch", "update"}) {
 			t.Errorf("pods/ephemeralcontainers: kind %q namespaced %v verbs %v, want Pod, true, [get patch update]", r.Kind, r.Namespaced, verbs)
 		}
+		for _, path := range []string{"/openapi/v2", "/openapi/v3/api/v1"} {
+			doc, err := client.CoreV1().RESTClient().Get().AbsPath(path).DoRaw(ctx)
+			if err != nil || !strings.Contains(string(doc), "/api/v1/namespaces/{namespace}/pods/{name}/ephemeralcontainers") {
+				t.Errorf("%s has no path of pods/ephemeralcontainers (%v)", path, err)
+			}
+		}
 	})
 
 	t.Run("add", func(t *testing.T) {
@@ -140,6 +146,13 @@ func TestEphemeralContainers(t *testing.T) {
 		} else if m := patched.ManagedFields[i]; m.Subresource != "ephemeralcontainers" || !strings.Contains(string(m.FieldsV1.Raw), "dbg4") || strings.Contains(string(m.FieldsV1.Raw), "labels") {
 			t.Errorf("debugger's managed fields: subresource %q, %s; want ephemeralcontainers, dbg4, no labels", m.Subresource, m.FieldsV1.Raw)
 		}
+		// The pod's own updates keep working with ephemeral containers.
+		image := `{"spec":{"containers":[{"name":"app","image":"busybox:1.36"}]}}`
+		if p, err := pods.Patch(ctx, "add", types.StrategicMergePatchType, []byte(image), metav1.PatchOptions{}); err != nil || len(p.Spec.EphemeralContainers) != 4 {
+			t.Errorf("image update of a pod with ephemeral containers: %v", err)
+		} else {
+			patched = p
+		}
 		// A reordering patch (merge patch replaces the list) is no change.
 		reordered := patched.DeepCopy()
 		ecs := reordered.Spec.EphemeralContainers
@@ -178,7 +191,9 @@ func TestEphemeralContainers(t *testing.T) {
 				e.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}
 				e.Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}
 				e.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+				e.ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceCPU, RestartPolicy: corev1.NotRequired}}
 			}), []string{
+				`FieldValueForbidden ` + ec1 + `.resizePolicy: Forbidden: cannot be set for an Ephemeral Container`,
 				`FieldValueForbidden ` + ec1 + `.ports: Forbidden: cannot be set for an Ephemeral Container`,
 				`FieldValueForbidden ` + ec1 + `.resources: Forbidden: cannot be set for an Ephemeral Container`,
 				`FieldValueForbidden ` + ec1 + `.restartPolicy: Forbidden: cannot be set for an Ephemeral Container`,
