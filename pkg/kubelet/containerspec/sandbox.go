@@ -41,10 +41,11 @@ func Sandbox(pod *corev1.Pod, o SandboxOptions) (*runtimeapi.PodSandboxConfig, e
 	if cfg.LogDirectory == "" {
 		cfg.LogDirectory = PodLogDir(pod)
 	}
-	if pod.Spec.HostNetwork {
-		// Upstream leaves it to the runtime, which uses the node's.
-		cfg.Hostname = o.Hostname
-	} else {
+	// As upstream: a host-network pod's sandbox gets no hostname (it has
+	// the node's UTS namespace; runc refuses to set a hostname without a
+	// private one: "unable to set hostname without a private UTS
+	// namespace").
+	if !pod.Spec.HostNetwork {
 		hostname, domain, err := PodHostnameAndDomain(pod, o.ClusterDomain)
 		if err != nil {
 			return nil, err
