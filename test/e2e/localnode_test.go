@@ -264,6 +264,9 @@ func TestLocalNode(t *testing.T) {
 	t.Run("Probes", ln.testProbes)
 	t.Run("Volumes", ln.testVolumes)
 	t.Run("Lifecycle", ln.testLifecycle)
+	t.Run("ExtendedResourcePreemption", ln.testExtendedResourcePreemption)
+	t.Run("HostPorts", ln.testHostPorts)
+	t.Run("StatefulSetRecreatesRejected", ln.testStatefulSetRecreatesRejected)
 	t.Run("Resize", ln.testResize)
 	t.Run("Adoption", ln.testAdoption)
 }
