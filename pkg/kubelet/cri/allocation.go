@@ -79,8 +79,9 @@ func (a *allocations) get(uid types.UID) (podResources, bool) {
 	return out, true
 }
 
-// others are the allocated resources of every pod but uid.
-func (a *allocations) others(uid types.UID) []map[string]corev1.ResourceRequirements {
+// others are the allocated resources of every pod but uid that live says
+// is still the node's (nil: all).
+func (a *allocations) others(uid types.UID, live func(types.UID) bool) []map[string]corev1.ResourceRequirements {
 	if a == nil {
 		return nil
 	}
@@ -88,7 +89,7 @@ func (a *allocations) others(uid types.UID) []map[string]corev1.ResourceRequirem
 	defer a.mu.Unlock()
 	var out []map[string]corev1.ResourceRequirements
 	for k, p := range a.pods {
-		if k != uid {
+		if k != uid && (live == nil || live(k)) {
 			out = append(out, p.Allocated)
 		}
 	}

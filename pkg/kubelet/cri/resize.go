@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -129,6 +130,15 @@ func admitResize(desired *corev1.Pod, others []map[string]corev1.ResourceRequire
 	return "", ""
 }
 
+// known: the runtime synced the pod since it started (a pod gone while
+// the agent was down keeps its checkpoint until removed, but no resources).
+func (r *Runtime) known(uid types.UID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.pods[uid]
+	return ok
+}
+
 // resizeAction is what a running container needs for its allocated
 // resources: nothing, an update in place, or a restart.
 type resizeAction int
@@ -182,7 +192,7 @@ func (s *syncer) syncResize() *corev1.Pod {
 	if !equalAllocations(spec, cur.Allocated) {
 		reason, msg := "", ""
 		if r.cfg.NodeAllocatable != nil {
-			reason, msg = admitResize(pod, r.allocs.others(pod.UID), r.cfg.NodeAllocatable())
+			reason, msg = admitResize(pod, r.allocs.others(pod.UID, r.known), r.cfg.NodeAllocatable())
 		}
 		if reason != "" {
 			logger.V(3).Info("Pod resize pending", "reason", reason, "message", msg)

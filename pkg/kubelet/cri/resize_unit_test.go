@@ -105,13 +105,16 @@ func TestAllocationsCheckpoint(t *testing.T) {
 	if act := got.Actuated["c"]; act.ID != "id1" || !equalResources(act.Resources, requirements("20m", "", "40Mi", "")) {
 		t.Errorf("actuated after a reload: %+v", got.Actuated)
 	}
-	if others := b.others(uid); len(others) != 1 || !equalResources(others[0]["c"], requirements("1", "", "", "")) {
+	if others := b.others(uid, nil); len(others) != 1 || !equalResources(others[0]["c"], requirements("1", "", "", "")) {
 		t.Errorf("others: %+v", others)
+	}
+	if others := b.others(uid, func(u types.UID) bool { return u != "u2" }); len(others) != 0 {
+		t.Errorf("others not live: %+v", others)
 	}
 	if err := b.remove("u2"); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := loadAllocations(path); len(c.others(uid)) != 0 {
+	if c, _ := loadAllocations(path); len(c.others(uid, nil)) != 0 {
 		t.Errorf("removed pod still checkpointed")
 	}
 	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
