@@ -18,6 +18,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/test/harness"
 	"github.com/skiff-dev/skiff/test/integration"
 )
 
@@ -37,7 +38,31 @@ func debugContainer(name string, change func(*corev1.EphemeralContainer)) corev1
 // API server: GET/PUT/PATCH of the whole pod, additions only, upstream's
 // field errors, status codes and RBAC.
 func TestEphemeralContainers(t *testing.T) {
-	cfg := integration.StartAPIServer(t, integration.ServerOptions{})
+	testEphemeralContainers(t, integration.StartAPIServer(t, integration.ServerOptions{}))
+}
+
+// TestEphemeralContainersUpstream holds upstream's kube-apiserver to the
+// same expectations, when hack/upstream.sh has built it.
+func TestEphemeralContainersUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kube-apiserver")
+	}
+	if bin, ok := harness.UpstreamBinary("kube-apiserver"); !ok {
+		t.Skipf("%s not built (hack/upstream.sh kube-apiserver)", bin)
+	}
+	srv, err := harness.StartUpstream(context.Background(), harness.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	cfg, err := srv.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testEphemeralContainers(t, cfg)
+}
+
+func testEphemeralContainers(t *testing.T, cfg *restclient.Config) {
 	client := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
 	pods := client.CoreV1().Pods("default")
