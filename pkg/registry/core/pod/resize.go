@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	corevalidation "github.com/skiff-dev/skiff/pkg/apis/core/validation"
 )
@@ -23,13 +24,30 @@ type ResizeREST struct {
 	store *genericregistry.Store
 }
 
-var _ rest.Patcher = &ResizeREST{}
+var (
+	_ rest.Patcher                   = &ResizeREST{}
+	_ rest.ResetFieldsFilterStrategy = &ResizeREST{}
+)
 
 // NewResizeREST serves pods/resize over the pods' store.
 func NewResizeREST(pods *genericregistry.Store) *ResizeREST {
 	sub := *pods
 	sub.UpdateStrategy = resizeStrategy{pods.UpdateStrategy}
+	sub.ResetFieldsStrategy = nil
 	return &ResizeREST{store: &sub}
+}
+
+// GetResetFieldsFilter: server-side apply through the subresource owns
+// the containers' and init containers' resources and resize policies
+// only, as upstream's.
+func (r *ResizeREST) GetResetFieldsFilter() map[fieldpath.APIVersion]fieldpath.Filter {
+	var matchers []*fieldpath.SetMatcher
+	for _, list := range []string{"containers", "initContainers"} {
+		for _, f := range []string{"resources", "resizePolicy"} {
+			matchers = append(matchers, fieldpath.MakePrefixMatcherOrDie("spec", list, fieldpath.MatchAnyPathElement(), f))
+		}
+	}
+	return map[fieldpath.APIVersion]fieldpath.Filter{"v1": fieldpath.NewIncludeMatcherFilter(matchers...)}
 }
 
 // New returns an empty Pod.
@@ -63,19 +81,19 @@ func (resizeStrategy) AllowCreateOnUpdate(context.Context) bool { return false }
 
 // PrepareForUpdate keeps the stored pod but for the containers' resources
 // and resize policies (and names, by index, so that a reorder is caught by
-// validation rather than lost), and counts the generation up when the
-// spec changed.
+// validation rather than lost); the metadata stays as for a status write.
+// metadata.generation counts the spec change.
 func (resizeStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	pod, oldPod := obj.(*corev1.Pod), old.(*corev1.Pod)
-	out := oldPod.DeepCopy()
-	out.ResourceVersion = pod.ResourceVersion
-	out.ManagedFields = pod.ManagedFields
-	out.Spec.Containers = takeResizable(out.Spec.Containers, pod.Spec.Containers, false)
-	out.Spec.InitContainers = takeResizable(out.Spec.InitContainers, pod.Spec.InitContainers, true)
-	if !apiequality.Semantic.DeepEqual(out.Spec, oldPod.Spec) {
-		out.Generation = oldPod.Generation + 1
+	spec := oldPod.Spec.DeepCopy()
+	spec.Containers = takeResizable(spec.Containers, pod.Spec.Containers, false)
+	spec.InitContainers = takeResizable(spec.InitContainers, pod.Spec.InitContainers, true)
+	pod.Spec = *spec
+	pod.Status = oldPod.Status
+	metav1.ResetObjectMetaForStatus(&pod.ObjectMeta, &oldPod.ObjectMeta)
+	if !apiequality.Semantic.DeepEqual(pod.Spec, oldPod.Spec) {
+		pod.Generation = oldPod.Generation + 1
 	}
-	*pod = *out
 }
 
 // takeResizable copies the resizable fields of req into stored (sidecars
