@@ -460,3 +460,122 @@ func (ln *localNode) publishSameHostPort(t *testing.T, prefix, hostIP string, po
 		return ""
 	})
 }
+
+// testPreemptionExecutionPath: as SchedulerPreemption's
+// PreemptionExecutionPath: ReplicaSets of priorities 1, 2 and 3 hold
+// 200, 300 and 450 of the node's 1000 example.com/fakecpu; a priority 4
+// pod of 500 preempts the pods of the first two (the 450 one is
+// reprieved) exactly once each: their ReplicaSets create one pod more
+// each, which stay pending, and nothing else is preempted.
+func (ln *localNode) testPreemptionExecutionPath(t *testing.T) {
+	ctx := context.Background()
+	const fakecpu = corev1.ResourceName("example.com/fakecpu")
+	setFakecpu := func(n int64) {
+		node, err := ln.admin.CoreV1().Nodes().Get(ctx, ln.node.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		updated := node.DeepCopy()
+		if n > 0 {
+			updated.Status.Capacity[fakecpu] = *resource.NewQuantity(n, resource.DecimalSI)
+			updated.Status.Allocatable[fakecpu] = *resource.NewQuantity(n, resource.DecimalSI)
+		} else {
+			delete(updated.Status.Capacity, fakecpu)
+			delete(updated.Status.Allocatable, fakecpu)
+		}
+		ln.patchNodeStatus(t, node, updated)
+	}
+	setFakecpu(1000)
+	t.Cleanup(func() { setFakecpu(0) })
+	prefix := strings.ToLower(ln.k.ns) + "-p"
+	for i := 1; i <= 4; i++ {
+		pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: prefix + strconv.Itoa(i)}, Value: int32(i)}
+		if _, err := ln.admin.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ln.admin.SchedulingV1().PriorityClasses().Delete(ctx, pc.Name, metav1.DeleteOptions{}) })
+	}
+	pods := ln.admin.CoreV1().Pods(ln.k.ns)
+	list, err := pods.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	created := map[string]int{}
+	countCreated := func() {
+		for {
+			select {
+			case e := <-w.ResultChan():
+				if p, ok := e.Object.(*corev1.Pod); ok && e.Type == "ADDED" {
+					for _, rs := range []string{"rs-pod1", "rs-pod2", "rs-pod3"} {
+						if strings.HasPrefix(p.Name, rs) {
+							created[rs]++
+						}
+					}
+				}
+			default:
+				return
+			}
+		}
+	}
+	sets := ln.admin.AppsV1().ReplicaSets(ln.k.ns)
+	for i, amount := range []string{"200", "300", "450"} {
+		name := "pod" + strconv.Itoa(i+1)
+		p := pausePod(name, prefix+strconv.Itoa(i+1), corev1.ResourceList{fakecpu: resource.MustParse(amount)}, ln.node.Name)
+		one := int32(1)
+		labels := map[string]string{"name": name}
+		rs := &appsv1.ReplicaSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "rs-" + name},
+			Spec: appsv1.ReplicaSetSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: p.Spec}},
+		}
+		if _, err := sets.Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sets.Delete(ctx, rs.Name, metav1.DeleteOptions{}) })
+		eventually(t, 60*time.Second, func() string {
+			got, err := sets.Get(ctx, rs.Name, metav1.GetOptions{})
+			if err != nil {
+				return err.Error()
+			}
+			if got.Status.AvailableReplicas != 1 {
+				return fmt.Sprintf("%s: %d available", rs.Name, got.Status.AvailableReplicas)
+			}
+			return ""
+		})
+	}
+	preemptor := pausePod("pod4", prefix+"4", corev1.ResourceList{fakecpu: resource.MustParse("500")}, ln.node.Name)
+	if _, err := pods.Create(ctx, preemptor, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pods.Delete(ctx, "pod4", metav1.DeleteOptions{}) })
+	ln.waitPod(t, "pod4", 60*time.Second, func(p *corev1.Pod) string {
+		if p.Spec.NodeName == "" {
+			return "pod4 not bound"
+		}
+		return podRunning(p)
+	})
+	want := map[string]int{"rs-pod1": 2, "rs-pod2": 2, "rs-pod3": 1}
+	eventually(t, 30*time.Second, func() string {
+		countCreated()
+		for rs, n := range want {
+			if created[rs] != n {
+				return fmt.Sprintf("pods created %v, want %v", created, want)
+			}
+		}
+		return ""
+	})
+	// Stable: nothing more preempted.
+	time.Sleep(5 * time.Second)
+	countCreated()
+	for rs, n := range want {
+		if created[rs] != n {
+			t.Errorf("after 5 s pods created %v, want %v", created, want)
+			break
+		}
+	}
+}

@@ -267,6 +267,7 @@ func TestLocalNode(t *testing.T) {
 	t.Run("ExtendedResourcePreemption", ln.testExtendedResourcePreemption)
 	t.Run("HostPorts", ln.testHostPorts)
 	t.Run("StatefulSetRecreatesRejected", ln.testStatefulSetRecreatesRejected)
+	t.Run("PreemptionExecutionPath", ln.testPreemptionExecutionPath)
 	t.Run("Resize", ln.testResize)
 	t.Run("Adoption", ln.testAdoption)
 }
