@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
-	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	corevalidation "github.com/skiff-dev/skiff/pkg/apis/core/validation"
 )
@@ -24,15 +23,15 @@ type EphemeralContainersREST struct {
 	store *genericregistry.Store
 }
 
-var (
-	_ rest.Patcher                   = &EphemeralContainersREST{}
-	_ rest.ResetFieldsFilterStrategy = &EphemeralContainersREST{}
-)
+var _ rest.Patcher = &EphemeralContainersREST{}
 
 // NewEphemeralContainersREST serves the subresource from the pods' store.
 func NewEphemeralContainersREST(pods *genericregistry.Store) *EphemeralContainersREST {
 	s := *pods
 	s.UpdateStrategy = ephemeralContainersStrategy{RESTUpdateStrategy: pods.UpdateStrategy}
+	// No reset fields, as upstream's subresource: server-side apply
+	// attributes to its manager all it sent, though only the ephemeral
+	// containers change.
 	s.ResetFieldsStrategy = nil
 	return &EphemeralContainersREST{store: &s}
 }
@@ -51,14 +50,6 @@ func (r *EphemeralContainersREST) Get(ctx context.Context, name string, options 
 // Update adds ephemeral containers to the pod; it never creates one.
 func (r *EphemeralContainersREST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, _ bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
 	return r.store.Update(ctx, name, objInfo, createValidation, updateValidation, false, options)
-}
-
-// GetResetFieldsFilter: server-side apply through the subresource owns
-// spec.ephemeralContainers only.
-func (r *EphemeralContainersREST) GetResetFieldsFilter() map[fieldpath.APIVersion]fieldpath.Filter {
-	return map[fieldpath.APIVersion]fieldpath.Filter{
-		"v1": fieldpath.NewIncludeMatcherFilter(fieldpath.MakePrefixMatcherOrDie("spec", "ephemeralContainers")),
-	}
 }
 
 // ConvertToTable prints the pod like pods do.
