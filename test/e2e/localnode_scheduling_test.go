@@ -579,3 +579,49 @@ func (ln *localNode) testPreemptionExecutionPath(t *testing.T) {
 		}
 	}
 }
+
+// testHostPortAnyAddressConflict: as SchedulerPredicates' "conflict
+// between pods with same hostPort and protocol but one using 0.0.0.0
+// hostIP": through a node label just added, a pod on 0.0.0.0:54322 runs,
+// one on the InternalIP's 54322 stays unschedulable.
+func (ln *localNode) testHostPortAnyAddressConflict(t *testing.T) {
+	ctx := context.Background()
+	pods := ln.admin.CoreV1().Pods(ln.k.ns)
+	key := "kubernetes.io/e2e-" + strings.ToLower(ln.k.ns)
+	label := func(patch string) {
+		if _, err := ln.admin.CoreV1().Nodes().Patch(ctx, ln.node.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	label(fmt.Sprintf(`{"metadata":{"labels":{%q:"95"}}}`, key))
+	t.Cleanup(func() { label(fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, key)) })
+	const port = 54322
+	for _, p := range []*corev1.Pod{
+		hostPortPod("pod4", "", port, corev1.ProtocolTCP, ""),
+		hostPortPod("pod5", ln.internalIP(t), port, corev1.ProtocolTCP, ""),
+	} {
+		p.Spec.NodeSelector = map[string]string{key: "95"}
+		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = pods.Delete(ctx, p.Name, metav1.DeleteOptions{}) })
+		if p.Name == "pod4" {
+			ln.waitPod(t, "pod4", 60*time.Second, podRunning)
+		}
+	}
+	ln.waitPod(t, "pod5", 30*time.Second, func(p *corev1.Pod) string {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				return ""
+			}
+		}
+		return fmt.Sprintf("node %q phase %s conditions %+v", p.Spec.NodeName, p.Status.Phase, p.Status.Conditions)
+	})
+	// Still not placed a while later.
+	time.Sleep(3 * time.Second)
+	if p, err := pods.Get(ctx, "pod5", metav1.GetOptions{}); err != nil {
+		t.Errorf("pod5: %v", err)
+	} else if p.Spec.NodeName != "" {
+		t.Errorf("pod5 bound to %q, want it unschedulable", p.Spec.NodeName)
+	}
+}

@@ -266,6 +266,7 @@ func TestLocalNode(t *testing.T) {
 	t.Run("Lifecycle", ln.testLifecycle)
 	t.Run("ExtendedResourcePreemption", ln.testExtendedResourcePreemption)
 	t.Run("HostPorts", ln.testHostPorts)
+	t.Run("HostPortAnyAddressConflict", ln.testHostPortAnyAddressConflict)
 	t.Run("StatefulSetRecreatesRejected", ln.testStatefulSetRecreatesRejected)
 	t.Run("PreemptionExecutionPath", ln.testPreemptionExecutionPath)
 	t.Run("Resize", ln.testResize)
