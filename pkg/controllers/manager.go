@@ -204,7 +204,8 @@ func init() {
 		}})
 	register(Descriptor{Name: "certificatesigningrequest-approving-controller", Identity: "certificate-controller",
 		Setup: func(mgr manager.Manager, c *Clients, _ Options) error {
-			return (&csrapproving.Reconciler{Client: c.Client, Core: c.Core}).SetupWithManager(mgr)
+			return (&csrapproving.Reconciler{Client: c.Client, Core: c.Core,
+				Recorder: eventRecorder(mgr, c.Core, "certificate-controller")}).SetupWithManager(mgr)
 		}})
 	// Upstream runs the node lifecycle, taint-eviction and node IPAM
 	// controllers as node-controller.

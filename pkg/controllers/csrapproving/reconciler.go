@@ -1,5 +1,6 @@
 // Package csrapproving approves kubelet client certificate requests as
-// upstream's csrapproving controller does: a pending CSR for
+// upstream's csrapproving controller does, and kubelet serving ones as
+// kubelet-csr-approver does (serving.go): a pending CSR for
 // kubernetes.io/kube-apiserver-client-kubelet that is a valid kubelet client
 // request (subject system:node:<name> in system:nodes, client usages, no
 // SANs) is approved (reason AutoApproved) when its requester may ask for it.
@@ -24,9 +25,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	capihelper "github.com/skiff-dev/skiff/pkg/apis/certificates"
 )
@@ -61,12 +67,18 @@ type Reconciler struct {
 	Core kubernetes.Interface
 	// Authorize decides; nil: Allowed.
 	Authorize func(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, p Permission) (bool, error)
+	// Recorder, if set, records why a kubelet serving CSR stays pending.
+	Recorder record.EventRecorder
 }
 
-// SetupWithManager registers the reconciler for CSRs.
+// SetupWithManager registers the reconciler for CSRs, and for the Nodes
+// whose serving CSRs wait for their addresses.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).Named("csrapproving").
 		For(&certificatesv1.CertificateSigningRequest{}).
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.pendingServingCSRs),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: addressesChanged,
+				DeleteFunc: func(event.DeleteEvent) bool { return false }})).
 		Complete(r)
 }
 
@@ -106,12 +118,15 @@ func (r *Reconciler) handle(ctx context.Context, csr *certificatesv1.Certificate
 	if approved, denied := capihelper.ApprovalCondition(&csr.Status); approved || denied {
 		return nil
 	}
-	if csr.Spec.SignerName != certificatesv1.KubeAPIServerClientKubeletSignerName {
+	if csr.Spec.SignerName != certificatesv1.KubeAPIServerClientKubeletSignerName && csr.Spec.SignerName != certificatesv1.KubeletServingSignerName {
 		return nil
 	}
 	x509cr, err := capihelper.ParseCSR(csr.Spec.Request)
 	if err != nil {
 		return fmt.Errorf("unable to parse csr %q: %v", csr.Name, err)
+	}
+	if csr.Spec.SignerName == certificatesv1.KubeletServingSignerName {
+		return r.handleServing(ctx, csr, x509cr)
 	}
 	authorize := r.Authorize
 	if authorize == nil {
@@ -132,21 +147,43 @@ func (r *Reconciler) handle(ctx context.Context, csr *certificatesv1.Certificate
 		if !ok {
 			continue
 		}
-		csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
-			Type:    certificatesv1.CertificateApproved,
-			Status:  corev1.ConditionTrue,
-			Reason:  "AutoApproved",
-			Message: rec.message,
-		})
-		if _, err := r.Core.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("error updating approval for csr: %v", err)
-		}
-		return nil
+		return r.approve(ctx, csr, rec.message)
 	}
 	if len(tried) > 0 {
 		// Upstream retries with backoff (the review may come to allow it
 		// later); skiff's decision depends on the CSR alone.
 		log.FromContext(ctx).V(4).Info("Recognized the CSR but its requester may not have it approved", "csr", csr.Name, "tried", tried)
+	}
+	return nil
+}
+
+func (r *Reconciler) approve(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, message string) error {
+	csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
+		Type:    certificatesv1.CertificateApproved,
+		Status:  corev1.ConditionTrue,
+		Reason:  "AutoApproved",
+		Message: message,
+	})
+	if _, err := r.Core.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("error updating approval for csr: %v", err)
+	}
+	return nil
+}
+
+// handleServing approves a kubelet serving CSR that servingRefusal does
+// not refuse, else says why it stays pending.
+func (r *Reconciler) handleServing(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, x509cr *x509.CertificateRequest) error {
+	node, err := r.servingNode(ctx, x509cr)
+	if err != nil {
+		return err
+	}
+	why := servingRefusal(csr, x509cr, node)
+	if why == "" {
+		return r.approve(ctx, csr, servingApprovalMessage)
+	}
+	log.FromContext(ctx).V(2).Info("Leaving the kubelet serving CSR pending", "csr", csr.Name, "reason", why)
+	if r.Recorder != nil {
+		r.Recorder.Eventf(csr, corev1.EventTypeWarning, "NotAutoApproved", "Kubelet serving certificate request not approved automatically: %s", why)
 	}
 	return nil
 }

@@ -33,7 +33,10 @@ func controllerRoles() []rbacv1.ClusterRole {
 		clusterRole(ControllerRolePrefix+"certificate-controller",
 			newRule("get", "list", "watch", "delete").groups(certificates).resources("certificatesigningrequests").done(),
 			newRule("update").groups(certificates).resources("certificatesigningrequests/status", "certificatesigningrequests/approval").done(),
-			newRule("approve").groups(certificates).resources("signers").names(certificatesv1.KubeAPIServerClientKubeletSignerName).done(),
+			// kubelet-serving too: skiff approves the Node's own (upstream
+			// leaves them to an external approver).
+			newRule("approve").groups(certificates).resources("signers").names(
+				certificatesv1.KubeAPIServerClientKubeletSignerName, certificatesv1.KubeletServingSignerName).done(),
 			newRule("sign").groups(certificates).resources("signers").names(
 				"kubernetes.io/legacy-unknown", // certificates.k8s.io/v1beta1 only
 				certificatesv1.KubeAPIServerClientSignerName,

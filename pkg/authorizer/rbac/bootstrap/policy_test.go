@@ -87,7 +87,7 @@ func TestCertificateControllerRights(t *testing.T) {
 	}{
 		{signer("approve", "kubernetes.io/kube-apiserver-client-kubelet"), true},
 		{signer("approve", "kubernetes.io/kube-apiserver-client"), false},
-		{signer("approve", "kubernetes.io/kubelet-serving"), false},
+		{signer("approve", "kubernetes.io/kubelet-serving"), true}, // skiff approves nodes' own
 		{signer("approve", "kubernetes.io/*"), false},
 		{signer("sign", "kubernetes.io/kube-apiserver-client"), true},
 		{signer("sign", "kubernetes.io/kube-apiserver-client-kubelet"), true},
