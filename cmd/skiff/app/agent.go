@@ -38,14 +38,15 @@ type agentOptions struct {
 	podWorkers      int
 
 	// The real node's, without --simulate.
-	node    nodeOptions
-	dataDir string
+	node              nodeOptions
+	dataDir           string
+	rotateServerCerts bool
 }
 
 func newAgentCommand() *cobra.Command {
 	o := &agentOptions{serving: componentserver.NewOptions(kubelet.KubeletPort, "kubelet"), qps: 50, burst: 100,
 		prefix: "sim-", capacity: simulated.DefaultCapacity,
-		podWorkers: simulated.DefaultPodWorkers, dataDir: options.DefaultDataDir()}
+		podWorkers: simulated.DefaultPodWorkers, dataDir: options.DefaultDataDir(), rotateServerCerts: true}
 	cmd := &cobra.Command{
 		Use:   "agent --kubeconfig FILE --simulate N",
 		Short: "Run a node agent; with --simulate, N simulated nodes in one process",
@@ -87,6 +88,7 @@ authorized through the API server) are served over HTTPS on
 	fs.BoolVar(&o.podCIDRFromNode, "simulate-pod-cidr-from-node", o.podCIDRFromNode, "Take pod IPs from the Node's spec.podCIDRs (set by node IPAM); without it, or before the Node has one, node i's pods get IPs of the i-th /24 of 10.88.0.0/13.")
 	fs.IntVar(&o.podWorkers, "simulate-pod-workers", o.podWorkers, "Pods synced at once, for all simulated nodes.")
 	fs.StringVar(&o.dataDir, "data-dir", o.dataDir, "Directory of the node's data (containerd, kubelet root dir, images to import), without --simulate.")
+	fs.BoolVar(&o.rotateServerCerts, "rotate-server-certificates", o.rotateServerCerts, "Without --simulate: request the kubelet's serving certificate with a kubernetes.io/kubelet-serving CSR and renew it as it nears expiry; a self-signed one is served until it is issued (and without this).")
 	o.node.addFlags(fs)
 	o.serving.AddFlags(fs)
 	return cmd
@@ -173,6 +175,7 @@ func (o *agentOptions) runNode(ctx context.Context, cfg *restclient.Config) erro
 	if why := o.node.runtimeMissing(); why != "" {
 		return fmt.Errorf("cannot run a node here: %s", why)
 	}
+	opts.RotateServerCertificates = o.rotateServerCerts
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 func newKubeletCommand() *cobra.Command {
 	node := &nodeOptions{rootDir: "/var/lib/kubelet"}
 	var kubeconfig, tlsCert, tlsKey, clientCA, address string
+	var rotateServerCerts bool
 	port := 10250
 	dataDir := options.DefaultDataDir()
 	qps, burst := float32(50), 100
@@ -50,6 +51,11 @@ API on --address:--port, authenticating with client certificates of
 				return fmt.Errorf("cannot run a node here: %s", why)
 			}
 			o.TLSCertFile, o.TLSKeyFile, o.ClientCAFile = tlsCert, tlsKey, clientCA
+			// Default: on, unless the certificate is given.
+			if !cmd.Flags().Changed("rotate-server-certificates") {
+				rotateServerCerts = tlsCert == ""
+			}
+			o.RotateServerCertificates = rotateServerCerts
 			o.ServerAddress = fmt.Sprintf("%s:%d", address, port)
 			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 			if err != nil {
@@ -72,6 +78,7 @@ API on --address:--port, authenticating with client certificates of
 	fs.IntVar(&port, "port", port, "The kubelet server's port.")
 	fs.StringVar(&tlsCert, "tls-cert-file", "", "The kubelet server's certificate; empty: a self-signed one in <root-dir>/pki.")
 	fs.StringVar(&tlsKey, "tls-private-key-file", "", "The key of --tls-cert-file.")
+	fs.BoolVar(&rotateServerCerts, "rotate-server-certificates", true, "Request the serving certificate with a kubernetes.io/kubelet-serving CSR (approved by skiff's csrapproving controller when its names are the Node's) and renew it as it nears expiry; the self-signed (or --tls-cert-file's) one is served until it is issued. Default: true unless --tls-cert-file is given.")
 	fs.StringVar(&clientCA, "client-ca-file", "", "CA bundle that verifies client certificates (the API server's kubelet client certificate); empty: bearer tokens only.")
 	fs.Float32Var(&qps, "kube-api-qps", qps, "QPS of the requests to the API server.")
 	fs.IntVar(&burst, "kube-api-burst", burst, "Burst of the requests to the API server.")

@@ -92,6 +92,11 @@ type Options struct {
 	// TLSCertFile and TLSKeyFile are its serving certificate; empty: a
 	// self-signed one in <RootDir>/pki.
 	TLSCertFile, TLSKeyFile string
+	// RotateServerCertificates requests the serving certificate with a
+	// kubernetes.io/kubelet-serving CSR and renews it (upstream's
+	// --rotate-server-certificates); TLSCertFile's or the self-signed one
+	// is served until it is issued.
+	RotateServerCertificates bool
 	// CNIBridge names the pod network's bridge (default cni0).
 	CNIBridge string
 	// ClientCAFile verifies client certificates (the API server's kubelet
@@ -274,7 +279,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	logger.Info("Starting the node", "runtime", rt.Version(), "addresses", addresses, "rootDir", o.RootDir)
 	// The kubelet server listens before the node runs: a node whose port
 	// another owns would have its logs and execs answered by that one.
-	srv, err := o.server(ctx, client, addresses, rt, provider, func() []*corev1.Pod {
+	srv, err := o.server(ctx, client, addresses, nodeAddresses(func() (*corev1.Node, error) { return nodes.Lister().Get(o.NodeName) }), rt, provider, func() []*corev1.Pod {
 		list, _ := pods.Lister().List(everything)
 		return list
 	})

@@ -49,6 +49,10 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile are the serving certificate (re-read
 	// when they change, so a rotated certificate is picked up).
 	TLSCertFile, TLSKeyFile string
+	// CurrentCertificate, if set, is the certificate to serve (a
+	// kubelet-serving one from the certificate manager); while it returns
+	// nil, TLSCertFile's is served.
+	CurrentCertificate func() *tls.Certificate
 	// Auth authenticates and authorizes every request (see WebhookAuth);
 	// required.
 	Auth Auth
@@ -167,7 +171,7 @@ func (s *Server) Listen() (net.Addr, error) {
 	}
 	tlsCfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		GetCertificate: certs.GetCertificate,
+		GetCertificate: preferCurrent(s.cfg.CurrentCertificate, certs.GetCertificate),
 		// The authenticator verifies the chain against the client CA
 		// bundle; TLS only asks for a certificate (upstream's setting).
 		ClientAuth: tls.RequestClientCert,

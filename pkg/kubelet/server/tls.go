@@ -95,3 +95,20 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 	}
 	return cert, err
 }
+
+// preferCurrent serves current's certificate once there is one, fallback's
+// until then: upstream's kubelet fails handshakes until its kubelet-serving
+// certificate is issued, but the self-signed one keeps the port answering
+// clients that do not verify it (probes, insecureSkipTLSVerifyBackend) in
+// the meantime; verifying clients refuse it either way.
+func preferCurrent(current func() *tls.Certificate, fallback func(*tls.ClientHelloInfo) (*tls.Certificate, error)) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if current == nil {
+		return fallback
+	}
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if cert := current(); cert != nil {
+			return cert, nil
+		}
+		return fallback(hello)
+	}
+}
