@@ -165,6 +165,19 @@ func (ln *localNode) testExtendedResourcePreemption(t *testing.T) {
 		}
 		return ""
 	})
+	// The kubelet's status writes of the stopped victim keep the
+	// scheduler's condition.
+	ln.waitPod(t, "victim", 30*time.Second, func(p *corev1.Pod) string {
+		if p.Status.Phase != corev1.PodFailed && p.Status.Phase != corev1.PodSucceeded {
+			return fmt.Sprintf("victim phase %s, containers %s", p.Status.Phase, containerStates(p))
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+				return ""
+			}
+		}
+		return fmt.Sprintf("stopped victim lost its DisruptionTarget condition: %+v", p.Status.Conditions)
+	})
 	removeFinalizer()
 	ln.waitPod(t, "preemptor", 60*time.Second, podRunning)
 	if _, err := pods.Get(ctx, "victim", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -191,6 +204,29 @@ func (ln *localNode) testExtendedResourcePreemption(t *testing.T) {
 		}
 		return ""
 	})
+	// As "preemption by critical pod": a system-cluster-critical pod of
+	// kube-system preempts the lowest (medium), not the preemptor.
+	critical := pausePod("critical-"+prefix, "system-cluster-critical", two, ln.node.Name)
+	system := ln.admin.CoreV1().Pods(metav1.NamespaceSystem)
+	if _, err := system.Create(ctx, critical, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = system.Delete(ctx, critical.Name, metav1.DeleteOptions{}) })
+	eventually(t, 60*time.Second, func() string {
+		p, err := system.Get(ctx, critical.Name, metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		return podRunning(p)
+	})
+	if p, err := pods.Get(ctx, "medium", metav1.GetOptions{}); err == nil && p.DeletionTimestamp == nil {
+		t.Errorf("medium pod not preempted by the critical pod")
+	}
+	if p, err := pods.Get(ctx, "preemptor", metav1.GetOptions{}); err != nil {
+		t.Errorf("preemptor: %v", err)
+	} else if p.DeletionTimestamp != nil {
+		t.Errorf("preemptor preempted by the critical pod, want medium")
+	}
 	for _, name := range []string{"medium", "preemptor", "over"} {
 		_ = pods.Delete(ctx, name, metav1.DeleteOptions{})
 	}
