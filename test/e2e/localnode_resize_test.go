@@ -104,8 +104,8 @@ spec:
 	for _, tc := range []struct{ patch, want string }{
 		{`{"spec":{"containers":[{"name":"c1","resources":{"requests":{"cpu":"35m","memory":"50Mi"},"limits":{"cpu":"35m","memory":"50Mi"}}},{"name":"c2","resources":{"requests":{"cpu":"1","memory":"50Mi"},"limits":{"cpu":"1","memory":"50Mi"}}},{"name":"c3","resources":{"requests":{"cpu":"10m","memory":"50Mi"},"limits":{"cpu":"10m","memory":"50Mi"}}}]}}`,
 			"Pod QOS Class may not change as a result of resizing"},
-		{`{"spec":{"containers":[{"name":"c1","resources":{"limits":{"cpu":null}}}]}}`, "spec.containers[0].resources.limits[cpu]: Forbidden: resource limits cannot be removed"},
-		{`{"spec":{"containers":[{"name":"c2","resources":{"requests":{"memory":null},"limits":{"memory":null}}}]}}`, "spec.containers[1].resources.requests[memory]: Forbidden: resource requests cannot be removed"},
+		{`{"spec":{"containers":[{"name":"c1","resources":{"limits":{"cpu":null}}}]}}`, "spec.containers[0].resources.limits: Forbidden: resource limits cannot be removed"},
+		{`{"spec":{"containers":[{"name":"c2","resources":{"requests":{"memory":null},"limits":{"memory":null}}}]}}`, "spec.containers[1].resources.requests: Forbidden: resource requests cannot be removed"},
 		{`{"spec":{"containers":[{"name":"c1","resources":{"requests":{"ephemeral-storage":"1Gi"}}}]}}`, "only cpu and memory resources are mutable"},
 		{`{"spec":{"$setElementOrder/containers":[{"name":"c2"},{"name":"c1"},{"name":"c3"}]}}`, "containers may not be renamed or reordered on resize"},
 	} {

@@ -3,7 +3,6 @@ package validation
 import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/qos"
@@ -15,8 +14,9 @@ var resizableResources = []corev1.ResourceName{corev1.ResourceCPU, corev1.Resour
 // ValidatePodResize validates a write to pods/resize as upstream's
 // ValidatePodResize: the pod stays valid, keeps its QoS class, its
 // containers (names and order), and their requests and limits of cpu and
-// memory (which may change, not go); nothing else changes. pod is the
-// stored pod with the request's resources and resize policies.
+// memory (which may change, not go); nothing else changes, resize
+// policies included. pod is the stored pod with the request's resources
+// and resize policies.
 func ValidatePodResize(pod, old *corev1.Pod) field.ErrorList {
 	specPath := field.NewPath("spec")
 	errs := validatePodSpecForPod(pod)
@@ -38,7 +38,6 @@ func ValidatePodResize(pod, old *corev1.Pod) field.ErrorList {
 	for i := range old.Spec.Containers {
 		p := specPath.Child("containers").Index(i)
 		errs = append(errs, validateResourceRemoval(&pod.Spec.Containers[i].Resources, &old.Spec.Containers[i].Resources, p.Child("resources"))...)
-		errs = append(errs, validateResizePolicy(pod.Spec.Containers[i].ResizePolicy, pod.Spec.RestartPolicy, p.Child("resizePolicy"))...)
 	}
 	for i := range old.Spec.InitContainers {
 		if !restartableInit(&old.Spec.InitContainers[i]) {
@@ -46,10 +45,9 @@ func ValidatePodResize(pod, old *corev1.Pod) field.ErrorList {
 		}
 		p := specPath.Child("initContainers").Index(i)
 		errs = append(errs, validateResourceRemoval(&pod.Spec.InitContainers[i].Resources, &old.Spec.InitContainers[i].Resources, p.Child("resources"))...)
-		errs = append(errs, validateResizePolicy(pod.Spec.InitContainers[i].ResizePolicy, pod.Spec.RestartPolicy, p.Child("resizePolicy"))...)
 	}
-	// With the cpu and memory and the resize policies put back, the spec
-	// must be the stored one.
+	// With the cpu and memory put back, the spec must be the stored one:
+	// as upstream's, a resize changes no resize policy either.
 	munged := pod.Spec.DeepCopy()
 	for i := range munged.Containers {
 		restoreResizable(&munged.Containers[i], &old.Spec.Containers[i])
@@ -97,58 +95,33 @@ func validateResizeOrdering(pod, old *corev1.Pod, specPath *field.Path) field.Er
 }
 
 // validateResourceRemoval: a cpu or memory request or limit once set
-// stays set.
+// stays set (one error for the requests, one for the limits, as upstream).
 func validateResourceRemoval(req, old *corev1.ResourceRequirements, fldPath *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for _, name := range resizableResources {
-		if _, had := old.Requests[name]; had {
-			if _, has := req.Requests[name]; !has {
-				errs = append(errs, field.Forbidden(fldPath.Child("requests").Key(string(name)), "resource requests cannot be removed"))
+	removed := func(list, oldList corev1.ResourceList) bool {
+		for _, name := range resizableResources {
+			if _, had := oldList[name]; had {
+				if _, has := list[name]; !has {
+					return true
+				}
 			}
 		}
-		if _, had := old.Limits[name]; had {
-			if _, has := req.Limits[name]; !has {
-				errs = append(errs, field.Forbidden(fldPath.Child("limits").Key(string(name)), "resource limits cannot be removed"))
-			}
-		}
+		return false
+	}
+	if removed(req.Requests, old.Requests) {
+		errs = append(errs, field.Forbidden(fldPath.Child("requests"), "resource requests cannot be removed"))
+	}
+	if removed(req.Limits, old.Limits) {
+		errs = append(errs, field.Forbidden(fldPath.Child("limits"), "resource limits cannot be removed"))
 	}
 	return errs
 }
 
-var supportedResizeRestartPolicies = sets.New(string(corev1.NotRequired), string(corev1.RestartContainer))
-
-// validateResizePolicy: cpu and memory at most once each, with a known
-// restart policy; RestartContainer only where containers restart.
-func validateResizePolicy(policies []corev1.ContainerResizePolicy, podRestart corev1.RestartPolicy, fldPath *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	seen := sets.New[corev1.ResourceName]()
-	for i, p := range policies {
-		path := fldPath.Index(i)
-		switch {
-		case p.ResourceName != corev1.ResourceCPU && p.ResourceName != corev1.ResourceMemory:
-			errs = append(errs, field.NotSupported(path.Child("resourceName"), p.ResourceName, []string{string(corev1.ResourceCPU), string(corev1.ResourceMemory)}))
-		case seen.Has(p.ResourceName):
-			errs = append(errs, field.Duplicate(path.Child("resourceName"), p.ResourceName))
-		}
-		seen.Insert(p.ResourceName)
-		switch {
-		case p.RestartPolicy == "":
-			errs = append(errs, field.Required(path.Child("restartPolicy"), ""))
-		case !supportedResizeRestartPolicies.Has(string(p.RestartPolicy)):
-			errs = append(errs, field.NotSupported(path.Child("restartPolicy"), p.RestartPolicy, sets.List(supportedResizeRestartPolicies)))
-		case p.RestartPolicy == corev1.RestartContainer && podRestart == corev1.RestartPolicyNever:
-			errs = append(errs, field.Invalid(path.Child("restartPolicy"), p.RestartPolicy, "must be 'NotRequired' when `restartPolicy` is 'Never'"))
-		}
-	}
-	return errs
-}
-
-// restoreResizable puts old's cpu and memory requests and limits and its
-// resize policy back into c, keeping c's other resources.
+// restoreResizable puts old's cpu and memory requests and limits back
+// into c, keeping c's other resources.
 func restoreResizable(c, old *corev1.Container) {
 	c.Resources.Requests = restoreCPUMemory(c.Resources.Requests, old.Resources.Requests)
 	c.Resources.Limits = restoreCPUMemory(c.Resources.Limits, old.Resources.Limits)
-	c.ResizePolicy = old.ResizePolicy
 }
 
 func restoreCPUMemory(list, old corev1.ResourceList) corev1.ResourceList {

@@ -41,9 +41,9 @@ func TestValidatePodResize(t *testing.T) {
 		{"memory request added", burstable, func(s *corev1.PodSpec) {
 			s.Containers[0].Resources.Limits[corev1.ResourceMemory] = q("1Gi")
 		}, nil, nil, ""},
-		{"resize policy", burstable, func(s *corev1.PodSpec) {
+		{"resize policy (immutable, as upstream)", burstable, func(s *corev1.PodSpec) {
 			s.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceMemory, RestartPolicy: corev1.RestartContainer}}
-		}, nil, nil, ""},
+		}, nil, []string{"Forbidden spec"}, "only cpu and memory resources are mutable"},
 		{"sidecar resized", withSidecar, func(s *corev1.PodSpec) {
 			s.InitContainers[0].Resources.Requests[corev1.ResourceCPU] = q("15m")
 		}, nil, nil, ""},
@@ -58,9 +58,11 @@ func TestValidatePodResize(t *testing.T) {
 			s.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: q("35Mi")}
 		}, nil, []string{"Invalid spec"}, "Pod QOS Class may not change as a result of resizing"},
 		{"request removed", burstable, func(s *corev1.PodSpec) { delete(s.Containers[0].Resources.Requests, corev1.ResourceMemory) },
-			nil, []string{"Forbidden spec.containers[0].resources.requests[memory]"}, "resource requests cannot be removed"},
+			nil, []string{"Forbidden spec.containers[0].resources.requests"}, "resource requests cannot be removed"},
 		{"limit removed", burstable, func(s *corev1.PodSpec) { s.Containers[0].Resources.Limits = nil },
-			nil, []string{"Forbidden spec.containers[0].resources.limits[cpu]"}, "resource limits cannot be removed"},
+			nil, []string{"Forbidden spec.containers[0].resources.limits"}, "resource limits cannot be removed"},
+		{"requests and limits removed", burstable, func(s *corev1.PodSpec) { s.Containers[0].Resources = corev1.ResourceRequirements{} },
+			nil, []string{"Forbidden spec.containers[0].resources.requests", "Forbidden spec.containers[0].resources.limits", "Invalid spec"}, ""},
 		{"ephemeral storage", burstable, func(s *corev1.PodSpec) {
 			s.Containers[0].Resources.Requests[corev1.ResourceEphemeralStorage] = q("1Gi")
 		}, nil, []string{"Forbidden spec"}, "only cpu and memory resources are mutable"},
@@ -72,14 +74,6 @@ func TestValidatePodResize(t *testing.T) {
 			nil, []string{"Forbidden spec"}, "only cpu and memory resources are mutable"},
 		{"invalid resources", burstable, func(s *corev1.PodSpec) { s.Containers[0].Resources.Requests[corev1.ResourceCPU] = q("40m") },
 			nil, []string{"Invalid spec.containers[0].resources.requests"}, "must be less than or equal to cpu limit"},
-		{"bad resize policy", burstable, func(s *corev1.PodSpec) {
-			s.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: "gpu", RestartPolicy: "Sometimes"}}
-		}, nil, []string{"NotSupported spec.containers[0].resizePolicy[0].resourceName", "NotSupported spec.containers[0].resizePolicy[0].restartPolicy"}, ""},
-		{"restart with restartPolicy Never", func(s *corev1.PodSpec) { burstable(s); s.RestartPolicy = corev1.RestartPolicyNever }, func(s *corev1.PodSpec) {
-			burstable(s)
-			s.RestartPolicy = corev1.RestartPolicyNever
-			s.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceCPU, RestartPolicy: corev1.RestartContainer}}
-		}, nil, []string{"Invalid spec.containers[0].resizePolicy[0].restartPolicy"}, ""},
 		{"static pod", burstable, nil, func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} },
 			[]string{"Forbidden []"}, "static pods cannot be resized"},
 		{"node without resize support", burstable, nil, func(p *corev1.Pod) {

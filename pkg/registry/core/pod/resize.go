@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
-	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	corevalidation "github.com/skiff-dev/skiff/pkg/apis/core/validation"
 )
@@ -24,30 +23,17 @@ type ResizeREST struct {
 	store *genericregistry.Store
 }
 
-var (
-	_ rest.Patcher                   = &ResizeREST{}
-	_ rest.ResetFieldsFilterStrategy = &ResizeREST{}
-)
+var _ rest.Patcher = &ResizeREST{}
 
 // NewResizeREST serves pods/resize over the pods' store.
 func NewResizeREST(pods *genericregistry.Store) *ResizeREST {
 	sub := *pods
 	sub.UpdateStrategy = resizeStrategy{pods.UpdateStrategy}
+	// No reset fields, as upstream's subresource: server-side apply
+	// attributes to its manager all it sent, though only the resources
+	// change.
 	sub.ResetFieldsStrategy = nil
 	return &ResizeREST{store: &sub}
-}
-
-// GetResetFieldsFilter: server-side apply through the subresource owns
-// the containers' and init containers' resources and resize policies
-// only, as upstream's.
-func (r *ResizeREST) GetResetFieldsFilter() map[fieldpath.APIVersion]fieldpath.Filter {
-	var matchers []*fieldpath.SetMatcher
-	for _, list := range []string{"containers", "initContainers"} {
-		for _, f := range []string{"resources", "resizePolicy"} {
-			matchers = append(matchers, fieldpath.MakePrefixMatcherOrDie("spec", list, fieldpath.MatchAnyPathElement(), f))
-		}
-	}
-	return map[fieldpath.APIVersion]fieldpath.Filter{"v1": fieldpath.NewIncludeMatcherFilter(matchers...)}
 }
 
 // New returns an empty Pod.

@@ -13,8 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/test/harness"
 	"github.com/skiff-dev/skiff/test/integration"
 )
 
@@ -24,7 +26,31 @@ import (
 // else is asked is refused with upstream's field errors, as are resource
 // changes through the pod itself.
 func TestResize(t *testing.T) {
-	cfg := integration.StartAPIServer(t, integration.ServerOptions{})
+	testResize(t, integration.StartAPIServer(t, integration.ServerOptions{}))
+}
+
+// TestResizeUpstream holds upstream's kube-apiserver to the same
+// expectations, when hack/upstream.sh has built it.
+func TestResizeUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kube-apiserver")
+	}
+	if bin, ok := harness.UpstreamBinary("kube-apiserver"); !ok {
+		t.Skipf("%s not built (hack/upstream.sh kube-apiserver)", bin)
+	}
+	srv, err := harness.StartUpstream(context.Background(), harness.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	cfg, err := srv.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testResize(t, cfg)
+}
+
+func testResize(t *testing.T, cfg *restclient.Config) {
 	client := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
 	pods := client.CoreV1().Pods("default")
@@ -83,17 +109,18 @@ func TestResize(t *testing.T) {
 		if patched.Generation != pod.Generation+1 || patched.Status.QOSClass != corev1.PodQOSBurstable {
 			t.Errorf("generation %d (was %d), QoS %s", patched.Generation, pod.Generation, patched.Status.QOSClass)
 		}
-		// PUT: only the resources and resize policies come through.
+		// PUT: only the resources come through; the other changes (image,
+		// labels, status) are dropped.
 		change := patched.DeepCopy()
 		change.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = q("10Mi")
-		change.Spec.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceMemory, RestartPolicy: corev1.RestartContainer}}
+		change.Spec.Containers[1].Image = "nginx"
 		change.Labels = map[string]string{"changed": "yes"}
 		change.Status.Phase = corev1.PodSucceeded
 		updated, err := pods.UpdateResize(ctx, "resize", change, metav1.UpdateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if updated.Spec.Containers[0].Resources.Requests.Memory().String() != "10Mi" || len(updated.Spec.Containers[0].ResizePolicy) != 1 {
+		if updated.Spec.Containers[0].Resources.Requests.Memory().String() != "10Mi" || updated.Spec.Containers[1].Image != "busybox" {
 			t.Errorf("PUT lost the resize: %+v", updated.Spec.Containers[0])
 		}
 		if updated.Labels["app"] != "resize" || updated.Labels["changed"] != "" || updated.Status.Phase != corev1.PodPending || updated.Generation != patched.Generation+1 {
@@ -104,7 +131,8 @@ func TestResize(t *testing.T) {
 		if err != nil || same.Generation != updated.Generation {
 			t.Errorf("a resize to the same value: %v, generation %d, want %d", err, same.Generation, updated.Generation)
 		}
-		// Server-side apply owns the resources only.
+		// Server-side apply: its manager owns all it sent (upstream resets
+		// no fields), though only the resources change.
 		apply := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"resize","labels":{"ignored":"yes"}},"spec":{"containers":[{"name":"c1","resources":{"requests":{"cpu":"30m"}}}]}}`
 		applied, err := pods.Patch(ctx, "resize", types.ApplyPatchType, []byte(apply), metav1.PatchOptions{FieldManager: "vpa", Force: ptr.To(true)}, "resize")
 		if err != nil {
@@ -116,7 +144,7 @@ func TestResize(t *testing.T) {
 		i := slices.IndexFunc(applied.ManagedFields, func(m metav1.ManagedFieldsEntry) bool { return m.Manager == "vpa" })
 		if i < 0 {
 			t.Errorf("no managed fields of vpa: %+v", applied.ManagedFields)
-		} else if m := applied.ManagedFields[i]; m.Subresource != "resize" || !strings.Contains(string(m.FieldsV1.Raw), "resources") || strings.Contains(string(m.FieldsV1.Raw), "labels") {
+		} else if m := applied.ManagedFields[i]; m.Subresource != "resize" || !strings.Contains(string(m.FieldsV1.Raw), "resources") {
 			t.Errorf("vpa's managed fields: subresource %q, %s", m.Subresource, m.FieldsV1.Raw)
 		}
 		// A dry run changes nothing.
@@ -138,9 +166,14 @@ func TestResize(t *testing.T) {
 			{"QoS", `{"spec":{"containers":[{"name":"c1","resources":{"requests":{"cpu":"20m","memory":"1Mi"},"limits":{"cpu":"20m","memory":"1Mi"}}},{"name":"c2","resources":{"requests":{"cpu":"1","memory":"45Mi"},"limits":{"cpu":"1"}}}]}}`,
 				[]string{"FieldValueInvalid spec: Invalid value: \"Burstable\": Pod QOS Class may not change as a result of resizing"}},
 			{"request removed", `{"spec":{"containers":[{"name":"c1","resources":{"requests":{"cpu":null}}}]}}`,
-				[]string{"FieldValueForbidden spec.containers[0].resources.requests[cpu]: Forbidden: resource requests cannot be removed"}},
+				[]string{"FieldValueForbidden spec.containers[0].resources.requests: Forbidden: resource requests cannot be removed"}},
 			{"limit removed", `{"spec":{"containers":[{"name":"c2","resources":{"limits":{"memory":null}}}]}}`,
-				[]string{"FieldValueForbidden spec.containers[1].resources.limits[memory]: Forbidden: resource limits cannot be removed"}},
+				[]string{"FieldValueForbidden spec.containers[1].resources.limits: Forbidden: resource limits cannot be removed"}},
+			{"requests and limits removed", `{"spec":{"containers":[{"name":"c2","resources":{"requests":{"memory":null},"limits":{"memory":null}}}]}}`,
+				[]string{"FieldValueForbidden spec.containers[1].resources.requests: Forbidden: resource requests cannot be removed",
+					"FieldValueForbidden spec.containers[1].resources.limits: Forbidden: resource limits cannot be removed"}},
+			{"resize policy", `{"spec":{"containers":[{"name":"c1","resizePolicy":[{"resourceName":"cpu","restartPolicy":"RestartContainer"}]}]}}`,
+				[]string{"FieldValueForbidden spec: Forbidden: only cpu and memory resources are mutable"}},
 			{"ephemeral storage", `{"spec":{"containers":[{"name":"c1","resources":{"requests":{"ephemeral-storage":"1Gi"}}}]}}`,
 				[]string{"FieldValueForbidden spec: Forbidden: only cpu and memory resources are mutable"}},
 			{"reordered", `{"spec":{"$setElementOrder/containers":[{"name":"c2"},{"name":"c1"}]}}`,
