@@ -176,6 +176,9 @@ func (o *agentOptions) runNode(ctx context.Context, cfg *restclient.Config) erro
 		return fmt.Errorf("cannot run a node here: %s", why)
 	}
 	opts.RotateServerCertificates = o.rotateServerCerts
+	// The kubelet server's, as upstream kubelet's --client-ca-file (a
+	// real node serves no component server of its own).
+	opts.ClientCAFile = o.serving.Authentication.ClientCert.ClientCA
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
