@@ -18,7 +18,8 @@ import (
 // newKubeletCommand is the kubelet alone, with upstream kubelet's flag
 // names where they exist (--hostname-override, --root-dir,
 // --container-runtime-endpoint, --node-ip, --node-labels,
-// --register-with-taints, --max-pods, --tls-cert-file, --client-ca-file).
+// --register-with-taints, --max-pods, --tls-cert-file, --client-ca-file,
+// --rotate-server-certificates).
 func newKubeletCommand() *cobra.Command {
 	node := &nodeOptions{rootDir: "/var/lib/kubelet"}
 	var kubeconfig, tlsCert, tlsKey, clientCA, address string
@@ -76,7 +77,7 @@ API on --address:--port, authenticating with client certificates of
 	fs.StringVar(&dataDir, "data-dir", dataDir, "Directory of skiff's own containerd and of images to import at start (<data-dir>/agent/images).")
 	fs.StringVar(&address, "address", "0.0.0.0", "The IP address the kubelet server listens on.")
 	fs.IntVar(&port, "port", port, "The kubelet server's port.")
-	fs.StringVar(&tlsCert, "tls-cert-file", "", "The kubelet server's certificate; empty: a self-signed one in <root-dir>/pki.")
+	fs.StringVar(&tlsCert, "tls-cert-file", "", "The kubelet server's certificate; empty: the kubelet-serving one of --rotate-server-certificates, a self-signed one in <root-dir>/pki until it is issued (and without it).")
 	fs.StringVar(&tlsKey, "tls-private-key-file", "", "The key of --tls-cert-file.")
 	fs.BoolVar(&rotateServerCerts, "rotate-server-certificates", true, "Request the serving certificate with a kubernetes.io/kubelet-serving CSR (approved by skiff's csrapproving controller when its names are the Node's) and renew it as it nears expiry; the self-signed (or --tls-cert-file's) one is served until it is issued. Default: true unless --tls-cert-file is given.")
 	fs.StringVar(&clientCA, "client-ca-file", "", "CA bundle that verifies client certificates (the API server's kubelet client certificate); empty: bearer tokens only.")
