@@ -12,6 +12,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -382,5 +383,43 @@ func TestPodEviction(t *testing.T) {
 	}
 	if _, err := pods.Get(ctx, "other", metav1.GetOptions{}); err != nil {
 		t.Errorf("the mismatched eviction deleted the pod: %v", err)
+	}
+}
+
+// TestNodeCreateKeepsStatus: as upstream, a Node is created with the status
+// it is sent (a kubelet registers with its addresses and capacity), while
+// other kinds with a status subresource start with an empty one.
+func TestNodeCreateKeepsStatus(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	name := "registered-" + newNamespace(t)
+	status := corev1.NodeStatus{
+		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.1.2.3"}, {Type: corev1.NodeHostName, Address: name}},
+		Capacity:  corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourcePods: resource.MustParse("110")},
+	}
+	created, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: status}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	got, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*corev1.Node{created, got} {
+		if len(n.Status.Addresses) != 2 || n.Status.Addresses[0].Address != "10.1.2.3" || !n.Status.Capacity.Cpu().Equal(resource.MustParse("2")) {
+			t.Errorf("node status after create: %+v", n.Status)
+		}
+	}
+
+	ns := newNamespace(t)
+	svc, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "s"},
+		Spec:   corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "1.2.3.4"}}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.Status.LoadBalancer.Ingress) != 0 {
+		t.Errorf("service status kept on create: %+v", svc.Status)
 	}
 }

@@ -48,7 +48,7 @@ var Resources = []store.Resource{
 		Warnings: corevalidation.SecretWarnings},
 	{Resource: gr("serviceaccounts"), Singular: "serviceaccount", Namespaced: true, ReturnDeletedObject: true, ShortNames: []string{"sa"}, AllowCreateOnUpdate: true,
 		New: func() runtime.Object { return &corev1.ServiceAccount{} }, NewList: func() runtime.Object { return &corev1.ServiceAccountList{} }},
-	{Resource: gr("nodes"), Singular: "node", ShortNames: []string{"no"}, HasStatus: true, Fields: corefields.Fields["Node"],
+	{Resource: gr("nodes"), Singular: "node", ShortNames: []string{"no"}, HasStatus: true, KeepStatusOnCreate: true, Fields: corefields.Fields["Node"],
 		New: func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} },
 		Validate: corevalidation.ForCreate(corevalidation.ValidateNode), ValidateUpdate: corevalidation.ForUpdate(corevalidation.ValidateNodeUpdate)},
 	{Resource: gr("namespaces"), Singular: "namespace", ShortNames: []string{"ns"}, HasStatus: true, Fields: corefields.Fields["Namespace"],

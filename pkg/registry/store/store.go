@@ -40,6 +40,10 @@ type Resource struct {
 	// HasStatus gives the resource a status subresource: updates of the main
 	// resource keep the stored status, and /status updates keep the rest.
 	HasStatus bool
+	// KeepStatusOnCreate keeps the status a create sends (upstream's nodes:
+	// a kubelet registers with its addresses and capacity); otherwise a
+	// create starts with an empty status.
+	KeepStatusOnCreate bool
 	// ValidateName checks metadata.name; DNS-1123 subdomain when nil.
 	ValidateName func(name string, prefix bool) []string
 	// AllowCreateOnUpdate lets PUT create a missing object, as upstream allows

@@ -36,7 +36,7 @@ func newStrategy(res Resource) *strategy {
 func (s *strategy) NamespaceScoped() bool { return s.res.Namespaced }
 
 func (s *strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
-	if s.res.HasStatus {
+	if s.res.HasStatus && !s.res.KeepStatusOnCreate {
 		resetField(obj, "Status")
 	}
 	if s.res.Generation != NoGeneration {

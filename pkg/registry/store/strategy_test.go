@@ -62,6 +62,15 @@ func TestPrepareForCreate(t *testing.T) {
 		t.Errorf("HasStatus=false: status %+v generation %d", d.Status, d.Generation)
 	}
 
+	// KeepStatusOnCreate (nodes) keeps the status the create sends.
+	keep := deployments
+	keep.KeepStatusOnCreate = true
+	d = deployment(2)
+	newStrategy(keep).PrepareForCreate(ctx, d)
+	if d.Status.Replicas != 3 {
+		t.Errorf("KeepStatusOnCreate: status %+v", d.Status)
+	}
+
 	// NoGeneration leaves it alone; GenerationOnContent starts at 1 too.
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Generation: 5}}
 	newStrategy(configmaps).PrepareForCreate(ctx, cm)
