@@ -584,14 +584,17 @@ func (ln *localNode) testPreemptionExecutionPath(t *testing.T) {
 			return ""
 		})
 	}
-	preemptor := pausePod("pod4", prefix+"4", corev1.ResourceList{fakecpu: resource.MustParse("500")}, ln.node.Name)
+	// Not "pod4" as upstream: the 0.0.0.0 hostPort subtest's pod4 and the
+	// extended-resource subtest's preemptor may still be terminating in
+	// this shared namespace.
+	preemptor := pausePod("rs-preemptor", prefix+"4", corev1.ResourceList{fakecpu: resource.MustParse("500")}, ln.node.Name)
 	if _, err := pods.Create(ctx, preemptor, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = pods.Delete(ctx, "pod4", metav1.DeleteOptions{}) })
-	ln.waitPod(t, "pod4", 60*time.Second, func(p *corev1.Pod) string {
+	t.Cleanup(func() { _ = pods.Delete(ctx, "rs-preemptor", metav1.DeleteOptions{}) })
+	ln.waitPod(t, "rs-preemptor", 60*time.Second, func(p *corev1.Pod) string {
 		if p.Spec.NodeName == "" {
-			return "pod4 not bound"
+			return "rs-preemptor not bound"
 		}
 		return podRunning(p)
 	})
