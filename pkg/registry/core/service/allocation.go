@@ -149,7 +149,8 @@ func (a *Allocators) afterDelete(obj runtime.Object, options *metav1.DeleteOptio
 }
 
 func (t *txn) allocateClusterIP(ctx context.Context, svc *corev1.Service) field.ErrorList {
-	path := field.NewPath("spec", "clusterIPs").Index(0)
+	// Upstream's allocator reports its failures on the whole list.
+	path := field.NewPath("spec", "clusterIPs")
 	ip := svc.Spec.ClusterIP
 	if ip == "" {
 		var err error
@@ -165,10 +166,10 @@ func (t *txn) allocateClusterIP(ctx context.Context, svc *corev1.Service) field.
 		}
 	} else if t.dryRun {
 		if free, _ := t.a.IPs.Free(ctx, t.a.IPs.Index(ip)); !free {
-			return field.ErrorList{field.Invalid(path, ip, "failed to allocate IP "+ip+": provided IP is already allocated")}
+			return field.ErrorList{field.Invalid(path, []string{ip}, "failed to allocate IP "+ip+": provided IP is already allocated")}
 		}
 	} else if err := t.a.IPs.AllocateIP(ctx, ip); err != nil {
-		return field.ErrorList{field.Invalid(path, ip, "failed to allocate IP "+ip+": "+err.Error())}
+		return field.ErrorList{field.Invalid(path, []string{ip}, "failed to allocate IP "+ip+": "+err.Error())}
 	}
 	if !t.dryRun {
 		t.newIPs = append(t.newIPs, ip)

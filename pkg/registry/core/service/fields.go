@@ -66,9 +66,16 @@ func nodePorts(svc *corev1.Service) []int {
 // that omits them (`kubectl replace` of a manifest without clusterIP), as
 // upstream does; a changed value is left for validation to reject.
 func keepAllocatedValues(svc, old *corev1.Service) {
-	if needsClusterIP(svc) && needsClusterIP(old) && svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) == 0 {
-		svc.Spec.ClusterIP = old.Spec.ClusterIP
-		svc.Spec.ClusterIPs = old.Spec.ClusterIPs
+	// Each of the pair on its own, as upstream's patchAllocatedValues: ""
+	// sent with the stored clusterIPs (a headless Service's ["None"])
+	// keeps both. Headless counts: "None" is its value.
+	if typeHasClusterIP(svc) && typeHasClusterIP(old) {
+		if svc.Spec.ClusterIP == "" {
+			svc.Spec.ClusterIP = old.Spec.ClusterIP
+		}
+		if len(svc.Spec.ClusterIPs) == 0 {
+			svc.Spec.ClusterIPs = old.Spec.ClusterIPs
+		}
 	}
 	if svc.Spec.Type != corev1.ServiceTypeExternalName {
 		if len(svc.Spec.IPFamilies) == 0 {

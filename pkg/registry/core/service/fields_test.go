@@ -31,6 +31,7 @@ func TestDropTypeDependentFields(t *testing.T) {
 			s.Spec.ClusterIP, s.Spec.ClusterIPs, s.Spec.IPFamilies, s.Spec.IPFamilyPolicy = "", nil, nil, nil
 			s.Spec.Ports[0].NodePort = 0
 			s.Spec.ExternalTrafficPolicy = ""
+			s.Spec.InternalTrafficPolicy = nil
 		},
 	}, {
 		name: "to ExternalName with a changed clusterIP and policy",
@@ -48,6 +49,7 @@ func TestDropTypeDependentFields(t *testing.T) {
 			s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyPreferDualStack)
 			s.Spec.Ports[0].NodePort = 30008
 			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+			s.Spec.InternalTrafficPolicy = nil
 		},
 	}, {
 		name:   "to ClusterIP keeps the address",

@@ -29,6 +29,10 @@ func dropTypeDependentFields(svc, old *corev1.Service) {
 		if policy(svc) == policy(old) {
 			svc.Spec.IPFamilyPolicy = nil
 		}
+		// ExternalName has no endpoints to route to.
+		if a, b := svc.Spec.InternalTrafficPolicy, old.Spec.InternalTrafficPolicy; (a == nil) == (b == nil) && (a == nil || *a == *b) {
+			svc.Spec.InternalTrafficPolicy = nil
+		}
 	}
 	if holdsNodePorts(old) && !holdsNodePorts(svc) && noNewNodePorts(svc, old) {
 		for i := range svc.Spec.Ports {

@@ -110,9 +110,10 @@ func checkExternalName(t *testing.T, svc *corev1.Service) {
 	if s.ExternalTrafficPolicy != "" || s.HealthCheckNodePort != 0 {
 		t.Errorf("ExternalName kept externalTrafficPolicy %q healthCheckNodePort %d", s.ExternalTrafficPolicy, s.HealthCheckNodePort)
 	}
-	// Upstream leaves internalTrafficPolicy (not allocated, not forbidden).
-	if s.InternalTrafficPolicy == nil || *s.InternalTrafficPolicy != corev1.ServiceInternalTrafficPolicyCluster {
-		t.Errorf("internalTrafficPolicy %v, want Cluster kept", s.InternalTrafficPolicy)
+	// Upstream drops internalTrafficPolicy too (checked against it by
+	// TestServiceTypeChangesUpstream).
+	if s.InternalTrafficPolicy != nil {
+		t.Errorf("ExternalName kept internalTrafficPolicy %v", *s.InternalTrafficPolicy)
 	}
 }
 
@@ -206,7 +207,7 @@ func testServiceTypeChanges(t *testing.T, c typedcorev1.ServiceInterface) {
 		taken := tcpService("wants-the-same-ip", corev1.ServiceTypeClusterIP)
 		taken.Spec.ClusterIP = svc.Spec.ClusterIP
 		_, err = c.Create(ctx, taken, metav1.CreateOptions{})
-		wantInvalid(t, err, "spec.clusterIPs[0]", "provided IP is already allocated")
+		wantInvalid(t, err, "spec.clusterIPs", "provided IP is already allocated")
 	})
 
 	t.Run("ExternalName to NodePort", func(t *testing.T) {
@@ -306,6 +307,21 @@ func testServiceTypeChanges(t *testing.T, c typedcorev1.ServiceInterface) {
 
 	// What the client changed along with the type is not dropped: upstream's
 	// validation errors, and nothing is released.
+	t.Run("headless update clearing clusterIP", func(t *testing.T) {
+		// What a read-modify-write that blanks clusterIP sends: "" with the
+		// stored clusterIPs ["None"]. Upstream keeps the Service headless.
+		old := tcpService("headless", corev1.ServiceTypeClusterIP)
+		old.Spec.ClusterIP = corev1.ClusterIPNone
+		create(t, c, old)
+		svc, err := update(t, c, "headless", func(s *corev1.Service) { s.Spec.ClusterIP = "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc.Spec.ClusterIP != corev1.ClusterIPNone || !slices.Equal(svc.Spec.ClusterIPs, []string{corev1.ClusterIPNone}) {
+			t.Errorf("headless after update: clusterIP %q clusterIPs %v", svc.Spec.ClusterIP, svc.Spec.ClusterIPs)
+		}
+	})
+
 	t.Run("conflicting fields", func(t *testing.T) {
 		old := create(t, c, tcpService("conflicts", corev1.ServiceTypeNodePort))
 		_, err := update(t, c, old.Name, func(s *corev1.Service) {
@@ -338,7 +354,7 @@ func testServiceTypeChanges(t *testing.T, c typedcorev1.ServiceInterface) {
 		taken := tcpService("conflicts-ip", corev1.ServiceTypeClusterIP)
 		taken.Spec.ClusterIP = old.Spec.ClusterIP
 		_, err = c.Create(ctx, taken, metav1.CreateOptions{})
-		wantInvalid(t, err, "spec.clusterIPs[0]", "provided IP is already allocated")
+		wantInvalid(t, err, "spec.clusterIPs", "provided IP is already allocated")
 		takenPort := tcpService("conflicts-port", corev1.ServiceTypeNodePort)
 		takenPort.Spec.Ports[0].NodePort = old.Spec.Ports[0].NodePort
 		_, err = c.Create(ctx, takenPort, metav1.CreateOptions{})
