@@ -35,9 +35,6 @@ type Mount struct {
 // SandboxOptions are the node-side facts a pod sandbox config needs.
 type SandboxOptions struct {
 	NodeName string
-	// Hostname is the node's hostname. Not sent to the runtime: a
-	// host-network sandbox gets none, as upstream's.
-	Hostname string
 	// LogDir overrides the pod's log directory (default
 	// /var/log/pods/<ns>_<name>_<uid>).
 	LogDir string

@@ -25,7 +25,7 @@ func TestSandbox(t *testing.T) {
 	}
 	pod.Spec.InitContainers = []corev1.Container{{Name: "init", Ports: []corev1.ContainerPort{{ContainerPort: 1}}}} // not mapped
 	dns := &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"ns.svc.cluster.local"}, Options: []string{"ndots:5"}}
-	cfg, err := Sandbox(pod, SandboxOptions{NodeName: "node-a", Hostname: "node-a-host", DNS: dns, Attempt: 2})
+	cfg, err := Sandbox(pod, SandboxOptions{NodeName: "node-a", DNS: dns, Attempt: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestSandboxSecurity(t *testing.T) {
 		Sysctls:            []corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "0"}, {Name: "kernel.shm_rmid_forced", Value: "1"}},
 	}
 	pod.Spec.InitContainers = []corev1.Container{{Name: "init", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}}
-	cfg, err := Sandbox(pod, SandboxOptions{Hostname: "node-a-host", CgroupParent: "/custom", LogDir: "/logs/x"})
+	cfg, err := Sandbox(pod, SandboxOptions{CgroupParent: "/custom", LogDir: "/logs/x"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -308,12 +307,4 @@ func (r *Runtime) hostIPs() []string {
 		return nil
 	}
 	return r.cfg.HostIPs()
-}
-
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return ""
-	}
-	return h
 }

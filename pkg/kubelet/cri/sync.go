@@ -254,7 +254,7 @@ func runtimeHandler(pod *corev1.Pod) string {
 
 func (s *syncer) newSandboxConfig(attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
 	o := containerspec.SandboxOptions{
-		NodeName: s.r.cfg.NodeName, Hostname: hostname(), Attempt: attempt, ClusterDomain: s.r.cfg.ClusterDomain,
+		NodeName: s.r.cfg.NodeName, Attempt: attempt, ClusterDomain: s.r.cfg.ClusterDomain,
 		LogDir: filepath.Join(s.r.cfg.PodLogsDir, fmt.Sprintf("%s_%s_%s", s.pod.Namespace, s.pod.Name, s.pod.UID)),
 	}
 	if s.r.cfg.CgroupParent != nil {
