@@ -127,6 +127,34 @@ func StartAPIServer(t testing.TB, so ServerOptions) *restclient.Config {
 	return cfg
 }
 
+// StartUpstreamAPIServer runs upstream's kube-apiserver (hack/upstream.sh's
+// build, on its own etcd) until the test ends and returns an admin config:
+// for tests that hold skiff and upstream to the same expectations. Skipped
+// when it is not built, and with -short.
+func StartUpstreamAPIServer(t testing.TB) *restclient.Config {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts kube-apiserver")
+	}
+	if bin, ok := harness.UpstreamBinary("kube-apiserver"); !ok {
+		t.Skipf("%s not built (hack/upstream.sh kube-apiserver)", bin)
+	}
+	srv, err := harness.StartUpstream(context.Background(), harness.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("stopping kube-apiserver: %v", err)
+		}
+	})
+	cfg, err := srv.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // RunControllers runs controllers.Run against cfg until the test ends,
 // which fails if they return an error or do not stop. Options.Controllers
 // picks which (e.g. []string{"replicaset-controller"}); with

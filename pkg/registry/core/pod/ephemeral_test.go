@@ -18,7 +18,6 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"github.com/skiff-dev/skiff/test/harness"
 	"github.com/skiff-dev/skiff/test/integration"
 )
 
@@ -44,22 +43,7 @@ func TestEphemeralContainers(t *testing.T) {
 // TestEphemeralContainersUpstream holds upstream's kube-apiserver to the
 // same expectations, when hack/upstream.sh has built it.
 func TestEphemeralContainersUpstream(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kube-apiserver")
-	}
-	if bin, ok := harness.UpstreamBinary("kube-apiserver"); !ok {
-		t.Skipf("%s not built (hack/upstream.sh kube-apiserver)", bin)
-	}
-	srv, err := harness.StartUpstream(context.Background(), harness.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	cfg, err := srv.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testEphemeralContainers(t, cfg)
+	testEphemeralContainers(t, integration.StartUpstreamAPIServer(t))
 }
 
 func testEphemeralContainers(t *testing.T, cfg *restclient.Config) {

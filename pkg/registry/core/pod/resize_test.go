@@ -16,7 +16,6 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"github.com/skiff-dev/skiff/test/harness"
 	"github.com/skiff-dev/skiff/test/integration"
 )
 
@@ -32,22 +31,7 @@ func TestResize(t *testing.T) {
 // TestResizeUpstream holds upstream's kube-apiserver to the same
 // expectations, when hack/upstream.sh has built it.
 func TestResizeUpstream(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kube-apiserver")
-	}
-	if bin, ok := harness.UpstreamBinary("kube-apiserver"); !ok {
-		t.Skipf("%s not built (hack/upstream.sh kube-apiserver)", bin)
-	}
-	srv, err := harness.StartUpstream(context.Background(), harness.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	cfg, err := srv.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testResize(t, cfg)
+	testResize(t, integration.StartUpstreamAPIServer(t))
 }
 
 func testResize(t *testing.T, cfg *restclient.Config) {
