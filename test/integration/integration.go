@@ -133,26 +133,7 @@ func StartAPIServer(t testing.TB, so ServerOptions) *restclient.Config {
 // when it is not built, and with -short.
 func StartUpstreamAPIServer(t testing.TB) *restclient.Config {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts kube-apiserver")
-	}
-	if bin, ok := harness.UpstreamBinary("kube-apiserver"); !ok {
-		t.Skipf("%s not built (hack/upstream.sh kube-apiserver)", bin)
-	}
-	srv, err := harness.StartUpstream(context.Background(), harness.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Errorf("stopping kube-apiserver: %v", err)
-		}
-	})
-	cfg, err := srv.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return harness.StartUpstreamTest(t, harness.Options{}).AdminConfig(t)
 }
 
 // RunControllers runs controllers.Run against cfg until the test ends,

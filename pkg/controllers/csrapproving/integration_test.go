@@ -40,24 +40,10 @@ func TestMain(m *testing.M) {
 // node may not make one: NodeRestriction); one made before its
 // Node reports the addresses is approved once it does.
 func TestServingCSRs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs skiff")
-	}
+	s := harness.StartSkiffTest(t, harness.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	s, err := harness.StartSkiff(ctx, harness.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	cfg, err := s.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := s.AdminConfig(t)
 	admin := kubernetes.NewForConfigOrDie(cfg)
 	caPEM, err := os.ReadFile(filepath.Join(s.Dir, "pki", "ca.crt"))
 	if err != nil {

@@ -29,25 +29,10 @@ func TestMain(m *testing.M) {
 // content (a ConfigMap) is not deleted; once the pod is gone, it is, and
 // the namespace goes too.
 func TestPodsAreDeletedFirst(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs skiff")
-	}
+	s := harness.StartSkiffTest(t, harness.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	s, err := harness.StartSkiff(ctx, harness.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	}()
-	cfg, err := s.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := kubernetes.NewForConfigOrDie(cfg)
+	c := kubernetes.NewForConfigOrDie(s.AdminConfig(t))
 
 	const ns, finalizer = "nsdeletetest", "e2e.example.com/finalizer"
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

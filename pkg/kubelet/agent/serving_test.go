@@ -48,18 +48,10 @@ func TestServingCertificateBootstrap(t *testing.T) {
 	if _, err := os.Stat(kubectl); err != nil {
 		t.Skip("no kubectl:", err)
 	}
+	// Stopped after the nodes' cleanups, which still read its CA file.
+	s := harness.StartSkiffTest(t, harness.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	s, err := harness.StartSkiff(ctx, harness.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// After the nodes' cleanups, which still read its CA file.
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
 	// nodes/proxy dials global unicast addresses only.
 	ip, err := machine.DefaultRouteIP()
 	if err != nil || !ip.IsGlobalUnicast() {

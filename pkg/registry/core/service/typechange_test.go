@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,32 +29,13 @@ func TestMain(m *testing.M) {
 // returns a Services client for the default namespace.
 func startServer(t *testing.T, upstream bool) typedcorev1.ServiceInterface {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("runs an apiserver")
-	}
-	if _, ok := harness.UpstreamBinary("kube-apiserver"); upstream && !ok {
-		t.Skip("no upstream kube-apiserver (hack/upstream.sh kube-apiserver)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	start := func() (*harness.Server, error) { return harness.StartSkiff(ctx, harness.Options{Command: "apiserver"}) }
+	var s *harness.Server
 	if upstream {
-		start = func() (*harness.Server, error) { return harness.StartUpstream(ctx, harness.Options{}) }
+		s = harness.StartUpstreamTest(t, harness.Options{})
+	} else {
+		s = harness.StartSkiffTest(t, harness.Options{Command: "apiserver"})
 	}
-	s, err := start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	cfg, err := s.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kubernetes.NewForConfigOrDie(cfg).CoreV1().Services(metav1.NamespaceDefault)
+	return kubernetes.NewForConfigOrDie(s.AdminConfig(t)).CoreV1().Services(metav1.NamespaceDefault)
 }
 
 func tcpService(name string, typ corev1.ServiceType) *corev1.Service {
