@@ -21,6 +21,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/kubelet/admission"
 	"github.com/skiff-dev/skiff/pkg/kubelet/container"
 	"github.com/skiff-dev/skiff/pkg/kubelet/status"
+	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
 )
 
 // nodeMissingRetry is how soon a pod bound to a node that is not
@@ -47,8 +48,9 @@ type PodHost struct {
 	mu       sync.Mutex
 	admitted map[types.UID]corev1.ResourceList
 	used     corev1.ResourceList
-	// ports are the host ports of the admitted pods.
-	ports map[types.UID][]admission.HostPort
+	// ports are the host ports of the admitted pods, usedPorts all of them.
+	ports     map[types.UID][]corev1.ContainerPort
+	usedPorts framework.HostPortInfo
 }
 
 // admit admits the pod if the node holds it next to the pods it admitted
@@ -61,13 +63,12 @@ func (h *PodHost) admit(pod *corev1.Pod, node *corev1.Node) rejection {
 	defer h.mu.Unlock()
 	if h.admitted == nil {
 		h.admitted, h.used = map[types.UID]corev1.ResourceList{}, corev1.ResourceList{}
-		h.ports = map[types.UID][]admission.HostPort{}
+		h.ports, h.usedPorts = map[types.UID][]corev1.ContainerPort{}, framework.HostPortInfo{}
 	}
 	if _, ok := h.admitted[pod.UID]; ok {
 		return nil
 	}
 	requests := admission.Requests(pod)
-	ports := admission.HostPorts(pod)
 	if pod.Status.Phase != corev1.PodRunning {
 		// As upstream: the node's conditions first, then the resources;
 		// a pod already running (an agent restart) is not refused.
@@ -79,16 +80,15 @@ func (h *PodHost) admit(pod *corev1.Pod, node *corev1.Node) rejection {
 		if r := admission.Fit(requests, h.used, len(h.admitted), admission.Allocatable(h.Allocatable, node)); r != nil {
 			return r
 		}
-		held := make([][]admission.HostPort, 0, len(h.ports))
-		for _, p := range h.ports {
-			held = append(held, p)
-		}
-		if r := admission.FitPorts(ports, held); r != nil {
+		if r := admission.FitPorts(pod, h.usedPorts); r != nil {
 			return r
 		}
 	}
 	h.admitted[pod.UID] = requests
-	h.ports[pod.UID] = ports
+	h.ports[pod.UID] = framework.GetHostPorts(pod)
+	for _, p := range h.ports[pod.UID] {
+		h.usedPorts.Add(p.HostIP, string(p.Protocol), p.HostPort)
+	}
 	admission.Add(h.used, requests)
 	return nil
 }
@@ -112,6 +112,9 @@ func (h *PodHost) release(uid types.UID) {
 	if requests, ok := h.admitted[uid]; ok {
 		admission.Sub(h.used, requests)
 		delete(h.admitted, uid)
+		for _, p := range h.ports[uid] {
+			h.usedPorts.Remove(p.HostIP, string(p.Protocol), p.HostPort)
+		}
 		delete(h.ports, uid)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
 )
 
 func portsPod(ports ...corev1.ContainerPort) *corev1.Pod {
@@ -12,9 +14,14 @@ func portsPod(ports ...corev1.ContainerPort) *corev1.Pod {
 
 func TestFitPorts(t *testing.T) {
 	always := corev1.ContainerRestartPolicyAlways
-	held := [][]HostPort{
-		HostPorts(portsPod(corev1.ContainerPort{ContainerPort: 80, HostPort: 21017})),
-		HostPorts(portsPod(corev1.ContainerPort{ContainerPort: 53, HostPort: 54321, HostIP: "10.0.0.1", Protocol: corev1.ProtocolUDP})),
+	held := framework.HostPortInfo{}
+	for _, p := range []*corev1.Pod{
+		portsPod(corev1.ContainerPort{ContainerPort: 80, HostPort: 21017}),
+		portsPod(corev1.ContainerPort{ContainerPort: 53, HostPort: 54321, HostIP: "10.0.0.1", Protocol: corev1.ProtocolUDP}),
+	} {
+		for _, hp := range framework.GetHostPorts(p) {
+			held.Add(hp.HostIP, string(hp.Protocol), hp.HostPort)
+		}
 	}
 	for _, c := range []struct {
 		name string
@@ -33,7 +40,7 @@ func TestFitPorts(t *testing.T) {
 		{"an init container's does not", &corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "i",
 			Ports: []corev1.ContainerPort{{ContainerPort: 1, HostPort: 21017}}}}}}, true},
 	} {
-		r := FitPorts(HostPorts(c.pod), held)
+		r := FitPorts(c.pod, held)
 		if (r == nil) != c.fits {
 			t.Errorf("%s: rejection %v, want fits %v", c.name, r, c.fits)
 		}
