@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
 
-	"github.com/skiff-dev/skiff/pkg/kubelet/nodestatus"
+	"github.com/skiff-dev/skiff/pkg/apis/core/helper"
 )
 
 // Upstream's rejection reasons: OutOf<resource>.
@@ -89,7 +89,7 @@ func Fit(requests, used corev1.ResourceList, admitted int, allocatable corev1.Re
 	}
 	sort.Strings(extended)
 	for _, name := range extended {
-		if _, known := allocatable[corev1.ResourceName(name)]; !known && nodestatus.IsExtendedResourceName(corev1.ResourceName(name)) {
+		if _, known := allocatable[corev1.ResourceName(name)]; !known && helper.IsExtendedResourceName(corev1.ResourceName(name)) {
 			// As upstream's removeMissingExtendedResources: an extended
 			// resource the node does not have is the cluster's, not the
 			// node's to check.
@@ -111,7 +111,7 @@ func Allocatable(own corev1.ResourceList, node *corev1.Node) corev1.ResourceList
 		return out
 	}
 	for name, q := range node.Status.Allocatable {
-		if _, ok := own[name]; !ok && nodestatus.IsExtendedResourceName(name) {
+		if _, ok := own[name]; !ok && helper.IsExtendedResourceName(name) {
 			if out == nil {
 				out = corev1.ResourceList{}
 			}

@@ -1,9 +1,9 @@
 package nodestatus
 
 import (
-	"strings"
-
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiff-dev/skiff/pkg/apis/core/helper"
 )
 
 // Resources are the node's capacity and allocatable as the kubelet writes
@@ -20,7 +20,7 @@ func Resources(current corev1.NodeStatus, capacity, allocatable corev1.ResourceL
 		outCapacity = corev1.ResourceList{}
 	}
 	for name, q := range current.Capacity {
-		if _, own := capacity[name]; !own && IsExtendedResourceName(name) {
+		if _, own := capacity[name]; !own && helper.IsExtendedResourceName(name) {
 			outCapacity[name] = q.DeepCopy()
 		}
 	}
@@ -32,20 +32,9 @@ func Resources(current corev1.NodeStatus, capacity, allocatable corev1.ResourceL
 		outAllocatable = corev1.ResourceList{}
 	}
 	for name, q := range outCapacity {
-		if _, own := outAllocatable[name]; !own && IsExtendedResourceName(name) {
+		if _, own := outAllocatable[name]; !own && helper.IsExtendedResourceName(name) {
 			outAllocatable[name] = q.DeepCopy()
 		}
 	}
 	return outCapacity, outAllocatable
-}
-
-// IsExtendedResourceName is upstream's: a fully qualified name outside the
-// kubernetes.io domain, not a quota's requests. prefix.
-func IsExtendedResourceName(name corev1.ResourceName) bool {
-	s := string(name)
-	domain, _, qualified := strings.Cut(s, "/")
-	if !qualified || domain == "" || strings.HasPrefix(s, corev1.DefaultResourceRequestsPrefix) {
-		return false
-	}
-	return domain != "kubernetes.io" && !strings.HasSuffix(domain, ".kubernetes.io")
 }

@@ -55,15 +55,3 @@ func TestResourcesKeepOthersExtendedResources(t *testing.T) {
 		t.Errorf("allocatable without one configured %v, want %v", alloc, capacity)
 	}
 }
-
-func TestIsExtendedResourceName(t *testing.T) {
-	for name, want := range map[corev1.ResourceName]bool{
-		"scheduling.k8s.io/foo": true, "example.com/fakecpu": true, "nvidia.com/gpu": true,
-		"cpu": false, "hugepages-2Mi": false, "kubernetes.io/foo": false, "x.kubernetes.io/foo": false,
-		"requests.example.com/foo": false,
-	} {
-		if got := IsExtendedResourceName(name); got != want {
-			t.Errorf("%s: %v, want %v", name, got, want)
-		}
-	}
-}

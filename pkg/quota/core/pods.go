@@ -12,12 +12,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/admission"
 	quota "k8s.io/apiserver/pkg/quota/v1"
 	"k8s.io/apiserver/pkg/quota/v1/generic"
 	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/utils/clock"
+
+	"github.com/skiff-dev/skiff/pkg/apis/core/helper"
 )
 
 var podGR = corev1.Resource("pods")
@@ -223,29 +224,18 @@ func podComputeUsage(requests, limits corev1.ResourceList) corev1.ResourceList {
 			result[name] = r
 			result[corev1.ResourceName(corev1.DefaultResourceRequestsPrefix+string(name))] = r
 		}
-		if isExtendedResourceName(name) || strings.HasPrefix(string(name), deviceClassPrefix) {
+		if helper.IsExtendedResourceName(name) || strings.HasPrefix(string(name), deviceClassPrefix) {
 			result[corev1.ResourceName(corev1.DefaultResourceRequestsPrefix+string(name))] = r
 		}
 	}
 	return result
 }
 
-func isNativeResource(name corev1.ResourceName) bool {
-	return !strings.Contains(string(name), "/") || strings.Contains(string(name), corev1.ResourceDefaultNamespacePrefix)
-}
-
-func isExtendedResourceName(name corev1.ResourceName) bool {
-	if isNativeResource(name) || strings.HasPrefix(string(name), corev1.DefaultResourceRequestsPrefix) {
-		return false
-	}
-	return len(validation.IsQualifiedName(corev1.DefaultResourceRequestsPrefix+string(name))) == 0
-}
-
 // isExtendedResourceNameForQuota: requests.<extended resource> (also the
 // implicit requests.deviceclass.resource.kubernetes.io/<class>).
 func isExtendedResourceNameForQuota(name corev1.ResourceName) bool {
 	implicit := strings.HasPrefix(string(name), corev1.DefaultResourceRequestsPrefix+deviceClassPrefix)
-	return (!isNativeResource(name) || implicit) && strings.HasPrefix(string(name), corev1.DefaultResourceRequestsPrefix)
+	return (!helper.IsNativeResource(name) || implicit) && strings.HasPrefix(string(name), corev1.DefaultResourceRequestsPrefix)
 }
 
 func podMatchesScope(selector corev1.ScopedResourceSelectorRequirement, object runtime.Object) (bool, error) {

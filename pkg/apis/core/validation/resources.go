@@ -7,8 +7,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiff-dev/skiff/pkg/apis/core/helper"
 )
 
 const (
@@ -40,20 +41,8 @@ func isHugePageResourceName(name corev1.ResourceName) bool {
 	return strings.HasPrefix(string(name), hugePagesPrefix)
 }
 
-// isNativeResource: unprefixed or in the kubernetes.io/ namespace.
-func isNativeResource(name corev1.ResourceName) bool {
-	return !strings.Contains(string(name), "/") || strings.Contains(string(name), corev1.ResourceDefaultNamespacePrefix)
-}
-
-func isExtendedResourceName(name corev1.ResourceName) bool {
-	if isNativeResource(name) || strings.HasPrefix(string(name), requestsPrefix) {
-		return false
-	}
-	return len(validation.IsQualifiedName(requestsPrefix+string(name))) == 0
-}
-
 func isOvercommitAllowed(name corev1.ResourceName) bool {
-	return isNativeResource(name) && !isHugePageResourceName(name)
+	return helper.IsNativeResource(name) && !isHugePageResourceName(name)
 }
 
 func isStandardResourceName(name corev1.ResourceName) bool {
@@ -65,7 +54,7 @@ func isQuotaHugePageResourceName(name corev1.ResourceName) bool {
 }
 
 func isIntegerResourceName(name corev1.ResourceName) bool {
-	return integerResources.Has(name) || isExtendedResourceName(name)
+	return integerResources.Has(name) || helper.IsExtendedResourceName(name)
 }
 
 // validateResourceName: a qualified name, standard when unprefixed.
@@ -86,7 +75,7 @@ func ValidateContainerResourceName(value corev1.ResourceName, fldPath *field.Pat
 		if !standardContainerResources.Has(value) && !isHugePageResourceName(value) {
 			return append(errs, field.Invalid(fldPath, value, "must be a standard resource for containers"))
 		}
-	} else if !isNativeResource(value) && !isExtendedResourceName(value) {
+	} else if !helper.IsNativeResource(value) && !helper.IsExtendedResourceName(value) {
 		return append(errs, field.Invalid(fldPath, value, "doesn't follow extended resource name standard"))
 	}
 	return errs

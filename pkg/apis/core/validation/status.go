@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	netutils "k8s.io/utils/net"
+
+	"github.com/skiff-dev/skiff/pkg/apis/core/helper"
 )
 
 // The validators of this file are those of upstream's status strategies
@@ -497,7 +499,7 @@ func validatePVCResourceKey(value string, fldPath *field.Path) field.ErrorList {
 	if errs := msgs(fldPath, value, validation.IsQualifiedName(value)); len(errs) != 0 {
 		return errs
 	}
-	if isNativeResource(corev1.ResourceName(value)) && corev1.ResourceName(value) != corev1.ResourceStorage {
+	if helper.IsNativeResource(corev1.ResourceName(value)) && corev1.ResourceName(value) != corev1.ResourceStorage {
 		return field.ErrorList{field.NotSupported(fldPath, value, []corev1.ResourceName{corev1.ResourceStorage})}
 	}
 	return nil
