@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	capihelper "github.com/skiff-dev/skiff/pkg/apis/certificates"
+	"github.com/skiff-dev/skiff/pkg/kubelet/certificate"
 )
 
 // Kubelet serving certificates (kubernetes.io/kubelet-serving, what a
@@ -48,7 +48,8 @@ func servingRefusal(csr *certificatesv1.CertificateSigningRequest, req *x509.Cer
 	if node == nil {
 		return fmt.Sprintf("node %q does not exist", nodeNameOf(req))
 	}
-	names, ips := nodeSANs(node)
+	// The SANs the node's own kubelet asks for.
+	names, ips := certificate.SANs(node.Status.Addresses)
 	for _, n := range req.DNSNames {
 		if !slices.Contains(names, n) {
 			return fmt.Sprintf("DNS name %q is not a hostname or DNS address of node %q", n, node.Name)
@@ -64,21 +65,6 @@ func servingRefusal(csr *certificatesv1.CertificateSigningRequest, req *x509.Cer
 
 func nodeNameOf(req *x509.CertificateRequest) string {
 	return strings.TrimPrefix(req.Subject.CommonName, "system:node:")
-}
-
-// nodeSANs are the names and IPs a node's serving certificate may have.
-func nodeSANs(node *corev1.Node) (names []string, ips []net.IP) {
-	for _, a := range node.Status.Addresses {
-		switch a.Type {
-		case corev1.NodeHostName, corev1.NodeInternalDNS, corev1.NodeExternalDNS:
-			names = append(names, a.Address)
-		case corev1.NodeInternalIP, corev1.NodeExternalIP:
-			if ip := net.ParseIP(a.Address); ip != nil {
-				ips = append(ips, ip)
-			}
-		}
-	}
-	return names, ips
 }
 
 // servingNode is the Node the serving CSR names; nil when there is none.
