@@ -136,8 +136,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
+	// By target node: an unbound daemon pod names its node in its
+	// affinity, and a taint on that node must still find it.
 	if err := idx.IndexField(context.Background(), &corev1.Pod{}, podNodeIndex, func(o client.Object) []string {
-		if n := o.(*corev1.Pod).Spec.NodeName; n != "" {
+		if n, err := targetNode(o.(*corev1.Pod)); err == nil {
 			return []string{n}
 		}
 		return nil
