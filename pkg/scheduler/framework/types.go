@@ -5,6 +5,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	resourcehelper "k8s.io/component-helpers/resource"
+
+	"github.com/skiff-dev/skiff/pkg/apis/core/helper"
 )
 
 // The requests upstream assumes for scoring a container that has none, so
@@ -140,28 +142,7 @@ func IsScalarResourceName(name v1.ResourceName) bool {
 	if len(s) > len(v1.ResourceAttachableVolumesPrefix) && s[:len(v1.ResourceAttachableVolumesPrefix)] == v1.ResourceAttachableVolumesPrefix {
 		return true
 	}
-	return isExtendedResourceName(name)
-}
-
-// isExtendedResourceName: a fully qualified name not in the kubernetes.io
-// domain and not prefixed requests.
-func isExtendedResourceName(name v1.ResourceName) bool {
-	s := string(name)
-	slash := -1
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			slash = i
-			break
-		}
-	}
-	if slash <= 0 {
-		return false
-	}
-	domain := s[:slash]
-	if domain == "kubernetes.io" || len(domain) > len(".kubernetes.io") && domain[len(domain)-len(".kubernetes.io"):] == ".kubernetes.io" {
-		return false
-	}
-	return len(s) < 9 || s[:9] != "requests."
+	return helper.IsExtendedResourceName(name)
 }
 
 // PodInfo is a pod with what the plugins compute from it once.

@@ -13,11 +13,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apimachinery/pkg/util/validation"
 	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/klog/v2"
 	configv1 "k8s.io/kube-scheduler/config/v1"
 
+	"github.com/skiff-dev/skiff/pkg/apis/core/helper"
 	"github.com/skiff-dev/skiff/pkg/scheduler/framework"
 	"github.com/skiff-dev/skiff/pkg/scheduler/plugins/names"
 )
@@ -171,7 +171,7 @@ func fitsRequest(req *framework.Resource, ni *framework.NodeInfo, ignored, ignor
 	sort.Strings(scalars)
 	for _, s := range scalars {
 		name := v1.ResourceName(s)
-		if isExtendedResourceName(name) {
+		if helper.IsExtendedResourceName(name) {
 			group := ""
 			if ignoredGroups.Len() > 0 {
 				group = strings.Split(s, "/")[0]
@@ -183,16 +183,6 @@ func fitsRequest(req *framework.Resource, ni *framework.NodeInfo, ignored, ignor
 		check(name, "Insufficient "+s, req.ScalarResources[name], used.ScalarResources[name], alloc.ScalarResources[name])
 	}
 	return out
-}
-
-// isExtendedResourceName: outside the kubernetes.io namespace, not
-// "requests."-prefixed, and a valid quota name (upstream's helper).
-func isExtendedResourceName(name v1.ResourceName) bool {
-	s := string(name)
-	if !strings.Contains(s, "/") || strings.Contains(s, "kubernetes.io/") || strings.HasPrefix(s, v1.DefaultResourceRequestsPrefix) {
-		return false
-	}
-	return len(validation.IsQualifiedName(v1.DefaultResourceRequestsPrefix+s)) == 0
 }
 
 // EventsToRegister: room is made by an assigned pod going away or being
