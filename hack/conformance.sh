@@ -172,9 +172,17 @@ if [[ -z $kubeconfig ]]; then
     # 127.0.0.1:5000 is reused and left running).
     bash hack/images.sh --registry >&2
     server_args+=(--registry-mirror registry.k8s.io=http://127.0.0.1:5000)
-    # Its own bridge, pod range and kubelet port: the default suite's local
-    # node (cni0, 10.244.0.0/16, :10250) may run on this machine meanwhile.
-    server_args+=(--cni-bridge cnf0 --cluster-cidr 10.248.0.0/16 --kubelet-port 10260)
+    # Its own bridge and pod range: the default suite's local node (cni0,
+    # 10.244.0.0/16, :10250) may run on this machine meanwhile. The kubelet
+    # port stays upstream's 10250 when free: specs name it explicitly
+    # (nodes/NODE:10250/proxy, the e2e framework's node dumps).
+    server_args+=(--cni-bridge cnf0 --cluster-cidr 10.248.0.0/16)
+    if python3 -c 'import socket; socket.socket().bind(("0.0.0.0", 10250))' 2>/dev/null; then
+      server_args+=(--kubelet-port 10250)
+    else
+      echo "port 10250 is in use: the local node's kubelet listens on 10260 (specs naming :10250 will fail)" >&2
+      server_args+=(--kubelet-port 10260)
+    fi
   else
     server_args+=(--disable-agent)
   fi
