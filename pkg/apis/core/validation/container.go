@@ -31,7 +31,7 @@ var (
 
 // validateContainerCommon applies the checks shared by regular and init
 // containers.
-func validateContainerCommon(ctr *corev1.Container, volumes map[string]corev1.VolumeSource, podClaims sets.Set[string], fldPath *field.Path, hostUsers bool) field.ErrorList {
+func validateContainerCommon(ctr *corev1.Container, volumes map[string]corev1.VolumeSource, podClaims sets.Set[string], fldPath *field.Path, podRestartPolicy corev1.RestartPolicy, hostUsers bool) field.ErrorList {
 	var errs field.ErrorList
 	if ctr.Name == "" {
 		errs = append(errs, field.Required(fldPath.Child("name"), ""))
@@ -64,6 +64,7 @@ func validateContainerCommon(ctr *corev1.Container, volumes map[string]corev1.Vo
 	errs = append(errs, validateVolumeDevices(ctr.VolumeDevices, mounts, volumes, fldPath.Child("volumeDevices"))...)
 	errs = append(errs, validatePullPolicy(ctr.ImagePullPolicy, fldPath.Child("imagePullPolicy"))...)
 	errs = append(errs, validateResourceRequirements(&ctr.Resources, ValidateContainerResourceName, podClaims, fldPath.Child("resources"))...)
+	errs = append(errs, validateResizePolicy(ctr.ResizePolicy, fldPath.Child("resizePolicy"), podRestartPolicy)...)
 	errs = append(errs, validateSecurityContext(ctr.SecurityContext, fldPath.Child("securityContext"), hostUsers)...)
 	return errs
 }
@@ -451,7 +452,7 @@ func validateContainers(containers []corev1.Container, spec *corev1.PodSpec, vol
 	for i := range containers {
 		ctr := &containers[i]
 		p := fldPath.Index(i)
-		errs = append(errs, validateContainerCommon(ctr, volumes, podClaims, p, hostUsers)...)
+		errs = append(errs, validateContainerCommon(ctr, volumes, podClaims, p, spec.RestartPolicy, hostUsers)...)
 		if names.Has(ctr.Name) {
 			errs = append(errs, field.Duplicate(p.Child("name"), ctr.Name))
 		} else {
@@ -477,7 +478,7 @@ func validateInitContainers(spec *corev1.PodSpec, volumes map[string]corev1.Volu
 	for i := range spec.InitContainers {
 		ctr := &spec.InitContainers[i]
 		p := fldPath.Index(i)
-		errs = append(errs, validateContainerCommon(ctr, volumes, podClaims, p, hostUsers)...)
+		errs = append(errs, validateContainerCommon(ctr, volumes, podClaims, p, spec.RestartPolicy, hostUsers)...)
 		restartAlways := false
 		if ctr.RestartPolicy != nil {
 			restartAlways = *ctr.RestartPolicy == corev1.ContainerRestartPolicyAlways
@@ -497,6 +498,12 @@ func validateInitContainers(spec *corev1.PodSpec, volumes map[string]corev1.Volu
 			errs = append(errs, validateProbesAndLifecycle(ctr, spec.TerminationGracePeriodSeconds, spec.OS, p)...)
 			continue
 		}
+		// A plain init container is never resized with a restart.
+		for j, rp := range ctr.ResizePolicy {
+			if rp.RestartPolicy == corev1.RestartContainer {
+				errs = append(errs, field.Invalid(p.Child("resizePolicy").Index(j).Child("restartPolicy"), rp.RestartPolicy, "must not be set to 'RestartContainer' for non-sidecar initContainers"))
+			}
+		}
 		const msg = "may not be set for init containers without restartPolicy=Always"
 		if ctr.Lifecycle != nil {
 			errs = append(errs, field.Forbidden(p.Child("lifecycle"), msg))
@@ -509,6 +516,40 @@ func validateInitContainers(spec *corev1.PodSpec, volumes map[string]corev1.Volu
 		}
 		if ctr.StartupProbe != nil {
 			errs = append(errs, field.Forbidden(p.Child("startupProbe"), msg))
+		}
+	}
+	return errs
+}
+
+var (
+	supportedResizeResources = sets.New(corev1.ResourceCPU, corev1.ResourceMemory)
+	supportedResizePolicies  = sets.New(corev1.NotRequired, corev1.RestartContainer)
+)
+
+// validateResizePolicy: cpu and memory at most once each, with a known
+// restart policy; a pod that never restarts allows only NotRequired.
+func validateResizePolicy(policies []corev1.ContainerResizePolicy, fldPath *field.Path, podRestartPolicy corev1.RestartPolicy) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[corev1.ResourceName]bool{}
+	for i, p := range policies {
+		if seen[p.ResourceName] {
+			errs = append(errs, field.Duplicate(fldPath.Index(i), p.ResourceName))
+		}
+		seen[p.ResourceName] = true
+		switch {
+		case p.ResourceName == "":
+			errs = append(errs, field.Required(fldPath, ""))
+		case !supportedResizeResources.Has(p.ResourceName):
+			errs = append(errs, field.NotSupported(fldPath, p.ResourceName, sets.List(supportedResizeResources)))
+		}
+		switch {
+		case p.RestartPolicy == "":
+			errs = append(errs, field.Required(fldPath, ""))
+		case !supportedResizePolicies.Has(p.RestartPolicy):
+			errs = append(errs, field.NotSupported(fldPath, p.RestartPolicy, sets.List(supportedResizePolicies)))
+		}
+		if podRestartPolicy == corev1.RestartPolicyNever && p.RestartPolicy != corev1.NotRequired {
+			errs = append(errs, field.Invalid(fldPath, p.RestartPolicy, "must be 'NotRequired' when pod `restartPolicy` is 'Never'"))
 		}
 	}
 	return errs

@@ -85,7 +85,7 @@ func validateEphemeralContainers(spec *corev1.PodSpec, podMeta *metav1.ObjectMet
 		p := fldPath.Index(i)
 		// EphemeralContainerCommon has exactly Container's fields.
 		ctr := (*corev1.Container)(&ec.EphemeralContainerCommon)
-		errs = append(errs, validateContainerCommon(ctr, vols, podClaims, p, hostUsers)...)
+		errs = append(errs, validateContainerCommon(ctr, vols, podClaims, p, spec.RestartPolicy, hostUsers)...)
 		if len(ctr.Image) != len(strings.TrimSpace(ctr.Image)) {
 			errs = append(errs, field.Invalid(p.Child("image"), ctr.Image, "must not have leading or trailing whitespace"))
 		}

@@ -55,6 +55,34 @@ func TestValidatePod(t *testing.T) {
 		{"bad container name", func(s *corev1.PodSpec) { s.Containers[0].Name = "Bad_Name" },
 			[]string{"Invalid spec.containers[0].name"}},
 		{"no image", func(s *corev1.PodSpec) { s.Containers[0].Image = "" }, []string{"Required spec.containers[0].image"}},
+		{"resize policy", func(s *corev1.PodSpec) {
+			s.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{
+				{ResourceName: corev1.ResourceCPU, RestartPolicy: corev1.NotRequired},
+				{ResourceName: corev1.ResourceMemory, RestartPolicy: corev1.RestartContainer},
+			}
+			sidecar := container("sidecar")
+			sidecar.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+			sidecar.ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceMemory, RestartPolicy: corev1.RestartContainer}}
+			s.InitContainers = []corev1.Container{sidecar}
+		}, nil},
+		{"bad resize policy", func(s *corev1.PodSpec) {
+			s.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{
+				{ResourceName: corev1.ResourceCPU, RestartPolicy: corev1.NotRequired},
+				{ResourceName: corev1.ResourceCPU, RestartPolicy: "Sometimes"},
+				{ResourceName: "example.com/gpu", RestartPolicy: corev1.NotRequired},
+				{RestartPolicy: ""},
+			}
+		}, []string{"Duplicate spec.containers[0].resizePolicy[1]", "NotSupported spec.containers[0].resizePolicy",
+			"NotSupported spec.containers[0].resizePolicy", "Required spec.containers[0].resizePolicy", "Required spec.containers[0].resizePolicy"}},
+		{"resize policy of a pod that never restarts", func(s *corev1.PodSpec) {
+			s.RestartPolicy = corev1.RestartPolicyNever
+			s.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceMemory, RestartPolicy: corev1.RestartContainer}}
+		}, []string{"Invalid spec.containers[0].resizePolicy"}},
+		{"init container resized with a restart", func(s *corev1.PodSpec) {
+			init := container("init")
+			init.ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceCPU, RestartPolicy: corev1.RestartContainer}}
+			s.InitContainers = []corev1.Container{init}
+		}, []string{"Invalid spec.initContainers[0].resizePolicy[0].restartPolicy"}},
 		{"image whitespace", func(s *corev1.PodSpec) { s.Containers[0].Image = " nginx" }, []string{"Invalid spec.containers[0].image"}},
 		{"pull policy", func(s *corev1.PodSpec) { s.Containers[0].ImagePullPolicy = "Sometimes" },
 			[]string{"NotSupported spec.containers[0].imagePullPolicy"}},
