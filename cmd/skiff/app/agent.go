@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,12 +63,14 @@ are confirmed deleted once their containers stopped. Pod annotations steer
 the simulation: skiff.dev/sim-ready: "false" (Running, not Ready),
 skiff.dev/sim-exit-after: "5s" with skiff.dev/sim-exit-code: "0" (the
 containers exit; restarted with back-off as the restartPolicy says), and
-skiff.dev/sim-usage: "cpu=250m,memory=64Mi". The agent on a container
+skiff.dev/sim-usage: "cpu=250m,memory=64Mi".
 Without --simulate it runs this machine as a node (kubelet on containerd
 over CRI): skiff's own containerd with its data in <data-dir>/agent/containerd
 (stopped on exit; a kill -9 leaves it and the containers running, and the next
 start adopts them), or the runtime of --container-runtime-endpoint; image
-archives in <data-dir>/agent/images are imported at start.
+archives in <data-dir>/agent/images are imported at start. Its kubelet server
+verifies client certificates (the API server's) against --client-ca-file, by
+default the CA of --kubeconfig, as k3s's agent does.
 /healthz, /livez, /readyz (open to all) and /metrics (authenticated and
 authorized through the API server) are served over HTTPS on
 --bind-address:--secure-port.`,
@@ -179,6 +183,11 @@ func (o *agentOptions) runNode(ctx context.Context, cfg *restclient.Config) erro
 	// The kubelet server's, as upstream kubelet's --client-ca-file (a
 	// real node serves no component server of its own).
 	opts.ClientCAFile = o.serving.Authentication.ClientCert.ClientCA
+	if opts.ClientCAFile == "" {
+		if opts.ClientCAFile, err = kubeconfigCA(cfg, filepath.Join(o.dataDir, "agent")); err != nil {
+			return err
+		}
+	}
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -188,4 +197,25 @@ func (o *agentOptions) runNode(ctx context.Context, cfg *restclient.Config) erro
 	err = agent.Run(ctx, client, opts, nil)
 	klog.InfoS("skiff agent stopped")
 	return err
+}
+
+// kubeconfigCA is a file with the CA the kubeconfig trusts the API server
+// with (written under dir when the kubeconfig holds it inline): the
+// cluster CA, which also signed the API server's kubelet client
+// certificate. "" when the kubeconfig names none.
+func kubeconfigCA(cfg *restclient.Config, dir string) (string, error) {
+	switch {
+	case cfg.CAFile != "":
+		return cfg.CAFile, nil
+	case len(cfg.CAData) == 0:
+		return "", nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig-ca.crt")
+	if err := os.WriteFile(path, cfg.CAData, 0o644); err != nil {
+		return "", fmt.Errorf("writing the kubeconfig's CA for the kubelet server: %w", err)
+	}
+	return path, nil
 }
