@@ -45,8 +45,9 @@ type PodHost struct {
 	Admit    func(pod *corev1.Pod) (ok bool, reason, message string)
 	Recorder record.EventRecorder
 
-	mu       sync.Mutex
-	admitted map[types.UID]corev1.ResourceList
+	mu sync.Mutex
+	// admitted are the admitted pods with their requests at admission.
+	admitted map[types.UID]admittedPod
 	used     corev1.ResourceList
 	// ports are the host ports of the admitted pods, usedPorts all of them.
 	ports     map[types.UID][]corev1.ContainerPort
@@ -62,7 +63,7 @@ func (h *PodHost) admit(pod *corev1.Pod, node *corev1.Node) rejection {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.admitted == nil {
-		h.admitted, h.used = map[types.UID]corev1.ResourceList{}, corev1.ResourceList{}
+		h.admitted, h.used = map[types.UID]admittedPod{}, corev1.ResourceList{}
 		h.ports, h.usedPorts = map[types.UID][]corev1.ContainerPort{}, framework.HostPortInfo{}
 	}
 	if _, ok := h.admitted[pod.UID]; ok {
@@ -77,20 +78,45 @@ func (h *PodHost) admit(pod *corev1.Pod, node *corev1.Node) rejection {
 				return refused{reason: reason, message: message}
 			}
 		}
-		if r := admission.Fit(requests, h.used, len(h.admitted), admission.Allocatable(h.Allocatable, node)); r != nil {
+		if r := admission.Fit(requests, h.granted(), len(h.admitted), admission.Allocatable(h.Allocatable, node)); r != nil {
 			return r
 		}
 		if r := admission.FitPorts(pod, h.usedPorts); r != nil {
 			return r
 		}
 	}
-	h.admitted[pod.UID] = requests
+	h.admitted[pod.UID] = admittedPod{pod: pod, requests: requests}
 	h.ports[pod.UID] = framework.GetHostPorts(pod)
 	for _, p := range h.ports[pod.UID] {
 		h.usedPorts.Add(p.HostIP, string(p.Protocol), p.HostPort)
 	}
 	admission.Add(h.used, requests)
 	return nil
+}
+
+// admittedPod is a pod the node admitted, with its requests then.
+type admittedPod struct {
+	pod      *corev1.Pod
+	requests corev1.ResourceList
+}
+
+// granted is what the admitted pods hold, as upstream's admission counts
+// them: a pod resized in place with what the node granted it, the others
+// with their requests at admission.
+func (h *PodHost) granted() corev1.ResourceList {
+	rt, ok := h.Runtime.(AllocatingRuntime)
+	if !ok {
+		return h.used
+	}
+	out := corev1.ResourceList{}
+	for _, a := range h.admitted {
+		requests, ok := rt.AllocatedRequests(a.pod)
+		if !ok {
+			requests = a.requests
+		}
+		admission.Add(out, requests)
+	}
+	return out
 }
 
 // rejection is why a pod is refused: its status reason and message.
@@ -109,8 +135,8 @@ func (r refused) Error() string  { return r.message }
 func (h *PodHost) release(uid types.UID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if requests, ok := h.admitted[uid]; ok {
-		admission.Sub(h.used, requests)
+	if a, ok := h.admitted[uid]; ok {
+		admission.Sub(h.used, a.requests)
 		delete(h.admitted, uid)
 		for _, p := range h.ports[uid] {
 			h.usedPorts.Remove(p.HostIP, string(p.Protocol), p.HostPort)

@@ -219,3 +219,39 @@ func TestPodWorkersActiveDeadline(t *testing.T) {
 		t.Errorf("containers of the failed pod: %+v, want terminated", stopped.Status.ContainerStatuses)
 	}
 }
+
+// allocatingRuntime grants pods resizes: granted replaces their requests.
+type allocatingRuntime struct {
+	fakeRuntime
+	granted map[types.UID]corev1.ResourceList
+}
+
+func (r *allocatingRuntime) AllocatedRequests(pod *corev1.Pod) (corev1.ResourceList, bool) {
+	l, ok := r.granted[pod.UID]
+	return l, ok
+}
+
+// TestAdmitCountsGrantedResources: a pod resized up in place holds what
+// it was granted, not what it asked for at admission, so the next pod
+// does not fit.
+func TestAdmitCountsGrantedResources(t *testing.T) {
+	withCPU := func(name, cpu string) *corev1.Pod {
+		p := bound(name, "n1")
+		p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}
+		return p
+	}
+	rt := &allocatingRuntime{granted: map[types.UID]corev1.ResourceList{}}
+	h := &PodHost{Name: "n1", Runtime: rt, Allocatable: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("10"), corev1.ResourceCPU: resource.MustParse("1")}}
+	if r := h.admit(withCPU("a", "300m"), nil); r != nil {
+		t.Fatalf("pod a: %v", r)
+	}
+	if r := h.admit(withCPU("b", "300m"), nil); r != nil {
+		t.Fatalf("pod b next to a's 300m: %v", r)
+	}
+	h.release("uid-b")
+	rt.granted["uid-a"] = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("800m")}
+	r := h.admit(withCPU("c", "300m"), nil)
+	if r == nil || r.Reason() != "OutOfcpu" || r.Error() != "Node didn't have enough resource: cpu, requested: 300, used: 800, capacity: 1000" {
+		t.Errorf("pod c next to a resized to 800m: %v; want OutOfcpu with used 800", r)
+	}
+}

@@ -14,6 +14,15 @@ import (
 // or a CRI runtime such as containerd. Its calls return at once: what
 // takes time (a start delay, a back-off, a grace period) is a Requeue
 // in the result, so one worker serves many pods.
+// AllocatingRuntime is a Runtime that may grant a pod other resources
+// than its spec asked for at admission (an in-place resize).
+type AllocatingRuntime interface {
+	Runtime
+	// AllocatedRequests are the pod's requests as the node granted them;
+	// false: the runtime granted it nothing of its own yet.
+	AllocatedRequests(pod *corev1.Pod) (corev1.ResourceList, bool)
+}
+
 type Runtime interface {
 	// Version is the runtime as nodeInfo.containerRuntimeVersion names it,
 	// <name>://<version>.

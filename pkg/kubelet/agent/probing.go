@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
+	"github.com/skiff-dev/skiff/pkg/kubelet"
 	"github.com/skiff-dev/skiff/pkg/kubelet/container"
 	"github.com/skiff-dev/skiff/pkg/kubelet/cri"
 	"github.com/skiff-dev/skiff/pkg/kubelet/prober"
@@ -67,6 +68,9 @@ var everything = labels.Everything()
 // probingRuntime is the CRI runtime with the pods' probes: each sync
 // starts the pod's probes and tells them the containers it runs; a pod
 // that stops has its liveness and startup probes stopped.
+// The node admits pods against what resized pods were granted.
+var _ kubelet.AllocatingRuntime = (*probingRuntime)(nil)
+
 type probingRuntime struct {
 	*cri.Runtime
 	probes  *prober.Manager

@@ -374,3 +374,14 @@ func describeResize(pod *corev1.Pod, generation int64, errMsg string) string {
 	data, _ := json.Marshal(body)
 	return string(data)
 }
+
+// AllocatedRequests are the pod's requests with the resources the node
+// granted its containers (kubelet.AllocatingRuntime): what the node's
+// admission counts for a pod resized in place.
+func (r *Runtime) AllocatedRequests(pod *corev1.Pod) (corev1.ResourceList, bool) {
+	cur, ok := r.allocs.get(pod.UID)
+	if !ok || cur.Allocated == nil {
+		return nil, false
+	}
+	return admission.Requests(withResources(pod, cur.Allocated)), true
+}

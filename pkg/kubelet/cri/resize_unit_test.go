@@ -128,3 +128,25 @@ func TestAllocationsCheckpoint(t *testing.T) {
 		t.Error("corrupt checkpoint has pods")
 	}
 }
+
+// TestAllocatedRequests: a pod the node granted other resources counts
+// with them (its sidecar too); one without an allocation is not known.
+func TestAllocatedRequests(t *testing.T) {
+	a, err := loadAllocations(filepath.Join(t.TempDir(), allocationFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runtime{allocs: a}
+	p := busyboxPod("p", "true")
+	p.Spec.Containers[0].Resources = requirements("100m", "", "64Mi", "")
+	if _, ok := r.AllocatedRequests(p); ok {
+		t.Error("a pod without an allocation has allocated requests")
+	}
+	if err := a.setAllocated(p.UID, map[string]corev1.ResourceRequirements{p.Spec.Containers[0].Name: requirements("700m", "", "64Mi", "")}); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := r.AllocatedRequests(p)
+	if !ok || got.Cpu().MilliValue() != 700 || got.Memory().Value() != 64<<20 {
+		t.Errorf("allocated requests %v, %v; want cpu 700m, memory 64Mi", got, ok)
+	}
+}
