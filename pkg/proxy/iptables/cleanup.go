@@ -7,12 +7,13 @@ import (
 	"strings"
 )
 
-// Cleanup removes every rule and chain the proxier makes (the kubelet's
-// KUBE-FIREWALL excepted, as upstream's CleanupLeftovers): the jumps from
-// the built-in chains, then our chains, flushed and deleted.
+// Cleanup removes every rule and chain the proxier makes: the jumps from
+// the built-in chains, then our chains, flushed and deleted. Unlike
+// upstream's CleanupLeftovers it removes KUBE-FIREWALL too: skiff's
+// kubelet makes no such chain, so the proxy's copy is the only one.
 func Cleanup(ipt Interface) error {
 	var errs []error
-	for _, j := range jumpRules {
+	for _, j := range append(append([]jumpRule{}, jumpRules...), kubeletJumpRules...) {
 		if err := ipt.DeleteRule(j.table, j.from, j.args()...); err != nil {
 			errs = append(errs, fmt.Errorf("deleting the jump %s/%s -> %s: %w", j.table, j.from, j.to, err))
 		}
@@ -24,7 +25,7 @@ func Cleanup(ipt Interface) error {
 		service bool
 	}{
 		{tableNAT, []string{kubeServicesChain, kubeNodePortsChain, kubePostroutingChain, kubeMarkMasqChain}, true},
-		{tableFilter, []string{kubeServicesChain, kubeExternalServicesChain, kubeForwardChain, kubeNodePortsChain, kubeProxyFirewallChain}, false},
+		{tableFilter, []string{kubeServicesChain, kubeExternalServicesChain, kubeForwardChain, kubeNodePortsChain, kubeProxyFirewallChain, kubeletFirewallChain}, false},
 	} {
 		existing, err := ipt.ListChains(t.table)
 		if err != nil {

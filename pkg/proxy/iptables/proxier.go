@@ -34,8 +34,8 @@ const (
 	kubeMarkMasqChain         = "KUBE-MARK-MASQ"
 	kubeForwardChain          = "KUBE-FORWARD"
 	kubeProxyFirewallChain    = "KUBE-PROXY-FIREWALL"
-	// kubeletFirewallChain is the kubelet's anti-martian chain, which
-	// kube-proxy keeps a copy of; never removed by Cleanup, as upstream.
+	// kubeletFirewallChain is upstream kubelet's anti-martian chain, which
+	// kube-proxy keeps a copy of.
 	kubeletFirewallChain = "KUBE-FIREWALL"
 
 	svcChainPrefix = "KUBE-SVC-"
@@ -98,7 +98,7 @@ var jumpRules = []jumpRule{
 	{tableNAT, "POSTROUTING", kubePostroutingChain, "kubernetes postrouting rules", nil},
 }
 
-// kubeletJumpRules are the kubelet's, ensured but never removed.
+// kubeletJumpRules are upstream kubelet's, ensured too.
 var kubeletJumpRules = []jumpRule{
 	{tableFilter, "INPUT", kubeletFirewallChain, "", nil},
 	{tableFilter, "OUTPUT", kubeletFirewallChain, "", nil},

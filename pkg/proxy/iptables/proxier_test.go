@@ -496,16 +496,16 @@ func TestCleanup(t *testing.T) {
 	if err := Cleanup(f); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.deleted) != len(jumpRules) {
-		t.Errorf("deleted %d jump rules, want %d", len(f.deleted), len(jumpRules))
+	if want := len(jumpRules) + len(kubeletJumpRules); len(f.deleted) != want {
+		t.Errorf("deleted %d jump rules, want %d", len(f.deleted), want)
 	}
 	all := strings.Join(f.restores, "")
-	for _, c := range []string{kubeServicesChain, kubeMarkMasqChain, "KUBE-SVC-ABC", "KUBE-SEP-DEF", kubeForwardChain} {
+	for _, c := range []string{kubeServicesChain, kubeMarkMasqChain, "KUBE-SVC-ABC", "KUBE-SEP-DEF", kubeForwardChain, kubeletFirewallChain} {
 		if !strings.Contains(all, "-X "+c+"\n") {
 			t.Errorf("%s not deleted:\n%s", c, all)
 		}
 	}
-	for _, c := range []string{"CNI-HOSTPORT-DNAT", kubeletFirewallChain, "PREROUTING"} {
+	for _, c := range []string{"CNI-HOSTPORT-DNAT", "PREROUTING"} {
 		lacks(t, all, c)
 	}
 }

@@ -473,3 +473,15 @@ func (m EndpointsMap) LocalReadyEndpoints() map[types.NamespacedName]int {
 func (r Result) String() string {
 	return fmt.Sprintf("%d services updated", r.UpdatedServices.Len())
 }
+
+// HealthCheckNodePorts maps each service with a health-check node port
+// to it.
+func (m ServicePortMap) HealthCheckNodePorts() map[types.NamespacedName]uint16 {
+	ports := map[types.NamespacedName]uint16{}
+	for name, p := range m {
+		if p.HealthCheckNodePort != 0 {
+			ports[name.NamespacedName] = uint16(p.HealthCheckNodePort)
+		}
+	}
+	return ports
+}

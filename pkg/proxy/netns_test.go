@@ -1,0 +1,427 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/test/harness"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	harness.Cleanup()
+	os.Exit(code)
+}
+
+// testNet is two network namespaces joined by a veth pair: "node", where
+// the proxy runs, and "backend", a host with the endpoints' addresses.
+type testNet struct {
+	node, backend string
+	nodeIP        string
+	backendIPs    []string // the endpoints' addresses, in backend
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newTestNet makes the namespaces (removed at cleanup); skips without
+// root or ip netns.
+func newTestNet(t *testing.T) *testNet {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("no ip command")
+	}
+	if _, err := exec.LookPath("iptables-restore"); err != nil {
+		t.Skip("no iptables-restore")
+	}
+	id := os.Getpid() % 100000
+	n := &testNet{node: fmt.Sprintf("skproxy-node-%d", id), backend: fmt.Sprintf("skproxy-be-%d", id)}
+	if out, err := exec.Command("ip", "netns", "add", n.node).CombinedOutput(); err != nil {
+		t.Skipf("ip netns unavailable: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.node).Run() })
+	run(t, "ip", "netns", "add", n.backend)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.backend).Run() })
+	// 10.77.0.0/16 is this test's own (the conformance run uses 10.248/16).
+	subnet := fmt.Sprintf("10.77.%d", id%250)
+	n.nodeIP = subnet + ".1"
+	n.backendIPs = []string{subnet + ".11", subnet + ".12", subnet + ".13", subnet + ".14"}
+	vn, vb := fmt.Sprintf("skpn%d", id), fmt.Sprintf("skpb%d", id)
+	run(t, "ip", "link", "add", vn, "netns", n.node, "type", "veth", "peer", "name", vb, "netns", n.backend)
+	in := func(ns string, args ...string) { run(t, append([]string{"ip", "netns", "exec", ns}, args...)...) }
+	in(n.node, "ip", "link", "set", "lo", "up")
+	in(n.node, "ip", "link", "set", vn, "up")
+	in(n.node, "ip", "addr", "add", n.nodeIP+"/24", "dev", vn)
+	// Cluster IPs (skiff's default range) are routed out of the veth, as
+	// a node's default route would; DNAT changes where they go.
+	in(n.node, "ip", "route", "add", "10.96.0.0/12", "dev", vn)
+	in(n.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	in(n.backend, "ip", "link", "set", "lo", "up")
+	in(n.backend, "ip", "link", "set", vb, "up")
+	in(n.backend, "ip", "addr", "add", subnet+".2/24", "dev", vb)
+	for _, ip := range n.backendIPs {
+		in(n.backend, "ip", "addr", "add", ip+"/24", "dev", vb)
+	}
+	return n
+}
+
+// inNetns runs fn on an OS thread moved into netns ns; the thread is
+// discarded afterwards (never unlocked), so no other goroutine runs there.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		f, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// serveBackends listens on port of every backend IP and answers each
+// connection with the IP it was made to and the client's address.
+func serveBackends(t *testing.T, n *testNet, port int) {
+	var listeners []net.Listener
+	err := inNetns(n.backend, func() error {
+		for _, ip := range n.backendIPs {
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
+			if err != nil {
+				return err
+			}
+			listeners = append(listeners, ln)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ln := range listeners {
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				local := c.LocalAddr().(*net.TCPAddr).IP.String()
+				fmt.Fprintf(c, "%s %s\n", local, c.RemoteAddr().(*net.TCPAddr).IP)
+				c.Close()
+			}
+		}()
+	}
+}
+
+// dial connects from ns to addr and returns the answer: "backendIP clientIP".
+func dial(ns, addr string) (string, error) {
+	var answer string
+	err := inNetns(ns, func() error {
+		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		b, err := io.ReadAll(c)
+		answer = strings.TrimSpace(string(b))
+		return err
+	})
+	return answer, err
+}
+
+// iptablesWrappers puts iptables, iptables-restore and iptables-save on
+// PATH that run the real ones in netns ns, so that the proxy (which finds
+// them on PATH) writes the node's rules, never the host's.
+func iptablesWrappers(t *testing.T, ns string) {
+	dir := t.TempDir()
+	for _, name := range []string{"iptables", "iptables-restore", "iptables-save"} {
+		real, err := exec.LookPath(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, real)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func endpointSlice(name string, port int32, ips ...string) *discovery.EndpointSlice {
+	s := &discovery.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-1", Labels: map[string]string{
+			discovery.LabelServiceName: name, discovery.LabelManagedBy: "proxy-test"}},
+		AddressType: discovery.AddressTypeIPv4,
+		Ports:       []discovery.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(port), Protocol: ptr.To(v1.ProtocolTCP)}},
+	}
+	for _, ip := range ips {
+		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{ip}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}})
+	}
+	return s
+}
+
+// eventually retries check until it passes or within ends.
+func eventually(t *testing.T, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, within, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestProxyInNetns runs the proxy against a real skiff API server, its
+// rules in a network namespace acting as a node, and connects through
+// them to listeners in a second namespace acting as the endpoints' host.
+func TestProxyInNetns(t *testing.T) {
+	n := newTestNet(t)
+	iptablesWrappers(t, n.node)
+	const backendPort = 8080
+	serveBackends(t, n, backendPort)
+
+	srv := harness.StartSkiffTest(t, harness.Options{Command: "apiserver"})
+	client, err := kubernetes.NewForConfig(srv.AdminConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const nodeName = "proxy-node"
+	if _, err := client.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ns := "default"
+	mkService := func(name string, mutate func(*v1.Service)) *v1.Service {
+		t.Helper()
+		s := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}}}
+		if mutate != nil {
+			mutate(s)
+		}
+		s, err := client.CoreV1().Services(ns).Create(ctx, s, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mkSlice := func(s *discovery.EndpointSlice) {
+		t.Helper()
+		if _, err := client.DiscoveryV1().EndpointSlices(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	web := mkService("web", nil)
+	mkSlice(endpointSlice("web", backendPort, n.backendIPs[:3]...))
+	empty := mkService("empty", nil)
+	sticky := mkService("sticky", func(s *v1.Service) { s.Spec.SessionAffinity = v1.ServiceAffinityClientIP })
+	mkSlice(endpointSlice("sticky", backendPort, n.backendIPs[:3]...))
+	np := mkService("np", func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort })
+	mkSlice(endpointSlice("np", backendPort, n.backendIPs[3]))
+
+	opts := DefaultOptions(nodeName)
+	opts.LocalhostNodePorts = false // would set the host's route_localnet
+	opts.MinSyncPeriod = 100 * time.Millisecond
+	opts.HealthzBindAddress = freeLoopbackAddr(t)
+	opts.MetricsBindAddress = freeLoopbackAddr(t)
+	opts.ClusterCIDR = "10.244.0.0/16"
+	proxyCtx, stopProxy := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Run(proxyCtx, client, opts) }()
+	t.Cleanup(func() {
+		stopProxy()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+		if err := Cleanup(); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+		save := run(t, "ip", "netns", "exec", n.node, "iptables-save")
+		if strings.Contains(save, "KUBE-") {
+			t.Errorf("rules left after Cleanup:\n%s", save)
+		}
+	})
+
+	webAddr := net.JoinHostPort(web.Spec.ClusterIP, "80")
+	eventually(t, 30*time.Second, "the cluster IP answers", func() error { _, err := dial(n.node, webAddr); return err })
+
+	t.Run("spreads over 3 endpoints", func(t *testing.T) {
+		seen := map[string]int{}
+		for range 60 {
+			answer, err := dial(n.node, webAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[strings.Fields(answer)[0]]++
+		}
+		for _, ip := range n.backendIPs[:3] {
+			if seen[ip] == 0 {
+				t.Errorf("endpoint %s never reached in 60 connections: %v", ip, seen)
+			}
+		}
+		if len(seen) != 3 {
+			t.Errorf("reached %v, want exactly the 3 endpoints", seen)
+		}
+	})
+
+	t.Run("no endpoints rejects", func(t *testing.T) {
+		start := time.Now()
+		_, err := dial(n.node, net.JoinHostPort(empty.Spec.ClusterIP, "80"))
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial to a service without endpoints: %v, want connection refused", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("refused after %s, want at once (REJECT, not a drop)", d)
+		}
+	})
+
+	t.Run("session affinity sticks", func(t *testing.T) {
+		addr := net.JoinHostPort(sticky.Spec.ClusterIP, "80")
+		first, err := dial(n.node, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 15 {
+			answer, err := dial(n.node, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if answer != first {
+				t.Fatalf("affinity broken: %q then %q", first, answer)
+			}
+		}
+	})
+
+	t.Run("node port from another host", func(t *testing.T) {
+		addr := net.JoinHostPort(n.nodeIP, fmt.Sprint(np.Spec.Ports[0].NodePort))
+		answer, err := dial(n.backend, addr)
+		if err != nil {
+			t.Fatalf("node port %s: %v", addr, err)
+		}
+		f := strings.Fields(answer)
+		if f[0] != n.backendIPs[3] {
+			t.Errorf("node port reached %s, want %s", f[0], n.backendIPs[3])
+		}
+		// externalTrafficPolicy Cluster: masqueraded to the node's IP.
+		if f[1] != n.nodeIP {
+			t.Errorf("endpoint saw client %s, want the node %s (masqueraded)", f[1], n.nodeIP)
+		}
+	})
+
+	t.Run("endpoint change applied by the next sync", func(t *testing.T) {
+		s, err := client.DiscoveryV1().EndpointSlices(ns).Get(ctx, "web-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Endpoints = endpointSlice("web", backendPort, n.backendIPs[3]).Endpoints
+		if _, err := client.DiscoveryV1().EndpointSlices(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "only the new endpoint answers", func() error {
+			for range 10 {
+				answer, err := dial(n.node, webAddr)
+				if err != nil {
+					return err
+				}
+				if ip := strings.Fields(answer)[0]; ip != n.backendIPs[3] {
+					return fmt.Errorf("reached %s", ip)
+				}
+			}
+			return nil
+		})
+		// The old endpoints' chains are gone.
+		save := run(t, "ip", "netns", "exec", n.node, "iptables-save", "-t", "nat")
+		for _, ip := range n.backendIPs[:3] {
+			if strings.Contains(save, "--comment \"default/web:http -> "+ip) {
+				t.Errorf("rules for the old endpoint %s remain:\n%s", ip, save)
+			}
+		}
+		// Endpoints gone: rejected.
+		if err := client.DiscoveryV1().EndpointSlices(ns).Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "rejected once its slice is gone", func() error {
+			_, err := dial(n.node, webAddr)
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				return fmt.Errorf("dial: %v", err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("healthz and metrics", func(t *testing.T) {
+		resp, err := http.Get("http://" + opts.HealthzBindAddress + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"nodeEligible":true`) {
+			t.Errorf("/healthz: %d %s", resp.StatusCode, body)
+		}
+		resp, err = http.Get("http://" + opts.MetricsBindAddress + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, m := range []string{"kubeproxy_sync_proxy_rules_duration_seconds_count", "kubeproxy_sync_proxy_rules_last_timestamp_seconds"} {
+			if !strings.Contains(string(body), m) {
+				t.Errorf("/metrics lacks %s", m)
+			}
+		}
+	})
+}

@@ -1,0 +1,377 @@
+// Package proxy is skiff's kube-proxy: it follows Services and
+// EndpointSlices through informers and keeps this node's service rules
+// (iptables mode) in sync with them, in one loop bounded by minSyncPeriod
+// and syncPeriod as upstream's, with upstream's /healthz, /livez and
+// /metrics. Run is the entry point for `skiff proxy` and the node agent.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+	configv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
+	netutils "k8s.io/utils/net"
+
+	"github.com/skiff-dev/skiff/pkg/proxy/healthcheck"
+	"github.com/skiff-dev/skiff/pkg/proxy/iptables"
+	"github.com/skiff-dev/skiff/pkg/proxy/metrics"
+	"github.com/skiff-dev/skiff/pkg/proxy/runner"
+	"github.com/skiff-dev/skiff/pkg/proxy/tracker"
+)
+
+// The proxy modes (KubeProxyConfiguration's mode).
+const (
+	ModeIPTables configv1alpha1.ProxyMode = "iptables"
+	ModeNFTables configv1alpha1.ProxyMode = "nftables"
+	ModeIPVS     configv1alpha1.ProxyMode = "ipvs"
+)
+
+// Options configure Run.
+type Options struct {
+	// Mode is the proxy mode: only iptables is implemented.
+	Mode configv1alpha1.ProxyMode
+	// NodeName is this node's name: its endpoints are local for the Local
+	// traffic policies, and /healthz follows its Node.
+	NodeName string
+	// NodeIPs are this node's addresses (optional: for load-balancer
+	// source ranges that include the node).
+	NodeIPs []net.IP
+	// ClusterCIDR is the pods' range(s), comma-separated: traffic from
+	// outside to a cluster IP is masqueraded. Empty: no such rule.
+	ClusterCIDR string
+	// MasqueradeAll masquerades all traffic to cluster IPs.
+	MasqueradeAll bool
+	// MasqueradeBit is the fwmark bit for masquerading (upstream: 14).
+	MasqueradeBit int32
+	// LocalhostNodePorts makes NodePorts answer on 127.0.0.1 too (sets
+	// net.ipv4.conf.all.route_localnet=1, as upstream).
+	LocalhostNodePorts bool
+	// MinSyncPeriod and SyncPeriod bound the syncs: not more often than
+	// MinSyncPeriod, at least every SyncPeriod.
+	MinSyncPeriod, SyncPeriod time.Duration
+	// ConfigSyncPeriod is the informers' resync period.
+	ConfigSyncPeriod time.Duration
+	// HealthzBindAddress and MetricsBindAddress are where /healthz,/livez
+	// and /metrics are served; empty: not served.
+	HealthzBindAddress, MetricsBindAddress string
+}
+
+// OptionsFromConfig is the Options of a (defaulted) KubeProxyConfiguration
+// for node nodeName.
+func OptionsFromConfig(cfg *configv1alpha1.KubeProxyConfiguration, nodeName string) Options {
+	o := Options{
+		Mode:               cfg.Mode,
+		NodeName:           nodeName,
+		ClusterCIDR:        cfg.ClusterCIDR,
+		MasqueradeAll:      cfg.IPTables.MasqueradeAll,
+		MinSyncPeriod:      cfg.IPTables.MinSyncPeriod.Duration,
+		SyncPeriod:         cfg.IPTables.SyncPeriod.Duration,
+		ConfigSyncPeriod:   cfg.ConfigSyncPeriod.Duration,
+		HealthzBindAddress: cfg.HealthzBindAddress,
+		MetricsBindAddress: cfg.MetricsBindAddress,
+	}
+	if cfg.IPTables.MasqueradeBit != nil {
+		o.MasqueradeBit = *cfg.IPTables.MasqueradeBit
+	}
+	if cfg.IPTables.LocalhostNodePorts != nil {
+		o.LocalhostNodePorts = *cfg.IPTables.LocalhostNodePorts
+	}
+	if cfg.HostnameOverride != "" {
+		o.NodeName = cfg.HostnameOverride
+	}
+	return o
+}
+
+// DefaultOptions are upstream's defaults for node nodeName.
+func DefaultOptions(nodeName string) Options {
+	return OptionsFromConfig(DefaultConfig(), nodeName)
+}
+
+// CheckMode tells whether mode can run here.
+func CheckMode(mode configv1alpha1.ProxyMode) error {
+	switch mode {
+	case ModeIPTables, "":
+		return nil
+	case ModeNFTables:
+		return errors.New("proxy mode nftables is not implemented yet; use --mode iptables")
+	case ModeIPVS:
+		if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
+			return errors.New("proxy mode ipvs needs the kernel's IP Virtual Server (CONFIG_IP_VS, module ip_vs), which this kernel lacks (no /proc/net/ip_vs); use --mode iptables")
+		}
+		return errors.New("proxy mode ipvs is not implemented yet; use --mode iptables")
+	default:
+		return fmt.Errorf("unknown proxy mode %q: iptables, nftables or ipvs", mode)
+	}
+}
+
+// Cleanup removes every rule and chain the proxy makes, in all modes.
+func Cleanup() error {
+	ipt, err := iptables.New()
+	if err != nil {
+		return fmt.Errorf("iptables: %w", err)
+	}
+	return iptables.Cleanup(ipt)
+}
+
+// proxyServer is one running proxy.
+type proxyServer struct {
+	opts      Options
+	tracker   *tracker.Tracker
+	proxier   *iptables.Proxier
+	health    *healthcheck.ProxyHealthServer
+	svcHealth *healthcheck.ServiceHealthServer
+	runner    *runner.Runner
+	// synced: the informers have listed; before, no rules are written
+	// (partial data would drop services).
+	synced atomic.Bool
+}
+
+// Run proxies services on this node until ctx ends; the rules stay (a
+// restarted proxy takes them over; Cleanup removes them).
+func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
+	if err := CheckMode(opts.Mode); err != nil {
+		return err
+	}
+	if opts.MinSyncPeriod < 0 || opts.SyncPeriod <= 0 {
+		return fmt.Errorf("invalid sync periods: min %s, sync %s", opts.MinSyncPeriod, opts.SyncPeriod)
+	}
+	if opts.ConfigSyncPeriod <= 0 {
+		opts.ConfigSyncPeriod = 15 * time.Minute
+	}
+	metrics.Register()
+	cfg := iptables.Config{
+		NodeName:           opts.NodeName,
+		NodeIPs:            opts.NodeIPs,
+		MasqueradeAll:      opts.MasqueradeAll,
+		MasqueradeBit:      int(opts.MasqueradeBit),
+		LocalhostNodePorts: opts.LocalhostNodePorts,
+	}
+	for _, c := range splitCIDRs(opts.ClusterCIDR) {
+		_, cidr, err := netutils.ParseCIDRSloppy(c)
+		if err != nil {
+			return fmt.Errorf("invalid cluster CIDR %q: %w", c, err)
+		}
+		if cidr.IP.To4() != nil && cfg.ClusterCIDR == nil {
+			cfg.ClusterCIDR = cidr
+		}
+	}
+	if cfg.LocalhostNodePorts {
+		// NodePorts on 127.0.0.1 need routing of the loopback range
+		// (upstream's issue 90259; KUBE-FIREWALL closes it to others).
+		if err := writeSysctl("net/ipv4/conf/all/route_localnet", "1"); err != nil {
+			return fmt.Errorf("localhost NodePorts need route_localnet=1: %w", err)
+		}
+	}
+	if v, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal"); err == nil && strings.TrimSpace(string(v)) != "0" {
+		cfg.ConntrackTCPLiberal = true
+	}
+	ipt, err := iptables.New()
+	if err != nil {
+		return fmt.Errorf("iptables: %w", err)
+	}
+
+	s := &proxyServer{opts: opts, tracker: tracker.New(v1.IPv4Protocol, opts.NodeName), proxier: iptables.NewProxier(ipt, cfg)}
+	s.runner = runner.New("sync-runner", s.sync, opts.MinSyncPeriod, opts.SyncPeriod, opts.SyncPeriod)
+
+	trim := informers.WithTransform(func(obj any) (any, error) {
+		// The proxy never needs managed fields.
+		if a, err := meta.Accessor(obj); err == nil {
+			a.SetManagedFields(nil)
+		}
+		return obj, nil
+	})
+	noProxyName, _ := labels.NewRequirement(tracker.LabelServiceProxyName, selection.DoesNotExist, nil)
+	noHeadless, _ := labels.NewRequirement(v1.IsHeadlessService, selection.DoesNotExist, nil)
+	svcFactory := informers.NewSharedInformerFactoryWithOptions(client, opts.ConfigSyncPeriod, trim,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = labels.NewSelector().Add(*noProxyName).String() }))
+	sliceFactory := informers.NewSharedInformerFactoryWithOptions(client, opts.ConfigSyncPeriod, trim,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = labels.NewSelector().Add(*noHeadless).String() }))
+	nodeFactory := informers.NewSharedInformerFactoryWithOptions(client, opts.ConfigSyncPeriod, trim,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.NodeName).String()
+		}))
+
+	svcInformer := svcFactory.Core().V1().Services().Informer()
+	if _, err := svcInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.serviceChanged(nil, obj) },
+		UpdateFunc: func(old, obj any) { s.serviceChanged(old, obj) },
+		DeleteFunc: func(obj any) { s.serviceChanged(obj, nil) },
+	}); err != nil {
+		return err
+	}
+	sliceInformer := sliceFactory.Discovery().V1().EndpointSlices().Informer()
+	if _, err := sliceInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.sliceChanged(obj, false) },
+		UpdateFunc: func(_, obj any) { s.sliceChanged(obj, false) },
+		DeleteFunc: func(obj any) { s.sliceChanged(obj, true) },
+	}); err != nil {
+		return err
+	}
+	nodeLister := nodeFactory.Core().V1().Nodes().Lister()
+	nodeInformer := nodeFactory.Core().V1().Nodes().Informer()
+
+	if opts.HealthzBindAddress != "" {
+		s.health = healthcheck.NewProxyHealthServer(opts.HealthzBindAddress, 2*opts.SyncPeriod, nodeGetter(nodeLister, opts.NodeName))
+		go func() {
+			if err := s.health.Run(ctx); err != nil {
+				klog.ErrorS(err, "Proxy health server failed", "address", opts.HealthzBindAddress)
+			}
+		}()
+		s.health.Updated(v1.IPv4Protocol)
+	}
+	s.svcHealth = healthcheck.NewServiceHealthServer("", s.health)
+	go s.svcHealth.Run(ctx)
+	if opts.MetricsBindAddress != "" {
+		go serveMetrics(ctx, opts.MetricsBindAddress, opts.Mode)
+	}
+
+	svcFactory.Start(ctx.Done())
+	sliceFactory.Start(ctx.Done())
+	nodeFactory.Start(ctx.Done())
+	defer svcFactory.Shutdown()
+	defer sliceFactory.Shutdown()
+	defer nodeFactory.Shutdown()
+	klog.InfoS("Starting skiff proxy", "mode", ModeIPTables, "node", opts.NodeName, "clusterCIDR", opts.ClusterCIDR,
+		"minSyncPeriod", opts.MinSyncPeriod, "syncPeriod", opts.SyncPeriod)
+	if !cache.WaitForCacheSync(ctx.Done(), svcInformer.HasSynced, sliceInformer.HasSynced, nodeInformer.HasSynced) {
+		return nil // ctx ended
+	}
+	s.synced.Store(true)
+	metrics.SyncProxyRulesLastQueuedTimestamp.WithLabelValues(string(v1.IPv4Protocol)).SetToCurrentTime()
+	s.runner.Run()
+	s.runner.Loop(ctx)
+	klog.InfoS("Skiff proxy stopped", "node", opts.NodeName)
+	return nil
+}
+
+func nodeGetter(lister corelisters.NodeLister, name string) func() *v1.Node {
+	return func() *v1.Node {
+		node, err := lister.Get(name)
+		if err != nil {
+			return nil
+		}
+		return node
+	}
+}
+
+func (s *proxyServer) serviceChanged(old, obj any) {
+	if s.tracker.ServiceUpdate(asService(old), asService(obj)) {
+		s.queueSync()
+	}
+}
+
+func (s *proxyServer) sliceChanged(obj any, remove bool) {
+	slice, ok := obj.(*discovery.EndpointSlice)
+	if !ok {
+		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
+		if !ok {
+			return
+		}
+		if slice, ok = tomb.Obj.(*discovery.EndpointSlice); !ok {
+			return
+		}
+	}
+	if s.tracker.EndpointSliceUpdate(slice, remove) {
+		s.queueSync()
+	}
+}
+
+func asService(obj any) *v1.Service {
+	switch o := obj.(type) {
+	case *v1.Service:
+		return o
+	case cache.DeletedFinalStateUnknown:
+		svc, _ := o.Obj.(*v1.Service)
+		return svc
+	}
+	return nil
+}
+
+// queueSync asks for a sync once the informers have synced (their first
+// sync writes everything).
+func (s *proxyServer) queueSync() {
+	if !s.synced.Load() {
+		return
+	}
+	if s.health != nil {
+		s.health.QueuedUpdate(v1.IPv4Protocol)
+	}
+	metrics.SyncProxyRulesLastQueuedTimestamp.WithLabelValues(string(v1.IPv4Protocol)).SetToCurrentTime()
+	s.runner.Run()
+}
+
+// sync is syncProxyRules: the tracker's changes applied, then written.
+func (s *proxyServer) sync() error {
+	if !s.synced.Load() {
+		return nil
+	}
+	result := s.tracker.Apply()
+	if err := s.proxier.Sync(s.tracker.Services, s.tracker.Endpoints, result); err != nil {
+		klog.ErrorS(err, "Failed to sync proxy rules; retrying", "retryIn", s.opts.SyncPeriod)
+		return err
+	}
+	if s.health != nil {
+		s.health.Updated(v1.IPv4Protocol)
+	}
+	s.svcHealth.SyncServices(s.tracker.Services.HealthCheckNodePorts())
+	s.svcHealth.SyncEndpoints(s.tracker.Endpoints.LocalReadyEndpoints())
+	return nil
+}
+
+// serveMetrics serves /metrics, /healthz and /proxyMode on addr, as
+// upstream's metrics server; a failure to listen is logged (upstream's
+// default, bindAddressHardFail false).
+func serveMetrics(ctx context.Context, addr string, mode configv1alpha1.ProxyMode) {
+	if mode == "" {
+		mode = ModeIPTables
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", legacyregistry.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
+	mux.HandleFunc("/proxyMode", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		fmt.Fprint(w, mode)
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		klog.ErrorS(err, "Failed to start the metrics server", "address", addr)
+		return
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		klog.ErrorS(err, "Metrics server failed", "address", addr)
+	}
+}
+
+func writeSysctl(name, value string) error {
+	path := "/proc/sys/" + name
+	if cur, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(cur)) == value {
+		return nil
+	}
+	return os.WriteFile(path, []byte(value), 0o644)
+}
