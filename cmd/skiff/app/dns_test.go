@@ -34,3 +34,21 @@ func TestDNSOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeDNSFlags(t *testing.T) {
+	n := &nodeOptions{maxPods: 110, kubeletPort: 10250, clusterDNS: []string{"10.96.0.10", "fd00::a"}, clusterDomain: "cluster.example", resolvConf: "/tmp/resolv.conf"}
+	o, err := n.agentOptions(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.ClusterDNS) != 2 || o.ClusterDNS[1].String() != "fd00::a" || o.ClusterDomain != "cluster.example" || o.ResolvConf != "/tmp/resolv.conf" {
+		t.Errorf("agent options: dns %v, domain %q, resolv.conf %q", o.ClusterDNS, o.ClusterDomain, o.ResolvConf)
+	}
+	n.clusterDNS, n.clusterDomain = []string{"kube-dns"}, "Not_A.Domain"
+	_, err = n.agentOptions(t.TempDir())
+	for _, want := range []string{`--cluster-dns: "kube-dns" is not an IP address`, "--cluster-domain"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want one with %s", err, want)
+		}
+	}
+}

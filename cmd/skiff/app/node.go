@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -42,6 +43,10 @@ type nodeOptions struct {
 	eviction        eviction.Flags
 	// REGISTRY=URL[,URL...] entries for skiff's own containerd.
 	registryMirrors []string
+	// Pods' DNS: upstream kubelet's flags.
+	clusterDNS    []string
+	clusterDomain string
+	resolvConf    string
 }
 
 func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
@@ -57,6 +62,9 @@ func (n *nodeOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&n.kubeletPort, "kubelet-port", 10250, "The port of the node's kubelet server.")
 	fs.StringArrayVar(&n.registryMirrors, "registry-mirror", n.registryMirrors, "REGISTRY=URL[,URL...]: pull images named REGISTRY/... (e.g. registry.k8s.io) from these mirrors first, e.g. registry.k8s.io=http://127.0.0.1:5000; repeatable. Only for the containerd skiff runs itself.")
 	fs.StringVar(&n.cniBridge, "cni-bridge", "cni0", "The Linux bridge of the pod network (another name lets two nodes share a machine, with distinct --cluster-cidr).")
+	fs.StringSliceVar(&n.clusterDNS, "cluster-dns", n.clusterDNS, "IPs of the cluster DNS (the kube-dns Service's ClusterIP), the nameservers of dnsPolicy ClusterFirst pods; empty: those resolve as dnsPolicy Default pods, with a warning event.")
+	fs.StringVar(&n.clusterDomain, "cluster-domain", "cluster.local", "The cluster's DNS domain: pods' search paths and FQDNs.")
+	fs.StringVar(&n.resolvConf, "resolv-conf", n.resolvConf, "The resolver config of dnsPolicy Default pods (and the host search paths of ClusterFirst ones); empty: /etc/resolv.conf, or /run/systemd/resolve/resolv.conf when the former lists only loopback nameservers (systemd-resolved's stub, unreachable from pods).")
 }
 
 // agentOptions are the node's agent.Options with its data under dataDir.
@@ -73,6 +81,8 @@ func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
 		CNIBridge:                n.cniBridge,
 		PodManifestPath:          n.podManifestPath,
 		Eviction:                 n.eviction,
+		ClusterDomain:            n.clusterDomain,
+		ResolvConf:               n.resolvConf,
 	}
 	if o.RootDir == "" {
 		o.RootDir = filepath.Join(dataDir, "agent", "kubelet")
@@ -84,6 +94,19 @@ func (n *nodeOptions) agentOptions(dataDir string) (agent.Options, error) {
 			continue
 		}
 		o.NodeIPs = append(o.NodeIPs, ip)
+	}
+	for _, s := range n.clusterDNS {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			errs = append(errs, fmt.Errorf("--cluster-dns: %q is not an IP address", s))
+			continue
+		}
+		o.ClusterDNS = append(o.ClusterDNS, ip)
+	}
+	if n.clusterDomain != "" {
+		if msgs := validation.IsDNS1123Subdomain(strings.TrimSuffix(n.clusterDomain, ".")); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--cluster-domain: %q: %s", n.clusterDomain, strings.Join(msgs, "; ")))
+		}
 	}
 	var err error
 	if o.Labels, err = simulated.ParseLabels(n.labels); err != nil {

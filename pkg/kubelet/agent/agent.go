@@ -33,7 +33,9 @@ import (
 	"github.com/skiff-dev/skiff/pkg/kubelet"
 	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
 	"github.com/skiff-dev/skiff/pkg/kubelet/containerd"
+	"github.com/skiff-dev/skiff/pkg/kubelet/containerspec"
 	"github.com/skiff-dev/skiff/pkg/kubelet/cri"
+	"github.com/skiff-dev/skiff/pkg/kubelet/dnsconfig"
 	"github.com/skiff-dev/skiff/pkg/kubelet/eviction"
 	"github.com/skiff-dev/skiff/pkg/kubelet/machine"
 	"github.com/skiff-dev/skiff/pkg/kubelet/prober"
@@ -102,6 +104,16 @@ type Options struct {
 	// ClientCAFile verifies client certificates (the API server's kubelet
 	// client certificate); empty: bearer tokens only.
 	ClientCAFile string
+	// ClusterDNS are the DNS servers of ClusterFirst pods (--cluster-dns);
+	// none: they resolve as Default pods, with a warning.
+	ClusterDNS []net.IP
+	// ClusterDomain is --cluster-domain (pods' search paths and FQDNs);
+	// empty: cluster.local.
+	ClusterDomain string
+	// ResolvConf is the host's resolver config of Default pods
+	// (--resolv-conf); empty: /etc/resolv.conf, or systemd-resolved's
+	// list when that holds only its loopback stub.
+	ResolvConf string
 }
 
 // Node is a running node, for the kubelet server and tests.
@@ -161,6 +173,10 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	var probes *prober.Manager
 	var workers *kubelet.PodWorkers
 	volumes := &volume.Manager{Client: client, RootDir: o.RootDir, NodeName: o.NodeName}
+	dnsConfig := &dnsconfig.Configurer{ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain, ResolvConf: o.ResolvConf,
+		NodeIPs: parseIPs(hostIPs), Recorder: recorder, Logger: logger,
+		NodeRef: &corev1.ObjectReference{Kind: "Node", Name: o.NodeName, UID: types.UID(o.NodeName)}}
+	dnsConfig.CheckHostLimits()
 	capacity := host.Capacity(o.MaxPods)
 	allocatable := machine.Allocatable(capacity)
 	rt, err := cri.New(cri.Config{
@@ -169,6 +185,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 		MemoryCapacity:  host.MemoryCapacity,
 		Endpoint:        endpoint, Client: client, Recorder: recorder, NodeName: o.NodeName, Volumes: volumes,
 		RootDir: o.RootDir, HostIPs: func() []string { return hostIPs }, PodLogsDir: o.PodLogsDir,
+		DNS: dnsConfig.PodDNS, ClusterDomain: o.ClusterDomain,
 		ContainerToKill: func(pod *corev1.Pod, name, id string) (string, time.Duration, bool) {
 			k, ok := probes.ContainerToKill(pod, name, id)
 			if !ok {
@@ -346,7 +363,23 @@ func (o *Options) complete() error {
 	if o.ContainerRuntimeEndpoint != "" && o.CNIConfDir == "" {
 		o.CNIConfDir = "/etc/cni/net.d"
 	}
+	if o.ClusterDomain == "" {
+		o.ClusterDomain = containerspec.DefaultClusterDomain
+	}
+	if o.ResolvConf == "" {
+		o.ResolvConf = dnsconfig.HostResolvConf()
+	}
 	return nil
+}
+
+func parseIPs(list []string) []net.IP {
+	var ips []net.IP
+	for _, s := range list {
+		if ip := net.ParseIP(s); ip != nil {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
 }
 
 // podNetwork writes the CNI conflist of the Node's podCIDRs: until it has
