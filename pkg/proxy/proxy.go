@@ -77,7 +77,7 @@ type Options struct {
 }
 
 // OptionsFromConfig is the Options of a (defaulted) KubeProxyConfiguration
-// for node nodeName.
+// for node nodeName (empty: the configuration's hostnameOverride).
 func OptionsFromConfig(cfg *configv1alpha1.KubeProxyConfiguration, nodeName string) Options {
 	o := Options{
 		Mode:               cfg.Mode,
@@ -96,8 +96,8 @@ func OptionsFromConfig(cfg *configv1alpha1.KubeProxyConfiguration, nodeName stri
 	if cfg.IPTables.LocalhostNodePorts != nil {
 		o.LocalhostNodePorts = *cfg.IPTables.LocalhostNodePorts
 	}
-	if cfg.HostnameOverride != "" {
-		o.NodeName = cfg.HostnameOverride
+	if o.NodeName == "" {
+		o.NodeName = strings.ToLower(strings.TrimSpace(cfg.HostnameOverride))
 	}
 	return o
 }

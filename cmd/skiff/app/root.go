@@ -17,7 +17,7 @@ func NewRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServerCommand(), newAPIServerCommand(), newControllerManagerCommand(), newSchedulerCommand(), newAgentCommand(), newKubeletCommand(), newDNSCommand(), newKubeconfigCommand(), newImagesCommand(), newVersionCommand())
+	root.AddCommand(newServerCommand(), newAPIServerCommand(), newControllerManagerCommand(), newSchedulerCommand(), newAgentCommand(), newKubeletCommand(), newDNSCommand(), newProxyCommand(), newKubeconfigCommand(), newImagesCommand(), newVersionCommand())
 	return root
 }
 
