@@ -270,6 +270,7 @@ func TestProxyInNetns(t *testing.T) {
 	opts := DefaultOptions(nodeName)
 	opts.LocalhostNodePorts = false // would set the host's route_localnet
 	opts.MinSyncPeriod = 100 * time.Millisecond
+	opts.SyncPeriod = 2 * time.Second
 	opts.HealthzBindAddress = freeLoopbackAddr(t)
 	opts.MetricsBindAddress = freeLoopbackAddr(t)
 	opts.ClusterCIDR = "10.244.0.0/16"
@@ -359,6 +360,16 @@ func TestProxyInNetns(t *testing.T) {
 		if f[1] != n.nodeIP {
 			t.Errorf("endpoint saw client %s, want the node %s (masqueraded)", f[1], n.nodeIP)
 		}
+	})
+
+	t.Run("rules restored after a flush", func(t *testing.T) {
+		// A firewall reload: every nat chain flushed and deleted.
+		run(t, "ip", "netns", "exec", n.node, "iptables", "-t", "nat", "-F")
+		run(t, "ip", "netns", "exec", n.node, "iptables", "-t", "nat", "-X")
+		if _, err := dial(n.node, webAddr); err == nil {
+			t.Fatal("the cluster IP still answers without rules: the test proves nothing")
+		}
+		eventually(t, 15*time.Second, "the cluster IP answers again", func() error { _, err := dial(n.node, webAddr); return err })
 	})
 
 	t.Run("endpoint change applied by the next sync", func(t *testing.T) {

@@ -192,6 +192,17 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 
 	s := &proxyServer{opts: opts, tracker: tracker.New(v1.IPv4Protocol, opts.NodeName), proxier: iptables.NewProxier(ipt, cfg)}
 	s.runner = runner.New("sync-runner", s.sync, opts.MinSyncPeriod, opts.SyncPeriod, opts.SyncPeriod)
+	// Flushed tables (a firewall reload) are rewritten whole.
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		iptables.Monitor(ctx, ipt, opts.SyncPeriod, func() {
+			s.proxier.ForceFullSync()
+			s.runner.Run()
+		})
+	}()
+	// Returning, the monitor has removed its canaries.
+	defer func() { <-monitorDone }()
 
 	trim := informers.WithTransform(func(obj any) (any, error) {
 		// The proxy never needs managed fields.

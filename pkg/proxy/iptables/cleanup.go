@@ -62,5 +62,10 @@ func Cleanup(ipt Interface) error {
 			errs = append(errs, err)
 		}
 	}
+	for _, t := range canaryTables {
+		if err := ipt.DeleteChain(t, kubeProxyCanaryChain); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s/%s: %w", t, kubeProxyCanaryChain, err))
+		}
+	}
 	return errors.Join(errs...)
 }

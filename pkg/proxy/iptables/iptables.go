@@ -19,6 +19,10 @@ type Interface interface {
 	EnsureRuleFirst(table, chain string, rule ...string) error
 	// DeleteRule deletes rule from chain if it is there.
 	DeleteRule(table, chain string, rule ...string) error
+	// ChainExists tells whether chain is in table.
+	ChainExists(table, chain string) (bool, error)
+	// DeleteChain deletes the (empty, unreferenced) chain if it is there.
+	DeleteChain(table, chain string) error
 	// ListChains lists table's chains.
 	ListChains(table string) ([]string, error)
 	// Restore runs iptables-restore --noflush --counters with data.
@@ -73,6 +77,18 @@ func (r *runner) DeleteRule(table, chain string, rule ...string) error {
 		return nil
 	}
 	return err
+}
+
+func (r *runner) ChainExists(table, chain string) (bool, error) {
+	return r.ipt.ChainExists(table, chain)
+}
+
+func (r *runner) DeleteChain(table, chain string) error {
+	exists, err := r.ipt.ChainExists(table, chain)
+	if err != nil || !exists {
+		return err
+	}
+	return r.ipt.DeleteChain(table, chain)
 }
 
 func (r *runner) ListChains(table string) ([]string, error) {

@@ -37,6 +37,18 @@ func (f *fakeIPT) DeleteRule(table, chain string, rule ...string) error {
 	return nil
 }
 func (f *fakeIPT) ListChains(table string) ([]string, error) { return f.chains[table], nil }
+func (f *fakeIPT) ChainExists(table, chain string) (bool, error) {
+	for _, c := range f.chains[table] {
+		if c == chain {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+func (f *fakeIPT) DeleteChain(table, chain string) error {
+	f.deleted = append(f.deleted, table+" "+chain)
+	return nil
+}
 func (f *fakeIPT) Restore(data []byte) error {
 	if f.fail != nil {
 		return f.fail
@@ -496,7 +508,7 @@ func TestCleanup(t *testing.T) {
 	if err := Cleanup(f); err != nil {
 		t.Fatal(err)
 	}
-	if want := len(jumpRules) + len(kubeletJumpRules); len(f.deleted) != want {
+	if want := len(jumpRules) + len(kubeletJumpRules) + len(canaryTables); len(f.deleted) != want {
 		t.Errorf("deleted %d jump rules, want %d", len(f.deleted), want)
 	}
 	all := strings.Join(f.restores, "")
