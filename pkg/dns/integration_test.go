@@ -512,3 +512,65 @@ func TestForwarding(t *testing.T) {
 		t.Errorf("the upstream got %d queries for the reverse name, want 1", n)
 	}
 }
+
+// TestKubeDNSService: the Service skiff server publishes for its DNS, at
+// the 10th service IP with endpoints where the DNS listens, answered by
+// the DNS itself (kube-dns.kube-system.svc and the zone's NS).
+func TestKubeDNSService(t *testing.T) {
+	ip, err := skiffdns.ClusterDNSIP("10.96.0.0/12", 10)
+	if err != nil || ip.String() != "10.96.0.10" {
+		t.Fatalf("ClusterDNSIP(10.96.0.0/12, 10) = %v, %v; want 10.96.0.10", ip, err)
+	}
+	if ip, err := skiffdns.ClusterDNSIP("fd00:10:96::/112", 10); err != nil || ip.String() != "fd00:10:96::a" {
+		t.Errorf("ClusterDNSIP of an IPv6 range = %v, %v; want fd00:10:96::a", ip, err)
+	}
+	if _, err := skiffdns.ClusterDNSIP("10.96.0.0/29", 10); err == nil {
+		t.Error("ClusterDNSIP beyond a /29: no error")
+	}
+
+	e := start(t)
+	ctx := context.Background()
+	o := skiffdns.ServiceOptions{ClusterIP: ip, EndpointIPs: []net.IP{net.ParseIP("192.0.2.10")}, Port: 1053, MetricsPort: 9153, NodeName: "n1"}
+	if err := skiffdns.EnsureService(ctx, e.cs, o); err != nil {
+		t.Fatal(err)
+	}
+	// Again: the same, with a changed endpoint.
+	o.EndpointIPs = []net.IP{net.ParseIP("192.0.2.11")}
+	if err := skiffdns.EnsureService(ctx, e.cs, o); err != nil {
+		t.Fatalf("second EnsureService: %v", err)
+	}
+	svc, err := e.cs.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, p := range svc.Spec.Ports {
+		ports = append(ports, fmt.Sprintf("%s/%s:%d->%s", p.Name, p.Protocol, p.Port, p.TargetPort.String()))
+	}
+	if svc.Spec.ClusterIP != "10.96.0.10" || svc.Labels["k8s-app"] != "kube-dns" || strings.Join(ports, " ") != "dns/UDP:53->1053 dns-tcp/TCP:53->1053 metrics/TCP:9153->9153" {
+		t.Errorf("service: clusterIP %s labels %v ports %v", svc.Spec.ClusterIP, svc.Labels, ports)
+	}
+	slice, err := e.cs.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "kube-dns-skiff-v4", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slice.Endpoints) != 1 || slice.Endpoints[0].Addresses[0] != "192.0.2.11" || len(slice.Ports) != 3 || *slice.Ports[0].Port != 1053 {
+		t.Errorf("slice endpoints %v ports %v", slice.Endpoints, slice.Ports)
+	}
+	eps, err := e.cs.CoreV1().Endpoints("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps.Subsets) != 1 || eps.Subsets[0].Addresses[0].IP != "192.0.2.11" || eps.Labels[discoveryv1.LabelSkipMirror] != "true" {
+		t.Errorf("endpoints %v labels %v", eps.Subsets, eps.Labels)
+	}
+	e.expect("kube-dns.kube-system.svc.cluster.local.", dns.TypeA, "NOERROR A 10.96.0.10")
+	e.expect("ns.dns.cluster.local.", dns.TypeA, "NOERROR A 10.96.0.10")
+	e.expect(reverse(t, "10.96.0.10"), dns.TypePTR, "NOERROR PTR kube-dns.kube-system.svc.cluster.local.")
+
+	// Another ClusterIP cannot be had: an error, not a silent mismatch.
+	o.ClusterIP = net.ParseIP("10.96.0.11")
+	if err := skiffdns.EnsureService(ctx, e.cs, o); err == nil || !strings.Contains(err.Error(), "has ClusterIP 10.96.0.10") {
+		t.Errorf("EnsureService with another ClusterIP: %v", err)
+	}
+}
