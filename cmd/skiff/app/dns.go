@@ -1,19 +1,23 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/wait"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/dns"
 )
 
@@ -126,4 +130,75 @@ func (o *dnsOptions) restConfig() (*restclient.Config, error) {
 		return cfg, nil
 	}
 	return clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+}
+
+// serverDNS is skiff server's cluster DNS, run in the process (k3s runs
+// CoreDNS in a pod): it answers on all addresses' port 53 (--port of
+// skiff dns) and, once listening, publishes kube-system/kube-dns at the
+// 10th service IP with the server's advertise address as its endpoint,
+// where kube-proxy's rules send pods' queries.
+type serverDNS struct {
+	apiserver     *options.Options
+	clusterDomain string
+	// port: 0 is 53; -1 a free one (tests).
+	port     int
+	nodeName string
+	// started, if set, is called once the DNS listens.
+	started func(*dns.Server)
+}
+
+func (s *serverDNS) Name() string { return "dns" }
+
+func (s *serverDNS) Run(ctx context.Context, loopback *restclient.Config) error {
+	clusterIP, err := dns.ClusterDNSIP(s.apiserver.ServiceClusterIPRange, 10)
+	if err != nil {
+		return err
+	}
+	advertise, err := s.apiserver.AdvertiseIP()
+	if err != nil {
+		return fmt.Errorf("the kube-dns endpoint: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(restclient.AddUserAgent(loopback, "skiff-dns"))
+	if err != nil {
+		return err
+	}
+	listening := make(chan *dns.Server, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- dns.Run(ctx, client, dns.Options{Port: s.port, ClusterDomain: s.clusterDomain, Started: func(srv *dns.Server) { listening <- srv }})
+	}()
+	var srv *dns.Server
+	select {
+	case srv = <-listening:
+	case err := <-done:
+		return err
+	}
+	svc := dns.ServiceOptions{ClusterIP: clusterIP, EndpointIPs: []net.IP{advertise}, Port: int32(srv.UDPAddr().Port), NodeName: s.nodeName}
+	// Retried: the Service IP may be taken until its holder is deleted.
+	_ = wait.PollUntilContextCancel(ctx, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := dns.EnsureService(ctx, client, svc); err != nil {
+			klog.ErrorS(err, "Publishing the cluster DNS Service", "clusterIP", clusterIP)
+			return false, nil
+		}
+		klog.InfoS("Cluster DNS published", "service", "kube-system/"+dns.ServiceName, "clusterIP", clusterIP, "endpoint", net.JoinHostPort(advertise.String(), strconv.Itoa(srv.UDPAddr().Port)))
+		return true, nil
+	})
+	if s.started != nil {
+		s.started(srv)
+	}
+	return <-done
+}
+
+// defaultClusterDNS gives the local node of skiff server the embedded
+// DNS's address unless --cluster-dns names another.
+func (n *nodeOptions) defaultClusterDNS(serviceCIDR string) error {
+	if len(n.clusterDNS) > 0 {
+		return nil
+	}
+	ip, err := dns.ClusterDNSIP(serviceCIDR, 10)
+	if err != nil {
+		return err
+	}
+	n.clusterDNS = []string{ip.String()}
+	return nil
 }

@@ -1,8 +1,19 @@
 package app
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-dev/skiff/pkg/apiserver/options"
+	"github.com/skiff-dev/skiff/pkg/dns"
+	"github.com/skiff-dev/skiff/test/integration"
 )
 
 func TestDNSOptions(t *testing.T) {
@@ -50,5 +61,57 @@ func TestNodeDNSFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want one with %s", err, want)
 		}
+	}
+}
+
+// TestServerDNS: skiff server's DNS component answers and publishes
+// kube-dns at the 10th service IP with an endpoint on the port it has.
+func TestServerDNS(t *testing.T) {
+	var apiOpts *options.Options
+	cfg := integration.StartAPIServer(t, integration.ServerOptions{Customize: func(o *options.Options) { apiOpts = o }})
+	ctx, cancel := context.WithCancel(context.Background())
+	listening := make(chan *dns.Server, 1)
+	done := make(chan error, 1)
+	s := &serverDNS{apiserver: apiOpts, port: -1, nodeName: "n1", started: func(srv *dns.Server) { listening <- srv }}
+	go func() { done <- s.Run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serverDNS.Run: %v", err)
+		}
+	})
+	var srv *dns.Server
+	select {
+	case srv = <-listening:
+	case err := <-done:
+		t.Fatalf("serverDNS.Run: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the DNS did not start")
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	slice, err := cs.DiscoveryV1().EndpointSlices("kube-system").Get(context.Background(), "kube-dns-skiff-v4", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := *slice.Ports[0].Port, int32(srv.UDPAddr().Port); got != want {
+		t.Errorf("kube-dns endpoint port %d, want the DNS's %d", got, want)
+	}
+	integration.Eventually(t, 20*time.Second, func() string {
+		m := new(mdns.Msg)
+		m.SetQuestion("kube-dns.kube-system.svc.cluster.local.", mdns.TypeA)
+		resp, _, err := new(mdns.Client).Exchange(m, srv.UDPAddr().String())
+		if err != nil || len(resp.Answer) != 1 || resp.Answer[0].(*mdns.A).A.String() != "10.96.0.10" {
+			return fmt.Sprintf("kube-dns's A: %v %v", resp, err)
+		}
+		return ""
+	})
+
+	n := &nodeOptions{}
+	if err := n.defaultClusterDNS(apiOpts.ServiceClusterIPRange); err != nil || len(n.clusterDNS) != 1 || n.clusterDNS[0] != "10.96.0.10" {
+		t.Errorf("the local node's --cluster-dns: %v %v", n.clusterDNS, err)
+	}
+	n.clusterDNS = []string{"192.0.2.53"}
+	if err := n.defaultClusterDNS(apiOpts.ServiceClusterIPRange); err != nil || n.clusterDNS[0] != "192.0.2.53" {
+		t.Errorf("a given --cluster-dns replaced: %v", n.clusterDNS)
 	}
 }
