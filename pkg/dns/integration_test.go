@@ -385,6 +385,9 @@ func TestClusterRecords(t *testing.T) {
 		for _, name := range []string{"svc.cluster.local.", ns + ".svc.cluster.local.", "cluster.local.", ns + ".pod.cluster.local."} {
 			e.expectNegative(name, dns.TypeA, dns.RcodeSuccess)
 		}
+		if m := e.query("tcp", "cluster.local.", dns.TypeAXFR); m.Rcode != dns.RcodeRefused {
+			t.Errorf("AXFR: %s, want REFUSED", dns.RcodeToString[m.Rcode])
+		}
 	})
 
 	t.Run("Updates", func(t *testing.T) {

@@ -206,7 +206,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options) error {
 		}
 	}()
 
-	udp := &dns.Server{PacketConn: pc, Handler: s, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}
+	udp := &dns.Server{PacketConn: pc, Handler: s, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, UDPSize: dns.DefaultMsgSize}
 	tcp := &dns.Server{Listener: ln, Handler: s, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2+len(httpServers))
@@ -384,6 +384,11 @@ func (s *Server) answer(req *dns.Msg) (*dns.Msg, string) {
 	name := strings.ToLower(q.Name)
 	if dns.IsSubDomain(s.zone.origin, name) {
 		if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+			return resp.SetRcode(req, dns.RcodeRefused), "kubernetes"
+		}
+		if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
+			// The zone is computed per query: no transfers (as CoreDNS's
+			// kubernetes plugin without a transfer block).
 			return resp.SetRcode(req, dns.RcodeRefused), "kubernetes"
 		}
 		if !s.Ready() {
