@@ -133,8 +133,8 @@ func (o *dnsOptions) restConfig() (*restclient.Config, error) {
 }
 
 // serverDNS is skiff server's cluster DNS, run in the process (k3s runs
-// CoreDNS in a pod): it answers on all addresses' port 53 (--port of
-// skiff dns) and, once listening, publishes kube-system/kube-dns at the
+// CoreDNS in a pod): it answers on the advertise address's port 53 and,
+// once listening, publishes kube-system/kube-dns at the
 // 10th service IP with the server's advertise address as its endpoint,
 // where kube-proxy's rules send pods' queries.
 type serverDNS struct {
@@ -165,7 +165,11 @@ func (s *serverDNS) Run(ctx context.Context, loopback *restclient.Config) error 
 	listening := make(chan *dns.Server, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- dns.Run(ctx, client, dns.Options{Port: s.port, ClusterDomain: s.clusterDomain, Started: func(srv *dns.Server) { listening <- srv }})
+		// On the advertise address only, where kube-dns's endpoint is: a
+		// host resolver on a loopback port 53 (systemd-resolved's stub)
+		// stays, and is an upstream rather than this server itself.
+		done <- dns.Run(ctx, client, dns.Options{BindAddress: advertise.String(), Port: s.port, ClusterDomain: s.clusterDomain,
+			Started: func(srv *dns.Server) { listening <- srv }})
 	}()
 	var srv *dns.Server
 	select {
