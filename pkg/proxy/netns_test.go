@@ -146,6 +146,64 @@ func serveBackends(t *testing.T, n *testNet, port int) {
 	}
 }
 
+// serveUDPBackends answers each datagram to port of every backend IP
+// with that IP.
+func serveUDPBackends(t *testing.T, n *testNet, port int) {
+	var conns []net.PacketConn
+	err := inNetns(n.backend, func() error {
+		for _, ip := range n.backendIPs {
+			c, err := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port)))
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range conns {
+		t.Cleanup(func() { c.Close() })
+		go func() {
+			buf := make([]byte, 512)
+			for {
+				_, from, err := c.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				_, _ = c.WriteTo([]byte(n.backendIPs[i]), from)
+			}
+		}()
+	}
+}
+
+// udpAsk sends a datagram from ns, always from local port srcPort (one
+// conntrack entry), to addr and returns the answer.
+func udpAsk(ns string, srcPort int, addr string) (string, error) {
+	var answer string
+	err := inNetns(ns, func() error {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{Port: srcPort})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		to, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return err
+		}
+		if _, err := c.WriteTo([]byte("who"), to); err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		buf := make([]byte, 512)
+		n, _, err := c.ReadFrom(buf)
+		answer = string(buf[:n])
+		return err
+	})
+	return answer, err
+}
+
 // dial connects from ns to addr and returns the answer: "backendIP clientIP".
 func dial(ns, addr string) (string, error) {
 	var answer string
@@ -163,12 +221,13 @@ func dial(ns, addr string) (string, error) {
 	return answer, err
 }
 
-// iptablesWrappers puts iptables, iptables-restore and iptables-save on
-// PATH that run the real ones in netns ns, so that the proxy (which finds
-// them on PATH) writes the node's rules, never the host's.
+// iptablesWrappers puts iptables, iptables-restore, iptables-save and
+// conntrack on PATH that run the real ones in netns ns, so that the proxy
+// (which finds them on PATH) changes the node's rules and conntrack table,
+// never the host's.
 func iptablesWrappers(t *testing.T, ns string) {
 	dir := t.TempDir()
-	for _, name := range []string{"iptables", "iptables-restore", "iptables-save"} {
+	for _, name := range []string{"iptables", "iptables-restore", "iptables-save", "conntrack"} {
 		real, err := exec.LookPath(name)
 		if err != nil {
 			t.Fatal(err)
@@ -227,6 +286,8 @@ func TestProxyInNetns(t *testing.T) {
 	iptablesWrappers(t, n.node)
 	const backendPort = 8080
 	serveBackends(t, n, backendPort)
+	const udpPort = 5353
+	serveUDPBackends(t, n, udpPort)
 
 	srv := harness.StartSkiffTest(t, harness.Options{Command: "apiserver"})
 	client, err := kubernetes.NewForConfig(srv.AdminConfig(t))
@@ -266,6 +327,11 @@ func TestProxyInNetns(t *testing.T) {
 	mkSlice(endpointSlice("sticky", backendPort, n.backendIPs[:3]...))
 	np := mkService("np", func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort })
 	mkSlice(endpointSlice("np", backendPort, n.backendIPs[3]))
+
+	dnsSvc := mkService("dns", func(s *v1.Service) { s.Spec.Ports[0].Protocol = v1.ProtocolUDP })
+	dnsSlice := endpointSlice("dns", udpPort, n.backendIPs[0])
+	dnsSlice.Ports[0].Protocol = ptr.To(v1.ProtocolUDP)
+	mkSlice(dnsSlice)
 
 	opts := DefaultOptions(nodeName)
 	opts.LocalhostNodePorts = false // would set the host's route_localnet
@@ -408,6 +474,34 @@ func TestProxyInNetns(t *testing.T) {
 			_, err := dial(n.node, webAddr)
 			if !errors.Is(err, syscall.ECONNREFUSED) {
 				return fmt.Errorf("dial: %v", err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("UDP conntrack entries follow endpoint changes", func(t *testing.T) {
+		addr := net.JoinHostPort(dnsSvc.Spec.ClusterIP, "80")
+		const src = 40123
+		if answer, err := udpAsk(n.node, src, addr); err != nil || answer != n.backendIPs[0] {
+			t.Fatalf("UDP service: %q %v, want %s", answer, err, n.backendIPs[0])
+		}
+		s, err := client.DiscoveryV1().EndpointSlices(ns).Get(ctx, "dns-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Endpoints[0].Addresses = []string{n.backendIPs[1]}
+		if _, err := client.DiscoveryV1().EndpointSlices(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The old endpoint still answers: only a deleted conntrack entry
+		// sends the same flow to the new one.
+		eventually(t, 10*time.Second, "the same UDP flow reaches the new endpoint", func() error {
+			answer, err := udpAsk(n.node, src, addr)
+			if err != nil {
+				return err
+			}
+			if answer != n.backendIPs[1] {
+				return fmt.Errorf("answered by %s", answer)
 			}
 			return nil
 		})

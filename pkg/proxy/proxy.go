@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ import (
 	configv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	netutils "k8s.io/utils/net"
 
+	"github.com/skiff-dev/skiff/pkg/proxy/conntrack"
 	"github.com/skiff-dev/skiff/pkg/proxy/healthcheck"
 	"github.com/skiff-dev/skiff/pkg/proxy/iptables"
 	"github.com/skiff-dev/skiff/pkg/proxy/metrics"
@@ -144,6 +146,8 @@ type proxyServer struct {
 	// synced: the informers have listed; before, no rules are written
 	// (partial data would drop services).
 	synced atomic.Bool
+	// noConntrack: the conntrack command is missing (said once).
+	noConntrack bool
 }
 
 // Run proxies services on this node until ctx ends; the rules stay (a
@@ -346,7 +350,28 @@ func (s *proxyServer) sync() error {
 	}
 	s.svcHealth.SyncServices(s.tracker.Services.HealthCheckNodePorts())
 	s.svcHealth.SyncEndpoints(s.tracker.Endpoints.LocalReadyEndpoints())
+	if result.UDPChanged {
+		s.cleanConntrack()
+	}
 	return nil
+}
+
+// cleanConntrack deletes UDP conntrack entries to endpoints that are gone
+// (with the conntrack tool; without it, said once).
+func (s *proxyServer) cleanConntrack() {
+	if _, err := exec.LookPath("conntrack"); err != nil {
+		if !s.noConntrack {
+			klog.InfoS("No conntrack command: stale UDP conntrack entries are not cleaned up", "err", err)
+			s.noConntrack = true
+		}
+		return
+	}
+	n, err := conntrack.CleanStaleEntries(conntrack.CLI{}, s.tracker.Services, s.tracker.Endpoints)
+	if err != nil {
+		klog.ErrorS(err, "Failed to clean up stale UDP conntrack entries", "deleted", n)
+		return
+	}
+	klog.V(4).InfoS("Cleaned up stale UDP conntrack entries", "deleted", n)
 }
 
 // serveMetrics serves /metrics, /healthz and /proxyMode on addr, as
