@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what a real node (and its tests) needs on Debian, when missing:
 # containerd, runc, the CNI plugins and iptables; for the tests also
-# busybox-static, bash-static, skopeo, docker-registry and conntrack. Prints
+# busybox-static, bash-static, skopeo, docker-registry, conntrack, nftables and ipset. Prints
 # one line.
 # Never fails the caller: without root (or on another distribution) it says
 # what is missing and exits 0, and the tests needing it skip.
 set -uo pipefail
 
-packages=(containerd runc containernetworking-plugins iptables busybox-static bash-static skopeo docker-registry conntrack)
+packages=(containerd runc containernetworking-plugins iptables busybox-static bash-static skopeo docker-registry conntrack nftables ipset)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "node-deps: not Debian (no dpkg-query); a node needs: ${packages[*]}"
