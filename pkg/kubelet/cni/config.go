@@ -41,6 +41,14 @@ type Config struct {
 	MTU int
 	// NetworkName defaults to DefaultNetworkName.
 	NetworkName string
+	// SkipMasquerade turns the bridge plugin's ipMasq off, for when the
+	// pod network (pkg/podnetwork) masquerades only traffic leaving the
+	// cluster CIDR itself. ipMasq masquerades everything not in this
+	// node's podCIDR, which hides pod source IPs on traffic to other
+	// nodes' pods (and so breaks NetworkPolicy by source). The zero value
+	// keeps ipMasq on: a node without the pod network still needs its pods'
+	// traffic to the outside masqueraded.
+	SkipMasquerade bool
 }
 
 func (c Config) bridgeName() string {
@@ -142,7 +150,7 @@ func Render(cfg Config) ([]byte, error) {
 				Type:        "bridge",
 				Bridge:      cfg.bridgeName(),
 				IsGateway:   true,
-				IPMasq:      true,
+				IPMasq:      !cfg.SkipMasquerade,
 				HairpinMode: true,
 				MTU:         cfg.MTU,
 				IPAM:        am,

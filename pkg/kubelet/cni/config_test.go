@@ -205,3 +205,21 @@ COMMIT
 		t.Errorf("scripts for a network without rules: %q", got)
 	}
 }
+
+func TestRenderSkipMasquerade(t *testing.T) {
+	for _, skip := range []bool{false, true} {
+		out, err := Render(Config{PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.88.0.0/24")}, DataDir: "/d", SkipMasquerade: skip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Plugins []map[string]any `json:"plugins"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		if masq := got.Plugins[0]["ipMasq"]; masq != !skip {
+			t.Errorf("SkipMasquerade %v: ipMasq %v, want %v", skip, masq, !skip)
+		}
+	}
+}
