@@ -133,20 +133,20 @@ func (p *Proxier) desired(services tracker.ServicePortMap, endpoints tracker.End
 	for _, s := range Sets {
 		d.sets[s.Name] = sets.New[string]()
 	}
-	names := make([]tracker.ServicePortName, 0, len(services))
+	type namedPort struct {
+		name tracker.ServicePortName
+		str  string
+	}
+	names := make([]namedPort, 0, len(services))
 	for name := range services {
-		names = append(names, name)
+		names = append(names, namedPort{name, name.String() + "/" + string(name.Protocol)})
 	}
 	// A stable order: when two ports claim the same address, the first
 	// keeps it.
-	sort.Slice(names, func(i, j int) bool {
-		if names[i].String() != names[j].String() {
-			return names[i].String() < names[j].String()
-		}
-		return names[i].Protocol < names[j].Protocol
-	})
+	sort.Slice(names, func(i, j int) bool { return names[i].str < names[j].str })
 
-	for _, name := range names {
+	for _, np := range names {
+		name := np.name
 		svc := services[name]
 		protocol := strings.ToLower(string(svc.Protocol))
 		eps := endpoints[name]
