@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	netutils "k8s.io/utils/net"
 )
 
 // SchemaVersion is the version of the Kubernetes DNS specification served
@@ -425,10 +426,10 @@ func dashed(ip net.IP) string {
 
 // dashedIP reads a dashed label back; nil if it is none.
 func dashedIP(label string) net.IP {
-	if ip := net.ParseIP(strings.ReplaceAll(label, "-", ".")); ip != nil && ip.To4() != nil {
+	if ip := net.ParseIP(strings.ReplaceAll(label, "-", ".")); netutils.IsIPv4(ip) {
 		return ip
 	}
-	if ip := net.ParseIP(strings.ReplaceAll(label, "-", ":")); ip != nil && ip.To4() == nil {
+	if ip := net.ParseIP(strings.ReplaceAll(label, "-", ":")); netutils.IsIPv6(ip) {
 		return ip
 	}
 	return nil
@@ -444,7 +445,7 @@ func reverseIP(name string) net.IP {
 		}
 		slices.Reverse(labels)
 		ip := net.ParseIP(strings.Join(labels, "."))
-		if ip == nil || ip.To4() == nil {
+		if !netutils.IsIPv4(ip) {
 			return nil
 		}
 		return ip
