@@ -183,10 +183,17 @@ if [[ -z $kubeconfig ]]; then
       echo "port 10250 is in use: the local node's kubelet listens on 10260 (specs naming :10250 will fail)" >&2
       server_args+=(--kubelet-port 10260)
     fi
+    # Pods reach the API server (the kubernetes Service) and the cluster
+    # DNS (kube-dns, served by the server on its advertise address's port
+    # 53) through the node's service proxy: both on this machine's address.
+    host_ip=$(ip -4 route get 192.0.2.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+    [[ -n $host_ip ]] || { echo "no IPv4 default route: pods could not reach the API server" >&2; exit 1; }
+    bind_address=0.0.0.0
+    server_args+=(--advertise-address "$host_ip")
   else
-    server_args+=(--disable-agent)
+    server_args+=(--disable-agent --disable-dns)
   fi
-  "$skiff_bin" server --data-dir "$work/data" --secure-port "$port" --bind-address 127.0.0.1 \
+  "$skiff_bin" server --data-dir "$work/data" --secure-port "$port" --bind-address "${bind_address:-127.0.0.1}" \
     ${server_args[@]+"${server_args[@]}"} >"$work/server.out" 2>"$report_dir/server.log" &
   server_pid=$!
   for _ in $(seq 120); do grep -q KUBECONFIG= "$work/server.out" 2>/dev/null && break; sleep 0.5; done

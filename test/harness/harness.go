@@ -50,6 +50,15 @@ type Options struct {
 	// pods); without it the server gets --disable-agent, so that tests and
 	// benchmarks see only the nodes they start.
 	LocalNode bool
+	// DNS lets `skiff server` serve the cluster DNS on its advertise
+	// address's port 53; without it the server gets --disable-dns, as
+	// servers side by side would contend for that port.
+	DNS bool
+	// ServiceProxy lets the local node run its service proxy; without it
+	// the server gets --disable-kube-proxy, as the proxy's rules (in the
+	// machine's own network namespace, kept after exit) would mix with
+	// those of other servers' nodes.
+	ServiceProxy bool
 }
 
 // Server is one running apiserver process.

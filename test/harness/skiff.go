@@ -79,8 +79,8 @@ func StartSkiff(ctx context.Context, opts Options) (*Server, error) {
 		s = &Server{Name: "skiff", command: command, Dir: dir, removeDir: temporary, LogPath: filepath.Join(dir, "skiff.log"),
 			URL: fmt.Sprintf("https://127.0.0.1:%d", port), Port: port}
 		args := opts.Args
-		if command == "server" && !opts.LocalNode {
-			args = append([]string{"--disable-agent"}, args...)
+		if command == "server" {
+			args = append(serverDisables(opts), args...)
 		}
 		return s.startSkiff(ctx, bin, port, args)
 	})
@@ -161,4 +161,19 @@ func (s *Server) UserKubeconfig(ctx context.Context, user string, groups ...stri
 		return nil, fmt.Errorf("skiff %s: %w\n--- stdout:\n%s\n--- stderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)
 	}
 	return stdout.Bytes(), nil
+}
+
+// serverDisables are the flags that keep a test's skiff server to the
+// parts opts asks for.
+func serverDisables(opts Options) []string {
+	var flags []string
+	if !opts.LocalNode {
+		flags = append(flags, "--disable-agent")
+	} else if !opts.ServiceProxy {
+		flags = append(flags, "--disable-kube-proxy")
+	}
+	if !opts.DNS {
+		flags = append(flags, "--disable-dns")
+	}
+	return flags
 }

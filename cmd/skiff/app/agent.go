@@ -18,7 +18,6 @@ import (
 	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/componentserver"
 	"github.com/skiff-dev/skiff/pkg/kubelet"
-	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
 	"github.com/skiff-dev/skiff/pkg/kubelet/simulated"
 )
 
@@ -41,6 +40,7 @@ type agentOptions struct {
 
 	// The real node's, without --simulate.
 	node              nodeOptions
+	network           nodeNetworkOptions
 	dataDir           string
 	rotateServerCerts bool
 }
@@ -94,6 +94,8 @@ authorized through the API server) are served over HTTPS on
 	fs.StringVar(&o.dataDir, "data-dir", o.dataDir, "Directory of the node's data (containerd, kubelet root dir, images to import), without --simulate.")
 	fs.BoolVar(&o.rotateServerCerts, "rotate-server-certificates", o.rotateServerCerts, "Without --simulate: request the kubelet's serving certificate with a kubernetes.io/kubelet-serving CSR and renew it as it nears expiry; a self-signed one is served until it is issued (and without this).")
 	o.node.addFlags(fs)
+	o.network.addFlags(fs)
+	o.network.addClusterCIDRFlag(fs)
 	o.serving.AddFlags(fs)
 	return cmd
 }
@@ -127,6 +129,9 @@ func (o *agentOptions) validate() (simulated.Options, []error) {
 		if _, err := o.node.agentOptions(o.dataDir); err != nil {
 			errs = append(errs, err)
 		}
+		if err := o.network.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if o.startDelay < 0 {
 		errs = append(errs, errors.New("--simulate-start-delay must not be negative"))
@@ -149,9 +154,12 @@ func (o *agentOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The service proxy uses the node's credentials (no kube-proxy
+	// identity of its own here).
+	proxyCfg := restclient.CopyConfig(cfg)
 	cfg = restclient.AddUserAgent(cfg, "kubelet")
 	if o.simulate == 0 {
-		return o.runNode(ctx, cfg)
+		return o.runNode(ctx, cfg, proxyCfg)
 	}
 	// One client for every simulated node: their limits add up.
 	cfg.QPS, cfg.Burst = o.qps*float32(o.simulate), o.burst*o.simulate
@@ -171,7 +179,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 }
 
 // runNode runs this machine as a node.
-func (o *agentOptions) runNode(ctx context.Context, cfg *restclient.Config) error {
+func (o *agentOptions) runNode(ctx context.Context, cfg, proxyCfg *restclient.Config) error {
 	opts, err := o.node.agentOptions(o.dataDir)
 	if err != nil {
 		return fmt.Errorf("invalid options: %w", err)
@@ -193,8 +201,13 @@ func (o *agentOptions) runNode(ctx context.Context, cfg *restclient.Config) erro
 	if err != nil {
 		return err
 	}
+	if opts.NodeName == "" {
+		if opts.NodeName, err = os.Hostname(); err != nil {
+			return err
+		}
+	}
 	klog.InfoS("Starting skiff agent", "server", cfg.Host, "dataDir", o.dataDir)
-	err = agent.Run(ctx, client, opts, nil)
+	err = runNodeWithNetwork(ctx, client, opts, &nodeNetwork{opts: &o.network, proxyConfig: proxyCfg})
 	klog.InfoS("skiff agent stopped")
 	return err
 }

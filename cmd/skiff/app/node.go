@@ -179,6 +179,7 @@ func (n *nodeOptions) runtimeMissing() string {
 // machine's containerd, with the API server's loopback client.
 type serverNode struct {
 	node            *nodeOptions
+	network         *nodeNetworkOptions
 	dataDir         string
 	adminKubeconfig string
 }
@@ -228,7 +229,13 @@ func (s *serverNode) Run(ctx context.Context, _ *restclient.Config) error {
 	o.ClientCAFile = filepath.Join(pkiDir, "ca.crt")
 	// The node's own identity, as a kubelet's: system:node:<name> in
 	// system:nodes, authorized by the Node authorizer and NodeRestriction.
-	cfg, err := nodeClientConfig(ca, s.adminKubeconfig, o.NodeName)
+	cfg, err := certClientConfig(ca, s.adminKubeconfig, "system:node:"+o.NodeName, []string{"system:nodes"})
+	if err != nil {
+		return err
+	}
+	// The service proxy as kube-proxy is: system:kube-proxy, bound to
+	// system:node-proxier.
+	proxyCfg, err := certClientConfig(ca, s.adminKubeconfig, "system:kube-proxy", nil)
 	if err != nil {
 		return err
 	}
@@ -239,17 +246,17 @@ func (s *serverNode) Run(ctx context.Context, _ *restclient.Config) error {
 		return err
 	}
 	klog.InfoS("Starting the local node", "rootDir", o.RootDir, "containerd", o.ContainerdDir)
-	return agent.Run(ctx, client, o, nil)
+	return runNodeWithNetwork(ctx, client, o, &nodeNetwork{opts: s.network, proxyConfig: proxyCfg})
 }
 
-// nodeClientConfig is the API server of the admin kubeconfig (its address
-// and CA) with a client certificate of system:node:<nodeName>.
-func nodeClientConfig(ca *pki.CA, adminKubeconfig, nodeName string) (*restclient.Config, error) {
+// certClientConfig is the API server of the admin kubeconfig (its address
+// and CA) with a client certificate of user in groups.
+func certClientConfig(ca *pki.CA, adminKubeconfig, user string, groups []string) (*restclient.Config, error) {
 	admin, err := clientcmd.BuildConfigFromFlags("", adminKubeconfig)
 	if err != nil {
 		return nil, err
 	}
-	certPEM, keyPEM, err := ca.NewClientCert("system:node:"+nodeName, []string{"system:nodes"})
+	certPEM, keyPEM, err := ca.NewClientCert(user, groups)
 	if err != nil {
 		return nil, err
 	}

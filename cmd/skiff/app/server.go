@@ -23,8 +23,9 @@ func newServerCommand() *cobra.Command {
 	// As kube-controller-manager in kubeadm clusters.
 	c.UseServiceAccountCredentials = true
 	sched := newSchedulerOptions(plugins.NewInTreeRegistry())
-	var disableScheduler, disableAgent bool
+	var disableScheduler, disableAgent, disableDNS bool
 	node := &nodeOptions{}
+	network := &nodeNetworkOptions{}
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the all-in-one control plane (API server on embedded or external etcd, controllers)",
@@ -51,6 +52,14 @@ imported at start.`,
 			if !disableScheduler {
 				parts = append(parts, &serverScheduler{scheduler: sched, apiserver: o})
 			}
+			if !disableDNS {
+				// The local node's pods resolve through it unless
+				// --cluster-dns names another.
+				if err := node.defaultClusterDNS(o.ServiceClusterIPRange); err != nil {
+					return fmt.Errorf("invalid options: %w", err)
+				}
+				parts = append(parts, &serverDNS{apiserver: o, clusterDomain: node.clusterDomain, nodeName: node.nodeName})
+			}
 			if !disableAgent {
 				if why := node.runtimeMissing(); why != "" {
 					klog.InfoS("No local node: no container runtime on this machine; serving the control plane alone", "reason", why)
@@ -58,7 +67,11 @@ imported at start.`,
 					if _, err := node.agentOptions(o.DataDir); err != nil {
 						return fmt.Errorf("invalid options: %w", err)
 					}
-					parts = append(parts, &serverNode{node: node, dataDir: o.DataDir, adminKubeconfig: o.AdminKubeconfig()})
+					network.clusterCIDR = c.ClusterCIDR
+					if err := network.validate(); err != nil {
+						return fmt.Errorf("invalid options: %w", err)
+					}
+					parts = append(parts, &serverNode{node: node, network: network, dataDir: o.DataDir, adminKubeconfig: o.AdminKubeconfig()})
 				}
 			}
 			return component.Run(genericapiserver.SetupSignalContext(), apiServer(o), func() { announce(cmd, o) }, parts...)
@@ -69,7 +82,9 @@ imported at start.`,
 	// k3s's name: skiff scheduler (or kube-scheduler) may schedule instead.
 	cmd.Flags().BoolVar(&disableScheduler, "disable-scheduler", false, "Do not run the scheduler in this process (run skiff scheduler or kube-scheduler against it instead).")
 	cmd.Flags().BoolVar(&disableAgent, "disable-agent", false, "Do not run a node on this machine (by default one runs when containerd is installed, or --container-runtime-endpoint is set, and skiff runs as root).")
+	cmd.Flags().BoolVar(&disableDNS, "disable-dns", false, "Do not serve the cluster DNS (kube-system/kube-dns at the 10th service IP) from this process (run skiff dns or CoreDNS instead).")
 	node.addFlags(cmd.Flags())
+	network.addFlags(cmd.Flags())
 	return cmd
 }
 
