@@ -73,7 +73,15 @@ func (r *iptablesRunner) apply(rs *ruleSet) error {
 
 func (r *iptablesRunner) cleanup() error {
 	var errs []error
+	// A jump cannot exist without its target (and -C fails then).
+	top, err := r.ipt.ChainExists("filter", topChain)
+	if err != nil {
+		return err
+	}
 	for _, hook := range hookChains {
+		if !top {
+			break
+		}
 		if err := r.ipt.DeleteIfExists("filter", hook, hookRule...); err != nil {
 			errs = append(errs, err)
 		}
