@@ -1,4 +1,4 @@
-package nodeimages
+package nodeimages_test
 
 import (
 	"context"
@@ -12,25 +12,27 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-dev/skiff/pkg/images"
+	"github.com/skiff-dev/skiff/test/containerdtest"
+	"github.com/skiff-dev/skiff/test/nodeimages"
 )
 
 // TestEnsure imports both images into a real containerd, checks that its
 // CRI sees them under their names with the images' users, and runs a
 // busybox container in a pause sandbox, reading what it printed.
 func TestEnsure(t *testing.T) {
-	c := startContainerd(t, nil)
-	Ensure(t, c.address)
+	c := containerdtest.Start(t, containerdtest.Options{Name: "nodeimages"})
+	nodeimages.Ensure(t, c.Address())
 	// Again: already imported, cached archives.
 	start := time.Now()
-	Ensure(t, c.address)
-	t.Logf("second Ensure took %v", time.Since(start))
+	nodeimages.Ensure(t, c.Address())
+	t.Logf("second nodeimages.Ensure took %v", time.Since(start))
 
 	ctx := context.Background()
-	is := c.imageService(t)
+	is := c.ImageService(t)
 	for _, want := range []struct {
 		name string
 		uid  int64 // -1: none set
-	}{{PauseImage, 65535}, {BusyboxImage, -1}} {
+	}{{nodeimages.PauseImage, 65535}, {nodeimages.BusyboxImage, -1}} {
 		st, err := is.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: want.name}, false)
 		if err != nil {
 			t.Fatalf("ImageStatus(%s): %v", want.name, err)
@@ -50,8 +52,8 @@ func TestEnsure(t *testing.T) {
 		}
 	}
 
-	rs := c.runtimeService(t)
-	logDir := filepath.Join(c.dir, "pod-logs")
+	rs := c.RuntimeService(t)
+	logDir := filepath.Join(c.Dir, "pod-logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +69,11 @@ func TestEnsure(t *testing.T) {
 	}
 	sandbox, err := rs.RunPodSandbox(ctx, sandboxConfig, "")
 	if err != nil {
-		t.Fatalf("RunPodSandbox with %s: %v", PauseImage, err)
+		t.Fatalf("RunPodSandbox with %s: %v", nodeimages.PauseImage, err)
 	}
 	containerID, err := rs.CreateContainer(ctx, sandbox, &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "sh"},
-		Image:    &runtimeapi.ImageSpec{Image: BusyboxImage},
+		Image:    &runtimeapi.ImageSpec{Image: nodeimages.BusyboxImage},
 		// By path, as specs do; as nobody to see /etc/passwd at work.
 		Command: []string{"/bin/sh", "-c", `/bin/true && ! /bin/false && echo "user=$(whoami) tmp=$(stat -c %a /tmp) sleep=$(readlink /bin/sleep)"`},
 		LogPath: "sh.log",
@@ -117,8 +119,8 @@ func TestEnsure(t *testing.T) {
 // TestImportDir imports a dir of archives as a node's images dir: a broken
 // archive is reported by name while the others are imported.
 func TestImportDir(t *testing.T) {
-	c := startContainerd(t, nil)
-	files := Archives(t)
+	c := containerdtest.Start(t, containerdtest.Options{Name: "nodeimages"})
+	files := nodeimages.Archives(t)
 	dir := t.TempDir()
 	if err := os.Symlink(files[1], filepath.Join(dir, "b-busybox.tar")); err != nil {
 		t.Fatal(err)
@@ -129,12 +131,12 @@ func TestImportDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "README"), []byte("not imported"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := images.ImportDir(context.Background(), c.address, dir)
+	err := images.ImportDir(context.Background(), c.Address(), dir)
 	if err == nil || !strings.Contains(err.Error(), "a-broken.tar") || strings.Contains(err.Error(), "busybox") || strings.Contains(err.Error(), "README") {
 		t.Fatalf("ImportDir = %v, want an error about a-broken.tar only", err)
 	}
-	st, err := c.imageService(t).ImageStatus(context.Background(), &runtimeapi.ImageSpec{Image: BusyboxImage}, false)
+	st, err := c.ImageService(t).ImageStatus(context.Background(), &runtimeapi.ImageSpec{Image: nodeimages.BusyboxImage}, false)
 	if err != nil || st.Image == nil {
-		t.Fatalf("after ImportDir: ImageStatus(%s) = %v, %v", BusyboxImage, st, err)
+		t.Fatalf("after ImportDir: ImageStatus(%s) = %v, %v", nodeimages.BusyboxImage, st, err)
 	}
 }

@@ -1,4 +1,4 @@
-package nodeimages
+package nodeimages_test
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-dev/skiff/pkg/images"
+	"github.com/skiff-dev/skiff/test/containerdtest"
+	"github.com/skiff-dev/skiff/test/nodeimages"
 )
 
 // TestPullThroughMirror pushes the archives to Debian's docker-registry
@@ -29,9 +31,9 @@ func TestPullThroughMirror(t *testing.T) {
 			t.Skipf("%s is not installed (apt-get install docker-registry skopeo)", tool)
 		}
 	}
-	files := Archives(t)
+	files := nodeimages.Archives(t)
 	registry := startRegistry(t)
-	for i, name := range []string{PauseImage, BusyboxImage} {
+	for i, name := range []string{nodeimages.PauseImage, nodeimages.BusyboxImage} {
 		dest := "docker://" + registry + "/" + strings.TrimPrefix(name, "registry.k8s.io/")
 		// --preserve-digests: uncompressed layers, the archive's manifest,
 		// so that a pulled image is the imported one, digest for digest.
@@ -41,16 +43,16 @@ func TestPullThroughMirror(t *testing.T) {
 		}
 	}
 
-	c := startContainerd(t, map[string]string{"registry.k8s.io": "http://" + registry})
+	c := containerdtest.Start(t, containerdtest.Options{Name: "nodeimages", RegistryMirrors: map[string]string{"registry.k8s.io": "http://" + registry}})
 	ctx := context.Background()
-	is := c.imageService(t)
-	spec := &runtimeapi.ImageSpec{Image: BusyboxImage}
+	is := c.ImageService(t)
+	spec := &runtimeapi.ImageSpec{Image: nodeimages.BusyboxImage}
 	if st, err := is.ImageStatus(ctx, spec, false); err != nil || st.Image != nil {
 		t.Fatalf("before the pull: ImageStatus = %v, %v; want no image", st, err)
 	}
 	ref, err := is.PullImage(ctx, spec, nil, nil)
 	if err != nil {
-		t.Fatalf("PullImage(%s) through the mirror: %v", BusyboxImage, err)
+		t.Fatalf("PullImage(%s) through the mirror: %v", nodeimages.BusyboxImage, err)
 	}
 	st, err := is.ImageStatus(ctx, spec, false)
 	if err != nil || st.Image == nil {

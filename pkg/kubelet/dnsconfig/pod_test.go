@@ -12,10 +12,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,82 +28,13 @@ import (
 	"k8s.io/utils/ptr"
 
 	skiffdns "github.com/skiff-dev/skiff/pkg/dns"
-	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
 	"github.com/skiff-dev/skiff/pkg/kubelet/container"
-	"github.com/skiff-dev/skiff/pkg/kubelet/containerd"
 	"github.com/skiff-dev/skiff/pkg/kubelet/cri"
 	"github.com/skiff-dev/skiff/pkg/kubelet/dnsconfig"
+	"github.com/skiff-dev/skiff/test/containerdtest"
 	"github.com/skiff-dev/skiff/test/integration"
 	"github.com/skiff-dev/skiff/test/nodeimages"
 )
-
-// startContainerd runs containerd with a pod network of its own (not the
-// conformance run's bridge or CIDR) until the test ends.
-func startContainerd(t *testing.T, cidr netip.Prefix) *containerd.Process {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("runs containerd")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containerd")
-	}
-	for _, bin := range []string{"containerd", "runc", "containerd-shim-runc-v2"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s in PATH (hack/node-deps.sh)", bin)
-		}
-	}
-	if _, err := cni.FindBinDir(); err != nil {
-		t.Skip(err.Error())
-	}
-	// Short: unix socket paths are limited to 108 bytes.
-	dir, err := os.MkdirTemp("", "dnscfg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := containerd.Start(ctx, containerd.Options{DataDir: dir})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("starting containerd: %v", err)
-	}
-	suffix := fmt.Sprint(os.Getpid() % 100000)
-	network := cni.Config{PodCIDRs: []netip.Prefix{cidr}, DataDir: filepath.Join(dir, "ipam"),
-		NetworkName: "skiff-dnscfg-" + suffix, BridgeName: "skd" + suffix}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := p.Stop(ctx); err != nil {
-			t.Errorf("stopping containerd: %v", err)
-		}
-		if err := cni.Cleanup(network); err != nil {
-			t.Errorf("cleaning up the pod network: %v", err)
-		}
-		unmountUnder(dir)
-		os.RemoveAll(dir)
-	})
-	if err := cni.WriteConfig(p.CNIConfDir(), network); err != nil {
-		t.Fatal(err)
-	}
-	nodeimages.Ensure(t, p.Address())
-	return p
-}
-
-func unmountUnder(dir string) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-	}
-}
 
 // startUpstream answers example.org A 192.0.2.53, NXDOMAIN otherwise.
 func startUpstream(t *testing.T) string {
@@ -132,7 +61,11 @@ func startUpstream(t *testing.T) string {
 func TestPodResolvesThroughClusterDNS(t *testing.T) {
 	cidr := netip.MustParsePrefix("10.216.9.0/24")
 	gateway := "10.216.9.1"
-	p := startContainerd(t, cidr)
+	if testing.Short() {
+		t.Skip("runs containerd")
+	}
+	// A pod network of its own, not the conformance run's bridge or CIDR.
+	p := containerdtest.Start(t, containerdtest.Options{Name: "dnscfg", PodCIDR: cidr, Images: true})
 	cfg := integration.StartAPIServer(t, integration.ServerOptions{})
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()

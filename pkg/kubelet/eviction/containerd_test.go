@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,73 +17,13 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
-	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
-	"github.com/skiff-dev/skiff/pkg/kubelet/containerd"
 	"github.com/skiff-dev/skiff/pkg/kubelet/cri"
 	"github.com/skiff-dev/skiff/pkg/kubelet/server/stats"
 	"github.com/skiff-dev/skiff/pkg/kubelet/volume"
+	"github.com/skiff-dev/skiff/test/containerdtest"
 	"github.com/skiff-dev/skiff/test/integration"
 	"github.com/skiff-dev/skiff/test/nodeimages"
 )
-
-// startContainerd runs a containerd of the test's with a bridge network
-// and the test images, or skips naming what is missing.
-func startContainerd(t *testing.T) (*containerd.Process, string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containerd")
-	}
-	for _, bin := range []string{"containerd", "runc", "containerd-shim-runc-v2", "ctr", "iptables-save"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s in PATH (hack/node-deps.sh)", bin)
-		}
-	}
-	if _, err := cni.FindBinDir(); err != nil {
-		t.Skip(err.Error())
-	}
-	// Short: unix socket paths are limited to 108 bytes.
-	dir, err := os.MkdirTemp("", "evi-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := containerd.Start(ctx, containerd.Options{DataDir: dir})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("starting containerd: %v", err)
-	}
-	suffix := fmt.Sprint(os.Getpid() % 100000)
-	network := cni.Config{PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.216.11.0/24")}, DataDir: filepath.Join(dir, "ipam"),
-		NetworkName: "skiff-evi-" + suffix, BridgeName: "ske" + suffix}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		// Whatever a failed test left: its shims would outlive containerd.
-		if r, err := cri.New(cri.Config{Endpoint: p.Endpoint(), RootDir: filepath.Join(dir, "kubelet")}); err == nil {
-			if pods, err := r.PodStatuses(ctx); err == nil {
-				for _, ps := range pods {
-					if err := r.RemovePod(ctx, ps.UID); err != nil {
-						t.Errorf("removing pod %s: %v", ps.UID, err)
-					}
-				}
-			}
-			r.Close()
-		}
-		if err := p.Stop(ctx); err != nil {
-			t.Errorf("stopping containerd: %v", err)
-		}
-		if err := cni.Cleanup(network); err != nil {
-			t.Errorf("cleaning up the pod network: %v", err)
-		}
-		os.RemoveAll(dir)
-	})
-	if err := cni.WriteConfig(p.CNIConfDir(), network); err != nil {
-		t.Fatal(err)
-	}
-	nodeimages.Ensure(t, p.Address())
-	return p, dir
-}
 
 // TestLocalStorageEvictionOnContainerd: real busybox pods on a real
 // containerd, their status in a real API server. A pod writing 2 MiB into
@@ -93,7 +31,8 @@ func startContainerd(t *testing.T) (*containerd.Process, string) {
 // layer over its container's ephemeral-storage limit of 1Mi, are evicted with
 // upstream's messages and stopped; a pod within its limits keeps running.
 func TestLocalStorageEvictionOnContainerd(t *testing.T) {
-	p, containerdDir := startContainerd(t)
+	p := containerdtest.Start(t, containerdtest.Options{Name: "evi", PodCIDR: netip.MustParsePrefix("10.216.11.0/24"), Images: true})
+	containerdDir := p.Dir
 	client := kubernetes.NewForConfigOrDie(integration.StartAPIServer(t, integration.ServerOptions{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,11 +17,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/utils/ptr"
 
-	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
 	"github.com/skiff-dev/skiff/pkg/kubelet/container"
-	"github.com/skiff-dev/skiff/pkg/kubelet/containerd"
 	"github.com/skiff-dev/skiff/pkg/kubelet/cri"
 	"github.com/skiff-dev/skiff/pkg/kubelet/prober"
+	"github.com/skiff-dev/skiff/test/containerdtest"
 	"github.com/skiff-dev/skiff/test/nodeimages"
 )
 
@@ -65,86 +61,13 @@ func (r *recorder) all() []string {
 	return append([]string(nil), r.list...)
 }
 
-// startContainerd is a containerd of its own with a bridge network and the
-// node images, stopped and cleaned up when the test ends.
-func startContainerd(t *testing.T) *containerd.Process {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containerd")
-	}
-	for _, bin := range []string{"containerd", "runc", "containerd-shim-runc-v2", "ctr"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s in PATH (hack/node-deps.sh)", bin)
-		}
-	}
-	if _, err := cni.FindBinDir(); err != nil {
-		t.Skip(err.Error())
-	}
-	// Short: unix socket paths are limited to 108 bytes.
-	dir, err := os.MkdirTemp("", "prober-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := containerd.Start(ctx, containerd.Options{DataDir: dir})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("starting containerd: %v", err)
-	}
-	suffix := fmt.Sprint(os.Getpid() % 100000)
-	network := cni.Config{PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.216.13.0/24")}, DataDir: filepath.Join(dir, "ipam"),
-		NetworkName: "skiff-prober-" + suffix, BridgeName: "skp" + suffix}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if r, err := cri.New(cri.Config{Endpoint: p.Endpoint(), RootDir: filepath.Join(dir, "kubelet")}); err == nil {
-			if pods, err := r.PodStatuses(ctx); err == nil {
-				for _, s := range pods {
-					_ = r.RemovePod(ctx, s.UID)
-				}
-			}
-			r.Close()
-		}
-		if err := p.Stop(ctx); err != nil {
-			t.Errorf("stopping containerd: %v", err)
-		}
-		if err := cni.Cleanup(network); err != nil {
-			t.Errorf("cleaning up the pod network: %v", err)
-		}
-		unmountUnder(dir)
-		os.RemoveAll(dir)
-	})
-	if err := cni.WriteConfig(p.CNIConfDir(), network); err != nil {
-		t.Fatal(err)
-	}
-	nodeimages.Ensure(t, p.Address())
-	return p
-}
-
-func unmountUnder(dir string) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-	}
-}
-
 // TestProbesOnContainerd: real containers probed through the CRI runtime:
 // a startup probe holds the others, a TCP readiness probe to the pod IP
 // makes the container ready, an exec liveness probe that starts failing
 // has the container killed and restarted with upstream's events, an exec
 // probe over its timeout fails with "command timed out".
 func TestProbesOnContainerd(t *testing.T) {
-	p := startContainerd(t)
+	p := containerdtest.Start(t, containerdtest.Options{Name: "prober", PodCIDR: netip.MustParsePrefix("10.216.13.0/24"), Images: true})
 	rec := &recorder{}
 	var probes *prober.Manager
 	r, err := cri.New(cri.Config{

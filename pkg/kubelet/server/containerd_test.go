@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,12 +31,11 @@ import (
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/skiff-dev/skiff/pkg/apiserver/options"
-	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
 	"github.com/skiff-dev/skiff/pkg/kubelet/container"
-	"github.com/skiff-dev/skiff/pkg/kubelet/containerd"
 	"github.com/skiff-dev/skiff/pkg/kubelet/cri"
 	"github.com/skiff-dev/skiff/pkg/kubelet/server/stats"
 	"github.com/skiff-dev/skiff/pkg/kubelet/status"
+	"github.com/skiff-dev/skiff/test/containerdtest"
 	"github.com/skiff-dev/skiff/test/integration"
 	"github.com/skiff-dev/skiff/test/nodeimages"
 )
@@ -55,71 +52,13 @@ func (l *livePods) Pods() []*corev1.Pod {
 	return append([]*corev1.Pod(nil), l.pods...)
 }
 
-// startContainerd runs a containerd of the test's with a bridge network
-// and the test images, or skips naming what is missing.
-func startContainerd(t *testing.T) *containerd.Process {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containerd")
-	}
-	for _, bin := range []string{"containerd", "runc", "containerd-shim-runc-v2", "ctr", "iptables-save"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s in PATH (hack/node-deps.sh)", bin)
-		}
-	}
-	if _, err := cni.FindBinDir(); err != nil {
-		t.Skip(err.Error())
-	}
-	dir, err := os.MkdirTemp("", "kls-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := containerd.Start(ctx, containerd.Options{DataDir: dir})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("starting containerd: %v", err)
-	}
-	suffix := fmt.Sprint(os.Getpid() % 100000)
-	network := cni.Config{PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.216.9.0/24")}, DataDir: filepath.Join(dir, "ipam"),
-		NetworkName: "skiff-kls-" + suffix, BridgeName: "skk" + suffix}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		// Whatever a failed test left: its shims would outlive containerd.
-		if r, err := cri.New(cri.Config{Endpoint: p.Endpoint(), RootDir: filepath.Join(dir, "kubelet")}); err == nil {
-			if pods, err := r.PodStatuses(ctx); err == nil {
-				for _, ps := range pods {
-					if err := r.RemovePod(ctx, ps.UID); err != nil {
-						t.Errorf("removing pod %s: %v", ps.UID, err)
-					}
-				}
-			}
-			r.Close()
-		}
-		if err := p.Stop(ctx); err != nil {
-			t.Errorf("stopping containerd: %v", err)
-		}
-		if err := cni.Cleanup(network); err != nil {
-			t.Errorf("cleaning up the pod network: %v", err)
-		}
-		os.RemoveAll(dir)
-	})
-	if err := cni.WriteConfig(p.CNIConfDir(), network); err != nil {
-		t.Fatal(err)
-	}
-	nodeimages.Ensure(t, p.Address())
-	return p
-}
-
 // TestOnContainerd: a real busybox pod on a real containerd, the server
 // authenticating and authorizing against a real skiff API server: exec
 // over SPDY and WebSocket (stdin, stdout, exit codes), run, logs,
 // /stats/summary of the pod, 401/403 for unknown and unprivileged
 // callers.
 func TestOnContainerd(t *testing.T) {
-	p := startContainerd(t)
+	p := containerdtest.Start(t, containerdtest.Options{Name: "kls", PodCIDR: netip.MustParsePrefix("10.216.9.0/24"), Images: true})
 	var dataDir string
 	admin := integration.StartAPIServer(t, integration.ServerOptions{Customize: func(o *options.Options) { dataDir = o.DataDir }})
 	client := kubernetes.NewForConfigOrDie(admin)
