@@ -155,7 +155,7 @@ func (r route) netlink() *netlink.Route {
 
 // apply makes the kernel's routes and VXLAN entries those of p, deleting
 // this package's others.
-func (h *host) apply(p plan, vtep *vtepDevice) error {
+func (h *host) apply(p plan, vtep *vtepDevice, removeVXLAN bool) error {
 	var errs []error
 	wantNeigh := map[netip.Addr]string{}
 	wantFDB := map[string]netip.Addr{}
@@ -206,8 +206,10 @@ func (h *host) apply(p plan, vtep *vtepDevice) error {
 	}
 	if vtep != nil {
 		errs = append(errs, pruneVTEPEntries(vtep.index, wantNeigh, wantFDB)...)
-	} else if err := deleteVXLAN(); err != nil {
-		errs = append(errs, err)
+	} else if removeVXLAN {
+		if err := deleteVXLAN(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

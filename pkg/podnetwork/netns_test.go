@@ -20,6 +20,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
 	"github.com/skiff-dev/skiff/test/integration"
@@ -286,13 +287,22 @@ type agent struct {
 	done chan error
 }
 
-func startAgent(t *testing.T, client kubernetes.Interface, h *testHost) *agent {
+// startAgent runs the agent with the identities an agent has: the service
+// proxy's (system:kube-proxy, which may watch all Nodes) and the node's
+// own (which may patch its Node).
+func startAgent(t *testing.T, admin *rest.Config, h *testHost) *agent {
+	as := func(user string, groups ...string) kubernetes.Interface {
+		cfg := rest.CopyConfig(admin)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append(groups, "system:authenticated")}
+		return kubernetes.NewForConfigOrDie(cfg)
+	}
+	proxyClient := as("system:kube-proxy")
+	opts := Options{NodeName: h.name, ClusterCIDRs: append([]netip.Prefix(nil), clusterCIDRs...), ResyncPeriod: 2 * time.Second,
+		NodeClient: as("system:node:"+h.name, "system:nodes")}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agent{stop: cancel, done: make(chan error, 1)}
 	go func() {
-		a.done <- inNetns(h.ns, func() error {
-			return Run(ctx, client, Options{NodeName: h.name, ClusterCIDRs: append([]netip.Prefix(nil), clusterCIDRs...), ResyncPeriod: 2 * time.Second})
-		})
+		a.done <- inNetns(h.ns, func() error { return Run(ctx, proxyClient, opts) })
 	}()
 	return a
 }
@@ -339,7 +349,8 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	client := kubernetes.NewForConfigOrDie(integration.StartAPIServer(t, integration.ServerOptions{}))
+	admin := integration.StartAPIServer(t, integration.ServerOptions{})
+	client := kubernetes.NewForConfigOrDie(admin)
 	for _, h := range hosts {
 		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: h.name}}
 		for _, p := range h.podCIDRs {
@@ -362,7 +373,7 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 	}
 	agents := map[string]*agent{}
 	for _, h := range hosts {
-		agents[h.name] = startAgent(t, client, h)
+		agents[h.name] = startAgent(t, admin, h)
 	}
 	t.Cleanup(func() {
 		for _, h := range hosts {
@@ -438,7 +449,7 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 		if err := client.CoreV1().Nodes().Delete(ctx, c.name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		agents[a.name] = startAgent(t, client, a)
+		agents[a.name] = startAgent(t, admin, a)
 		eventually(t, 20*time.Second, "A's route to C's pods removed", func() error {
 			if routes := ownRoutesIn(t, a.ns); strings.Contains(routes, "10.250.3.0/24") {
 				return fmt.Errorf("still there:\n%s", routes)

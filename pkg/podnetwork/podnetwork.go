@@ -64,6 +64,10 @@ type Options struct {
 	DisableVXLAN bool
 	// ResyncPeriod; 0: DefaultResyncPeriod.
 	ResyncPeriod time.Duration
+	// NodeClient patches this node's Node (its VTEP MAC annotation): the
+	// node's own identity may, while one that may watch all Nodes (as
+	// system:kube-proxy) may not patch them. nil: Run's client.
+	NodeClient kubernetes.Interface
 }
 
 func (o *Options) complete() error {
@@ -124,6 +128,9 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	if err := opts.complete(); err != nil {
 		return err
 	}
+	if opts.NodeClient == nil {
+		opts.NodeClient = client
+	}
 	h := &host{opts: opts}
 	if err := h.ensureMasquerade(); err != nil {
 		return err
@@ -165,7 +172,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		}
 		list, err := lister.List(everything)
 		if err == nil {
-			err = h.sync(ctx, client, list)
+			err = h.sync(ctx, list)
 		}
 		next := opts.ResyncPeriod
 		if err != nil {
@@ -185,7 +192,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 }
 
 // sync makes the host match list, the cluster's Nodes.
-func (h *host) sync(ctx context.Context, client kubernetes.Interface, list []*v1.Node) error {
+func (h *host) sync(ctx context.Context, list []*v1.Node) error {
 	var self *v1.Node
 	for _, n := range list {
 		if n.Name == h.opts.NodeName {
@@ -199,25 +206,28 @@ func (h *host) sync(ctx context.Context, client kubernetes.Interface, list []*v1
 		klog.V(2).InfoS("Own Node object not found yet", "node", h.opts.NodeName)
 		return nil
 	}
+	// Failures around the VXLAN device leave the direct routes to be
+	// made; the sync still fails, to be retried.
+	var errs []error
 	var vtep *vtepDevice
 	if !h.opts.DisableVXLAN {
-		local, ok := underlayAddr(self)
-		if !ok {
-			return fmt.Errorf("node %s has no InternalIP for its VXLAN device", self.Name)
-		}
-		var err error
-		if vtep, err = h.ensureVXLAN(local); err != nil {
-			return err
-		}
-		if err := publishVTEPMAC(ctx, client, self, vtep.mac.String()); err != nil {
-			return err
+		if local, ok := underlayAddr(self); !ok {
+			errs = append(errs, fmt.Errorf("node %s has no InternalIP for its VXLAN device", self.Name))
+		} else if dev, err := h.ensureVXLAN(local); err != nil {
+			errs = append(errs, err)
+		} else {
+			vtep = dev
+			if err := publishVTEPMAC(ctx, h.opts.NodeClient, self, vtep.mac.String()); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	p := planFor(self, list, h.connected, vtep)
 	for _, s := range p.skipped {
 		klog.V(2).InfoS("No route to a node's pods yet", "node", s.node, "podCIDR", s.cidr, "reason", s.reason)
 	}
-	return h.apply(p, vtep)
+	// A device that failed keeps its entries; only DisableVXLAN removes it.
+	return errors.Join(append(errs, h.apply(p, vtep, h.opts.DisableVXLAN))...)
 }
 
 // underlayAddr is the node's first InternalIP: the outer source of its
