@@ -158,15 +158,15 @@ func (c *Containerd) stop(t testing.TB, network *cni.Config) {
 			t.Errorf("cleaning up the pod network: %v", err)
 		}
 	}
-	unmountUnder(c.Dir)
+	UnmountUnder(c.Dir)
 	if err := os.RemoveAll(c.Dir); err != nil {
 		t.Errorf("removing containerd's dir: %v", err)
 	}
 }
 
-// unmountUnder detaches what containerd left mounted below dir (sandbox
-// shm, rootfs), the deepest first.
-func unmountUnder(dir string) {
+// UnmountUnder detaches what is still mounted below dir (a containerd's
+// sandbox shm and rootfs mounts), the deepest first.
+func UnmountUnder(dir string) {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return
