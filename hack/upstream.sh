@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the upstream Kubernetes v1.37.2 binaries skiff is measured against:
 # e2e.test (the conformance suite), kube-apiserver, kube-scheduler,
-# kube-controller-manager and kubelet, from the tool module hack/tools/upstream (the Go
+# kube-controller-manager, kubelet and kube-proxy, from the tool module hack/tools/upstream (the Go
 # module proxy serves k8s.io/kubernetes; staging modules are replaced by their
 # v0.37.2 releases). Output:
 #   ${SKIFF_UPSTREAM_CACHE:-$HOME/.cache/skiff/upstream}/v1.37.2/<binary>
@@ -9,9 +9,10 @@
 # ~3.5 GB of memory on 2 cores; with its build cache warm the others take
 # about a minute each.
 #
-# kubelet is built only when asked for (hack/bench --scenarios kubelet).
+# kubelet and kube-proxy are built only when asked for (hack/bench
+# --scenarios kubelet, --scenarios proxy).
 #
-# Usage: hack/upstream.sh [--force] [binary...]   (default: all but kubelet)
+# Usage: hack/upstream.sh [--force] [binary...]   (default: all but kubelet and kube-proxy)
 #        hack/upstream.sh --print-dir
 set -euo pipefail
 
@@ -25,8 +26,8 @@ for arg in "$@"; do
   case "$arg" in
     --force) force=true ;;
     --print-dir) echo "$out"; exit 0 ;;
-    e2e.test|kube-apiserver|kube-scheduler|kube-controller-manager|kubelet) wanted+=("$arg") ;;
-    *) echo "usage: $0 [--force] [e2e.test|kube-apiserver|kube-scheduler|kube-controller-manager|kubelet]..." >&2; exit 2 ;;
+    e2e.test|kube-apiserver|kube-scheduler|kube-controller-manager|kubelet|kube-proxy) wanted+=("$arg") ;;
+    *) echo "usage: $0 [--force] [e2e.test|kube-apiserver|kube-scheduler|kube-controller-manager|kubelet|kube-proxy]..." >&2; exit 2 ;;
   esac
 done
 [[ ${#wanted[@]} -gt 0 ]] || wanted=(kube-apiserver kube-scheduler kube-controller-manager e2e.test)

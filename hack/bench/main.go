@@ -16,7 +16,11 @@
 // kube-controller-manager (hack/upstream.sh kube-controller-manager) on one
 // skiff apiserver with simulated nodes: see ctrl.go. With --scenarios
 // kubelet, skiff's kubelet against upstream kubelet (hack/upstream.sh
-// kubelet) with real pods on one containerd: see kubelet.go.
+// kubelet) with real pods on one containerd: see kubelet.go. With
+// --scenarios proxy, skiff's proxy against upstream kube-proxy
+// (hack/upstream.sh kube-proxy), each alone in a network namespace: see
+// proxy.go. With --scenarios dns, skiff dns against CoreDNS
+// (hack/tools/coredns/build.sh) over 10 000 Services: see dns.go.
 //
 // The markdown table goes to stdout, progress to stderr, the same data as
 // JSON (plus every raw measurement and server run) to --out, default
@@ -125,7 +129,7 @@ var workloadNames = []string{"startup", "configmaps", "pods", "list", "watch", "
 
 func parseFlags() *config {
 	c := &config{}
-	flag.StringVar(&c.scenarios, "scenarios", "apiserver", "apiserver: skiff server vs kube-apiserver; scheduler: skiff's scheduler vs kube-scheduler on one skiff server (see sched.go); controllers: skiff's controller manager vs kube-controller-manager (see ctrl.go); kubelet: skiff kubelet vs upstream kubelet on one containerd (see kubelet.go)")
+	flag.StringVar(&c.scenarios, "scenarios", "apiserver", "apiserver: skiff server vs kube-apiserver; scheduler: skiff's scheduler vs kube-scheduler on one skiff server (see sched.go); controllers: skiff's controller manager vs kube-controller-manager (see ctrl.go); kubelet: skiff kubelet vs upstream kubelet on one containerd (see kubelet.go); proxy: skiff proxy vs kube-proxy in network namespaces (see proxy.go); dns: skiff dns vs CoreDNS (see dns.go)")
 	flag.BoolVar(&c.quick, "quick", false, "smoke run: small sizes and short durations (flags set explicitly still win)")
 	flag.BoolVar(&c.skipUpstream, "skip-upstream", false, "measure skiff only (ratios stay blank)")
 	clients := flag.String("clients", "1,16,64", "comma-separated concurrent client counts for the CRUD workloads")
@@ -139,7 +143,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.starts, "starts", 3, "start-up samples per server (quick: 1)")
 	flag.DurationVar(&c.settle, "settle", 5*time.Second, "wait after /readyz before the idle RSS (quick: 2s)")
 	only := flag.String("only", "", "comma-separated subset of workloads: "+strings.Join(workloadNames, ",")+
-		" (--scenarios scheduler: "+strings.Join(schedScenarioNames, ",")+"; controllers: "+strings.Join(ctrlScenarioNames, ",")+"; kubelet: "+strings.Join(kubeletScenarioNames, ",")+")")
+		" (--scenarios scheduler: "+strings.Join(schedScenarioNames, ",")+"; controllers: "+strings.Join(ctrlScenarioNames, ",")+"; kubelet: "+strings.Join(kubeletScenarioNames, ",")+"; proxy: "+strings.Join(proxyScenarioNames, ",")+"; dns: "+strings.Join(dnsScenarioNames, ",")+")")
 	flag.StringVar(&c.out, "out", "", "JSON output (default _output/bench/bench-<timestamp>.json; sched-<timestamp>.json with --scenarios scheduler, ctrl-<timestamp>.json with controllers)")
 	flag.Parse()
 
@@ -175,8 +179,12 @@ func parseFlags() *config {
 		names, prefix = ctrlScenarioNames, "ctrl"
 	case "kubelet":
 		names, prefix = kubeletScenarioNames, "kubelet"
+	case "proxy":
+		names, prefix = proxyScenarioNames, "proxy"
+	case "dns":
+		names, prefix = dnsScenarioNames, "dns"
 	default:
-		usageError("unknown --scenarios %q (have apiserver, scheduler, controllers, kubelet)", c.scenarios)
+		usageError("unknown --scenarios %q (have apiserver, scheduler, controllers, kubelet, proxy, dns)", c.scenarios)
 	}
 	if *only != "" {
 		for _, w := range strings.Split(*only, ",") {
@@ -233,6 +241,12 @@ func main() {
 	}
 	if cfg.scenarios == "kubelet" {
 		os.Exit(runKubeletBench(ctx, cfg))
+	}
+	if cfg.scenarios == "proxy" {
+		os.Exit(runProxyBench(ctx, cfg))
+	}
+	if cfg.scenarios == "dns" {
+		os.Exit(runDNSBench(ctx, cfg))
 	}
 	os.Exit(runBench(ctx, cfg))
 }
