@@ -73,13 +73,9 @@ func (h *host) ensureVXLAN(local netip.Addr) (*vtepDevice, error) {
 			return nil, fmt.Errorf("delete %s: %w", VXLANDevice, err)
 		}
 	}
-	overhead := 50 // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
-	if local.Is6() {
-		overhead = 70
-	}
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = VXLANDevice
-	attrs.MTU = underlay.Attrs().MTU - overhead
+	attrs.MTU = underlay.Attrs().MTU - vxlanOverhead(local)
 	attrs.HardwareAddr = vtepMAC(h.opts.NodeName)
 	vx := &netlink.Vxlan{
 		LinkAttrs:    attrs,
@@ -101,6 +97,28 @@ func (h *host) ensureVXLAN(local netip.Addr) (*vtepDevice, error) {
 	}
 	klog.InfoS("Created the VXLAN device", "device", VXLANDevice, "vni", h.opts.VNI, "port", h.opts.VXLANPort, "local", local, "mac", l.Attrs().HardwareAddr, "mtu", attrs.MTU)
 	return &vtepDevice{index: l.Attrs().Index, mac: l.Attrs().HardwareAddr, underlay: local}, nil
+}
+
+// vxlanOverhead is what VXLAN adds to each frame: outer IP header, UDP 8,
+// VXLAN 8 and the inner Ethernet header 14.
+func vxlanOverhead(underlay netip.Addr) int {
+	if underlay.Is6() {
+		return 40 + 30
+	}
+	return 20 + 30
+}
+
+// PodMTU is the MTU for the pods' interfaces (cni.Config.MTU) when traffic
+// may go through the VXLAN device: that of the interface holding
+// internalIP, this node's InternalIP, less the VXLAN overhead. Larger
+// pod packets to other subnets' nodes would otherwise depend on path MTU
+// discovery.
+func PodMTU(internalIP netip.Addr) (int, error) {
+	l, err := linkWithAddr(internalIP.Unmap())
+	if err != nil {
+		return 0, err
+	}
+	return l.Attrs().MTU - vxlanOverhead(internalIP.Unmap()), nil
 }
 
 func linkWithAddr(ip netip.Addr) (netlink.Link, error) {

@@ -136,7 +136,8 @@ func newLAN(t *testing.T, id string) []*testHost {
 // plugins, in h's namespace as a container runtime on h would.
 func addPod(t *testing.T, binDir string, h *testHost) {
 	t.Helper()
-	cfg := cni.Config{PodCIDRs: h.podCIDRs, BridgeName: "pncni0", NetworkName: "pn", DataDir: filepath.Join(t.TempDir(), "ipam"), SkipMasquerade: true}
+	cfg := cni.Config{PodCIDRs: h.podCIDRs, BridgeName: "pncni0", NetworkName: "pn", DataDir: filepath.Join(t.TempDir(), "ipam"), SkipMasquerade: true,
+		MTU: 1450} // PodMTU of the hosts' veths
 	conflist, err := cni.Render(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -227,6 +228,46 @@ func serve(t *testing.T, ns, addr string) {
 			c.Close()
 		}
 	}()
+}
+
+const bulkSize = 4 << 20
+
+// serveBulk listens on addr in ns and sends bulkSize bytes to each client:
+// full-size packets.
+func serveBulk(t *testing.T, ns, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write(make([]byte, bulkSize))
+			c.Close()
+		}
+	}()
+}
+
+// bulk reads what ns's connection to addr gets, and how long that took.
+func bulk(ns string, addr netip.AddrPort) (int, time.Duration, error) {
+	var n int64
+	start := time.Now()
+	err := inNetns(ns, func() error {
+		c, err := net.DialTimeout("tcp", addr.String(), 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		n, err = io.Copy(io.Discard, c)
+		return err
+	})
+	return int(n), time.Since(start), err
 }
 
 // whoAmI connects from ns to addr and returns the source address the
@@ -336,6 +377,7 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 		for _, ip := range h.podIPs {
 			serve(t, h.podNS, netip.AddrPortFrom(ip, 8080).String())
 		}
+		serveBulk(t, h.podNS, netip.AddrPortFrom(h.podIPs[0], 8081).String())
 	}
 	serve(t, "pnlan-"+id, outsideIP+":8080")
 
@@ -418,6 +460,21 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 			if !strings.Contains(routes, want) {
 				t.Errorf("A's routes lack %q:\n%s", want, routes)
 			}
+		}
+		for _, pair := range [][2]*testHost{{a, b}, {a, c}} {
+			n, took, err := bulk(pair[0].podNS, netip.AddrPortFrom(pair[1].podIPs[0], 8081))
+			if err != nil || n != bulkSize {
+				t.Errorf("%d of %d bytes from the pod on %s to the pod on %s: %v", n, bulkSize, pair[1].name, pair[0].name, err)
+			} else {
+				t.Logf("%d MiB from the pod on %s to the pod on %s in %s", bulkSize>>20, pair[1].name, pair[0].name, took.Round(time.Millisecond))
+			}
+		}
+		var mtu int
+		if err := inNetns(a.ns, func() (err error) { mtu, err = PodMTU(netip.MustParseAddr(a.ip)); return err }); err != nil || mtu != 1450 {
+			t.Errorf("PodMTU on A: %d %v, want 1450 (the veth's 1500 less VXLAN's 50)", mtu, err)
+		}
+		if dev := in(t, a.ns, "ip", "link", "show", VXLANDevice); !strings.Contains(dev, "mtu 1450") {
+			t.Errorf("A's VXLAN device has not the MTU 1450:\n%s", dev)
 		}
 		n, err := client.CoreV1().Nodes().Get(ctx, c.name, metav1.GetOptions{})
 		if err != nil {
