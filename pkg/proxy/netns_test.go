@@ -21,6 +21,7 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	configv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/test/harness"
@@ -32,12 +33,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testNet is two network namespaces joined by a veth pair: "node", where
-// the proxy runs, and "backend", a host with the endpoints' addresses.
+// testNet is three network namespaces: "node", where the proxy runs,
+// joined by veth pairs to "backend", a host with the endpoints'
+// addresses, and to "client", a host on another subnet routed through
+// the node (whose address an endpoint sees when nothing masquerades it).
 type testNet struct {
-	node, backend string
-	nodeIP        string
-	backendIPs    []string // the endpoints' addresses, in backend
+	node, backend, client string
+	nodeIP                string
+	backendIPs            []string // the endpoints' addresses, in backend
+	clientIP              string
 }
 
 func run(t *testing.T, args ...string) string {
@@ -49,32 +53,36 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// newTestNet makes the namespaces (removed at cleanup); skips without
-// root or ip netns.
-func newTestNet(t *testing.T) *testNet {
+// newTestNet makes the namespaces (removed at cleanup), their names and
+// interfaces' starting with prefix; skips without root or ip netns.
+func newTestNet(t *testing.T, prefix, linkPrefix string) *testNet {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("no ip command")
 	}
-	if _, err := exec.LookPath("iptables-restore"); err != nil {
-		t.Skip("no iptables-restore")
-	}
 	id := os.Getpid() % 100000
-	n := &testNet{node: fmt.Sprintf("skproxy-node-%d", id), backend: fmt.Sprintf("skproxy-be-%d", id)}
+	n := &testNet{node: fmt.Sprintf("%s-node-%d", prefix, id), backend: fmt.Sprintf("%s-be-%d", prefix, id),
+		client: fmt.Sprintf("%s-cl-%d", prefix, id)}
 	if out, err := exec.Command("ip", "netns", "add", n.node).CombinedOutput(); err != nil {
 		t.Skipf("ip netns unavailable: %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.node).Run() })
 	run(t, "ip", "netns", "add", n.backend)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.backend).Run() })
+	run(t, "ip", "netns", "add", n.client)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.client).Run() })
 	// 10.77.0.0/16 is this test's own (the conformance run uses 10.248/16).
 	subnet := fmt.Sprintf("10.77.%d", id%250)
 	n.nodeIP = subnet + ".1"
 	n.backendIPs = []string{subnet + ".11", subnet + ".12", subnet + ".13", subnet + ".14"}
-	vn, vb := fmt.Sprintf("skpn%d", id), fmt.Sprintf("skpb%d", id)
+	vn, vb := fmt.Sprintf("%sn%d", linkPrefix, id), fmt.Sprintf("%sb%d", linkPrefix, id)
 	run(t, "ip", "link", "add", vn, "netns", n.node, "type", "veth", "peer", "name", vb, "netns", n.backend)
+	vnc, vc := fmt.Sprintf("%sm%d", linkPrefix, id), fmt.Sprintf("%sc%d", linkPrefix, id)
+	run(t, "ip", "link", "add", vnc, "netns", n.node, "type", "veth", "peer", "name", vc, "netns", n.client)
+	clientSubnet := fmt.Sprintf("10.76.%d", id%250)
+	n.clientIP = clientSubnet + ".2"
 	in := func(ns string, args ...string) { run(t, append([]string{"ip", "netns", "exec", ns}, args...)...) }
 	in(n.node, "ip", "link", "set", "lo", "up")
 	in(n.node, "ip", "link", "set", vn, "up")
@@ -89,6 +97,13 @@ func newTestNet(t *testing.T) *testNet {
 	for _, ip := range n.backendIPs {
 		in(n.backend, "ip", "addr", "add", ip+"/24", "dev", vb)
 	}
+	in(n.backend, "ip", "route", "add", clientSubnet+".0/24", "via", n.nodeIP)
+	in(n.node, "ip", "link", "set", vnc, "up")
+	in(n.node, "ip", "addr", "add", clientSubnet+".1/24", "dev", vnc)
+	in(n.client, "ip", "link", "set", "lo", "up")
+	in(n.client, "ip", "link", "set", vc, "up")
+	in(n.client, "ip", "addr", "add", n.clientIP+"/24", "dev", vc)
+	in(n.client, "ip", "route", "add", "default", "via", clientSubnet+".1")
 	return n
 }
 
@@ -221,16 +236,17 @@ func dial(ns, addr string) (string, error) {
 	return answer, err
 }
 
-// iptablesWrappers puts iptables, iptables-restore, iptables-save and
+// toolWrappers puts iptables, iptables-restore, iptables-save, nft and
 // conntrack on PATH that run the real ones in netns ns, so that the proxy
 // (which finds them on PATH) changes the node's rules and conntrack table,
-// never the host's.
-func iptablesWrappers(t *testing.T, ns string) {
+// never the host's. Those missing here are left out (Cleanup then skips
+// their mode); the test's mode needs its own.
+func toolWrappers(t *testing.T, ns string) {
 	dir := t.TempDir()
-	for _, name := range []string{"iptables", "iptables-restore", "iptables-save", "conntrack"} {
+	for _, name := range []string{"iptables", "iptables-restore", "iptables-save", "nft", "conntrack"} {
 		real, err := exec.LookPath(name)
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, real)
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
@@ -278,12 +294,57 @@ func eventually(t *testing.T, within time.Duration, what string, check func() er
 	}
 }
 
-// TestProxyInNetns runs the proxy against a real skiff API server, its
-// rules in a network namespace acting as a node, and connects through
-// them to listeners in a second namespace acting as the endpoints' host.
+// TestProxyInNetns runs the proxy in each mode against a real skiff API
+// server, its rules in a network namespace acting as a node, and connects
+// through them to listeners in a second namespace acting as the
+// endpoints' host (and from a third, a client routed through the node).
 func TestProxyInNetns(t *testing.T) {
-	n := newTestNet(t)
-	iptablesWrappers(t, n.node)
+	for _, tc := range []struct {
+		mode                    configv1alpha1.ProxyMode
+		tools                   []string
+		netnsPrefix, linkPrefix string
+	}{
+		{ModeIPTables, []string{"iptables", "iptables-restore", "iptables-save"}, "skproxy", "skp"},
+		{ModeNFTables, []string{"nft"}, "nft", "nft"},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			for _, tool := range tc.tools {
+				if _, err := exec.LookPath(tool); err != nil {
+					t.Skipf("proxy mode %s needs %s: not on PATH", tc.mode, tool)
+				}
+			}
+			testProxyInNetns(t, tc.mode, tc.netnsPrefix, tc.linkPrefix)
+		})
+	}
+}
+
+// nftChain is the text of the kube-proxy table's chain whose name holds
+// part (e.g. "default/web/tcp/http"), from `nft list table` output.
+func nftChain(table, prefix, part string) string {
+	start := strings.Index(table, "chain "+prefix)
+	for start >= 0 {
+		end := strings.Index(table[start:], "}")
+		block := table[start : start+end]
+		// "chain NAME { # handle N"
+		head, _, _ := strings.Cut(block, "{")
+		if strings.HasSuffix(strings.TrimSpace(head), "-"+part) {
+			return block
+		}
+		next := strings.Index(table[start+end:], "chain "+prefix)
+		if next < 0 {
+			break
+		}
+		start = start + end + next
+	}
+	return ""
+}
+
+func testProxyInNetns(t *testing.T, mode configv1alpha1.ProxyMode, netnsPrefix, linkPrefix string) {
+	n := newTestNet(t, netnsPrefix, linkPrefix)
+	toolWrappers(t, n.node)
+	listTable := func() string {
+		return run(t, "ip", "netns", "exec", n.node, "nft", "-a", "list", "table", "ip", "kube-proxy")
+	}
 	const backendPort = 8080
 	serveBackends(t, n, backendPort)
 	const udpPort = 5353
@@ -327,6 +388,14 @@ func TestProxyInNetns(t *testing.T) {
 	mkSlice(endpointSlice("sticky", backendPort, n.backendIPs[:3]...))
 	np := mkService("np", func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort })
 	mkSlice(endpointSlice("np", backendPort, n.backendIPs[3]))
+	local := mkService("local", func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeNodePort
+		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	})
+	localSlice := endpointSlice("local", backendPort, n.backendIPs[2])
+	// On this node as far as the proxy knows (it reaches it over the veth).
+	localSlice.Endpoints[0].NodeName = ptr.To(nodeName)
+	mkSlice(localSlice)
 
 	dnsSvc := mkService("dns", func(s *v1.Service) { s.Spec.Ports[0].Protocol = v1.ProtocolUDP })
 	dnsSlice := endpointSlice("dns", udpPort, n.backendIPs[0])
@@ -334,6 +403,7 @@ func TestProxyInNetns(t *testing.T) {
 	mkSlice(dnsSlice)
 
 	opts := DefaultOptions(nodeName)
+	opts.Mode = mode
 	opts.LocalhostNodePorts = false // would set the host's route_localnet
 	opts.MinSyncPeriod = 100 * time.Millisecond
 	opts.SyncPeriod = 2 * time.Second
@@ -356,9 +426,17 @@ func TestProxyInNetns(t *testing.T) {
 		if err := Cleanup(); err != nil {
 			t.Errorf("Cleanup: %v", err)
 		}
-		save := run(t, "ip", "netns", "exec", n.node, "iptables-save")
-		if strings.Contains(save, "KUBE-") {
-			t.Errorf("rules left after Cleanup:\n%s", save)
+		if _, err := exec.LookPath("iptables-save"); err == nil {
+			save := run(t, "ip", "netns", "exec", n.node, "iptables-save")
+			if strings.Contains(save, "KUBE-") {
+				t.Errorf("rules left after Cleanup:\n%s", save)
+			}
+		}
+		if _, err := exec.LookPath("nft"); err == nil {
+			tables := run(t, "ip", "netns", "exec", n.node, "nft", "list", "tables")
+			if strings.Contains(tables, "kube-proxy") {
+				t.Errorf("nftables table left after Cleanup:\n%s", tables)
+			}
 		}
 	})
 
@@ -428,10 +506,35 @@ func TestProxyInNetns(t *testing.T) {
 		}
 	})
 
+	t.Run("externalTrafficPolicy Local keeps the client IP", func(t *testing.T) {
+		addr := net.JoinHostPort(n.nodeIP, fmt.Sprint(local.Spec.Ports[0].NodePort))
+		answer, err := dial(n.client, addr)
+		if err != nil {
+			t.Fatalf("node port %s from the client: %v", addr, err)
+		}
+		if f := strings.Fields(answer); f[0] != n.backendIPs[2] || f[1] != n.clientIP {
+			t.Errorf("answer %q, want endpoint %s seeing the client %s", answer, n.backendIPs[2], n.clientIP)
+		}
+		// The Cluster policy's node port, from the same client: masqueraded.
+		addr = net.JoinHostPort(n.nodeIP, fmt.Sprint(np.Spec.Ports[0].NodePort))
+		answer, err = dial(n.client, addr)
+		if err != nil {
+			t.Fatalf("node port %s from the client: %v", addr, err)
+		}
+		if f := strings.Fields(answer); f[1] != n.nodeIP {
+			t.Errorf("Cluster policy: endpoint saw %s, want the node %s", f[1], n.nodeIP)
+		}
+	})
+
 	t.Run("rules restored after a flush", func(t *testing.T) {
-		// A firewall reload: every nat chain flushed and deleted.
-		run(t, "ip", "netns", "exec", n.node, "iptables", "-t", "nat", "-F")
-		run(t, "ip", "netns", "exec", n.node, "iptables", "-t", "nat", "-X")
+		if mode == ModeNFTables {
+			// Someone deletes the table (nft flush ruleset, a reload).
+			run(t, "ip", "netns", "exec", n.node, "nft", "delete", "table", "ip", "kube-proxy")
+		} else {
+			// A firewall reload: every nat chain flushed and deleted.
+			run(t, "ip", "netns", "exec", n.node, "iptables", "-t", "nat", "-F")
+			run(t, "ip", "netns", "exec", n.node, "iptables", "-t", "nat", "-X")
+		}
 		if _, err := dial(n.node, webAddr); err == nil {
 			t.Fatal("the cluster IP still answers without rules: the test proves nothing")
 		}
@@ -439,6 +542,13 @@ func TestProxyInNetns(t *testing.T) {
 	})
 
 	t.Run("endpoint change applied by the next sync", func(t *testing.T) {
+		var npChainBefore string
+		if mode == ModeNFTables {
+			npChainBefore = nftChain(listTable(), "service-", "default/np/tcp/http")
+			if !strings.Contains(npChainBefore, "# handle") {
+				t.Fatalf("no service chain of default/np in the table:\n%s", listTable())
+			}
+		}
 		s, err := client.DiscoveryV1().EndpointSlices(ns).Get(ctx, "web-1", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -459,11 +569,30 @@ func TestProxyInNetns(t *testing.T) {
 			}
 			return nil
 		})
-		// The old endpoints' chains are gone.
-		save := run(t, "ip", "netns", "exec", n.node, "iptables-save", "-t", "nat")
-		for _, ip := range n.backendIPs[:3] {
-			if strings.Contains(save, "--comment \"default/web:http -> "+ip) {
-				t.Errorf("rules for the old endpoint %s remain:\n%s", ip, save)
+		if mode == ModeNFTables {
+			table := listTable()
+			web := nftChain(table, "service-", "default/web/tcp/http")
+			if !strings.Contains(web, n.backendIPs[3]) {
+				t.Errorf("web's chain lacks the new endpoint:\n%s", table)
+			}
+			for _, ip := range n.backendIPs[:3] {
+				if strings.Contains(web, ip+" ") || strings.Contains(web, ip+":") {
+					t.Errorf("web's chain still has the old endpoint %s:\n%s", ip, web)
+				}
+			}
+			// An incremental transaction: another service's chain kept
+			// its rules (a full sync would have rewritten them, with new
+			// handles).
+			if after := nftChain(table, "service-", "default/np/tcp/http"); after != npChainBefore {
+				t.Errorf("np's chain was rewritten by web's change:\nbefore:\n%s\nafter:\n%s", npChainBefore, after)
+			}
+		} else {
+			// The old endpoints' chains are gone.
+			save := run(t, "ip", "netns", "exec", n.node, "iptables-save", "-t", "nat")
+			for _, ip := range n.backendIPs[:3] {
+				if strings.Contains(save, "--comment \"default/web:http -> "+ip) {
+					t.Errorf("rules for the old endpoint %s remain:\n%s", ip, save)
+				}
 			}
 		}
 		// Endpoints gone: rejected.
@@ -527,6 +656,15 @@ func TestProxyInNetns(t *testing.T) {
 			if !strings.Contains(string(body), m) {
 				t.Errorf("/metrics lacks %s", m)
 			}
+		}
+		resp, err = http.Get("http://" + opts.MetricsBindAddress + "/proxyMode")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != string(mode) {
+			t.Errorf("/proxyMode: %q, want %q", body, mode)
 		}
 	})
 }

@@ -1,6 +1,6 @@
 // Package proxy is skiff's kube-proxy: it follows Services and
 // EndpointSlices through informers and keeps this node's service rules
-// (iptables mode) in sync with them, in one loop bounded by minSyncPeriod
+// (iptables or nftables mode) in sync with them, in one loop bounded by minSyncPeriod
 // and syncPeriod as upstream's, with upstream's /healthz, /livez and
 // /metrics. Run is the entry point for `skiff proxy` and the node agent.
 package proxy
@@ -37,6 +37,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/proxy/healthcheck"
 	"github.com/skiff-dev/skiff/pkg/proxy/iptables"
 	"github.com/skiff-dev/skiff/pkg/proxy/metrics"
+	"github.com/skiff-dev/skiff/pkg/proxy/nftables"
 	"github.com/skiff-dev/skiff/pkg/proxy/runner"
 	"github.com/skiff-dev/skiff/pkg/proxy/tracker"
 )
@@ -50,7 +51,7 @@ const (
 
 // Options configure Run.
 type Options struct {
-	// Mode is the proxy mode: only iptables is implemented.
+	// Mode is the proxy mode: iptables (the default) or nftables.
 	Mode configv1alpha1.ProxyMode
 	// NodeName is this node's name: its endpoints are local for the Local
 	// traffic policies, and /healthz follows its Node.
@@ -66,7 +67,8 @@ type Options struct {
 	// MasqueradeBit is the fwmark bit for masquerading (upstream: 14).
 	MasqueradeBit int32
 	// LocalhostNodePorts makes NodePorts answer on 127.0.0.1 too (sets
-	// net.ipv4.conf.all.route_localnet=1, as upstream).
+	// net.ipv4.conf.all.route_localnet=1, as upstream); iptables mode
+	// only, as upstream.
 	LocalhostNodePorts bool
 	// MinSyncPeriod and SyncPeriod bound the syncs: not more often than
 	// MinSyncPeriod, at least every SyncPeriod.
@@ -98,6 +100,16 @@ func OptionsFromConfig(cfg *configv1alpha1.KubeProxyConfiguration, nodeName stri
 	if cfg.IPTables.LocalhostNodePorts != nil {
 		o.LocalhostNodePorts = *cfg.IPTables.LocalhostNodePorts
 	}
+	if cfg.Mode == ModeNFTables {
+		// Upstream's conversion: the nftables section's values.
+		o.MasqueradeAll = cfg.NFTables.MasqueradeAll
+		o.MinSyncPeriod = cfg.NFTables.MinSyncPeriod.Duration
+		o.SyncPeriod = cfg.NFTables.SyncPeriod.Duration
+		o.LocalhostNodePorts = false
+		if cfg.NFTables.MasqueradeBit != nil {
+			o.MasqueradeBit = *cfg.NFTables.MasqueradeBit
+		}
+	}
 	if o.NodeName == "" {
 		o.NodeName = strings.ToLower(strings.TrimSpace(cfg.HostnameOverride))
 	}
@@ -115,7 +127,7 @@ func CheckMode(mode configv1alpha1.ProxyMode) error {
 	case ModeIPTables, "":
 		return nil
 	case ModeNFTables:
-		return errors.New("proxy mode nftables is not implemented yet; use --mode iptables")
+		return nftables.Check()
 	case ModeIPVS:
 		if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
 			return errors.New("proxy mode ipvs needs the kernel's IP Virtual Server (CONFIG_IP_VS, module ip_vs), which this kernel lacks (no /proc/net/ip_vs); use --mode iptables")
@@ -126,20 +138,38 @@ func CheckMode(mode configv1alpha1.ProxyMode) error {
 	}
 }
 
-// Cleanup removes every rule and chain the proxy makes, in all modes.
+// Cleanup removes every rule and chain the proxy makes, in all modes (a
+// mode whose tool is missing here has left nothing).
 func Cleanup() error {
-	ipt, err := iptables.New()
-	if err != nil {
-		return fmt.Errorf("iptables: %w", err)
+	var errs []error
+	if _, err := exec.LookPath("iptables-restore"); err == nil {
+		ipt, err := iptables.New()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("iptables: %w", err))
+		} else if err := iptables.Cleanup(ipt); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return iptables.Cleanup(ipt)
+	if err := nftables.Cleanup(context.Background()); err != nil {
+		errs = append(errs, fmt.Errorf("nftables: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// proxier writes the rules of one mode.
+type proxier interface {
+	// Sync writes services and endpoints; result names what changed
+	// since the last Sync.
+	Sync(services tracker.ServicePortMap, endpoints tracker.EndpointsMap, result tracker.Result) error
+	// ForceFullSync makes the next Sync rewrite every rule.
+	ForceFullSync()
 }
 
 // proxyServer is one running proxy.
 type proxyServer struct {
 	opts      Options
 	tracker   *tracker.Tracker
-	proxier   *iptables.Proxier
+	proxier   proxier
 	health    *healthcheck.ProxyHealthServer
 	svcHealth *healthcheck.ServiceHealthServer
 	runner    *runner.Runner
@@ -162,6 +192,9 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	if opts.ConfigSyncPeriod <= 0 {
 		opts.ConfigSyncPeriod = 15 * time.Minute
 	}
+	if opts.Mode == "" {
+		opts.Mode = ModeIPTables
+	}
 	metrics.Register()
 	cfg := iptables.Config{
 		NodeName:           opts.NodeName,
@@ -179,6 +212,9 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 			cfg.ClusterCIDR = cidr
 		}
 	}
+	if opts.Mode == ModeNFTables {
+		cfg.LocalhostNodePorts = false // not in nftables mode (as upstream)
+	}
 	if cfg.LocalhostNodePorts {
 		// NodePorts on 127.0.0.1 need routing of the loopback range
 		// (upstream's issue 90259; KUBE-FIREWALL closes it to others).
@@ -189,24 +225,41 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	if v, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal"); err == nil && strings.TrimSpace(string(v)) != "0" {
 		cfg.ConntrackTCPLiberal = true
 	}
-	ipt, err := iptables.New()
-	if err != nil {
-		return fmt.Errorf("iptables: %w", err)
-	}
-
-	s := &proxyServer{opts: opts, tracker: tracker.New(v1.IPv4Protocol, opts.NodeName), proxier: iptables.NewProxier(ipt, cfg)}
+	s := &proxyServer{opts: opts, tracker: tracker.New(v1.IPv4Protocol, opts.NodeName)}
 	s.runner = runner.New("sync-runner", s.sync, opts.MinSyncPeriod, opts.SyncPeriod, opts.SyncPeriod)
-	// Flushed tables (a firewall reload) are rewritten whole.
-	monitorDone := make(chan struct{})
-	go func() {
-		defer close(monitorDone)
-		iptables.Monitor(ctx, ipt, opts.SyncPeriod, func() {
-			s.proxier.ForceFullSync()
-			s.runner.Run()
+	switch opts.Mode {
+	case ModeNFTables:
+		nft, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		// A deleted table is noticed by the next sync (at least every
+		// SyncPeriod), which writes it whole.
+		s.proxier = nftables.NewProxier(nft, nftables.Config{
+			NodeName:      cfg.NodeName,
+			NodeIPs:       cfg.NodeIPs,
+			ClusterCIDR:   cfg.ClusterCIDR,
+			MasqueradeAll: cfg.MasqueradeAll,
+			MasqueradeBit: cfg.MasqueradeBit,
 		})
-	}()
-	// Returning, the monitor has removed its canaries.
-	defer func() { <-monitorDone }()
+	default:
+		ipt, err := iptables.New()
+		if err != nil {
+			return fmt.Errorf("iptables: %w", err)
+		}
+		s.proxier = iptables.NewProxier(ipt, cfg)
+		// Flushed tables (a firewall reload) are rewritten whole.
+		monitorDone := make(chan struct{})
+		go func() {
+			defer close(monitorDone)
+			iptables.Monitor(ctx, ipt, opts.SyncPeriod, func() {
+				s.proxier.ForceFullSync()
+				s.runner.Run()
+			})
+		}()
+		// Returning, the monitor has removed its canaries.
+		defer func() { <-monitorDone }()
+	}
 
 	trim := informers.WithTransform(func(obj any) (any, error) {
 		// The proxy never needs managed fields.
@@ -266,7 +319,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	defer svcFactory.Shutdown()
 	defer sliceFactory.Shutdown()
 	defer nodeFactory.Shutdown()
-	klog.InfoS("Starting skiff proxy", "mode", ModeIPTables, "node", opts.NodeName, "clusterCIDR", opts.ClusterCIDR,
+	klog.InfoS("Starting skiff proxy", "mode", opts.Mode, "node", opts.NodeName, "clusterCIDR", opts.ClusterCIDR,
 		"minSyncPeriod", opts.MinSyncPeriod, "syncPeriod", opts.SyncPeriod)
 	if !cache.WaitForCacheSync(ctx.Done(), svcInformer.HasSynced, sliceInformer.HasSynced, nodeInformer.HasSynced) {
 		return nil // ctx ended

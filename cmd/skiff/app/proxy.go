@@ -41,11 +41,11 @@ func (o *proxyOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to kubeconfig file with authorization information (empty: clientConnection.kubeconfig of --config, else the in-cluster config).")
 	fs.StringVar(&o.hostnameOverride, "hostname-override", "", "The name of this node (its Node object); empty: the host name.")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "Remove every rule and chain the proxy made, then exit.")
-	fs.StringVar((*string)(&c.Mode), "mode", string(c.Mode), "Which proxy mode to use: iptables (nftables and ipvs are not implemented yet).")
+	fs.StringVar((*string)(&c.Mode), "mode", string(c.Mode), "Which proxy mode to use: iptables or nftables (ipvs is not implemented yet).")
 	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "The CIDR range of the pods in the cluster (comma-separated for dual-stack): traffic from outside it to a cluster IP is masqueraded.")
 	fs.BoolVar(&c.IPTables.MasqueradeAll, "masquerade-all", c.IPTables.MasqueradeAll, "SNAT all traffic sent via Service cluster IPs.")
 	fs.Int32Var(c.IPTables.MasqueradeBit, "iptables-masquerade-bit", *c.IPTables.MasqueradeBit, "The bit of the fwmark space to mark packets requiring SNAT with, in [0, 31].")
-	fs.BoolVar(c.IPTables.LocalhostNodePorts, "iptables-localhost-nodeports", *c.IPTables.LocalhostNodePorts, "Accept NodePort connections on 127.0.0.1 too (sets net.ipv4.conf.all.route_localnet=1).")
+	fs.BoolVar(c.IPTables.LocalhostNodePorts, "iptables-localhost-nodeports", *c.IPTables.LocalhostNodePorts, "Accept NodePort connections on 127.0.0.1 too (sets net.ipv4.conf.all.route_localnet=1); iptables mode only.")
 	fs.DurationVar(&c.IPTables.SyncPeriod.Duration, "iptables-sync-period", c.IPTables.SyncPeriod.Duration, "The longest interval between two syncs of the rules, e.g. '5s', '1m'.")
 	fs.DurationVar(&c.IPTables.MinSyncPeriod.Duration, "iptables-min-sync-period", c.IPTables.MinSyncPeriod.Duration, "The shortest interval between two syncs of the rules when Services or EndpointSlices change, e.g. '5s', '1m'.")
 	fs.DurationVar(&c.ConfigSyncPeriod.Duration, "config-sync-period", c.ConfigSyncPeriod.Duration, "How often the informers resync. Must be greater than 0.")
@@ -64,6 +64,14 @@ func (o *proxyOptions) resolve() (*configv1alpha1.KubeProxyConfiguration, string
 		if cfg, err = proxy.LoadConfig(o.configFile); err != nil {
 			return nil, "", err
 		}
+	} else if cfg.Mode == proxy.ModeNFTables {
+		// The flags are mode-independent upstream (its internal
+		// configuration's); in v1alpha1 they are the nftables section's
+		// in this mode.
+		cfg.NFTables.MasqueradeAll = cfg.IPTables.MasqueradeAll
+		cfg.NFTables.MasqueradeBit = cfg.IPTables.MasqueradeBit
+		cfg.NFTables.SyncPeriod = cfg.IPTables.SyncPeriod
+		cfg.NFTables.MinSyncPeriod = cfg.IPTables.MinSyncPeriod
 	}
 	if o.hostnameOverride != "" {
 		cfg.HostnameOverride = o.hostnameOverride
@@ -91,16 +99,19 @@ func newProxyCommand() *cobra.Command {
 		Use:   "proxy [--kubeconfig FILE]",
 		Short: "Run skiff's service proxy on this node, as kube-proxy",
 		Long: `Keep this node's service rules in step with the API server's Services and
-EndpointSlices, as kube-proxy in iptables mode: a cluster IP's connections are
-spread over its ready endpoints (or serving terminating ones when none is
-ready), NodePorts, external IPs and load-balancer IPs answer too, with
-sessionAffinity ClientIP, internal/externalTrafficPolicy Local and REJECT for
-services without endpoints. The rules are written with one iptables-restore
-per sync, at most every --iptables-min-sync-period and at least every
---iptables-sync-period, in upstream's chains (KUBE-SERVICES, KUBE-SVC-*,
-KUBE-SEP-*, ...). /healthz and /livez on --healthz-bind-address, /metrics on
+EndpointSlices, as kube-proxy in iptables or nftables mode (--mode): a cluster
+IP's connections are spread over its ready endpoints (or serving terminating
+ones when none is ready), NodePorts, external IPs and load-balancer IPs answer
+too, with sessionAffinity ClientIP, internal/externalTrafficPolicy Local and
+REJECT for services without endpoints. iptables mode writes the rules with one
+iptables-restore per sync in upstream's chains (KUBE-SERVICES, KUBE-SVC-*,
+KUBE-SEP-*, ...); nftables mode writes upstream's table "kube-proxy" (maps
+service-ips and service-nodeports, chains service-*, external-*, ...) with one
+nft transaction per sync, of only what changed after the first. Syncs happen at
+most every --iptables-min-sync-period and at least every --iptables-sync-period
+(both modes). /healthz and /livez on --healthz-bind-address, /metrics on
 --metrics-bind-address. The rules stay when the proxy stops; --cleanup removes
-them.`,
+them (both modes').`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.cleanup {
