@@ -27,11 +27,15 @@ const (
 	BusyboxArchive = "busybox.tar"
 
 	// BashStaticBinary is Debian's bash-static, the busybox image's
-	// /bin/sh when present.
+	// /usr/bin/sh (`sh` by PATH) when present.
 	BashStaticBinary = "/bin/bash-static"
 
 	// DefaultBusyboxBinary is Debian's busybox-static.
 	DefaultBusyboxBinary = "/bin/busybox"
+
+	// BusyboxPath is the PATH of upstream's busybox image (Docker's
+	// default), spelled out here because /usr/bin must come before /bin.
+	BusyboxPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
 // Pause is the pause image of the static pause binary (cmd/pause).
@@ -59,7 +63,8 @@ const (
 
 // Busybox is the busybox image of a static busybox binary: /bin/busybox and
 // a /bin/<applet> symlink for each applet it lists (specs run /bin/sh,
-// /bin/true, /bin/sleep by path), root and nobody users, /tmp.
+// /bin/true, /bin/sleep by path), bash-static as /usr/bin/sh when the host
+// has it, root and nobody users, /tmp.
 func Busybox(ctx context.Context, busyboxBinary string) (*images.Image, error) {
 	if err := checkExecutable(busyboxBinary); err != nil {
 		return nil, fmt.Errorf("busybox image: %w", err)
@@ -83,22 +88,24 @@ func Busybox(ctx context.Context, busyboxBinary string) (*images.Image, error) {
 			return nil, err
 		}
 	}
-	// Debian's busybox 1.35 ash drops environment variables whose names
-	// are not shell identifiers (envFrom keys such as data-1), which the
-	// e2e specs' busybox 1.37 passes on: /bin/sh is a static bash where
-	// the host has one (bash-static).
-	shell := ""
+	// Two specs want different shells. Debian's busybox 1.35 ash drops
+	// environment variables whose names are not shell identifiers (envFrom
+	// keys such as data-1), which the specs' busybox 1.37 passes on to
+	// `sh -c env`; yet another spec runs /bin/sh by path and wants ash's
+	// error text. So where the host has bash-static, `sh` found by PATH
+	// (/usr/bin before /bin) is bash, and /bin/sh stays busybox's ash.
+	// Busybox's own applets (env, xargs, ash) still run its sh: Debian
+	// builds it to prefer applets over PATH.
 	if err := checkExecutable(BashStaticBinary); err == nil {
-		if err := l.AddFile("/bin/bash", BashStaticBinary, 0o755); err != nil {
+		if err := l.AddFile("/usr/bin/bash", BashStaticBinary, 0o755); err != nil {
 			return nil, err
 		}
-		if err := l.AddSymlink("/bin/sh", "bash"); err != nil {
+		if err := l.AddSymlink("/usr/bin/sh", "bash"); err != nil {
 			return nil, err
 		}
-		shell = "sh"
 	}
 	for _, a := range applets {
-		if a == "busybox" || a == shell {
+		if a == "busybox" {
 			continue
 		}
 		if err := l.AddSymlink("/bin/"+a, "busybox"); err != nil {
@@ -108,7 +115,7 @@ func Busybox(ctx context.Context, busyboxBinary string) (*images.Image, error) {
 	return &images.Image{
 		Name:   BusyboxImage,
 		Layers: []*images.Layer{l},
-		Config: images.Config{Cmd: []string{"sh"}},
+		Config: images.Config{Env: []string{"PATH=" + BusyboxPath}, Cmd: []string{"sh"}},
 	}, nil
 }
 
