@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
+	"github.com/skiff-dev/skiff/test/containerdtest"
 	"github.com/skiff-dev/skiff/test/harness"
 	"github.com/skiff-dev/skiff/test/nodeimages"
 )
@@ -73,7 +74,7 @@ func startLocalNode(t *testing.T, dir string, port int) *harness.Server {
 // the network namespaces of those pods (whose veths would keep their IPs
 // on the bridge) and unmounts their rootfs.
 func killShims(t *testing.T, dir string) {
-	defer unmountUnder(dir)
+	defer containerdtest.UnmountUnder(dir)
 	children := map[int][]int{}
 	var shims []int
 	entries, _ := os.ReadDir("/proc")
@@ -514,21 +515,4 @@ func httpGetWant(url, want string) string {
 		return fmt.Sprintf("GET %s: %d %q, want %q", url, resp.StatusCode, body, want)
 	}
 	return ""
-}
-
-// unmountUnder unmounts everything mounted below dir, the deepest first.
-func unmountUnder(dir string) {
-	data, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
-			points = append(points, f[1])
-		}
-	}
-	for i := len(points) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(points[i], syscall.MNT_DETACH)
-	}
 }

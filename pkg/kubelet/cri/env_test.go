@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
 	"github.com/skiff-dev/skiff/pkg/kubelet/container"
 	"github.com/skiff-dev/skiff/pkg/kubelet/containerd"
+	"github.com/skiff-dev/skiff/test/containerdtest"
 	"github.com/skiff-dev/skiff/test/nodeimages"
 )
 
@@ -118,24 +118,8 @@ func (e *testEnv) stop() {
 	if err := cni.Cleanup(e.network); err != nil {
 		fmt.Fprintf(os.Stderr, "cleaning up the pod network: %v\n", err)
 	}
-	unmountUnder(e.dir)
+	containerdtest.UnmountUnder(e.dir)
 	os.RemoveAll(e.dir)
-}
-
-func unmountUnder(dir string) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-	}
 }
 
 // events records what the runtime reports, for the tests to read.
