@@ -137,15 +137,19 @@ func Validate(cfg *configv1alpha1.KubeProxyConfiguration) field.ErrorList {
 	default:
 		errs = append(errs, field.NotSupported(root.Child("mode"), cfg.Mode, []string{string(ModeIPTables), string(ModeNFTables), string(ModeIPVS)}))
 	}
-	ipt := root.Child("iptables")
-	if cfg.IPTables.MinSyncPeriod.Duration < 0 {
-		errs = append(errs, field.Invalid(ipt.Child("minSyncPeriod"), cfg.IPTables.MinSyncPeriod, "must be greater than or equal to 0"))
+	// The mode's own section (upstream validates the one in use).
+	section, minSync, sync, bit := root.Child("iptables"), cfg.IPTables.MinSyncPeriod, cfg.IPTables.SyncPeriod, cfg.IPTables.MasqueradeBit
+	if cfg.Mode == ModeNFTables {
+		section, minSync, sync, bit = root.Child("nftables"), cfg.NFTables.MinSyncPeriod, cfg.NFTables.SyncPeriod, cfg.NFTables.MasqueradeBit
 	}
-	if cfg.IPTables.SyncPeriod.Duration <= 0 {
-		errs = append(errs, field.Invalid(ipt.Child("syncPeriod"), cfg.IPTables.SyncPeriod, "must be greater than 0"))
+	if minSync.Duration < 0 {
+		errs = append(errs, field.Invalid(section.Child("minSyncPeriod"), minSync, "must be greater than or equal to 0"))
 	}
-	if b := cfg.IPTables.MasqueradeBit; b != nil && (*b < 0 || *b > 31) {
-		errs = append(errs, field.Invalid(ipt.Child("masqueradeBit"), *b, "must be within the range [0, 31]"))
+	if sync.Duration <= 0 {
+		errs = append(errs, field.Invalid(section.Child("syncPeriod"), sync, "must be greater than 0"))
+	}
+	if bit != nil && (*bit < 0 || *bit > 31) {
+		errs = append(errs, field.Invalid(section.Child("masqueradeBit"), *bit, "must be within the range [0, 31]"))
 	}
 	if cfg.ConfigSyncPeriod.Duration <= 0 {
 		errs = append(errs, field.Invalid(root.Child("configSyncPeriod"), cfg.ConfigSyncPeriod, "must be greater than 0"))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -430,4 +432,27 @@ func TestKernelVersion(t *testing.T) {
 	if _, _, ok := kernelVersion("garbage"); ok {
 		t.Error("garbage parsed")
 	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Run("without nft", func(t *testing.T) {
+		t.Setenv("PATH", t.TempDir())
+		err := Check()
+		if err == nil || !strings.Contains(err.Error(), "needs the nft command") {
+			t.Errorf("Check without nft: %v", err)
+		}
+		// Nothing to clean up then, and no error.
+		if err := Cleanup(context.Background()); err != nil {
+			t.Errorf("Cleanup without nft: %v", err)
+		}
+	})
+	t.Run("here", func(t *testing.T) {
+		if _, err := exec.LookPath("nft"); err != nil || os.Geteuid() != 0 {
+			t.Skip("needs nft and root (nft --check of a table)")
+		}
+		// A dry run (nft --check): the host's ruleset is not changed.
+		if err := Check(); err != nil {
+			t.Errorf("Check on a host with nft and nf_tables: %v", err)
+		}
+	})
 }
