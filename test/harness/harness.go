@@ -54,11 +54,13 @@ type Options struct {
 	// address's port 53; without it the server gets --disable-dns, as
 	// servers side by side would contend for that port.
 	DNS bool
-	// ServiceProxy lets the local node run its service proxy; without it
-	// the server gets --disable-kube-proxy, as the proxy's rules (in the
-	// machine's own network namespace, kept after exit) would mix with
-	// those of other servers' nodes.
-	ServiceProxy bool
+	// NodeNetwork lets the local node run its service proxy, pod network
+	// routes and NetworkPolicy enforcement; without it the server gets
+	// --disable-kube-proxy, --disable-network-policy and
+	// --pod-network-backend none, as their rules and routes (in the
+	// machine's own network namespace, under fixed chain names) would mix
+	// with those of other servers' nodes on the machine.
+	NodeNetwork bool
 }
 
 // Server is one running apiserver process.

@@ -169,8 +169,8 @@ func serverDisables(opts Options) []string {
 	var flags []string
 	if !opts.LocalNode {
 		flags = append(flags, "--disable-agent")
-	} else if !opts.ServiceProxy {
-		flags = append(flags, "--disable-kube-proxy")
+	} else if !opts.NodeNetwork {
+		flags = append(flags, "--disable-kube-proxy", "--disable-network-policy", "--pod-network-backend", "none")
 	}
 	if !opts.DNS {
 		flags = append(flags, "--disable-dns")

@@ -43,6 +43,7 @@ type agentOptions struct {
 	network           nodeNetworkOptions
 	dataDir           string
 	rotateServerCerts bool
+	cleanup           bool
 }
 
 func newAgentCommand() *cobra.Command {
@@ -76,6 +77,13 @@ authorized through the API server) are served over HTTPS on
 --bind-address:--secure-port.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.cleanup {
+				if err := cleanupNodeNetwork(o.node.cniBridge); err != nil {
+					return fmt.Errorf("cleanup: %w", err)
+				}
+				klog.InfoS("Removed the node's network rules, routes and devices")
+				return nil
+			}
 			return o.run(genericapiserver.SetupSignalContext())
 		},
 	}
@@ -96,6 +104,7 @@ authorized through the API server) are served over HTTPS on
 	o.node.addFlags(fs)
 	o.network.addFlags(fs)
 	o.network.addClusterCIDRFlag(fs)
+	fs.BoolVar(&o.cleanup, "cleanup", false, "Remove what the node's networking made on this machine (service proxy rules in every mode, pod network routes, VXLAN device and masquerade rules, NetworkPolicy chains, the pod bridge of --cni-bridge), then exit.")
 	o.serving.AddFlags(fs)
 	return cmd
 }
@@ -154,8 +163,8 @@ func (o *agentOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The service proxy uses the node's credentials (no kube-proxy
-	// identity of its own here).
+	// The service proxy, pod network and NetworkPolicy enforcement use
+	// the node's credentials (no identities of their own here).
 	proxyCfg := restclient.CopyConfig(cfg)
 	cfg = restclient.AddUserAgent(cfg, "kubelet")
 	if o.simulate == 0 {
@@ -207,7 +216,7 @@ func (o *agentOptions) runNode(ctx context.Context, cfg, proxyCfg *restclient.Co
 		}
 	}
 	klog.InfoS("Starting skiff agent", "server", cfg.Host, "dataDir", o.dataDir)
-	err = runNodeWithNetwork(ctx, client, opts, &nodeNetwork{opts: &o.network, proxyConfig: proxyCfg})
+	err = runNodeWithNetwork(ctx, client, opts, &nodeNetwork{opts: &o.network, proxyConfig: proxyCfg, policyConfig: proxyCfg})
 	klog.InfoS("skiff agent stopped")
 	return err
 }

@@ -189,7 +189,7 @@ func (s *serverNode) Name() string { return "agent" }
 // WaitedAtExit: skiff server waits for the node to stop its containerd.
 func (s *serverNode) WaitedAtExit() {}
 
-func (s *serverNode) Run(ctx context.Context, _ *restclient.Config) error {
+func (s *serverNode) Run(ctx context.Context, loopback *restclient.Config) error {
 	o, err := s.node.agentOptions(s.dataDir)
 	if err != nil {
 		return err
@@ -246,7 +246,9 @@ func (s *serverNode) Run(ctx context.Context, _ *restclient.Config) error {
 		return err
 	}
 	klog.InfoS("Starting the local node", "rootDir", o.RootDir, "containerd", o.ContainerdDir)
-	return runNodeWithNetwork(ctx, client, o, &nodeNetwork{opts: s.network, proxyConfig: proxyCfg})
+	// NetworkPolicy enforcement reads every pod and namespace: in the
+	// server's process, through its loopback client, as the controllers.
+	return runNodeWithNetwork(ctx, client, o, &nodeNetwork{opts: s.network, proxyConfig: proxyCfg, policyConfig: loopback})
 }
 
 // certClientConfig is the API server of the admin kubeconfig (its address

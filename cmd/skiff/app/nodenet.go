@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"os"
 	"strings"
 	"sync"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -16,14 +19,21 @@ import (
 	netutils "k8s.io/utils/net"
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
+	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
+	"github.com/skiff-dev/skiff/pkg/kubelet/machine"
+	"github.com/skiff-dev/skiff/pkg/networkpolicy"
+	"github.com/skiff-dev/skiff/pkg/podnetwork"
 	"github.com/skiff-dev/skiff/pkg/proxy"
 )
 
 // nodeNetworkOptions are the flags of a real node's networking beside its
-// kubelet: the service proxy (k3s's names where it has them).
+// kubelet: the service proxy, the routes to other nodes' pods and
+// NetworkPolicy enforcement (k3s's names where it has them).
 type nodeNetworkOptions struct {
-	disableKubeProxy bool
-	proxyMode        string
+	disableKubeProxy     bool
+	proxyMode            string
+	disableNetworkPolicy bool
+	podNetworkBackend    string
 	// clusterCIDR is the pods' range; skiff server takes its controllers'
 	// --cluster-cidr instead of a flag of its own.
 	clusterCIDR string
@@ -32,7 +42,16 @@ type nodeNetworkOptions struct {
 func (n *nodeNetworkOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&n.disableKubeProxy, "disable-kube-proxy", false, "Do not run the service proxy on this node (run skiff proxy or kube-proxy instead).")
 	fs.StringVar(&n.proxyMode, "proxy-mode", string(proxy.ModeIPTables), "The node's service proxy mode: iptables, nftables or ipvs (as kube-proxy's --proxy-mode).")
+	fs.BoolVar(&n.disableNetworkPolicy, "disable-network-policy", false, "Do not enforce NetworkPolicies on this node's pods.")
+	fs.StringVar(&n.podNetworkBackend, "pod-network-backend", backendAuto, "How pods reach other nodes' pods: auto (a route via the node where it is on a connected subnet, host-gw style, else VXLAN), host-gw (routes only), none (another network plugin's job; pods then masquerade through the bridge plugin).")
 }
+
+// The --pod-network-backend values.
+const (
+	backendAuto   = "auto"
+	backendHostGW = "host-gw"
+	backendNone   = "none"
+)
 
 // addClusterCIDRFlag is skiff agent's --cluster-cidr; skiff server has the
 // controllers' flag of that name.
@@ -47,10 +66,58 @@ func (n *nodeNetworkOptions) validate() error {
 			errs = append(errs, fmt.Errorf("--proxy-mode: %w", err))
 		}
 	}
+	switch n.podNetworkBackend {
+	case backendAuto, backendHostGW:
+		if n.clusterCIDR == "" {
+			errs = append(errs, fmt.Errorf("--pod-network-backend %s needs --cluster-cidr (to tell pod-to-pod traffic from traffic leaving the cluster)", n.podNetworkBackend))
+		}
+	case backendNone:
+	default:
+		errs = append(errs, fmt.Errorf("--pod-network-backend: %q is not auto, host-gw or none", n.podNetworkBackend))
+	}
 	if n.clusterCIDR != "" {
-		if _, err := netutils.ParseCIDRs(strings.Split(n.clusterCIDR, ",")); err != nil {
+		if _, err := n.clusterCIDRs(); err != nil {
 			errs = append(errs, fmt.Errorf("--cluster-cidr: %w", err))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *nodeNetworkOptions) clusterCIDRs() ([]netip.Prefix, error) {
+	if _, err := netutils.ParseCIDRs(strings.Split(n.clusterCIDR, ",")); err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, c := range strings.Split(n.clusterCIDR, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// podNetworkRuns: the node keeps routes to other nodes' pods itself.
+func (n *nodeNetworkOptions) podNetworkRuns() bool {
+	return n.podNetworkBackend == backendAuto || n.podNetworkBackend == backendHostGW
+}
+
+// cleanup removes what the node's networking left on this machine (rules,
+// routes, devices; the bridge of cniBridge), for skiff agent --cleanup.
+func cleanupNodeNetwork(cniBridge string) error {
+	var errs []error
+	if err := proxy.Cleanup(); err != nil {
+		errs = append(errs, fmt.Errorf("service proxy: %w", err))
+	}
+	if err := networkpolicy.Cleanup(); err != nil {
+		errs = append(errs, fmt.Errorf("network policy: %w", err))
+	}
+	if err := podnetwork.Cleanup(); err != nil {
+		errs = append(errs, fmt.Errorf("pod network: %w", err))
+	}
+	if err := cni.Cleanup(cni.Config{BridgeName: cniBridge}); err != nil {
+		errs = append(errs, fmt.Errorf("pod bridge: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -61,9 +128,12 @@ type nodeNetwork struct {
 	opts     *nodeNetworkOptions
 	nodeName string
 	nodeIPs  []net.IP
-	// proxyConfig is the service proxy's client config (kube-proxy's
-	// identity where the caller has one).
-	proxyConfig *restclient.Config
+	// proxyConfig is the client config of the service proxy and the pod
+	// network's Node watch (kube-proxy's identity where the caller has
+	// one); nodeClient is the node's own (it patches its Node);
+	// policyConfig reads pods, namespaces and NetworkPolicies.
+	proxyConfig, policyConfig *restclient.Config
+	nodeClient                kubernetes.Interface
 }
 
 // run starts the parts and returns at once; stopped reports the first
@@ -85,6 +155,27 @@ func (n *nodeNetwork) run(ctx context.Context) (stopped <-chan error, err error)
 		o.NodeIPs = n.nodeIPs
 		o.ClusterCIDR = n.opts.clusterCIDR
 		parts = append(parts, part{"proxy", func(ctx context.Context) error { return proxy.Run(ctx, client, o) }})
+	}
+	if n.opts.podNetworkRuns() {
+		client, err := kubernetes.NewForConfig(restclient.AddUserAgent(restclient.CopyConfig(n.proxyConfig), "skiff-pod-network"))
+		if err != nil {
+			return nil, err
+		}
+		cidrs, err := n.opts.clusterCIDRs()
+		if err != nil {
+			return nil, err
+		}
+		o := podnetwork.Options{NodeName: n.nodeName, ClusterCIDRs: cidrs, NodeClient: n.nodeClient,
+			DisableVXLAN: n.opts.podNetworkBackend == backendHostGW}
+		parts = append(parts, part{"pod network", func(ctx context.Context) error { return podnetwork.Run(ctx, client, o) }})
+	}
+	if !n.opts.disableNetworkPolicy {
+		client, err := kubernetes.NewForConfig(restclient.AddUserAgent(restclient.CopyConfig(n.policyConfig), "skiff-network-policy"))
+		if err != nil {
+			return nil, err
+		}
+		o := networkpolicy.Options{NodeName: n.nodeName}
+		parts = append(parts, part{"network policy", func(ctx context.Context) error { return networkpolicy.Run(ctx, client, o) }})
 	}
 	done := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -113,6 +204,18 @@ func runNodeWithNetwork(ctx context.Context, client kubernetes.Interface, o agen
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	network.nodeName, network.nodeIPs = o.NodeName, o.NodeIPs
+	if network.nodeClient == nil {
+		network.nodeClient = client
+	}
+	if network.opts.podNetworkRuns() {
+		// Pod-to-pod traffic keeps its source IPs; the pod network
+		// masquerades what leaves the cluster. The pods' MTU leaves room
+		// for VXLAN.
+		o.CNISkipMasquerade = true
+		if network.opts.podNetworkBackend == backendAuto {
+			o.CNIMTU = podMTU(o.NodeIPs)
+		}
+	}
 	stopped, err := network.run(ctx)
 	if err != nil {
 		return err
@@ -134,4 +237,27 @@ func runNodeWithNetwork(ctx context.Context, client kubernetes.Interface, o agen
 		<-kubelet
 	}
 	return err
+}
+
+// podMTU is the pods' MTU with room for VXLAN on the interface of the
+// node's InternalIP; 0 (the plugin's default) when it cannot tell.
+func podMTU(nodeIPs []net.IP) int {
+	hostname, _ := os.Hostname()
+	addrs, err := machine.Addresses(hostname, nodeIPs)
+	if err != nil {
+		return 0
+	}
+	for _, a := range addrs {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.Address)
+		if err != nil {
+			continue
+		}
+		if mtu, err := podnetwork.PodMTU(ip); err == nil {
+			return mtu
+		}
+	}
+	return 0
 }

@@ -10,12 +10,15 @@ func TestNodeNetworkOptionsValidate(t *testing.T) {
 		opts nodeNetworkOptions
 		want string // "" valid
 	}{
-		{nodeNetworkOptions{proxyMode: "iptables", clusterCIDR: "10.244.0.0/16"}, ""},
-		{nodeNetworkOptions{proxyMode: "iptables", clusterCIDR: "10.244.0.0/16,fd00::/48"}, ""},
-		{nodeNetworkOptions{proxyMode: "userspace"}, `--proxy-mode: unknown proxy mode "userspace"`},
-		{nodeNetworkOptions{disableKubeProxy: true, proxyMode: "userspace"}, ""},
-		{nodeNetworkOptions{proxyMode: "iptables", clusterCIDR: "10.244.0.0"}, "--cluster-cidr: "},
-		{nodeNetworkOptions{proxyMode: "iptables", clusterCIDR: "10.244.0.0/16,"}, "--cluster-cidr: "},
+		{nodeNetworkOptions{podNetworkBackend: "auto", proxyMode: "iptables", clusterCIDR: "10.244.0.0/16"}, ""},
+		{nodeNetworkOptions{podNetworkBackend: "auto", proxyMode: "iptables", clusterCIDR: "10.244.0.0/16,fd00::/48"}, ""},
+		{nodeNetworkOptions{podNetworkBackend: "auto", proxyMode: "userspace"}, `--proxy-mode: unknown proxy mode "userspace"`},
+		{nodeNetworkOptions{podNetworkBackend: "none", disableKubeProxy: true, proxyMode: "userspace"}, ""},
+		{nodeNetworkOptions{podNetworkBackend: "auto", proxyMode: "iptables", clusterCIDR: "10.244.0.0"}, "--cluster-cidr: "},
+		{nodeNetworkOptions{podNetworkBackend: "auto", proxyMode: "iptables", clusterCIDR: "10.244.0.0/16,"}, "--cluster-cidr: "},
+		{nodeNetworkOptions{podNetworkBackend: "host-gw", proxyMode: "iptables"}, "--pod-network-backend host-gw needs --cluster-cidr"},
+		{nodeNetworkOptions{podNetworkBackend: "none", proxyMode: "iptables"}, ""},
+		{nodeNetworkOptions{podNetworkBackend: "flannel", proxyMode: "iptables", clusterCIDR: "10.244.0.0/16"}, `--pod-network-backend: "flannel" is not auto, host-gw or none`},
 	} {
 		err := tc.opts.validate()
 		switch {

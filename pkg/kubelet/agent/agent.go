@@ -101,6 +101,12 @@ type Options struct {
 	RotateServerCertificates bool
 	// CNIBridge names the pod network's bridge (default cni0).
 	CNIBridge string
+	// CNIMTU is the pods' interface MTU; 0 lets the bridge plugin choose.
+	CNIMTU int
+	// CNISkipMasquerade turns off the bridge plugin's masquerading, for
+	// when the node's pod network masquerades traffic leaving the cluster
+	// itself (pod-to-pod traffic across nodes keeps its source IP).
+	CNISkipMasquerade bool
 	// ClientCAFile verifies client certificates (the API server's kubelet
 	// client certificate); empty: bearer tokens only.
 	ClientCAFile string
@@ -266,7 +272,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, ready func
 	if _, err := pods.Informer().AddEventHandler(workers.Handler()); err != nil {
 		return err
 	}
-	network := &podNetwork{confDir: confDir, dataDir: filepath.Join(o.RootDir, "cni"), bridge: o.CNIBridge}
+	network := &podNetwork{confDir: confDir, dataDir: filepath.Join(o.RootDir, "cni"), bridge: o.CNIBridge, mtu: o.CNIMTU, skipMasquerade: o.CNISkipMasquerade}
 	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { network.update(ctx, obj) },
 		UpdateFunc: func(_, obj any) { network.update(ctx, obj) },
@@ -386,6 +392,8 @@ func parseIPs(list []string) []net.IP {
 // them the runtime's network is not ready, and so the node is not.
 type podNetwork struct {
 	confDir, dataDir, bridge string
+	mtu                      int
+	skipMasquerade           bool
 	mu                       sync.Mutex
 	written                  string
 }
@@ -405,7 +413,8 @@ func (n *podNetwork) update(ctx context.Context, obj any) {
 	if key == n.written {
 		return
 	}
-	if err := cni.WriteConfig(n.confDir, cni.Config{PodCIDRs: prefixes, DataDir: n.dataDir, BridgeName: n.bridge, NetworkName: n.networkName()}); err != nil {
+	if err := cni.WriteConfig(n.confDir, cni.Config{PodCIDRs: prefixes, DataDir: n.dataDir, BridgeName: n.bridge, NetworkName: n.networkName(),
+		MTU: n.mtu, SkipMasquerade: n.skipMasquerade}); err != nil {
 		klog.FromContext(ctx).Error(err, "Writing the pod network's CNI config", "podCIDRs", key)
 		return
 	}
