@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	goiptables "github.com/coreos/go-iptables/iptables"
+	"k8s.io/klog/v2"
 )
 
 // iptablesRunner writes the chains: the jumps from the built-in chains
@@ -57,18 +58,38 @@ func (r *iptablesRunner) apply(rs *ruleSet) error {
 		return err
 	}
 	for _, hook := range hookChains {
-		ok, err := r.ipt.Exists("filter", hook, hookRule...)
-		if err != nil {
+		if err := r.ensureFirst(hook); err != nil {
 			return err
-		}
-		if !ok {
-			// First, so that no earlier ACCEPT lets new pod flows past.
-			if err := r.ipt.Insert("filter", hook, 1, hookRule...); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
+}
+
+// ensureFirst keeps the jump to topChain the first rule of hook: a rule
+// before it could accept new pod flows unchecked (kube-proxy's
+// KUBE-FORWARD accepts every packet marked for masquerade, NodePort
+// traffic to local pods included). Others only check that their jumps
+// exist, so moving ours back to the top does not start a fight.
+func (r *iptablesRunner) ensureFirst(hook string) error {
+	rules, err := r.ipt.List("filter", hook)
+	if err != nil {
+		return err
+	}
+	// rules[0] is the chain's policy (-P), rules[1] its first rule.
+	if len(rules) > 1 && strings.HasSuffix(rules[1], " -j "+topChain) {
+		return nil
+	}
+	ok, err := r.ipt.Exists("filter", hook, hookRule...)
+	if err != nil {
+		return err
+	}
+	if ok {
+		klog.InfoS("Moving the NetworkPolicy jump back to the top", "chain", hook)
+		if err := r.ipt.Delete("filter", hook, hookRule...); err != nil {
+			return err
+		}
+	}
+	return r.ipt.Insert("filter", hook, 1, hookRule...)
 }
 
 func (r *iptablesRunner) cleanup() error {

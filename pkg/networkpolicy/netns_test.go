@@ -583,6 +583,14 @@ func TestNetworkPolicyInNetns(t *testing.T) {
 	t.Run("rules restored after a flush, Cleanup leaves nothing", func(t *testing.T) {
 		apply(t, "np-a", denyAll("deny-again"))
 		expect(t, to("a/client -> web:80", client, webAddr(80), false))
+		// Another component's ACCEPT at the top of FORWARD (as kube-proxy's
+		// KUBE-FORWARD for masquerade-marked packets): the jump moves back
+		// before it. (The flush below removes it.)
+		run(t, "ip", "netns", "exec", tp.node, "iptables", "-I", "FORWARD", "1", "-m", "comment", "--comment", "np-test-accept", "-j", "ACCEPT")
+		if err := tcpOK(client.ns, "", webAddr(80)); err != nil {
+			t.Fatalf("still blocked behind an ACCEPT (%v): the check below proves nothing", err)
+		}
+		expect(t, to("a/client -> web:80 with an ACCEPT inserted before the jump", client, webAddr(80), false))
 		run(t, "ip", "netns", "exec", tp.node, "iptables", "-F", "FORWARD")
 		if err := tcpOK(client.ns, "", webAddr(80)); err != nil {
 			t.Fatalf("still blocked without the FORWARD jump (%v): the repair below proves nothing", err)

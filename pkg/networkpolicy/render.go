@@ -66,6 +66,7 @@ func render(pods []podRules, mark uint32) *ruleSet {
 	rs := &ruleSet{rules: map[string][]string{}}
 	setMark := fmt.Sprintf("-j MARK --set-xmark %#x/%#x", mark, mark)
 	marked := fmt.Sprintf("-m mark --mark %#x/%#x", mark, mark)
+	rs.add(topChain) // written even when empty: the hooks jump to it
 	rs.add(topChain, "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")
 	// Egress jumps first: a flow between two local pods is checked
 	// against the sender's egress, then the receiver's ingress.
