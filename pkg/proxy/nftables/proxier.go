@@ -127,15 +127,8 @@ func (p *Proxier) Sync(services tracker.ServicePortMap, endpoints tracker.Endpoi
 	defer p.mu.Unlock()
 	ctx := context.TODO()
 	start := time.Now()
+	p.deleteStaleChains(ctx, start)
 	full := p.needFullSync || time.Since(p.lastFullSync) > fullSyncPeriod
-	if !full {
-		// A table deleted behind our back (nft flush ruleset, a firewall
-		// reload) is written whole again.
-		if _, err := p.nft.ListRules(ctx, rejectChain); knftables.IsNotFound(err) {
-			klog.InfoS("The kube-proxy nftables table is gone: writing it whole")
-			full = true
-		}
-	}
 	defer func() {
 		metrics.SyncProxyRulesLatency.WithLabelValues(string(v1.IPv4Protocol)).Observe(metrics.SinceInSeconds(start))
 		if err != nil {
@@ -150,10 +143,46 @@ func (p *Proxier) Sync(services tracker.ServicePortMap, endpoints tracker.Endpoi
 		klog.V(2).InfoS("SyncProxyRules complete", "elapsed", time.Since(start), "fullSync", full)
 	}()
 
-	p.deleteStaleChains(ctx, start)
+	err = p.write(ctx, services, endpoints, result, full, start)
+	if err != nil && !full && knftables.IsNotFound(err) {
+		// The table (or part of it) was deleted behind our back (nft
+		// flush ruleset, a firewall reload): written whole again.
+		klog.InfoS("The kube-proxy nftables table is not as written: writing it whole", "err", err)
+		full = true
+		err = p.write(ctx, services, endpoints, result, full, start)
+	}
+	if err != nil {
+		return err
+	}
 
+	noLocalInternal, noLocalExternal := 0, 0
+	for _, r := range p.applied {
+		noLocalInternal += r.noLocalInternal
+		noLocalExternal += r.noLocalExternal
+	}
+	metrics.SyncProxyRulesNoLocalEndpointsTotal.WithLabelValues("internal", string(v1.IPv4Protocol)).Set(float64(noLocalInternal))
+	metrics.SyncProxyRulesNoLocalEndpointsTotal.WithLabelValues("external", string(v1.IPv4Protocol)).Set(float64(noLocalExternal))
+	metrics.SyncProxyRulesLastTimestamp.WithLabelValues(string(v1.IPv4Protocol)).SetToCurrentTime()
+	for name, times := range result.TriggerTimes {
+		for _, at := range times {
+			latency := metrics.SinceInSeconds(at)
+			metrics.NetworkProgrammingLatency.WithLabelValues(string(v1.IPv4Protocol)).Observe(latency)
+			klog.V(4).InfoS("Network programming", "endpoint", klog.KRef(name.Namespace, name.Name), "elapsed", latency)
+		}
+	}
+	return nil
+}
+
+// write runs the one transaction of a sync.
+func (p *Proxier) write(ctx context.Context, services tracker.ServicePortMap, endpoints tracker.EndpointsMap, result tracker.Result, full bool, start time.Time) error {
 	tx := p.nft.NewTransaction()
 	var existingChains, existingSets []string
+	if !full {
+		// A canary: fails the transaction (not found) when the table is
+		// gone, even when nothing else changed.
+		tx.Flush(&knftables.Chain{Name: rejectChain})
+		tx.Add(&knftables.Rule{Chain: rejectChain, Rule: "reject"})
+	}
 	if full {
 		p.applied = map[types.NamespacedName]*serviceRules{}
 		p.elements = map[elementID]ownedElement{}
@@ -243,33 +272,16 @@ func (p *Proxier) Sync(services tracker.ServicePortMap, endpoints tracker.Endpoi
 		tx.Delete(&knftables.Set{Name: s})
 	}
 
-	if tx.NumOperations() > 0 {
-		if err := p.nft.Run(ctx, tx); err != nil {
-			syncFailuresTotal.WithLabelValues(string(v1.IPv4Protocol)).Inc()
-			// Nothing of the transaction happened: the staleChains are
-			// recomputed by the full sync that follows.
-			p.staleChains = map[string]time.Time{}
-			klog.V(4).InfoS("Failed nftables transaction", "transaction", tx.String())
-			return fmt.Errorf("nftables transaction (%d operations, full sync %t): %w", tx.NumOperations(), full, err)
-		}
+	if err := p.nft.Run(ctx, tx); err != nil {
+		syncFailuresTotal.WithLabelValues(string(v1.IPv4Protocol)).Inc()
+		// Nothing of the transaction happened: the state is rebuilt by
+		// the full sync that follows.
+		p.staleChains = map[string]time.Time{}
+		p.contested = nil
+		klog.V(4).InfoS("Failed nftables transaction", "transaction", tx.String())
+		return fmt.Errorf("nftables transaction (%d operations, full sync %t): %w", tx.NumOperations(), full, err)
 	}
 	p.lastTransaction, p.lastWasFull = tx.String(), full
-
-	noLocalInternal, noLocalExternal := 0, 0
-	for _, r := range p.applied {
-		noLocalInternal += r.noLocalInternal
-		noLocalExternal += r.noLocalExternal
-	}
-	metrics.SyncProxyRulesNoLocalEndpointsTotal.WithLabelValues("internal", string(v1.IPv4Protocol)).Set(float64(noLocalInternal))
-	metrics.SyncProxyRulesNoLocalEndpointsTotal.WithLabelValues("external", string(v1.IPv4Protocol)).Set(float64(noLocalExternal))
-	metrics.SyncProxyRulesLastTimestamp.WithLabelValues(string(v1.IPv4Protocol)).SetToCurrentTime()
-	for name, times := range result.TriggerTimes {
-		for _, at := range times {
-			latency := metrics.SinceInSeconds(at)
-			metrics.NetworkProgrammingLatency.WithLabelValues(string(v1.IPv4Protocol)).Observe(latency)
-			klog.V(4).InfoS("Network programming", "endpoint", klog.KRef(name.Namespace, name.Name), "elapsed", latency)
-		}
-	}
 	klog.V(2).InfoS("Reloading service nftables data", "numServices", len(services), "servicesWritten", len(order),
 		"operations", tx.NumOperations(), "fullSync", full)
 	return nil
