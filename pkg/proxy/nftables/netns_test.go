@@ -86,6 +86,16 @@ func TestRealKernelTakesTheRules(t *testing.T) {
 			t.Errorf("table still has %s:\n%s", gone, table)
 		}
 	}
+	// A restarted proxy takes the table over (its base chains made anew)
+	// and drops what the state no longer has.
+	tr.ServiceUpdate(svc("ns5", "svc5", "172.30.0.45", nil), nil)
+	tr.Apply()
+	restarted := testProxier(nft)
+	syncAll(t, restarted, tr)
+	table = list("list", "table", "ip", TableName)
+	if strings.Contains(table, "affinity-") || !strings.Contains(table, "ns2/svc2") {
+		t.Errorf("after a restart:\n%s", table)
+	}
 	if err := Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
