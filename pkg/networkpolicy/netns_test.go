@@ -382,26 +382,32 @@ func TestNetworkPolicyInNetns(t *testing.T) {
 	mkPod("np-b", "client", nodeName, bclient.ip, "client", v1.ContainerPort{Name: "http", ContainerPort: 81, Protocol: v1.ProtocolTCP})
 	mkPod("np-b", "far", "np-other-node", tp.farIP, "far")
 
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(runCtx, cs, Options{NodeName: nodeName, MinSyncPeriod: 100 * time.Millisecond, SyncPeriod: 2 * time.Second})
-	}()
-	stopRun := func() {
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	// startRun runs Run until stopRun (at the latest when the test ends).
+	var stopRun func()
+	startRun := func() {
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(runCtx, cs, Options{NodeName: nodeName, MinSyncPeriod: 100 * time.Millisecond, SyncPeriod: 2 * time.Second})
+		}()
+		stopRun = func() {
+			if runCtx.Err() != nil {
+				return
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after its context ended")
+			stop()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return after its context ended")
+			}
 		}
 	}
+	startRun()
 	t.Cleanup(func() {
-		if runCtx.Err() == nil {
-			stopRun()
-		}
+		stopRun()
 		_ = Cleanup()
 	})
 
@@ -578,6 +584,23 @@ func TestNetworkPolicyInNetns(t *testing.T) {
 		}
 		remove(t, "np-a", "deny-late")
 		expect(t, to("a/other -> web:80 after the delete", other, webAddr(80), true))
+	})
+
+	t.Run("a restarted Run takes over the rules", func(t *testing.T) {
+		apply(t, "np-a", denyAll("deny-restart"))
+		expect(t, to("a/client -> web:80", client, webAddr(80), false))
+		stopRun()
+		remove(t, "np-a", "deny-restart")
+		time.Sleep(time.Second)
+		// Stopped: the rules stay (pods stay protected while the agent restarts).
+		if err := tcpOK(client.ns, "", webAddr(80)); err == nil {
+			t.Fatal("open while Run is stopped: the rules were removed when Run ended")
+		}
+		startRun()
+		expect(t, to("a/client -> web:80 after the restart", client, webAddr(80), true))
+		if save := run(t, "ip", "netns", "exec", tp.node, "iptables-save", "-t", "filter"); strings.Contains(save, chainPrefix+"-I-") {
+			t.Errorf("the old pod chains remain after the restart's sync:\n%s", save)
+		}
 	})
 
 	t.Run("rules restored after a flush, Cleanup leaves nothing", func(t *testing.T) {
