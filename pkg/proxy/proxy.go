@@ -36,6 +36,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/proxy/conntrack"
 	"github.com/skiff-dev/skiff/pkg/proxy/healthcheck"
 	"github.com/skiff-dev/skiff/pkg/proxy/iptables"
+	"github.com/skiff-dev/skiff/pkg/proxy/ipvs"
 	"github.com/skiff-dev/skiff/pkg/proxy/metrics"
 	"github.com/skiff-dev/skiff/pkg/proxy/nftables"
 	"github.com/skiff-dev/skiff/pkg/proxy/runner"
@@ -51,7 +52,7 @@ const (
 
 // Options configure Run.
 type Options struct {
-	// Mode is the proxy mode: iptables (the default) or nftables.
+	// Mode is the proxy mode: iptables (the default), nftables or ipvs.
 	Mode configv1alpha1.ProxyMode
 	// NodeName is this node's name: its endpoints are local for the Local
 	// traffic policies, and /healthz follows its Node.
@@ -78,6 +79,20 @@ type Options struct {
 	// HealthzBindAddress and MetricsBindAddress are where /healthz,/livez
 	// and /metrics are served; empty: not served.
 	HealthzBindAddress, MetricsBindAddress string
+	// IPVS are the ipvs mode's settings (KubeProxyConfiguration's ipvs).
+	IPVS IPVSOptions
+}
+
+// IPVSOptions are the ipvs mode's own settings.
+type IPVSOptions struct {
+	// Scheduler is the virtual servers' scheduler; empty: rr.
+	Scheduler string
+	// ExcludeCIDRs are left alone when stale virtual servers are removed.
+	ExcludeCIDRs []string
+	// StrictARP sets arp_ignore/arp_announce for kube-ipvs0's addresses.
+	StrictARP bool
+	// TCPTimeout, TCPFinTimeout, UDPTimeout: IPVS's timeouts; 0 keeps it.
+	TCPTimeout, TCPFinTimeout, UDPTimeout time.Duration
 }
 
 // OptionsFromConfig is the Options of a (defaulted) KubeProxyConfiguration
@@ -110,6 +125,15 @@ func OptionsFromConfig(cfg *configv1alpha1.KubeProxyConfiguration, nodeName stri
 			o.MasqueradeBit = *cfg.NFTables.MasqueradeBit
 		}
 	}
+	if cfg.Mode == ModeIPVS {
+		// Upstream's conversion: the ipvs section's sync periods; the
+		// masquerade settings stay the iptables section's.
+		o.MinSyncPeriod = cfg.IPVS.MinSyncPeriod.Duration
+		o.SyncPeriod = cfg.IPVS.SyncPeriod.Duration
+		o.LocalhostNodePorts = false
+		o.IPVS = IPVSOptions{Scheduler: cfg.IPVS.Scheduler, ExcludeCIDRs: cfg.IPVS.ExcludeCIDRs, StrictARP: cfg.IPVS.StrictARP,
+			TCPTimeout: cfg.IPVS.TCPTimeout.Duration, TCPFinTimeout: cfg.IPVS.TCPFinTimeout.Duration, UDPTimeout: cfg.IPVS.UDPTimeout.Duration}
+	}
 	if o.NodeName == "" {
 		o.NodeName = strings.ToLower(strings.TrimSpace(cfg.HostnameOverride))
 	}
@@ -129,10 +153,7 @@ func CheckMode(mode configv1alpha1.ProxyMode) error {
 	case ModeNFTables:
 		return nftables.Check()
 	case ModeIPVS:
-		if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
-			return errors.New("proxy mode ipvs needs the kernel's IP Virtual Server (CONFIG_IP_VS, module ip_vs), which this kernel lacks (no /proc/net/ip_vs); use --mode iptables")
-		}
-		return errors.New("proxy mode ipvs is not implemented yet; use --mode iptables")
+		return ipvs.Supported()
 	default:
 		return fmt.Errorf("unknown proxy mode %q: iptables, nftables or ipvs", mode)
 	}
@@ -152,6 +173,10 @@ func Cleanup() error {
 	}
 	if err := nftables.Cleanup(context.Background()); err != nil {
 		errs = append(errs, fmt.Errorf("nftables: %w", err))
+	}
+	// After iptables: its chains are gone, so the sets are unreferenced.
+	if err := ipvs.CleanupHost(); err != nil {
+		errs = append(errs, fmt.Errorf("ipvs: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -212,8 +237,8 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 			cfg.ClusterCIDR = cidr
 		}
 	}
-	if opts.Mode == ModeNFTables {
-		cfg.LocalhostNodePorts = false // not in nftables mode (as upstream)
+	if opts.Mode == ModeNFTables || opts.Mode == ModeIPVS {
+		cfg.LocalhostNodePorts = false // iptables mode only (as upstream)
 	}
 	if cfg.LocalhostNodePorts {
 		// NodePorts on 127.0.0.1 need routing of the loopback range
@@ -242,6 +267,23 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 			MasqueradeAll: cfg.MasqueradeAll,
 			MasqueradeBit: cfg.MasqueradeBit,
 		})
+	case ModeIPVS:
+		ipt, err := iptables.New()
+		if err != nil {
+			return fmt.Errorf("iptables: %w", err)
+		}
+		if s.proxier, err = newIPVSProxier(ipt, cfg, opts.IPVS); err != nil {
+			return err
+		}
+		monitorDone := make(chan struct{})
+		go func() {
+			defer close(monitorDone)
+			iptables.Monitor(ctx, ipt, opts.SyncPeriod, func() {
+				s.proxier.ForceFullSync()
+				s.runner.Run()
+			})
+		}()
+		defer func() { <-monitorDone }()
 	default:
 		ipt, err := iptables.New()
 		if err != nil {
@@ -463,4 +505,45 @@ func writeSysctl(name, value string) error {
 		return nil
 	}
 	return os.WriteFile(path, []byte(value), 0o644)
+}
+
+// newIPVSProxier is the ipvs mode's proxier on this kernel's IPVS, ipsets
+// and kube-ipvs0, after the kernel settings it needs.
+func newIPVSProxier(ipt iptables.Interface, cfg iptables.Config, o IPVSOptions) (*ipvs.Proxier, error) {
+	var exclude []*net.IPNet
+	for _, c := range o.ExcludeCIDRs {
+		_, n, err := netutils.ParseCIDRSloppy(strings.TrimSpace(c))
+		if err != nil {
+			return nil, fmt.Errorf("invalid IPVS exclude CIDR %q: %w", c, err)
+		}
+		exclude = append(exclude, n)
+	}
+	h, err := ipvs.NewHandle()
+	if err != nil {
+		return nil, err
+	}
+	sets, err := ipvs.NewIPSet()
+	if err != nil {
+		return nil, err
+	}
+	dummy, err := ipvs.NewDummy()
+	if err != nil {
+		return nil, err
+	}
+	if err := ipvs.SetupKernel(ipvs.ProcSysctl{}, o.StrictARP); err != nil {
+		return nil, err
+	}
+	if o.TCPTimeout > 0 || o.TCPFinTimeout > 0 || o.UDPTimeout > 0 {
+		if err := h.ConfigureTimeouts(o.TCPTimeout, o.TCPFinTimeout, o.UDPTimeout); err != nil {
+			klog.ErrorS(err, "Configuring IPVS timeouts")
+		}
+	}
+	// What iptables mode left (its KUBE-SVC-*/KUBE-SEP-* chains and
+	// REJECT rules) would shadow the ipvs rules.
+	if err := iptables.Cleanup(ipt); err != nil {
+		klog.ErrorS(err, "Removing the iptables mode's rules before ipvs mode")
+	}
+	return ipvs.NewProxier(h, sets, dummy, ipt, ipvs.Config{NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs,
+		ClusterCIDR: cfg.ClusterCIDR, MasqueradeAll: cfg.MasqueradeAll, MasqueradeBit: cfg.MasqueradeBit,
+		Scheduler: o.Scheduler, ExcludeCIDRs: exclude})
 }
