@@ -1,6 +1,7 @@
 package networkpolicy
 
 import (
+	"fmt"
 	"net"
 	"sort"
 
@@ -110,6 +111,17 @@ func computeRules(st clusterState, nodeName string) []podRules {
 		return policies[i].Namespace+"/"+policies[i].Name < policies[j].Namespace+"/"+policies[j].Name
 	})
 
+	selectors := map[*networkingv1.NetworkPolicy]labels.Selector{}
+	for _, np := range policies {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil {
+			klog.ErrorS(err, "Skipping NetworkPolicy with a bad podSelector", "policy", klog.KObj(np))
+			continue
+		}
+		selectors[np] = sel
+	}
+	// A rule's peers do not depend on the pod it selects: resolved once.
+	rc := &ruleCache{pods: peers, nsLabels: nsLabels, peers: map[string]resolvedPeers{}}
 	var out []podRules
 	for _, p := range peers {
 		if p.Spec.NodeName != nodeName {
@@ -120,12 +132,8 @@ func computeRules(st clusterState, nodeName string) []podRules {
 			if np.Namespace != p.Namespace {
 				continue
 			}
-			sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-			if err != nil {
-				klog.ErrorS(err, "Skipping NetworkPolicy with a bad podSelector", "policy", klog.KObj(np))
-				continue
-			}
-			if !sel.Matches(labels.Set(p.Labels)) {
+			sel := selectors[np]
+			if sel == nil || !sel.Matches(labels.Set(p.Labels)) {
 				continue
 			}
 			name := np.Namespace + "/" + np.Name
@@ -134,16 +142,16 @@ func computeRules(st clusterState, nodeName string) []podRules {
 				if r.Ingress == nil {
 					r.Ingress = []allow{}
 				}
-				for _, rule := range np.Spec.Ingress {
-					r.Ingress = append(r.Ingress, ruleAllows(name, np.Namespace, rule.From, rule.Ports, p, false, peers, nsLabels)...)
+				for i, rule := range np.Spec.Ingress {
+					r.Ingress = append(r.Ingress, rc.ruleAllows(fmt.Sprintf("%s/I%d", name, i), name, np.Namespace, rule.From, rule.Ports, p, false)...)
 				}
 			}
 			if egress {
 				if r.Egress == nil {
 					r.Egress = []allow{}
 				}
-				for _, rule := range np.Spec.Egress {
-					r.Egress = append(r.Egress, ruleAllows(name, np.Namespace, rule.To, rule.Ports, p, true, peers, nsLabels)...)
+				for i, rule := range np.Spec.Egress {
+					r.Egress = append(r.Egress, rc.ruleAllows(fmt.Sprintf("%s/E%d", name, i), name, np.Namespace, rule.To, rule.Ports, p, true)...)
 				}
 			}
 		}
@@ -154,20 +162,39 @@ func computeRules(st clusterState, nodeName string) []podRules {
 
 func podKey(p *v1.Pod) string { return p.Namespace + "/" + p.Name }
 
-// ruleAllows turns one rule of policy (in namespace policyNS) selecting
-// local pod self into allows. Named ports are resolved against the
-// destination pod's container ports: self for ingress, each peer pod
-// for egress, so a named egress rule becomes one allow per peer pod.
-func ruleAllows(policy, policyNS string, npPeers []networkingv1.NetworkPolicyPeer, npPorts []networkingv1.NetworkPolicyPort,
-	self *v1.Pod, egress bool, pods []*v1.Pod, nsLabels map[string]labels.Set) []allow {
+// ruleCache holds the cluster's pods (the possible peers) and each
+// rule's resolved peers, by rule key.
+type ruleCache struct {
+	pods     []*v1.Pod
+	nsLabels map[string]labels.Set
+	peers    map[string]resolvedPeers
+}
+
+type resolvedPeers struct {
+	blocks []peer
+	pods   []*v1.Pod
+}
+
+// ruleAllows turns one rule (key names it) of policy (in namespace
+// policyNS) selecting local pod self into allows. Named ports are
+// resolved against the destination pod's container ports: self for
+// ingress, each peer pod for egress, so a named egress rule becomes one
+// allow per peer pod.
+func (rc *ruleCache) ruleAllows(key, policy, policyNS string, npPeers []networkingv1.NetworkPolicyPeer, npPorts []networkingv1.NetworkPolicyPort,
+	self *v1.Pod, egress bool) []allow {
 	numbered, named := splitPorts(npPorts)
 	anyPeer := len(npPeers) == 0
 	var blocks []peer
 	var peerPods []*v1.Pod
 	if anyPeer {
-		peerPods = pods
+		peerPods = rc.pods
 	} else {
-		blocks, peerPods = resolvePeers(policy, policyNS, npPeers, pods, nsLabels)
+		r, ok := rc.peers[key]
+		if !ok {
+			r.blocks, r.pods = resolvePeers(policy, policyNS, npPeers, rc.pods, rc.nsLabels)
+			rc.peers[key] = r
+		}
+		blocks, peerPods = r.blocks, r.pods
 	}
 	var out []allow
 	if len(npPorts) == 0 || len(numbered) > 0 {
