@@ -126,9 +126,6 @@ func removeRules(proto iptables.Protocol) error {
 	}
 	var errs []error
 	for _, j := range jumps {
-		if err := ipt.DeleteIfExists(j.table, j.chain, j.spec()...); err != nil {
-			errs = append(errs, err)
-		}
 		exists, err := ipt.ChainExists(j.table, j.target)
 		if err != nil {
 			if proto == iptables.ProtocolIPv6 {
@@ -137,10 +134,16 @@ func removeRules(proto iptables.Protocol) error {
 			errs = append(errs, err)
 			continue
 		}
-		if exists {
-			if err := ipt.ClearAndDeleteChain(j.table, j.target); err != nil {
-				errs = append(errs, err)
-			}
+		// Without its chain there is no jump (checking for one would
+		// fail): a second Cleanup has nothing to do.
+		if !exists {
+			continue
+		}
+		if err := ipt.DeleteIfExists(j.table, j.chain, j.spec()...); err != nil {
+			errs = append(errs, err)
+		}
+		if err := ipt.ClearAndDeleteChain(j.table, j.target); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
