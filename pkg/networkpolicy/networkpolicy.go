@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -65,6 +66,9 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	if err := opts.defaults(); err != nil {
 		return err
 	}
+	if client == nil {
+		return errors.New("networkpolicy: no API client")
+	}
 	ipt, err := newIPTables()
 	if err != nil {
 		return fmt.Errorf("networkpolicy: %w", err)
@@ -73,7 +77,14 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		return fmt.Errorf("networkpolicy: %w", err)
 	}
 
-	factory := informers.NewSharedInformerFactory(client, 0)
+	// Every pod of the cluster is a possible peer: keep only what is read.
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(func(obj any) (any, error) {
+		if a, err := meta.Accessor(obj); err == nil {
+			a.SetManagedFields(nil)
+			a.SetAnnotations(nil)
+		}
+		return obj, nil
+	}))
 	pods := factory.Core().V1().Pods()
 	namespaces := factory.Core().V1().Namespaces()
 	policies := factory.Networking().V1().NetworkPolicies()
