@@ -1,0 +1,778 @@
+package network
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/pkg/images/builtin"
+	"github.com/skiff-dev/skiff/test/harness"
+	"github.com/skiff-dev/skiff/test/nodeimages"
+)
+
+// The test network: a bridge in the root namespace (where skiff server
+// listens) and one namespace per host, all named with this test's prefix
+// "en".
+const (
+	bridgeName = "enbr0"
+	serverIP   = "10.77.0.1"
+	hostPrefix = 24
+	// cniBridge is the pod bridge in each host namespace; its own name
+	// also gives the CNI network its own name (skiff-encni0), so that the
+	// CNI result cache this test removes is its own.
+	cniBridge  = "encni0"
+	clusterDNS = "10.96.0.10"
+	// kubernetesIP is the first address of skiff server's default service
+	// range: the kubernetes Service's.
+	kubernetesIP = "10.96.0.1"
+	// Namespaces of this test's objects start with this: their pod log
+	// directories in /var/log/pods are removed at the end.
+	nsPrefix = "en-"
+)
+
+// host is one of the two hosts: a network namespace running skiff agent.
+type host struct {
+	name string // the namespace's and the Node's
+	ip   string
+	veth string // the root namespace's end of its veth pair
+	dir  string // the agent's --data-dir
+	// kubeconfig is the node's (system:node:<name>), at serverIP.
+	kubeconfig string
+	// proxyKubeconfig is system:kube-proxy's, for proxyKubeconfigFlag.
+	proxyKubeconfig string
+	agent           *proc
+}
+
+// cluster is the two hosts and the server.
+type cluster struct {
+	dir    string
+	srv    *harness.Server
+	hosts  []*host
+	admin  *kubernetes.Clientset
+	config *rest.Config
+	// mode is the proxy mode the agents run with.
+	mode string
+	// agentFlags are the flags `skiff agent --help` lists.
+	agentFlags map[string]bool
+	// upstreamDNS is the fake resolver skiff server's DNS forwards to,
+	// when it has a flag for that ("" otherwise: see dnsUpstreamFlag).
+	// proxyKubeconfigFlag is skiff agent's flag for its service proxy's
+	// kubeconfig, if it has one.
+	proxyKubeconfigFlag string
+	upstreamDNS         string
+	dnsUpstreamFlag     string
+	stopUpstream        func()
+}
+
+// missingCapability names what this machine lacks to run the cluster, ""
+// if nothing.
+func missingCapability() string {
+	if os.Geteuid() != 0 {
+		return "needs root: creates network namespaces, a bridge and runs containerd"
+	}
+	for _, bin := range []string{"ip", "nsenter", "containerd", "runc", "iptables-save", "iptables-restore"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return bin + " is not installed (hack/node-deps.sh installs the node's tools)"
+		}
+	}
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		if _, err2 := os.Stat("/opt/cni/bin/bridge"); err2 != nil {
+			return "the CNI plugins are not installed (apt-get install containernetworking-plugins)"
+		}
+	}
+	if _, err := os.Stat(builtin.DefaultBusyboxBinary); err != nil {
+		return builtin.DefaultBusyboxBinary + " is missing (apt-get install busybox-static): the pods' image"
+	}
+	probe := "en-probe-" + strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
+		return fmt.Sprintf("ip netns add fails: %v: %s", err, bytes.TrimSpace(out))
+	}
+	_ = exec.Command("ip", "netns", "del", probe).Run()
+	return ""
+}
+
+// lockMachine serializes runs of this test on one machine: they would
+// share the bridge, the namespaces and the addresses.
+func lockMachine() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "skiff-e2e-network.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+func startCluster() (c *cluster, err error) {
+	started := time.Now()
+	c = &cluster{mode: "iptables"}
+	defer func() {
+		if err != nil {
+			c.dumpLogs()
+			if cleanupErr := c.teardown(); cleanupErr != nil {
+				err = fmt.Errorf("%w (and the cleanup: %v)", err, cleanupErr)
+			}
+			c = nil
+		}
+	}()
+	// Left by a run that was killed (the lock says none runs now).
+	removeStale()
+	if c.dir, err = os.MkdirTemp("", "skiff-e2e-network-"); err != nil {
+		return c, err
+	}
+	bin, err := harness.SkiffBinary()
+	if err != nil {
+		return c, err
+	}
+	if c.agentFlags, err = flagsOf(bin, "agent"); err != nil {
+		return c, err
+	}
+	serverFlags, err := flagsOf(bin, "server")
+	if err != nil {
+		return c, err
+	}
+	if err := c.makeNetwork(); err != nil {
+		return c, fmt.Errorf("the test network: %w", err)
+	}
+	args := []string{"--bind-address", "0.0.0.0", "--advertise-address", serverIP}
+	// The DNS's upstream: a resolver of this test's, when skiff server can
+	// be told one.
+	for name := range serverFlags {
+		if strings.Contains(name, "upstream") && strings.Contains(name, "dns") || name == "upstream-servers" {
+			c.dnsUpstreamFlag = "--" + name
+		}
+	}
+	if c.dnsUpstreamFlag != "" {
+		if c.upstreamDNS, c.stopUpstream, err = startUpstreamDNS(); err != nil {
+			return c, err
+		}
+		args = append(args, c.dnsUpstreamFlag, c.upstreamDNS)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if c.srv, err = harness.StartSkiff(ctx, harness.Options{Dir: filepath.Join(c.dir, "server"), Args: args, DNS: true}); err != nil {
+		return c, fmt.Errorf("skiff server: %w", err)
+	}
+	if c.config, err = c.srv.RESTConfig(); err != nil {
+		return c, err
+	}
+	if c.admin, err = kubernetes.NewForConfig(c.config); err != nil {
+		return c, err
+	}
+	if err := c.grantProxyIdentity(ctx); err != nil {
+		return c, err
+	}
+	archives, err := imageArchives()
+	if err != nil {
+		return c, err
+	}
+	for _, h := range c.hosts {
+		if err := c.prepareHost(ctx, h, archives); err != nil {
+			return c, fmt.Errorf("host %s: %w", h.name, err)
+		}
+	}
+	if err := c.startAgents(ctx); err != nil {
+		return c, err
+	}
+	fmt.Fprintf(os.Stderr, "network: two-node cluster up in %s (proxy mode %s)\n", time.Since(started).Round(100*time.Millisecond), c.mode)
+	return c, nil
+}
+
+// makeNetwork: the bridge with serverIP in the root namespace, and the
+// hosts' namespaces on it, each with its address and a default route via
+// the bridge.
+func (c *cluster) makeNetwork() error {
+	if err := run("ip", "link", "add", bridgeName, "type", "bridge"); err != nil {
+		return err
+	}
+	if err := run("ip", "addr", "add", fmt.Sprintf("%s/%d", serverIP, hostPrefix), "dev", bridgeName); err != nil {
+		return err
+	}
+	if err := run("ip", "link", "set", bridgeName, "up"); err != nil {
+		return err
+	}
+	for i, name := range []string{"en-a", "en-b"} {
+		h := &host{name: name, ip: fmt.Sprintf("10.77.0.%d", i+2), veth: name + "-veth", dir: filepath.Join(c.dir, name)}
+		c.hosts = append(c.hosts, h)
+		in := func(args ...string) error { return run(append([]string{"ip", "-n", name}, args...)...) }
+		steps := [][]string{
+			{"ip", "netns", "add", name},
+			{"ip", "link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", name},
+			{"ip", "link", "set", h.veth, "master", bridgeName},
+			{"ip", "link", "set", h.veth, "up"},
+		}
+		for _, s := range steps {
+			if err := run(s...); err != nil {
+				return err
+			}
+		}
+		for _, s := range [][]string{
+			{"link", "set", "lo", "up"},
+			{"addr", "add", fmt.Sprintf("%s/%d", h.ip, hostPrefix), "dev", "eth0"},
+			{"link", "set", "eth0", "up"},
+			{"route", "add", "default", "via", serverIP},
+		} {
+			if err := in(s...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// prepareHost writes the host's images, resolv.conf and kubeconfig.
+func (c *cluster) prepareHost(ctx context.Context, h *host, archives []string) error {
+	images := filepath.Join(h.dir, "agent", "images")
+	if err := os.MkdirAll(images, 0o755); err != nil {
+		return err
+	}
+	for _, a := range archives {
+		data, err := os.ReadFile(a)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(images, filepath.Base(a)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	// The host's own resolver config (dnsPolicy Default pods, and the
+	// host search paths of ClusterFirst ones): nothing of this machine's.
+	if err := os.WriteFile(filepath.Join(h.dir, "resolv.conf"), []byte("nameserver "+serverIP+"\n"), 0o644); err != nil {
+		return err
+	}
+	// The node's own identity, as a kubelet's, at the address the host
+	// reaches the server at; kube-proxy's, as upstream's.
+	h.kubeconfig = filepath.Join(h.dir, "kubeconfig")
+	if err := c.writeKubeconfig(ctx, h.kubeconfig, "system:node:"+h.name, "system:nodes"); err != nil {
+		return err
+	}
+	h.proxyKubeconfig = filepath.Join(h.dir, "proxy.kubeconfig")
+	return c.writeKubeconfig(ctx, h.proxyKubeconfig, "system:kube-proxy")
+}
+
+// writeKubeconfig writes a kubeconfig of user in groups, at serverIP.
+func (c *cluster) writeKubeconfig(ctx context.Context, path, user string, groups ...string) error {
+	data, err := c.srv.UserKubeconfig(ctx, user, groups...)
+	if err != nil {
+		return err
+	}
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return err
+	}
+	for _, cluster := range cfg.Clusters {
+		cluster.Server = fmt.Sprintf("https://%s", net.JoinHostPort(serverIP, strconv.Itoa(c.srv.Port)))
+	}
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// proxyWorkaround, when set, says how the test makes up for the agent's
+// service proxy running with the node's own credentials.
+var proxyWorkaround string
+
+// grantProxyIdentity: skiff agent's service proxy (kube-proxy's part) and
+// NetworkPolicy enforcement run with the agent's --kubeconfig, the node's
+// identity, which RBAC does not let list EndpointSlices or NetworkPolicies
+// (upstream's kube-proxy has its own identity, system:kube-proxy bound to
+// system:node-proxier; policy agents have theirs). Until the agent can be
+// given one, the nodes' group gets those rights, as an operator would
+// have to grant them, and the test says so.
+func (c *cluster) grantProxyIdentity(ctx context.Context) error {
+	for name := range c.agentFlags {
+		if strings.Contains(name, "proxy") && strings.Contains(name, "kubeconfig") {
+			c.proxyKubeconfigFlag = "--" + name
+			return nil
+		}
+	}
+	read := []string{"get", "list", "watch"}
+	_, err := c.admin.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "en-node-network"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: read},
+			{APIGroups: []string{""}, Resources: []string{"namespaces", "pods", "nodes"}, Verbs: read},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("the nodes' network role: %w", err)
+	}
+	for name, role := range map[string]string{"en-nodes-as-proxier": "system:node-proxier", "en-nodes-network": "en-node-network"} {
+		_, err := c.admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:nodes"}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("binding %s to system:nodes: %w", role, err)
+		}
+	}
+	proxyWorkaround = "skiff agent's service proxy and NetworkPolicy enforcement run as the node (system:node:<name>), " +
+		"which may not list EndpointSlices or NetworkPolicies: the test bound system:node-proxier and a NetworkPolicy/Namespace/Pod reader " +
+		"to group system:nodes (skiff agent has no kubeconfig flag for their own identity)"
+	fmt.Fprintln(os.Stderr, "network: NOTE:", proxyWorkaround)
+	return nil
+}
+
+// agentArgs are the flags of h's skiff agent in c.mode.
+func (c *cluster) agentArgs(h *host) []string {
+	args := []string{"agent", "--kubeconfig", h.kubeconfig, "--data-dir", h.dir,
+		"--node-name", h.name, "--node-ip", h.ip, "--cni-bridge", cniBridge,
+		"--cluster-dns", clusterDNS, "--resolv-conf", filepath.Join(h.dir, "resolv.conf")}
+	// Without it the agent has no service proxy: the tests that need one
+	// fail, saying so (proxyMissing).
+	if c.agentFlags["proxy-mode"] {
+		args = append(args, "--proxy-mode", c.mode)
+	}
+	if c.proxyKubeconfigFlag != "" {
+		args = append(args, c.proxyKubeconfigFlag, h.proxyKubeconfig)
+	}
+	return args
+}
+
+// proxyMissing says why the agents run no service proxy, "" when they do.
+func (c *cluster) proxyMissing() string {
+	if !c.agentFlags["proxy-mode"] {
+		return "skiff agent has no --proxy-mode flag: the service proxy is not wired into skiff agent"
+	}
+	return ""
+}
+
+// startAgents starts both agents and waits for their Nodes to be Ready.
+func (c *cluster) startAgents(ctx context.Context) error {
+	bin, err := harness.SkiffBinary()
+	if err != nil {
+		return err
+	}
+	for _, h := range c.hosts {
+		args := append([]string{"--net=/run/netns/" + h.name, "--", bin}, c.agentArgs(h)...)
+		// nsenter, not ip netns exec: that remounts /sys for the
+		// namespace, which hides /sys/fs/cgroup from containerd and runc.
+		if h.agent, err = startProc(filepath.Join(h.dir, "agent.log"), "nsenter", args...); err != nil {
+			return fmt.Errorf("starting the agent of %s: %w", h.name, err)
+		}
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for _, h := range c.hosts {
+		var last string
+		for {
+			// The new agent's kubelet listens (the Node may still say
+			// Ready from before a restart).
+			last = kubeletDown(h)
+			if last == "" {
+				last = c.nodeNotReady(ctx, h)
+			}
+			if last == "" {
+				break
+			}
+			select {
+			case <-h.agent.exited:
+				return fmt.Errorf("the agent of %s exited (%v); log tail:\n%s", h.name, h.agent.err, h.agent.tail(30))
+			default:
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s not Ready after 90s: %s; agent log tail:\n%s", h.name, last, h.agent.tail(30))
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func kubeletDown(h *host) string {
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(h.ip, "10250"), time.Second)
+	if err != nil {
+		return "the kubelet does not listen: " + err.Error()
+	}
+	conn.Close()
+	return ""
+}
+
+func (c *cluster) nodeNotReady(ctx context.Context, h *host) string {
+	n, err := c.admin.CoreV1().Nodes().Get(ctx, h.name, metav1.GetOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			if cond.Status == corev1.ConditionTrue {
+				return ""
+			}
+			return fmt.Sprintf("Ready=%s %s: %s", cond.Status, cond.Reason, cond.Message)
+		}
+	}
+	return "no Ready condition yet"
+}
+
+// stopAgents stops both agents (SIGTERM: each stops its containerd; the
+// containers keep running, as a restarted agent adopts them).
+func (c *cluster) stopAgents() error {
+	var errs []error
+	for _, h := range c.hosts {
+		if h.agent != nil {
+			if err := h.agent.stop(30 * time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("agent of %s: %w", h.name, err))
+			}
+			h.agent = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setProxyMode restarts both agents with their proxy in mode, unless they
+// run it already, and waits for their Nodes to be Ready again.
+func (c *cluster) setProxyMode(t *testing.T, mode string) (restarted bool) {
+	t.Helper()
+	if c.mode == mode {
+		return false
+	}
+	started := time.Now()
+	if err := c.stopAgents(); err != nil {
+		t.Logf("stopping the agents: %v", err)
+	}
+	c.mode = mode
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.startAgents(ctx); err != nil {
+		setupErr = fmt.Errorf("restarting the agents in %s mode: %w", mode, err)
+		t.Fatal(setupErr)
+	}
+	t.Logf("agents restarted in %s mode in %s", mode, time.Since(started).Round(100*time.Millisecond))
+	return true
+}
+
+// inHost runs a command in h's network namespace.
+func inHost(h *host, args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", h.name}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// teardown removes everything: agents (and their containerds), the
+// containers' shims and processes, the server, mounts, the namespaces
+// (and so every rule in them), the bridge, and files outside the test's
+// directory the nodes wrote.
+func (c *cluster) teardown() error {
+	var errs []error
+	// The pods' UIDs, for their cgroups.
+	var uids []string
+	if c.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if pods, err := c.admin.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err == nil {
+			for _, p := range pods.Items {
+				uids = append(uids, string(p.UID))
+			}
+		}
+		cancel()
+	}
+	if err := c.stopAgents(); err != nil {
+		errs = append(errs, err)
+	}
+	var sandboxes []string
+	for _, h := range c.hosts {
+		sandboxes = append(sandboxes, killShims(h.dir)...)
+	}
+	if c.srv != nil {
+		if err := c.srv.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("skiff server: %w", err))
+		}
+	}
+	if c.stopUpstream != nil {
+		c.stopUpstream()
+	}
+	for _, h := range c.hosts {
+		if out, err := exec.Command("ip", "netns", "del", h.name).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("ip netns del %s: %v: %s", h.name, err, bytes.TrimSpace(out)))
+		}
+	}
+	if out, err := exec.Command("ip", "link", "del", bridgeName).CombinedOutput(); err != nil && linkExists(bridgeName) {
+		errs = append(errs, fmt.Errorf("ip link del %s: %v: %s", bridgeName, err, bytes.TrimSpace(out)))
+	}
+	removeNodeFiles(uids, sandboxes)
+	if keep := os.Getenv("NETWORK_E2E_LOGS"); keep != "" && c.dir != "" {
+		// For debugging: the agents' and the server's logs.
+		_ = os.MkdirAll(keep, 0o755)
+		logs, _ := filepath.Glob(filepath.Join(c.dir, "*", "*.log"))
+		more, _ := filepath.Glob(filepath.Join(c.dir, "*", "agent", "containerd", "containerd.log"))
+		for _, l := range append(logs, more...) {
+			if data, err := os.ReadFile(l); err == nil {
+				rel, _ := filepath.Rel(c.dir, l)
+				_ = os.WriteFile(filepath.Join(keep, strings.ReplaceAll(rel, "/", "_")), data, 0o644)
+			}
+		}
+	}
+	if c.dir != "" {
+		unmountUnder(c.dir)
+		if err := os.RemoveAll(c.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dumpLogs prints the tails of the agents' and the server's logs.
+func (c *cluster) dumpLogs() {
+	for _, h := range c.hosts {
+		if h.agent != nil {
+			fmt.Fprintf(os.Stderr, "==== agent %s log tail:\n%s\n", h.name, h.agent.tail(60))
+		}
+	}
+	if c.srv != nil {
+		fmt.Fprintf(os.Stderr, "==== skiff server log tail:\n%s\n", c.srv.LogTail(60))
+	}
+}
+
+// removeStale removes what a killed run of this test left: processes in
+// its namespaces, the namespaces, the bridge, the shims of its data dirs.
+func removeStale() {
+	for _, ns := range []string{"en-a", "en-b"} {
+		if _, err := os.Stat("/run/netns/" + ns); err != nil {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+	}
+	if linkExists(bridgeName) {
+		_ = exec.Command("ip", "link", "del", bridgeName).Run()
+	}
+	stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "skiff-e2e-network-*"))
+	for _, dir := range stale {
+		killShims(dir)
+		unmountUnder(dir)
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func linkExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/sys/class/net", name))
+	return err == nil
+}
+
+// removeNodeFiles removes what the nodes wrote outside their data dirs:
+// libcni's result cache of the test's network, the pods' log directories
+// and the pods' cgroups.
+func removeNodeFiles(uids, sandboxes []string) {
+	cached, _ := filepath.Glob("/var/lib/cni/results/skiff-" + cniBridge + "-*")
+	for _, f := range cached {
+		_ = os.Remove(f)
+	}
+	// containerd's loopback network, by sandbox.
+	for _, id := range sandboxes {
+		_ = os.Remove("/var/lib/cni/results/cni-loopback-" + id + "-lo")
+	}
+	logs, _ := filepath.Glob("/var/log/pods/" + nsPrefix + "*_*")
+	for _, d := range logs {
+		_ = os.RemoveAll(d)
+	}
+	if len(uids) == 0 {
+		return
+	}
+	mine := map[string]bool{}
+	for _, u := range uids {
+		mine["pod"+u] = true
+		// The systemd driver's spelling, in case.
+		mine["pod"+strings.ReplaceAll(u, "-", "_")] = true
+	}
+	controllers, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods*")
+	for _, root := range controllers {
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if mine[d.Name()] {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for _, pod := range dirs {
+			removeCgroup(pod)
+		}
+	}
+}
+
+// removeCgroup removes a cgroup directory and the ones below it, the
+// deepest first (a cgroup goes with rmdir once it has no processes).
+func removeCgroup(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			removeCgroup(filepath.Join(dir, e.Name()))
+		}
+	}
+	_ = syscall.Rmdir(dir)
+}
+
+// killShims kills the containerd shims of the containerd under dir (the
+// shims outlive the containerd the agent stops), the containers' processes
+// under them, removes the pods' network namespaces (pinned in /run/netns)
+// and unmounts everything below dir.
+func killShims(dir string) (sandboxes []string) {
+	defer unmountUnder(dir)
+	children := map[int][]int{}
+	var shims []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			// pid (comm) state ppid ...: comm may hold spaces, not ")".
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 {
+				if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
+					ppid, _ := strconv.Atoi(f[1])
+					children[ppid] = append(children[ppid], pid)
+				}
+			}
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 0 && strings.HasSuffix(args[0], "containerd-shim-runc-v2") && strings.Contains(string(cmdline), dir) {
+			shims = append(shims, pid)
+			for i := 1; i+1 < len(args); i++ {
+				if args[i] == "-id" {
+					sandboxes = append(sandboxes, args[i+1])
+				}
+			}
+		}
+	}
+	netns := map[string]bool{}
+	var kill []int
+	for queue := shims; len(queue) > 0; queue = queue[1:] {
+		pid := queue[0]
+		kill = append(kill, pid)
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
+			netns[ns] = true
+		}
+		queue = append(queue, children[pid]...)
+	}
+	for _, pid := range kill {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// Gone, so that their cgroups can go too.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		alive := false
+		for _, pid := range kill {
+			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !bytes.Contains(stat, []byte(") Z ")) {
+				alive = true
+				break
+			}
+		}
+		if !alive {
+			break
+		}
+	}
+	// Only the pods' namespaces: never the hosts' (a shim runs in its
+	// host's).
+	for _, h := range []string{"en-a", "en-b"} {
+		var st syscall.Stat_t
+		if syscall.Stat("/run/netns/"+h, &st) == nil {
+			delete(netns, fmt.Sprintf("net:[%d]", st.Ino))
+		}
+	}
+	pinned, _ := filepath.Glob("/run/netns/*")
+	for _, p := range pinned {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil || !netns[fmt.Sprintf("net:[%d]", st.Ino)] {
+			continue
+		}
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+		_ = os.Remove(p)
+	}
+	return sandboxes
+}
+
+// unmountUnder unmounts everything mounted below dir, the deepest first.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			points = append(points, f[1])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(points[i], syscall.MNT_DETACH)
+	}
+}
+
+var flagName = regexp.MustCompile(`^\s+(?:-\w, )?--([a-z0-9-]+)`)
+
+// flagsOf lists the flags of `skiff <command> --help`.
+func flagsOf(bin, command string) (map[string]bool, error) {
+	out, err := exec.Command(bin, command, "--help").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("skiff %s --help: %v: %s", command, err, out)
+	}
+	flags := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if m := flagName.FindStringSubmatch(line); m != nil {
+			flags[m[1]] = true
+		}
+	}
+	return flags, nil
+}
+
+func run(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// imageArchives are nodeimages' archives (pause, busybox), which it
+// builds once per machine; its skips and failures end the set-up.
+func imageArchives() (files []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			abort, ok := r.(setupAbort)
+			if !ok {
+				panic(r)
+			}
+			err = errors.New(string(abort))
+		}
+	}()
+	return nodeimages.Archives(setupTB{}), nil
+}
+
+// setupTB is the testing.TB of TestMain's set-up, for helpers that take
+// one: a skip or failure ends the set-up with its message.
+type setupTB struct{ testing.TB }
+
+type setupAbort string
+
+func (setupTB) Helper()                           {}
+func (setupTB) Logf(format string, args ...any)   { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+func (setupTB) Skipf(format string, args ...any)  { panic(setupAbort(fmt.Sprintf(format, args...))) }
+func (setupTB) Fatalf(format string, args ...any) { panic(setupAbort(fmt.Sprintf(format, args...))) }
