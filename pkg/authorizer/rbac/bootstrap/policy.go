@@ -309,6 +309,15 @@ func ClusterRoles() []rbacv1.ClusterRole {
 			newRule("list", "watch").groups(networking).resources("servicecidrs").done(),
 			newRule("list", "watch").groups(discovery).resources("endpointslices").done()),
 		clusterRole("system:kube-scheduler", kubeSchedulerRules()...),
+		// skiff's own (as k3s's agent): a node's service proxy, pod
+		// network and NetworkPolicy enforcement run with the node's
+		// credentials, reading what kube-proxy and a policy agent read.
+		clusterRole("system:skiff:node-network",
+			newRule("list", "watch").groups(legacy).resources("services", "endpoints", "pods", "namespaces").done(),
+			newRule("get", "list", "watch").groups(legacy).resources("nodes").done(),
+			newRule("list", "watch").groups(discovery).resources("endpointslices").done(),
+			newRule("list", "watch").groups(networking).resources("servicecidrs", "networkpolicies").done(),
+			eventsRule()),
 	}
 	roles = append(roles, controllerRoles()...)
 	for i := range roles {
@@ -358,6 +367,7 @@ func ClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		clusterBinding("system:basic-user", groups(user.AllAuthenticated)...),
 		clusterBinding("system:public-info-viewer", groups(user.AllAuthenticated, user.AllUnauthenticated)...),
 		clusterBinding("system:node-proxier", users(user.KubeProxy)...),
+		clusterBinding("system:skiff:node-network", groups(user.NodesGroup)...),
 		clusterBinding("system:kube-controller-manager", users(user.KubeControllerManager)...),
 		clusterBinding("system:kube-dns", serviceAccounts(metav1.NamespaceSystem, "kube-dns")...),
 		clusterBinding("system:kube-scheduler", users(user.KubeScheduler)...),

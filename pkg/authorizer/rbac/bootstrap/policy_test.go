@@ -103,3 +103,46 @@ func TestCertificateControllerRights(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeNetworkRights: what the RBAC bindings give the group
+// system:nodes (the Node authorizer grants the rest): the reads of a
+// node's service proxy, pod network and NetworkPolicy enforcement, no
+// writes and no secrets.
+func TestNodeNetworkRights(t *testing.T) {
+	var rules []rbacv1.PolicyRule
+	roles := map[string]rbacv1.ClusterRole{}
+	for _, r := range ClusterRoles() {
+		roles[r.Name] = r
+	}
+	for _, b := range ClusterRoleBindings() {
+		for _, s := range b.Subjects {
+			if s.Kind == rbacv1.GroupKind && s.Name == "system:nodes" {
+				rules = append(rules, roles[b.RoleRef.Name].Rules...)
+			}
+		}
+	}
+	res := func(verb, group, resource string) authorizer.AttributesRecord {
+		return authorizer.AttributesRecord{Verb: verb, APIGroup: group, APIVersion: "*", Resource: resource, ResourceRequest: true}
+	}
+	for _, tc := range []struct {
+		attrs authorizer.AttributesRecord
+		want  bool
+	}{
+		{res("watch", "", "services"), true},
+		{res("list", "discovery.k8s.io", "endpointslices"), true},
+		{res("list", "networking.k8s.io", "networkpolicies"), true},
+		{res("watch", "", "namespaces"), true},
+		{res("list", "", "pods"), true},
+		{res("get", "", "nodes"), true},
+		{res("create", "", "events"), true},
+		{res("list", "", "secrets"), false},
+		{res("get", "", "configmaps"), false},
+		{res("update", "networking.k8s.io", "networkpolicies"), false},
+		{res("delete", "", "pods"), false},
+		{res("patch", "", "services"), false},
+	} {
+		if got := rbacauthz.RulesAllow(tc.attrs, rules...); got != tc.want {
+			t.Errorf("system:nodes %s %s/%s: %v, want %v", tc.attrs.Verb, tc.attrs.APIGroup, tc.attrs.Resource, got, tc.want)
+		}
+	}
+}
