@@ -103,9 +103,13 @@ func TestOptionsRejects(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	o := Options{NodeName: "a", ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.2.3/16"), netip.MustParsePrefix("fd00::/48")}}
+	given := []netip.Prefix{netip.MustParsePrefix("10.1.2.3/16"), netip.MustParsePrefix("fd00::/48")}
+	o := Options{NodeName: "a", ClusterCIDRs: given}
 	if err := o.complete(); err != nil || o.VNI != DefaultVNI || o.VXLANPort != DefaultVXLANPort || o.ClusterCIDRs[0].String() != "10.1.0.0/16" {
 		t.Errorf("defaults: %+v %v", o, err)
+	}
+	if given[0].String() != "10.1.2.3/16" {
+		t.Errorf("complete changed the caller's slice: %v", given)
 	}
 }
 

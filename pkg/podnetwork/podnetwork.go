@@ -77,6 +77,7 @@ func (o *Options) complete() error {
 	if len(o.ClusterCIDRs) == 0 {
 		return errors.New("podnetwork: no cluster CIDR (--cluster-cidr): cannot tell pod-to-pod traffic from traffic leaving the cluster")
 	}
+	o.ClusterCIDRs = append([]netip.Prefix(nil), o.ClusterCIDRs...) // masked below: not the caller's
 	var v4, v6 bool
 	for i, c := range o.ClusterCIDRs {
 		if !c.IsValid() {
