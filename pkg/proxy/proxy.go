@@ -258,6 +258,18 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		if err != nil {
 			return err
 		}
+		// The other modes' rules would answer in this mode's place
+		// (upstream's platformCleanup).
+		if _, err := exec.LookPath("iptables-restore"); err == nil {
+			if ipt, err := iptables.New(); err == nil {
+				if err := iptables.Cleanup(ipt); err != nil {
+					klog.ErrorS(err, "Removing the iptables mode's rules before nftables mode")
+				}
+			}
+			if err := ipvs.CleanupHost(); err != nil {
+				klog.ErrorS(err, "Removing the ipvs mode's rules before nftables mode")
+			}
+		}
 		// A deleted table is noticed by the next sync (at least every
 		// SyncPeriod), which writes it whole.
 		s.proxier = nftables.NewProxier(nft, nftables.Config{
@@ -288,6 +300,9 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		ipt, err := iptables.New()
 		if err != nil {
 			return fmt.Errorf("iptables: %w", err)
+		}
+		if err := nftables.Cleanup(ctx); err != nil {
+			klog.ErrorS(err, "Removing the nftables mode's rules before iptables mode")
 		}
 		s.proxier = iptables.NewProxier(ipt, cfg)
 		// Flushed tables (a firewall reload) are rewritten whole.

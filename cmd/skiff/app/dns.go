@@ -145,6 +145,9 @@ type serverDNS struct {
 	nodeName string
 	// started, if set, is called once the DNS listens.
 	started func(*dns.Server)
+	// upstreams receive names outside the cluster; none: the host's
+	// resolv.conf nameservers.
+	upstreams []string
 }
 
 func (s *serverDNS) Name() string { return "dns" }
@@ -169,7 +172,7 @@ func (s *serverDNS) Run(ctx context.Context, loopback *restclient.Config) error 
 		// host resolver on a loopback port 53 (systemd-resolved's stub)
 		// stays, and is an upstream rather than this server itself.
 		done <- dns.Run(ctx, client, dns.Options{BindAddress: advertise.String(), Port: s.port, ClusterDomain: s.clusterDomain,
-			Started: func(srv *dns.Server) { listening <- srv }})
+			Upstreams: s.upstreams, Started: func(srv *dns.Server) { listening <- srv }})
 	}()
 	var srv *dns.Server
 	select {

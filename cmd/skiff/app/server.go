@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-dev/skiff/pkg/apiserver/options"
 	"github.com/skiff-dev/skiff/pkg/component"
 	"github.com/skiff-dev/skiff/pkg/controllers"
+	"github.com/skiff-dev/skiff/pkg/dns"
 	"github.com/skiff-dev/skiff/pkg/scheduler/plugins"
 )
 
@@ -24,6 +25,7 @@ func newServerCommand() *cobra.Command {
 	c.UseServiceAccountCredentials = true
 	sched := newSchedulerOptions(plugins.NewInTreeRegistry())
 	var disableScheduler, disableAgent, disableDNS bool
+	var dnsUpstreams []string
 	node := &nodeOptions{}
 	network := &nodeNetworkOptions{}
 	cmd := &cobra.Command{
@@ -58,7 +60,10 @@ imported at start.`,
 				if err := node.defaultClusterDNS(o.ServiceClusterIPRange); err != nil {
 					return fmt.Errorf("invalid options: %w", err)
 				}
-				parts = append(parts, &serverDNS{apiserver: o, clusterDomain: node.clusterDomain, nodeName: node.nodeName})
+				if _, err := dns.Upstreams(dnsUpstreams, "", nil); len(dnsUpstreams) > 0 && err != nil {
+					return fmt.Errorf("invalid options: --dns-upstream-servers: %w", err)
+				}
+				parts = append(parts, &serverDNS{apiserver: o, clusterDomain: node.clusterDomain, nodeName: node.nodeName, upstreams: dnsUpstreams})
 			}
 			if !disableAgent {
 				if why := node.runtimeMissing(); why != "" {
@@ -83,6 +88,7 @@ imported at start.`,
 	cmd.Flags().BoolVar(&disableScheduler, "disable-scheduler", false, "Do not run the scheduler in this process (run skiff scheduler or kube-scheduler against it instead).")
 	cmd.Flags().BoolVar(&disableAgent, "disable-agent", false, "Do not run a node on this machine (by default one runs when containerd is installed, or --container-runtime-endpoint is set, and skiff runs as root).")
 	cmd.Flags().BoolVar(&disableDNS, "disable-dns", false, "Do not serve the cluster DNS (kube-system/kube-dns at the 10th service IP) from this process (run skiff dns or CoreDNS instead).")
+	cmd.Flags().StringSliceVar(&dnsUpstreams, "dns-upstream-servers", nil, "Resolvers (IP[:port]) the cluster DNS forwards names outside the cluster to; empty: the nameservers of this machine's /etc/resolv.conf.")
 	node.addFlags(cmd.Flags())
 	network.addFlags(cmd.Flags())
 	return cmd

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -56,9 +55,7 @@ type host struct {
 	dir  string // the agent's --data-dir
 	// kubeconfig is the node's (system:node:<name>), at serverIP.
 	kubeconfig string
-	// proxyKubeconfig is system:kube-proxy's, for proxyKubeconfigFlag.
-	proxyKubeconfig string
-	agent           *proc
+	agent      *proc
 }
 
 // cluster is the two hosts and the server.
@@ -70,16 +67,9 @@ type cluster struct {
 	config *rest.Config
 	// mode is the proxy mode the agents run with.
 	mode string
-	// agentFlags are the flags `skiff agent --help` lists.
-	agentFlags map[string]bool
-	// upstreamDNS is the fake resolver skiff server's DNS forwards to,
-	// when it has a flag for that ("" otherwise: see dnsUpstreamFlag).
-	// proxyKubeconfigFlag is skiff agent's flag for its service proxy's
-	// kubeconfig, if it has one.
-	proxyKubeconfigFlag string
-	upstreamDNS         string
-	dnsUpstreamFlag     string
-	stopUpstream        func()
+	// upstreamDNS is the fake resolver skiff server's DNS forwards to.
+	upstreamDNS  string
+	stopUpstream func()
 }
 
 // missingCapability names what this machine lacks to run the cluster, ""
@@ -140,34 +130,19 @@ func startCluster() (c *cluster, err error) {
 	if c.dir, err = os.MkdirTemp("", "skiff-e2e-network-"); err != nil {
 		return c, err
 	}
-	bin, err := harness.SkiffBinary()
-	if err != nil {
-		return c, err
-	}
-	if c.agentFlags, err = flagsOf(bin, "agent"); err != nil {
-		return c, err
-	}
-	serverFlags, err := flagsOf(bin, "server")
-	if err != nil {
+	// Built before the network is made (it takes a while).
+	if _, err := harness.SkiffBinary(); err != nil {
 		return c, err
 	}
 	if err := c.makeNetwork(); err != nil {
 		return c, fmt.Errorf("the test network: %w", err)
 	}
 	args := []string{"--bind-address", "0.0.0.0", "--advertise-address", serverIP}
-	// The DNS's upstream: a resolver of this test's, when skiff server can
-	// be told one.
-	for name := range serverFlags {
-		if strings.Contains(name, "upstream") && strings.Contains(name, "dns") || name == "upstream-servers" {
-			c.dnsUpstreamFlag = "--" + name
-		}
+	// The DNS's upstream: a resolver of this test's.
+	if c.upstreamDNS, c.stopUpstream, err = startUpstreamDNS(); err != nil {
+		return c, err
 	}
-	if c.dnsUpstreamFlag != "" {
-		if c.upstreamDNS, c.stopUpstream, err = startUpstreamDNS(); err != nil {
-			return c, err
-		}
-		args = append(args, c.dnsUpstreamFlag, c.upstreamDNS)
-	}
+	args = append(args, "--dns-upstream-servers", c.upstreamDNS)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if c.srv, err = harness.StartSkiff(ctx, harness.Options{Dir: filepath.Join(c.dir, "server"), Args: args, DNS: true}); err != nil {
@@ -177,9 +152,6 @@ func startCluster() (c *cluster, err error) {
 		return c, err
 	}
 	if c.admin, err = kubernetes.NewForConfig(c.config); err != nil {
-		return c, err
-	}
-	if err := c.grantProxyIdentity(ctx); err != nil {
 		return c, err
 	}
 	archives, err := imageArchives()
@@ -266,8 +238,7 @@ func (c *cluster) prepareHost(ctx context.Context, h *host, archives []string) e
 	if err := c.writeKubeconfig(ctx, h.kubeconfig, "system:node:"+h.name, "system:nodes"); err != nil {
 		return err
 	}
-	h.proxyKubeconfig = filepath.Join(h.dir, "proxy.kubeconfig")
-	return c.writeKubeconfig(ctx, h.proxyKubeconfig, "system:kube-proxy")
+	return nil
 }
 
 // writeKubeconfig writes a kubeconfig of user in groups, at serverIP.
@@ -286,74 +257,12 @@ func (c *cluster) writeKubeconfig(ctx context.Context, path, user string, groups
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
-// proxyWorkaround, when set, says how the test makes up for the agent's
-// service proxy running with the node's own credentials.
-var proxyWorkaround string
-
-// grantProxyIdentity: skiff agent's service proxy (kube-proxy's part) and
-// NetworkPolicy enforcement run with the agent's --kubeconfig, the node's
-// identity, which RBAC does not let list EndpointSlices or NetworkPolicies
-// (upstream's kube-proxy has its own identity, system:kube-proxy bound to
-// system:node-proxier; policy agents have theirs). Until the agent can be
-// given one, the nodes' group gets those rights, as an operator would
-// have to grant them, and the test says so.
-func (c *cluster) grantProxyIdentity(ctx context.Context) error {
-	for name := range c.agentFlags {
-		if strings.Contains(name, "proxy") && strings.Contains(name, "kubeconfig") {
-			c.proxyKubeconfigFlag = "--" + name
-			return nil
-		}
-	}
-	read := []string{"get", "list", "watch"}
-	_, err := c.admin.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "en-node-network"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: read},
-			{APIGroups: []string{""}, Resources: []string{"namespaces", "pods", "nodes"}, Verbs: read},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("the nodes' network role: %w", err)
-	}
-	for name, role := range map[string]string{"en-nodes-as-proxier": "system:node-proxier", "en-nodes-network": "en-node-network"} {
-		_, err := c.admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:nodes"}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("binding %s to system:nodes: %w", role, err)
-		}
-	}
-	proxyWorkaround = "skiff agent's service proxy and NetworkPolicy enforcement run as the node (system:node:<name>), " +
-		"which may not list EndpointSlices or NetworkPolicies: the test bound system:node-proxier and a NetworkPolicy/Namespace/Pod reader " +
-		"to group system:nodes (skiff agent has no kubeconfig flag for their own identity)"
-	fmt.Fprintln(os.Stderr, "network: NOTE:", proxyWorkaround)
-	return nil
-}
-
 // agentArgs are the flags of h's skiff agent in c.mode.
 func (c *cluster) agentArgs(h *host) []string {
 	args := []string{"agent", "--kubeconfig", h.kubeconfig, "--data-dir", h.dir,
 		"--node-name", h.name, "--node-ip", h.ip, "--cni-bridge", cniBridge,
 		"--cluster-dns", clusterDNS, "--resolv-conf", filepath.Join(h.dir, "resolv.conf")}
-	// Without it the agent has no service proxy: the tests that need one
-	// fail, saying so (proxyMissing).
-	if c.agentFlags["proxy-mode"] {
-		args = append(args, "--proxy-mode", c.mode)
-	}
-	if c.proxyKubeconfigFlag != "" {
-		args = append(args, c.proxyKubeconfigFlag, h.proxyKubeconfig)
-	}
-	return args
-}
-
-// proxyMissing says why the agents run no service proxy, "" when they do.
-func (c *cluster) proxyMissing() string {
-	if !c.agentFlags["proxy-mode"] {
-		return "skiff agent has no --proxy-mode flag: the service proxy is not wired into skiff agent"
-	}
-	return ""
+	return append(args, "--proxy-mode", c.mode)
 }
 
 // startAgents starts both agents and waits for their Nodes to be Ready.
@@ -727,21 +636,6 @@ func unmountUnder(dir string) {
 }
 
 var flagName = regexp.MustCompile(`^\s+(?:-\w, )?--([a-z0-9-]+)`)
-
-// flagsOf lists the flags of `skiff <command> --help`.
-func flagsOf(bin, command string) (map[string]bool, error) {
-	out, err := exec.Command(bin, command, "--help").CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("skiff %s --help: %v: %s", command, err, out)
-	}
-	flags := map[string]bool{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if m := flagName.FindStringSubmatch(line); m != nil {
-			flags[m[1]] = true
-		}
-	}
-	return flags, nil
-}
 
 func run(args ...string) error {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()

@@ -10,12 +10,7 @@ import (
 // skiff not wired yet, and which part: they are skipped, naming it, so
 // that the package passes meanwhile. Remove an entry when its part lands;
 // -network.all runs them anyway.
-var notWired = map[string]string{
-	"TestDNS/OutsideNameForwarded": "waits for a skiff server flag naming its DNS's upstream resolvers " +
-		"(the test runs a fake one; without the flag the DNS forwards to this machine's resolv.conf)",
-	"TestServices/nftables/OtherModesRulesRemoved": "waits for the proxy's nftables mode to remove the iptables mode's rules " +
-		"when it starts (upstream kube-proxy's platformCleanup)",
-}
+var notWired = map[string]string{}
 
 var runAll = flag.Bool("network.all", false, "run the tests notWired lists too (they fail until skiff has their part)")
 

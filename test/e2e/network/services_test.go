@@ -62,9 +62,6 @@ func TestServices(t *testing.T) {
 
 	for _, mode := range []string{"iptables", "nftables"} {
 		subtest(t, mode, func(t *testing.T) {
-			if why := c.proxyMissing(); why != "" {
-				t.Fatal(why)
-			}
 			if mode == "nftables" {
 				if _, err := exec.LookPath("nft"); err != nil {
 					t.Skip("nft is not installed (apt-get install nftables): the proxy's nftables mode needs it")
@@ -73,12 +70,6 @@ func TestServices(t *testing.T) {
 			if c.setProxyMode(t, mode) {
 				s.checkPodsKept(t)
 				subtest(t, "OtherModesRulesRemoved", s.testOtherModesRulesRemoved)
-				// Left, they would answer in this mode's place.
-				for _, h := range c.hosts {
-					if err := removeIPTablesProxyRules(h); err != nil {
-						t.Fatal(err)
-					}
-				}
 			}
 			// Checks of the mode's rules are only worth as much as the
 			// rules being the mode's.
@@ -137,49 +128,6 @@ func iptablesProxyChains(save string) []string {
 		}
 	}
 	return chains
-}
-
-// removeIPTablesProxyRules removes the iptables mode's chains from h (the
-// jumps to them first), as `skiff proxy --cleanup` would, but leaving the
-// nftables mode's table and the pod network's and NetworkPolicies' chains.
-func removeIPTablesProxyRules(h *host) error {
-	save, err := inHost(h, "iptables-save")
-	if err != nil {
-		return fmt.Errorf("iptables-save in %s: %v: %s", h.name, err, save)
-	}
-	var restore strings.Builder
-	var chains []string
-	flushTable := func() {
-		for _, c := range chains {
-			fmt.Fprintf(&restore, "-F %s\n", c)
-		}
-		for _, c := range chains {
-			fmt.Fprintf(&restore, "-X %s\n", c)
-		}
-		chains = nil
-	}
-	for _, line := range strings.Split(save, "\n") {
-		switch {
-		case strings.HasPrefix(line, "*"):
-			restore.WriteString(line + "\n")
-		case strings.HasPrefix(line, ":KUBE-"):
-			chains = append(chains, strings.Fields(line[1:])[0])
-		case strings.HasPrefix(line, "-A "):
-			f := strings.Fields(line)
-			if !strings.HasPrefix(f[1], "KUBE-") && strings.Contains(line, " -j KUBE-") {
-				restore.WriteString("-D" + line[2:] + "\n")
-			}
-		case line == "COMMIT":
-			flushTable()
-			restore.WriteString("COMMIT\n")
-		}
-	}
-	cmd := exec.Command("ip", "netns", "exec", h.name, "iptables-restore", "--noflush")
-	cmd.Stdin = strings.NewReader(restore.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("removing the iptables mode's rules in %s: %v: %s\n%s", h.name, err, out, restore.String())
-	}
-	return nil
 }
 
 // rulesOfMode reports what in h's rules is not as its proxy's mode says.
