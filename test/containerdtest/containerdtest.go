@@ -4,12 +4,14 @@
 package containerdtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -180,4 +182,88 @@ func UnmountUnder(dir string) {
 	for i := len(mounts) - 1; i >= 0; i-- {
 		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
 	}
+}
+
+// KillShims kills the shims of the containerd under dir (they outlive a
+// stopped containerd by design) and the containers' processes under them
+// (a killed shim leaves them running, reparented to init), waits until
+// they are gone (so that their cgroups can go too), removes the pods'
+// network namespaces pinned in /run/netns (whose veths would keep their
+// IPs on the bridge) and unmounts what is mounted below dir. The shims'
+// own namespace, the host's where containerd ran, stays. It returns the
+// shims' ids: the sandboxes.
+func KillShims(dir string) (sandboxes []string) {
+	defer UnmountUnder(dir)
+	children := map[int][]int{}
+	var shims []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			// pid (comm) state ppid ...: comm may hold spaces, not ")".
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 {
+				if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
+					ppid, _ := strconv.Atoi(f[1])
+					children[ppid] = append(children[ppid], pid)
+				}
+			}
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 0 && strings.HasSuffix(args[0], "containerd-shim-runc-v2") && strings.Contains(string(cmdline), dir) {
+			shims = append(shims, pid)
+			for i := 1; i+1 < len(args); i++ {
+				if args[i] == "-id" {
+					sandboxes = append(sandboxes, args[i+1])
+				}
+			}
+		}
+	}
+	hostNetns := map[string]bool{}
+	for _, pid := range shims {
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
+			hostNetns[ns] = true
+		}
+	}
+	podNetns := map[string]bool{}
+	var kill []int
+	for queue := shims; len(queue) > 0; queue = queue[1:] {
+		pid := queue[0]
+		kill = append(kill, pid)
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && !hostNetns[ns] {
+			podNetns[ns] = true
+		}
+		queue = append(queue, children[pid]...)
+	}
+	for _, pid := range kill {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		alive := false
+		for _, pid := range kill {
+			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !bytes.Contains(stat, []byte(") Z ")) {
+				alive = true
+				break
+			}
+		}
+		if !alive {
+			break
+		}
+	}
+	pinned, _ := filepath.Glob("/run/netns/*")
+	for _, p := range pinned {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil || !podNetns[fmt.Sprintf("net:[%d]", st.Ino)] {
+			continue
+		}
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+		_ = os.Remove(p)
+	}
+	return sandboxes
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,9 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +41,7 @@ func localNodeReason() string {
 
 // startLocalNode starts skiff server with its local node and the node
 // images in <data-dir>/agent/images. The caller cleans up: deleteAllPods,
-// Stop, then killShims (the shims outlive skiff's containerd by design)
+// Stop, then containerdtest.KillShims (the shims outlive skiff's containerd by design)
 // and cni.Cleanup.
 func startLocalNode(t *testing.T, dir string, port int) *harness.Server {
 	t.Helper()
@@ -66,70 +63,6 @@ func startLocalNode(t *testing.T, dir string, port int) *harness.Server {
 		t.Fatal(err)
 	}
 	return srv
-}
-
-// killShims kills the containerd shims of the containerd under dir (what
-// a stopped local node leaves running), the containers' processes under
-// them (a killed shim leaves them running, reparented to init), removes
-// the network namespaces of those pods (whose veths would keep their IPs
-// on the bridge) and unmounts their rootfs.
-func killShims(t *testing.T, dir string) {
-	defer containerdtest.UnmountUnder(dir)
-	children := map[int][]int{}
-	var shims []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			// pid (comm) state ppid ...: comm may hold spaces, not ")".
-			if i := bytes.LastIndexByte(stat, ')'); i > 0 {
-				if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
-					ppid, _ := strconv.Atoi(f[1])
-					children[ppid] = append(children[ppid], pid)
-				}
-			}
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 0 && strings.HasSuffix(args[0], "containerd-shim-runc-v2") && strings.Contains(string(cmdline), dir) {
-			shims = append(shims, pid)
-		}
-	}
-	netns := map[string]bool{}
-	var kill []int
-	for queue := shims; len(queue) > 0; queue = queue[1:] {
-		pid := queue[0]
-		kill = append(kill, pid)
-		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
-			netns[ns] = true
-		}
-		queue = append(queue, children[pid]...)
-	}
-	for _, pid := range kill {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	removeNetns(netns)
-}
-
-// removeNetns unmounts and removes the named network namespaces
-// (/run/netns/*, as containerd pins them) that are one of netns
-// ("net:[inode]").
-func removeNetns(netns map[string]bool) {
-	pinned, _ := filepath.Glob("/run/netns/*")
-	for _, p := range pinned {
-		var st syscall.Stat_t
-		if err := syscall.Stat(p, &st); err != nil || !netns[fmt.Sprintf("net:[%d]", st.Ino)] {
-			continue
-		}
-		_ = syscall.Unmount(p, syscall.MNT_DETACH)
-		_ = os.Remove(p)
-	}
 }
 
 // reserveForeignPodIPs records, in the host-local store of the local
@@ -250,7 +183,7 @@ func TestLocalNode(t *testing.T) {
 			ln.deleteAllPods(t)
 			_ = ln.srv.Stop()
 		}
-		killShims(t, ln.dir)
+		containerdtest.KillShims(ln.dir)
 		_ = cni.Cleanup(cni.Config{DataDir: filepath.Join(ln.dir, "agent", "kubelet", "cni")})
 	})
 	ln.admin = adminClient(t, ln.srv)

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/pkg/images/builtin"
+	"github.com/skiff-dev/skiff/test/containerdtest"
 	"github.com/skiff-dev/skiff/test/harness"
 	"github.com/skiff-dev/skiff/test/nodeimages"
 )
@@ -396,7 +397,7 @@ func (c *cluster) teardown() error {
 	}
 	var sandboxes []string
 	for _, h := range c.hosts {
-		sandboxes = append(sandboxes, killShims(h.dir)...)
+		sandboxes = append(sandboxes, containerdtest.KillShims(h.dir)...)
 	}
 	if c.srv != nil {
 		if err := c.srv.Stop(); err != nil {
@@ -428,7 +429,7 @@ func (c *cluster) teardown() error {
 		}
 	}
 	if c.dir != "" {
-		unmountUnder(c.dir)
+		containerdtest.UnmountUnder(c.dir)
 		if err := os.RemoveAll(c.dir); err != nil {
 			errs = append(errs, err)
 		}
@@ -469,8 +470,8 @@ func removeStale() {
 	}
 	stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "skiff-e2e-network-*"))
 	for _, dir := range stale {
-		killShims(dir)
-		unmountUnder(dir)
+		containerdtest.KillShims(dir)
+		containerdtest.UnmountUnder(dir)
 		_ = os.RemoveAll(dir)
 	}
 }
@@ -533,106 +534,6 @@ func removeCgroup(dir string) {
 		}
 	}
 	_ = syscall.Rmdir(dir)
-}
-
-// killShims kills the containerd shims of the containerd under dir (the
-// shims outlive the containerd the agent stops), the containers' processes
-// under them, removes the pods' network namespaces (pinned in /run/netns)
-// and unmounts everything below dir.
-func killShims(dir string) (sandboxes []string) {
-	defer unmountUnder(dir)
-	children := map[int][]int{}
-	var shims []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			// pid (comm) state ppid ...: comm may hold spaces, not ")".
-			if i := bytes.LastIndexByte(stat, ')'); i > 0 {
-				if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
-					ppid, _ := strconv.Atoi(f[1])
-					children[ppid] = append(children[ppid], pid)
-				}
-			}
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 0 && strings.HasSuffix(args[0], "containerd-shim-runc-v2") && strings.Contains(string(cmdline), dir) {
-			shims = append(shims, pid)
-			for i := 1; i+1 < len(args); i++ {
-				if args[i] == "-id" {
-					sandboxes = append(sandboxes, args[i+1])
-				}
-			}
-		}
-	}
-	netns := map[string]bool{}
-	var kill []int
-	for queue := shims; len(queue) > 0; queue = queue[1:] {
-		pid := queue[0]
-		kill = append(kill, pid)
-		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
-			netns[ns] = true
-		}
-		queue = append(queue, children[pid]...)
-	}
-	for _, pid := range kill {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	// Gone, so that their cgroups can go too.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		alive := false
-		for _, pid := range kill {
-			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !bytes.Contains(stat, []byte(") Z ")) {
-				alive = true
-				break
-			}
-		}
-		if !alive {
-			break
-		}
-	}
-	// Only the pods' namespaces: never the hosts' (a shim runs in its
-	// host's).
-	for _, h := range []string{"en-a", "en-b"} {
-		var st syscall.Stat_t
-		if syscall.Stat("/run/netns/"+h, &st) == nil {
-			delete(netns, fmt.Sprintf("net:[%d]", st.Ino))
-		}
-	}
-	pinned, _ := filepath.Glob("/run/netns/*")
-	for _, p := range pinned {
-		var st syscall.Stat_t
-		if err := syscall.Stat(p, &st); err != nil || !netns[fmt.Sprintf("net:[%d]", st.Ino)] {
-			continue
-		}
-		_ = syscall.Unmount(p, syscall.MNT_DETACH)
-		_ = os.Remove(p)
-	}
-	return sandboxes
-}
-
-// unmountUnder unmounts everything mounted below dir, the deepest first.
-func unmountUnder(dir string) {
-	data, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
-			points = append(points, f[1])
-		}
-	}
-	for i := len(points) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(points[i], syscall.MNT_DETACH)
-	}
 }
 
 var flagName = regexp.MustCompile(`^\s+(?:-\w, )?--([a-z0-9-]+)`)
