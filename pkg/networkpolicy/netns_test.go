@@ -6,14 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/test/integration"
+	"github.com/skiff-dev/skiff/test/netnstest"
 )
 
 // The end-to-end test: a "node" network namespace with a Linux bridge,
@@ -29,51 +26,6 @@ import (
 // routed to the node that holds another node's pod and two outside
 // addresses. A real API server holds the Pods and NetworkPolicies; Run's
 // rules go to the node namespace's iptables through wrappers on PATH.
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// inNetns runs fn on an OS thread moved into netns ns, then moves the
-// thread back (it is discarded when that fails). Sockets made there stay
-// there. The thread may be the process's main one, whose namespace
-// /proc/net shows, so it must not stay elsewhere.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		err = fn()
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
 
 type testPodNet struct {
 	name, ns, ip string // netns and address
@@ -89,14 +41,7 @@ type testTopology struct {
 }
 
 func newTopology(t *testing.T, podNames ...string) *testTopology {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
-	for _, tool := range []string{"ip", "iptables", "iptables-restore", "iptables-save", "sysctl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s on PATH", tool)
-		}
-	}
+	netnstest.RequireRoot(t, "creates network namespaces", "iptables", "iptables-restore", "iptables-save", "sysctl")
 	if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil {
 		t.Skip("needs br_netfilter (/proc/sys/net/bridge/bridge-nf-call-iptables)")
 	}
@@ -109,72 +54,51 @@ func newTopology(t *testing.T, podNames ...string) *testTopology {
 		outsideNet: fmt.Sprintf("10.79.%d.0/24", n),
 		pods:       map[string]*testPodNet{},
 	}
-	addNS := func(name string) {
-		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-			t.Skipf("ip netns unavailable: %v: %s", err, out)
-		}
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	}
-	in := func(ns string, args ...string) { run(t, append([]string{"ip", "netns", "exec", ns}, args...)...) }
-	addNS(tp.node)
-	addNS(tp.remote)
+	netnstest.Add(t, tp.node)
+	netnstest.Add(t, tp.remote)
 	br := fmt.Sprintf("npbr%d", id)
-	in(tp.node, "ip", "link", "set", "lo", "up")
-	in(tp.node, "ip", "link", "add", br, "type", "bridge")
-	in(tp.node, "ip", "addr", "add", tp.subnet+".1/24", "dev", br)
-	in(tp.node, "ip", "link", "set", br, "up")
-	in(tp.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	netnstest.In(t, tp.node, "ip", "link", "add", br, "type", "bridge")
+	netnstest.In(t, tp.node, "ip", "addr", "add", tp.subnet+".1/24", "dev", br)
+	netnstest.In(t, tp.node, "ip", "link", "set", br, "up")
+	netnstest.In(t, tp.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	for i, name := range podNames {
 		p := &testPodNet{name: name, ns: fmt.Sprintf("np-%d-%s", id, name), ip: fmt.Sprintf("%s.%d", tp.subnet, 10+i)}
-		addNS(p.ns)
+		netnstest.Add(t, p.ns)
 		hostSide := fmt.Sprintf("npv%d-%d", id, i)
-		run(t, "ip", "link", "add", hostSide, "netns", tp.node, "type", "veth", "peer", "name", "eth0", "netns", p.ns)
-		in(tp.node, "ip", "link", "set", hostSide, "master", br, "up")
-		in(p.ns, "ip", "link", "set", "lo", "up")
-		in(p.ns, "ip", "link", "set", "eth0", "up")
-		in(p.ns, "ip", "addr", "add", p.ip+"/24", "dev", "eth0")
-		in(p.ns, "ip", "route", "add", "default", "via", tp.subnet+".1")
+		netnstest.Run(t, "ip", "link", "add", hostSide, "netns", tp.node, "type", "veth", "peer", "name", "eth0", "netns", p.ns)
+		netnstest.In(t, tp.node, "ip", "link", "set", hostSide, "master", br, "up")
+		netnstest.In(t, p.ns, "ip", "link", "set", "eth0", "up")
+		netnstest.In(t, p.ns, "ip", "addr", "add", p.ip+"/24", "dev", "eth0")
+		netnstest.In(t, p.ns, "ip", "route", "add", "default", "via", tp.subnet+".1")
 		tp.pods[name] = p
 	}
 	// The remote side: 10.79.N/24 between node and remote, the far pod
 	// on remote's loopback, routes both ways.
 	vn, vr := fmt.Sprintf("npn%d", id), fmt.Sprintf("npr%d", id)
-	run(t, "ip", "link", "add", vn, "netns", tp.node, "type", "veth", "peer", "name", vr, "netns", tp.remote)
-	in(tp.node, "ip", "link", "set", vn, "up")
-	in(tp.node, "ip", "addr", "add", fmt.Sprintf("10.79.%d.1/24", n), "dev", vn)
-	in(tp.node, "ip", "route", "add", fmt.Sprintf("10.80.%d.0/24", n), "via", tp.outsideIPs[0])
-	in(tp.remote, "ip", "link", "set", "lo", "up")
-	in(tp.remote, "ip", "link", "set", vr, "up")
+	netnstest.Run(t, "ip", "link", "add", vn, "netns", tp.node, "type", "veth", "peer", "name", vr, "netns", tp.remote)
+	netnstest.In(t, tp.node, "ip", "link", "set", vn, "up")
+	netnstest.In(t, tp.node, "ip", "addr", "add", fmt.Sprintf("10.79.%d.1/24", n), "dev", vn)
+	netnstest.In(t, tp.node, "ip", "route", "add", fmt.Sprintf("10.80.%d.0/24", n), "via", tp.outsideIPs[0])
+	netnstest.In(t, tp.remote, "ip", "link", "set", vr, "up")
 	for _, ip := range tp.outsideIPs {
-		in(tp.remote, "ip", "addr", "add", ip+"/24", "dev", vr)
+		netnstest.In(t, tp.remote, "ip", "addr", "add", ip+"/24", "dev", vr)
 	}
-	in(tp.remote, "ip", "addr", "add", tp.farIP+"/32", "dev", "lo")
-	in(tp.remote, "ip", "route", "add", tp.subnet+".0/24", "via", fmt.Sprintf("10.79.%d.1", n))
+	netnstest.In(t, tp.remote, "ip", "addr", "add", tp.farIP+"/32", "dev", "lo")
+	netnstest.In(t, tp.remote, "ip", "route", "add", tp.subnet+".0/24", "via", fmt.Sprintf("10.79.%d.1", n))
 	return tp
 }
 
 // toolWrappers puts iptables, iptables-restore, iptables-save and sysctl
 // on PATH that run the real ones in netns ns.
 func toolWrappers(t *testing.T, ns string) {
-	dir := t.TempDir()
-	for _, name := range []string{"iptables", "iptables-restore", "iptables-save", "sysctl"} {
-		real, err := exec.LookPath(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, real)
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	netnstest.ToolWrappers(t, ns, "iptables", "iptables-restore", "iptables-save", "sysctl")
 }
 
 // serve listens in netns ns on ip for the TCP ports (echoing lines) and
 // UDP ports (answering each datagram).
 func serve(t *testing.T, ns, ip string, tcpPorts, udpPorts []int) {
 	t.Helper()
-	err := inNetns(ns, func() error {
+	err := netnstest.Do(ns, func() error {
 		for _, port := range tcpPorts {
 			ln, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
 			if err != nil {
@@ -227,7 +151,7 @@ const probeTimeout = 700 * time.Millisecond
 // when set) to addr and checks one echoed line.
 func connect(ns, src, addr string) (net.Conn, error) {
 	var conn net.Conn
-	err := inNetns(ns, func() error {
+	err := netnstest.Do(ns, func() error {
 		d := net.Dialer{Timeout: probeTimeout}
 		if src != "" {
 			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
@@ -273,7 +197,7 @@ func tcpOK(ns, src, addr string) error {
 }
 
 func udpOK(ns, addr string) error {
-	return inNetns(ns, func() error {
+	return netnstest.Do(ns, func() error {
 		c, err := net.Dial("udp", addr)
 		if err != nil {
 			return err
@@ -341,7 +265,7 @@ func TestNetworkPolicyInNetns(t *testing.T) {
 	toolWrappers(t, tp.node)
 	// A new netns starts with bridged traffic passing iptables; turn it
 	// off so the test sees Run turn it on.
-	run(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0")
+	netnstest.In(t, tp.node, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0")
 
 	web, client, other, bclient := tp.pods["web"], tp.pods["client"], tp.pods["other"], tp.pods["bclient"]
 	serve(t, web.ns, web.ip, []int{80, 8080, 7000, 7001, 7002}, []int{53, 54})
@@ -450,7 +374,7 @@ func TestNetworkPolicyInNetns(t *testing.T) {
 
 	t.Run("no policy: all open, bridged traffic passes iptables", func(t *testing.T) {
 		integration.Eventually(t, 20*time.Second, func() string {
-			if save := run(t, "ip", "netns", "exec", tp.node, "iptables-save", "-t", "filter"); !strings.Contains(save, "-A FORWARD -m comment --comment \"skiff network policies\" -j "+topChain) {
+			if save := netnstest.In(t, tp.node, "iptables-save", "-t", "filter"); !strings.Contains(save, "-A FORWARD -m comment --comment \"skiff network policies\" -j "+topChain) {
 				return "no FORWARD jump yet:\n" + save
 			}
 			return ""
@@ -460,7 +384,7 @@ func TestNetworkPolicyInNetns(t *testing.T) {
 			to("b/client -> web:80", bclient, webAddr(80), true),
 			fromRemote("far pod -> web:80", tp.farIP, webAddr(80), true),
 		)
-		out := strings.TrimSpace(run(t, "ip", "netns", "exec", tp.node, "sysctl", "-n", "net.bridge.bridge-nf-call-iptables"))
+		out := strings.TrimSpace(netnstest.In(t, tp.node, "sysctl", "-n", "net.bridge.bridge-nf-call-iptables"))
 		if out != "1" {
 			t.Errorf("bridge-nf-call-iptables is %s in the node, want 1 (set by Run)", out)
 		}
@@ -598,7 +522,7 @@ func TestNetworkPolicyInNetns(t *testing.T) {
 		}
 		startRun()
 		expect(t, to("a/client -> web:80 after the restart", client, webAddr(80), true))
-		if save := run(t, "ip", "netns", "exec", tp.node, "iptables-save", "-t", "filter"); strings.Contains(save, chainPrefix+"-I-") {
+		if save := netnstest.In(t, tp.node, "iptables-save", "-t", "filter"); strings.Contains(save, chainPrefix+"-I-") {
 			t.Errorf("the old pod chains remain after the restart's sync:\n%s", save)
 		}
 	})
@@ -609,12 +533,12 @@ func TestNetworkPolicyInNetns(t *testing.T) {
 		// Another component's ACCEPT at the top of FORWARD (as kube-proxy's
 		// KUBE-FORWARD for masquerade-marked packets): the jump moves back
 		// before it. (The flush below removes it.)
-		run(t, "ip", "netns", "exec", tp.node, "iptables", "-I", "FORWARD", "1", "-m", "comment", "--comment", "np-test-accept", "-j", "ACCEPT")
+		netnstest.In(t, tp.node, "iptables", "-I", "FORWARD", "1", "-m", "comment", "--comment", "np-test-accept", "-j", "ACCEPT")
 		if err := tcpOK(client.ns, "", webAddr(80)); err != nil {
 			t.Fatalf("still blocked behind an ACCEPT (%v): the check below proves nothing", err)
 		}
 		expect(t, to("a/client -> web:80 with an ACCEPT inserted before the jump", client, webAddr(80), false))
-		run(t, "ip", "netns", "exec", tp.node, "iptables", "-F", "FORWARD")
+		netnstest.In(t, tp.node, "iptables", "-F", "FORWARD")
 		if err := tcpOK(client.ns, "", webAddr(80)); err != nil {
 			t.Fatalf("still blocked without the FORWARD jump (%v): the repair below proves nothing", err)
 		}
@@ -624,7 +548,7 @@ func TestNetworkPolicyInNetns(t *testing.T) {
 		if err := Cleanup(); err != nil {
 			t.Fatal(err)
 		}
-		if save := run(t, "ip", "netns", "exec", tp.node, "iptables-save", "-t", "filter"); strings.Contains(save, chainPrefix) {
+		if save := netnstest.In(t, tp.node, "iptables-save", "-t", "filter"); strings.Contains(save, chainPrefix) {
 			t.Errorf("rules left after Cleanup:\n%s", save)
 		}
 		expect(t, to("a/client -> web:80 after Cleanup", client, webAddr(80), true))

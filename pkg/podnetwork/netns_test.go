@@ -11,12 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/skiff-dev/skiff/pkg/kubelet/cni"
 	"github.com/skiff-dev/skiff/test/integration"
+	"github.com/skiff-dev/skiff/test/netnstest"
 )
 
 // The test's addresses. Each "host" is a network namespace with its own
@@ -44,37 +43,10 @@ type testHost struct {
 	podIPs   []netip.Addr // the pod's IPv4 and IPv6 address
 }
 
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func in(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	return run(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
-}
-
-func addNetns(t *testing.T, name string) {
-	t.Helper()
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	in(t, name, "ip", "link", "set", "lo", "up")
-}
-
 func requireRoot(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, routes, a VXLAN device and iptables rules")
-	}
-	for _, tool := range []string{"ip", "iptables", "iptables-restore", "iptables-save", "ip6tables", "ip6tables-restore", "ip6tables-save"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (apt-get install iproute2 iptables)", tool)
-		}
-	}
+	netnstest.RequireRoot(t, "creates network namespaces, routes, a VXLAN device and iptables rules",
+		"iptables", "iptables-restore", "iptables-save", "ip6tables", "ip6tables-restore", "ip6tables-save")
 	bin, err := cni.FindBinDir()
 	if err != nil {
 		t.Skip(err.Error())
@@ -88,18 +60,18 @@ func requireRoot(t *testing.T) string {
 // and B thereby reach each other directly, C only through the router.
 func newLAN(t *testing.T, id string) []*testHost {
 	lan := "pnlan-" + id
-	addNetns(t, lan)
+	netnstest.Add(t, lan)
 	br := "pnbr" + id
-	in(t, lan, "ip", "link", "add", br, "type", "bridge")
-	in(t, lan, "ip", "link", "set", br, "up")
+	netnstest.In(t, lan, "ip", "link", "add", br, "type", "bridge")
+	netnstest.In(t, lan, "ip", "link", "set", br, "up")
 	for _, a := range []string{"10.251.1.254/24", "10.251.2.254/24"} {
-		in(t, lan, "ip", "addr", "add", a, "dev", br)
+		netnstest.In(t, lan, "ip", "addr", "add", a, "dev", br)
 	}
 	for _, a := range []string{"fd51:1::fe/64", "fd51:2::fe/64"} {
-		in(t, lan, "ip", "addr", "add", a, "dev", br, "nodad")
+		netnstest.In(t, lan, "ip", "addr", "add", a, "dev", br, "nodad")
 	}
-	in(t, lan, "ip", "addr", "add", outsideIP+"/32", "dev", "lo")
-	in(t, lan, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	netnstest.In(t, lan, "ip", "addr", "add", outsideIP+"/32", "dev", "lo")
+	netnstest.In(t, lan, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
 	hosts := []*testHost{
 		{name: "pn-a", ip: "10.251.1.1", ip6: "fd51:1::1"},
@@ -114,20 +86,20 @@ func newLAN(t *testing.T, id string) []*testHost {
 			netip.MustParsePrefix(fmt.Sprintf("10.250.%d.0/24", i+1)),
 			netip.MustParsePrefix(fmt.Sprintf("fd50:0:0:%d::/64", i+1)),
 		}
-		addNetns(t, h.ns)
-		addNetns(t, h.podNS)
+		netnstest.Add(t, h.ns)
+		netnstest.Add(t, h.podNS)
 		hostEnd, lanEnd := "pneth"+letter+id, "pnlan"+letter+id
-		run(t, "ip", "link", "add", hostEnd, "netns", h.ns, "type", "veth", "peer", "name", lanEnd, "netns", lan)
-		in(t, lan, "ip", "link", "set", lanEnd, "master", br, "up")
-		in(t, h.ns, "ip", "link", "set", hostEnd, "up")
-		in(t, h.ns, "ip", "addr", "add", h.ip+"/24", "dev", hostEnd)
-		in(t, h.ns, "ip", "addr", "add", h.ip6+"/64", "dev", hostEnd, "nodad")
+		netnstest.Run(t, "ip", "link", "add", hostEnd, "netns", h.ns, "type", "veth", "peer", "name", lanEnd, "netns", lan)
+		netnstest.In(t, lan, "ip", "link", "set", lanEnd, "master", br, "up")
+		netnstest.In(t, h.ns, "ip", "link", "set", hostEnd, "up")
+		netnstest.In(t, h.ns, "ip", "addr", "add", h.ip+"/24", "dev", hostEnd)
+		netnstest.In(t, h.ns, "ip", "addr", "add", h.ip6+"/64", "dev", hostEnd, "nodad")
 		gw, gw6 := "10.251.1.254", "fd51:1::fe"
 		if strings.HasPrefix(h.ip, "10.251.2.") {
 			gw, gw6 = "10.251.2.254", "fd51:2::fe"
 		}
-		in(t, h.ns, "ip", "route", "add", "default", "via", gw)
-		in(t, h.ns, "ip", "-6", "route", "add", "default", "via", gw6)
+		netnstest.In(t, h.ns, "ip", "route", "add", "default", "via", gw)
+		netnstest.In(t, h.ns, "ip", "-6", "route", "add", "default", "via", gw6)
 	}
 	return hosts
 }
@@ -188,33 +160,12 @@ func addPod(t *testing.T, binDir string, h *testHost) {
 	}
 }
 
-// inNetns runs fn on an OS thread moved into netns ns; the thread is
-// discarded afterwards (never unlocked), so nothing else runs there.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 // serve listens on addr in ns and answers each connection with the
 // client's address as it arrived.
 func serve(t *testing.T, ns, addr string) {
 	t.Helper()
 	var ln net.Listener
-	if err := inNetns(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+	if err := netnstest.Do(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
@@ -237,7 +188,7 @@ const bulkSize = 4 << 20
 func serveBulk(t *testing.T, ns, addr string) {
 	t.Helper()
 	var ln net.Listener
-	if err := inNetns(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+	if err := netnstest.Do(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
@@ -257,7 +208,7 @@ func serveBulk(t *testing.T, ns, addr string) {
 func bulk(ns string, addr netip.AddrPort) (int, time.Duration, error) {
 	var n int64
 	start := time.Now()
-	err := inNetns(ns, func() error {
+	err := netnstest.Do(ns, func() error {
 		c, err := net.DialTimeout("tcp", addr.String(), 2*time.Second)
 		if err != nil {
 			return err
@@ -274,7 +225,7 @@ func bulk(ns string, addr netip.AddrPort) (int, time.Duration, error) {
 // server saw.
 func whoAmI(ns string, addr netip.AddrPort) (string, error) {
 	var seen string
-	err := inNetns(ns, func() error {
+	err := netnstest.Do(ns, func() error {
 		c, err := net.DialTimeout("tcp", addr.String(), 2*time.Second)
 		if err != nil {
 			return err
@@ -286,21 +237,6 @@ func whoAmI(ns string, addr netip.AddrPort) (string, error) {
 		return err
 	})
 	return seen, err
-}
-
-func eventually(t *testing.T, within time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, within, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // reaches checks that from's pod reaches to's pod at its address of the
@@ -343,7 +279,7 @@ func startAgent(t *testing.T, admin *rest.Config, h *testHost) *agent {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agent{stop: cancel, done: make(chan error, 1)}
 	go func() {
-		a.done <- inNetns(h.ns, func() error { return Run(ctx, proxyClient, opts) })
+		a.done <- netnstest.Do(h.ns, func() error { return Run(ctx, proxyClient, opts) })
 	}()
 	return a
 }
@@ -363,8 +299,8 @@ func (a *agent) halt(t *testing.T) {
 
 func ownRoutesIn(t *testing.T, ns string) string {
 	t.Helper()
-	return in(t, ns, "ip", "route", "show", "proto", fmt.Sprint(RouteProtocol)) +
-		in(t, ns, "ip", "-6", "route", "show", "proto", fmt.Sprint(RouteProtocol))
+	return netnstest.In(t, ns, "ip", "route", "show", "proto", fmt.Sprint(RouteProtocol)) +
+		netnstest.In(t, ns, "ip", "-6", "route", "show", "proto", fmt.Sprint(RouteProtocol))
 }
 
 func TestPodNetworkAcrossNodes(t *testing.T) {
@@ -411,7 +347,7 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 
 	// The plugins turned forwarding on; the agents must do it themselves.
 	for _, h := range hosts {
-		in(t, h.ns, "sysctl", "-qw", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0")
+		netnstest.In(t, h.ns, "sysctl", "-qw", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0")
 	}
 	agents := map[string]*agent{}
 	for _, h := range hosts {
@@ -422,21 +358,21 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 			if ag := agents[h.name]; ag != nil {
 				ag.halt(t)
 			}
-			if err := inNetns(h.ns, Cleanup); err != nil {
+			if err := netnstest.Do(h.ns, Cleanup); err != nil {
 				t.Errorf("Cleanup on %s: %v", h.name, err)
 			}
 			// skiff agent --cleanup twice: the second finds nothing to do.
-			if err := inNetns(h.ns, Cleanup); err != nil {
+			if err := netnstest.Do(h.ns, Cleanup); err != nil {
 				t.Errorf("second Cleanup on %s: %v", h.name, err)
 			}
 			if routes := ownRoutesIn(t, h.ns); routes != "" {
 				t.Errorf("routes left on %s after Cleanup:\n%s", h.name, routes)
 			}
-			if links := in(t, h.ns, "ip", "link", "show"); strings.Contains(links, VXLANDevice) {
+			if links := netnstest.In(t, h.ns, "ip", "link", "show"); strings.Contains(links, VXLANDevice) {
 				t.Errorf("%s left on %s after Cleanup:\n%s", VXLANDevice, h.name, links)
 			}
 			for _, save := range []string{"iptables-save", "ip6tables-save"} {
-				if rules := in(t, h.ns, save); strings.Contains(rules, "SKIFF-") {
+				if rules := netnstest.In(t, h.ns, save); strings.Contains(rules, "SKIFF-") {
 					t.Errorf("%s on %s after Cleanup:\n%s", save, h.name, rules)
 				}
 			}
@@ -444,9 +380,9 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 	})
 
 	t.Run("same subnet: direct route, source IP kept", func(t *testing.T) {
-		eventually(t, 30*time.Second, "pod on A reaches pod on B (IPv4)", reaches(a, b, false))
-		eventually(t, 10*time.Second, "pod on B reaches pod on A (IPv4)", reaches(b, a, false))
-		eventually(t, 10*time.Second, "pod on A reaches pod on B (IPv6)", reaches(a, b, true))
+		netnstest.Eventually(t, 30*time.Second, "pod on A reaches pod on B (IPv4)", reaches(a, b, false))
+		netnstest.Eventually(t, 10*time.Second, "pod on B reaches pod on A (IPv4)", reaches(b, a, false))
+		netnstest.Eventually(t, 10*time.Second, "pod on A reaches pod on B (IPv6)", reaches(a, b, true))
 		routes := ownRoutesIn(t, a.ns)
 		for _, want := range []string{"10.250.2.0/24 via 10.251.1.2 dev pneth", "fd50:0:0:2::/64 via fd51:1::2 dev pneth"} {
 			if !strings.Contains(routes, want) {
@@ -456,9 +392,9 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 	})
 
 	t.Run("other subnet: through VXLAN, source IP kept", func(t *testing.T) {
-		eventually(t, 30*time.Second, "pod on A reaches pod on C (IPv4)", reaches(a, c, false))
-		eventually(t, 10*time.Second, "pod on C reaches pod on B (IPv4)", reaches(c, b, false))
-		eventually(t, 10*time.Second, "pod on A reaches pod on C (IPv6)", reaches(a, c, true))
+		netnstest.Eventually(t, 30*time.Second, "pod on A reaches pod on C (IPv4)", reaches(a, c, false))
+		netnstest.Eventually(t, 10*time.Second, "pod on C reaches pod on B (IPv4)", reaches(c, b, false))
+		netnstest.Eventually(t, 10*time.Second, "pod on A reaches pod on C (IPv6)", reaches(a, c, true))
 		routes := ownRoutesIn(t, a.ns)
 		for _, want := range []string{"10.250.3.0/24 via 10.250.3.0 dev " + VXLANDevice, "fd50:0:0:3::/64 via fd50:0:0:3:: dev " + VXLANDevice} {
 			if !strings.Contains(routes, want) {
@@ -474,24 +410,24 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 			}
 		}
 		var mtu int
-		if err := inNetns(a.ns, func() (err error) { mtu, err = PodMTU(netip.MustParseAddr(a.ip)); return err }); err != nil || mtu != 1450 {
+		if err := netnstest.Do(a.ns, func() (err error) { mtu, err = PodMTU(netip.MustParseAddr(a.ip)); return err }); err != nil || mtu != 1450 {
 			t.Errorf("PodMTU on A: %d %v, want 1450 (the veth's 1500 less VXLAN's 50)", mtu, err)
 		}
-		if dev := in(t, a.ns, "ip", "link", "show", VXLANDevice); !strings.Contains(dev, "mtu 1450") {
+		if dev := netnstest.In(t, a.ns, "ip", "link", "show", VXLANDevice); !strings.Contains(dev, "mtu 1450") {
 			t.Errorf("A's VXLAN device has not the MTU 1450:\n%s", dev)
 		}
 		n, err := client.CoreV1().Nodes().Get(ctx, c.name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mac := n.Annotations[VTEPMACAnnotation]; mac == "" || !strings.Contains(in(t, c.ns, "ip", "link", "show", VXLANDevice), mac) {
+		if mac := n.Annotations[VTEPMACAnnotation]; mac == "" || !strings.Contains(netnstest.In(t, c.ns, "ip", "link", "show", VXLANDevice), mac) {
 			t.Errorf("node C's %s annotation %q is not its device's MAC", VTEPMACAnnotation, mac)
 		}
 	})
 
 	t.Run("leaving the cluster CIDR: masqueraded", func(t *testing.T) {
 		for _, h := range []*testHost{a, c} {
-			eventually(t, 10*time.Second, "pod on "+h.name+" reaches "+outsideIP+" as its node", func() error {
+			netnstest.Eventually(t, 10*time.Second, "pod on "+h.name+" reaches "+outsideIP+" as its node", func() error {
 				seen, err := whoAmI(h.podNS, netip.MustParseAddrPort(outsideIP+":8080"))
 				if err != nil {
 					return err
@@ -514,7 +450,7 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		agents[a.name] = startAgent(t, admin, a)
-		eventually(t, 20*time.Second, "A's route to C's pods removed", func() error {
+		netnstest.Eventually(t, 20*time.Second, "A's route to C's pods removed", func() error {
 			if routes := ownRoutesIn(t, a.ns); strings.Contains(routes, "10.250.3.0/24") {
 				return fmt.Errorf("still there:\n%s", routes)
 			}
@@ -523,11 +459,11 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 		if !strings.Contains(before, "10.250.2.0/24") {
 			t.Errorf("A's route to B's pods did not outlive its agent:\n%s", before)
 		}
-		eventually(t, 10*time.Second, "pod on A reaches pod on B after the restart", reaches(a, b, false))
-		if neigh := in(t, a.ns, "ip", "neigh", "show", "dev", VXLANDevice); strings.Contains(neigh, "10.250.3.0") {
+		netnstest.Eventually(t, 10*time.Second, "pod on A reaches pod on B after the restart", reaches(a, b, false))
+		if neigh := netnstest.In(t, a.ns, "ip", "neigh", "show", "dev", VXLANDevice); strings.Contains(neigh, "10.250.3.0") {
 			t.Errorf("A's neighbour entry for C's pods left:\n%s", neigh)
 		}
-		if fdb := in(t, a.ns, "bridge", "fdb", "show", "dev", VXLANDevice); strings.Contains(fdb, c.ip) {
+		if fdb := netnstest.In(t, a.ns, "bridge", "fdb", "show", "dev", VXLANDevice); strings.Contains(fdb, c.ip) {
 			t.Errorf("A's forwarding entry for C left:\n%s", fdb)
 		}
 	})
@@ -539,7 +475,7 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 		if err := client.CoreV1().Nodes().Delete(ctx, b.name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 20*time.Second, "A's route to B's pods removed", func() error {
+		netnstest.Eventually(t, 20*time.Second, "A's route to B's pods removed", func() error {
 			if routes := ownRoutesIn(t, a.ns); strings.Contains(routes, "10.250.2.0/24") || strings.Contains(routes, "fd50:0:0:2::/64") {
 				return fmt.Errorf("still there:\n%s", routes)
 			}

@@ -9,14 +9,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/test/harness"
+	"github.com/skiff-dev/skiff/test/netnstest"
 )
 
 func TestMain(m *testing.M) {
@@ -44,95 +42,51 @@ type testNet struct {
 	clientIP              string
 }
 
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // newTestNet makes the namespaces (removed at cleanup), their names and
 // interfaces' starting with prefix; skips without root or ip netns.
 func newTestNet(t *testing.T, prefix, linkPrefix string) *testNet {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip command")
-	}
+	netnstest.RequireRoot(t, "creates network namespaces")
 	id := os.Getpid() % 100000
 	n := &testNet{node: fmt.Sprintf("%s-node-%d", prefix, id), backend: fmt.Sprintf("%s-be-%d", prefix, id),
 		client: fmt.Sprintf("%s-cl-%d", prefix, id)}
-	if out, err := exec.Command("ip", "netns", "add", n.node).CombinedOutput(); err != nil {
-		t.Skipf("ip netns unavailable: %v: %s", err, out)
+	for _, ns := range []string{n.node, n.backend, n.client} {
+		netnstest.Add(t, ns)
 	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.node).Run() })
-	run(t, "ip", "netns", "add", n.backend)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.backend).Run() })
-	run(t, "ip", "netns", "add", n.client)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.client).Run() })
 	// 10.77.0.0/16 is this test's own (the conformance run uses 10.248/16).
 	subnet := fmt.Sprintf("10.77.%d", id%250)
 	n.nodeIP = subnet + ".1"
 	n.backendIPs = []string{subnet + ".11", subnet + ".12", subnet + ".13", subnet + ".14"}
 	vn, vb := fmt.Sprintf("%sn%d", linkPrefix, id), fmt.Sprintf("%sb%d", linkPrefix, id)
-	run(t, "ip", "link", "add", vn, "netns", n.node, "type", "veth", "peer", "name", vb, "netns", n.backend)
+	netnstest.Run(t, "ip", "link", "add", vn, "netns", n.node, "type", "veth", "peer", "name", vb, "netns", n.backend)
 	vnc, vc := fmt.Sprintf("%sm%d", linkPrefix, id), fmt.Sprintf("%sc%d", linkPrefix, id)
-	run(t, "ip", "link", "add", vnc, "netns", n.node, "type", "veth", "peer", "name", vc, "netns", n.client)
+	netnstest.Run(t, "ip", "link", "add", vnc, "netns", n.node, "type", "veth", "peer", "name", vc, "netns", n.client)
 	clientSubnet := fmt.Sprintf("10.76.%d", id%250)
 	n.clientIP = clientSubnet + ".2"
-	in := func(ns string, args ...string) { run(t, append([]string{"ip", "netns", "exec", ns}, args...)...) }
-	in(n.node, "ip", "link", "set", "lo", "up")
-	in(n.node, "ip", "link", "set", vn, "up")
-	in(n.node, "ip", "addr", "add", n.nodeIP+"/24", "dev", vn)
+	netnstest.In(t, n.node, "ip", "link", "set", vn, "up")
+	netnstest.In(t, n.node, "ip", "addr", "add", n.nodeIP+"/24", "dev", vn)
 	// Cluster IPs (skiff's default range) are routed out of the veth, as
 	// a node's default route would; DNAT changes where they go.
-	in(n.node, "ip", "route", "add", "10.96.0.0/12", "dev", vn)
-	in(n.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	in(n.backend, "ip", "link", "set", "lo", "up")
-	in(n.backend, "ip", "link", "set", vb, "up")
-	in(n.backend, "ip", "addr", "add", subnet+".2/24", "dev", vb)
+	netnstest.In(t, n.node, "ip", "route", "add", "10.96.0.0/12", "dev", vn)
+	netnstest.In(t, n.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	netnstest.In(t, n.backend, "ip", "link", "set", vb, "up")
+	netnstest.In(t, n.backend, "ip", "addr", "add", subnet+".2/24", "dev", vb)
 	for _, ip := range n.backendIPs {
-		in(n.backend, "ip", "addr", "add", ip+"/24", "dev", vb)
+		netnstest.In(t, n.backend, "ip", "addr", "add", ip+"/24", "dev", vb)
 	}
-	in(n.backend, "ip", "route", "add", clientSubnet+".0/24", "via", n.nodeIP)
-	in(n.node, "ip", "link", "set", vnc, "up")
-	in(n.node, "ip", "addr", "add", clientSubnet+".1/24", "dev", vnc)
-	in(n.client, "ip", "link", "set", "lo", "up")
-	in(n.client, "ip", "link", "set", vc, "up")
-	in(n.client, "ip", "addr", "add", n.clientIP+"/24", "dev", vc)
-	in(n.client, "ip", "route", "add", "default", "via", clientSubnet+".1")
+	netnstest.In(t, n.backend, "ip", "route", "add", clientSubnet+".0/24", "via", n.nodeIP)
+	netnstest.In(t, n.node, "ip", "link", "set", vnc, "up")
+	netnstest.In(t, n.node, "ip", "addr", "add", clientSubnet+".1/24", "dev", vnc)
+	netnstest.In(t, n.client, "ip", "link", "set", vc, "up")
+	netnstest.In(t, n.client, "ip", "addr", "add", n.clientIP+"/24", "dev", vc)
+	netnstest.In(t, n.client, "ip", "route", "add", "default", "via", clientSubnet+".1")
 	return n
-}
-
-// inNetns runs fn on an OS thread moved into netns ns; the thread is
-// discarded afterwards (never unlocked), so no other goroutine runs there.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // serveBackends listens on port of every backend IP and answers each
 // connection with the IP it was made to and the client's address.
 func serveBackends(t *testing.T, n *testNet, port int) {
 	var listeners []net.Listener
-	err := inNetns(n.backend, func() error {
+	err := netnstest.Do(n.backend, func() error {
 		for _, ip := range n.backendIPs {
 			ln, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
 			if err != nil {
@@ -165,7 +119,7 @@ func serveBackends(t *testing.T, n *testNet, port int) {
 // with that IP.
 func serveUDPBackends(t *testing.T, n *testNet, port int) {
 	var conns []net.PacketConn
-	err := inNetns(n.backend, func() error {
+	err := netnstest.Do(n.backend, func() error {
 		for _, ip := range n.backendIPs {
 			c, err := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port)))
 			if err != nil {
@@ -197,7 +151,7 @@ func serveUDPBackends(t *testing.T, n *testNet, port int) {
 // conntrack entry), to addr and returns the answer.
 func udpAsk(ns string, srcPort int, addr string) (string, error) {
 	var answer string
-	err := inNetns(ns, func() error {
+	err := netnstest.Do(ns, func() error {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{Port: srcPort})
 		if err != nil {
 			return err
@@ -222,7 +176,7 @@ func udpAsk(ns string, srcPort int, addr string) (string, error) {
 // dial connects from ns to addr and returns the answer: "backendIP clientIP".
 func dial(ns, addr string) (string, error) {
 	var answer string
-	err := inNetns(ns, func() error {
+	err := netnstest.Do(ns, func() error {
 		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 		if err != nil {
 			return err
@@ -242,18 +196,7 @@ func dial(ns, addr string) (string, error) {
 // never the host's. Those missing here are left out (Cleanup then skips
 // their mode); the test's mode needs its own.
 func toolWrappers(t *testing.T, ns string) {
-	dir := t.TempDir()
-	for _, name := range []string{"iptables", "iptables-restore", "iptables-save", "nft", "conntrack"} {
-		real, err := exec.LookPath(name)
-		if err != nil {
-			continue
-		}
-		script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, real)
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	netnstest.ToolWrappers(t, ns, "iptables", "iptables-restore", "iptables-save", "nft", "conntrack")
 }
 
 func freeLoopbackAddr(t *testing.T) string {
@@ -276,22 +219,6 @@ func endpointSlice(name string, port int32, ips ...string) *discovery.EndpointSl
 		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{ip}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}})
 	}
 	return s
-}
-
-// eventually retries check until it passes or within ends.
-func eventually(t *testing.T, within time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, within, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // TestProxyInNetns runs the proxy in each mode against a real skiff API
@@ -343,7 +270,7 @@ func testProxyInNetns(t *testing.T, mode configv1alpha1.ProxyMode, netnsPrefix, 
 	n := newTestNet(t, netnsPrefix, linkPrefix)
 	toolWrappers(t, n.node)
 	listTable := func() string {
-		return run(t, "ip", "netns", "exec", n.node, "nft", "-a", "list", "table", "ip", "kube-proxy")
+		return netnstest.In(t, n.node, "nft", "-a", "list", "table", "ip", "kube-proxy")
 	}
 	const backendPort = 8080
 	serveBackends(t, n, backendPort)
@@ -427,13 +354,13 @@ func testProxyInNetns(t *testing.T, mode configv1alpha1.ProxyMode, netnsPrefix, 
 			t.Errorf("Cleanup: %v", err)
 		}
 		if _, err := exec.LookPath("iptables-save"); err == nil {
-			save := run(t, "ip", "netns", "exec", n.node, "iptables-save")
+			save := netnstest.In(t, n.node, "iptables-save")
 			if strings.Contains(save, "KUBE-") {
 				t.Errorf("rules left after Cleanup:\n%s", save)
 			}
 		}
 		if _, err := exec.LookPath("nft"); err == nil {
-			tables := run(t, "ip", "netns", "exec", n.node, "nft", "list", "tables")
+			tables := netnstest.In(t, n.node, "nft", "list", "tables")
 			if strings.Contains(tables, "kube-proxy") {
 				t.Errorf("nftables table left after Cleanup:\n%s", tables)
 			}
@@ -441,7 +368,7 @@ func testProxyInNetns(t *testing.T, mode configv1alpha1.ProxyMode, netnsPrefix, 
 	})
 
 	webAddr := net.JoinHostPort(web.Spec.ClusterIP, "80")
-	eventually(t, 30*time.Second, "the cluster IP answers", func() error { _, err := dial(n.node, webAddr); return err })
+	netnstest.Eventually(t, 30*time.Second, "the cluster IP answers", func() error { _, err := dial(n.node, webAddr); return err })
 
 	t.Run("spreads over 3 endpoints", func(t *testing.T) {
 		seen := map[string]int{}
@@ -529,16 +456,16 @@ func testProxyInNetns(t *testing.T, mode configv1alpha1.ProxyMode, netnsPrefix, 
 	t.Run("rules restored after a flush", func(t *testing.T) {
 		if mode == ModeNFTables {
 			// Someone deletes the table (nft flush ruleset, a reload).
-			run(t, "ip", "netns", "exec", n.node, "nft", "delete", "table", "ip", "kube-proxy")
+			netnstest.In(t, n.node, "nft", "delete", "table", "ip", "kube-proxy")
 		} else {
 			// A firewall reload: every nat chain flushed and deleted.
-			run(t, "ip", "netns", "exec", n.node, "iptables", "-t", "nat", "-F")
-			run(t, "ip", "netns", "exec", n.node, "iptables", "-t", "nat", "-X")
+			netnstest.In(t, n.node, "iptables", "-t", "nat", "-F")
+			netnstest.In(t, n.node, "iptables", "-t", "nat", "-X")
 		}
 		if _, err := dial(n.node, webAddr); err == nil {
 			t.Fatal("the cluster IP still answers without rules: the test proves nothing")
 		}
-		eventually(t, 15*time.Second, "the cluster IP answers again", func() error { _, err := dial(n.node, webAddr); return err })
+		netnstest.Eventually(t, 15*time.Second, "the cluster IP answers again", func() error { _, err := dial(n.node, webAddr); return err })
 	})
 
 	t.Run("endpoint change applied by the next sync", func(t *testing.T) {
@@ -557,7 +484,7 @@ func testProxyInNetns(t *testing.T, mode configv1alpha1.ProxyMode, netnsPrefix, 
 		if _, err := client.DiscoveryV1().EndpointSlices(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "only the new endpoint answers", func() error {
+		netnstest.Eventually(t, 10*time.Second, "only the new endpoint answers", func() error {
 			for range 10 {
 				answer, err := dial(n.node, webAddr)
 				if err != nil {
@@ -588,7 +515,7 @@ func testProxyInNetns(t *testing.T, mode configv1alpha1.ProxyMode, netnsPrefix, 
 			}
 		} else {
 			// The old endpoints' chains are gone.
-			save := run(t, "ip", "netns", "exec", n.node, "iptables-save", "-t", "nat")
+			save := netnstest.In(t, n.node, "iptables-save", "-t", "nat")
 			for _, ip := range n.backendIPs[:3] {
 				if strings.Contains(save, "--comment \"default/web:http -> "+ip) {
 					t.Errorf("rules for the old endpoint %s remain:\n%s", ip, save)
@@ -599,7 +526,7 @@ func testProxyInNetns(t *testing.T, mode configv1alpha1.ProxyMode, netnsPrefix, 
 		if err := client.DiscoveryV1().EndpointSlices(ns).Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "rejected once its slice is gone", func() error {
+		netnstest.Eventually(t, 10*time.Second, "rejected once its slice is gone", func() error {
 			_, err := dial(n.node, webAddr)
 			if !errors.Is(err, syscall.ECONNREFUSED) {
 				return fmt.Errorf("dial: %v", err)
@@ -624,7 +551,7 @@ func testProxyInNetns(t *testing.T, mode configv1alpha1.ProxyMode, netnsPrefix, 
 		}
 		// The old endpoint still answers: only a deleted conntrack entry
 		// sends the same flow to the new one.
-		eventually(t, 10*time.Second, "the same UDP flow reaches the new endpoint", func() error {
+		netnstest.Eventually(t, 10*time.Second, "the same UDP flow reaches the new endpoint", func() error {
 			answer, err := udpAsk(n.node, src, addr)
 			if err != nil {
 				return err

@@ -1,0 +1,153 @@
+// Package netnstest gives tests network namespaces of their own: made
+// with ip netns (removed when the test ends), commands and Go code run
+// inside them, and tools on PATH that act in one.
+package netnstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// RequireRoot skips t unless it runs as root, may make network
+// namespaces and finds ip and tools on PATH; why says what the test
+// does as root, for the skip message.
+func RequireRoot(t testing.TB, why string, tools ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: " + why)
+	}
+	for _, tool := range append([]string{"ip"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s on PATH", tool)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Back to its namespace afterwards: the thread may be the main
+		// one, whose namespace /proc/net shows (the API server reads its
+		// routes there).
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		err = unix.Unshare(unix.CLONE_NEWNET)
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Skipf("needs to make network namespaces (CAP_SYS_ADMIN): unshare: %v", err)
+	}
+}
+
+// Add makes the network namespace name with its loopback up, removed
+// when t ends.
+func Add(t testing.TB, name string) {
+	t.Helper()
+	Run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	In(t, name, "ip", "link", "set", "lo", "up")
+}
+
+// Run runs a command and returns its output; it fails t with the output
+// when the command fails.
+func Run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// In is Run inside the network namespace ns.
+func In(t testing.TB, ns string, args ...string) string {
+	t.Helper()
+	return Run(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
+}
+
+// Do runs fn on an OS thread moved into the network namespace ns, then
+// moves the thread back (it is discarded when that fails). Sockets made
+// there stay there. The thread may be the process's main one, whose
+// namespace /proc/net shows, so it must not stay elsewhere.
+func Do(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		f, err := os.Open(filepath.Join("/run/netns", ns))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		err = fn()
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// ToolWrappers puts on PATH, for the rest of t, scripts named as tools
+// that run the real ones inside the network namespace ns, so that code
+// which finds them on PATH changes ns, never the host. Tools missing
+// here are left out.
+func ToolWrappers(t testing.TB, ns string, tools ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range tools {
+		real, err := exec.LookPath(name)
+		if err != nil {
+			continue
+		}
+		script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, real)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+}
+
+// Eventually retries check until it passes, or fails t naming what when
+// within has passed.
+func Eventually(t testing.TB, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, within, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
