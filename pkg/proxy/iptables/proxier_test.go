@@ -10,9 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/pkg/proxy/proxytest"
 	"github.com/skiff-dev/skiff/pkg/proxy/tracker"
 )
 
@@ -57,18 +57,6 @@ func (f *fakeIPT) Restore(data []byte) error {
 	return nil
 }
 
-func svc(ns, name, clusterIP string, mutate func(*v1.Service)) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP, ClusterIP: clusterIP,
-			Ports: []v1.ServicePort{{Name: "p80", Port: 80, Protocol: v1.ProtocolTCP}}},
-	}
-	if mutate != nil {
-		mutate(s)
-	}
-	return s
-}
-
 type addr struct {
 	ip    string
 	node  string
@@ -76,17 +64,9 @@ type addr struct {
 }
 
 func eps(ns, name string, addrs ...addr) *discovery.EndpointSlice {
-	s := &discovery.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-1", Labels: map[string]string{discovery.LabelServiceName: name}},
-		AddressType: discovery.AddressTypeIPv4,
-		Ports:       []discovery.EndpointPort{{Name: ptr.To("p80"), Port: ptr.To[int32](80), Protocol: ptr.To(v1.ProtocolTCP)}},
-	}
+	s := proxytest.EndpointSlice(ns, name, 80, v1.ProtocolTCP)
 	for _, a := range addrs {
-		e := discovery.Endpoint{Addresses: []string{a.ip}, Conditions: discovery.EndpointConditions{Ready: ptr.To(a.ready)}}
-		if a.node != "" {
-			e.NodeName = ptr.To(a.node)
-		}
-		s.Endpoints = append(s.Endpoints, e)
+		s.Endpoints = append(s.Endpoints, proxytest.Endpoint(a.ip, a.node, discovery.EndpointConditions{Ready: ptr.To(a.ready)}))
 	}
 	return s
 }
@@ -189,8 +169,8 @@ func TestChainNamesAreUpstreams(t *testing.T) {
 // must be upstream's, less its nfacct counters.
 func TestOverallRules(t *testing.T) {
 	tr, res := state(
-		svc("ns1", "svc1", "172.30.0.41", nil),
-		svc("ns2", "svc2", "172.30.0.42", func(s *v1.Service) {
+		proxytest.Service("ns1", "svc1", "172.30.0.41", nil),
+		proxytest.Service("ns2", "svc2", "172.30.0.42", func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeLoadBalancer
 			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 			s.Spec.Ports[0].NodePort = 3001
@@ -198,15 +178,15 @@ func TestOverallRules(t *testing.T) {
 			s.Spec.ExternalIPs = []string{"192.168.99.22"}
 			s.Spec.HealthCheckNodePort = 30000
 		}),
-		svc("ns3", "svc3", "172.30.0.43", func(s *v1.Service) {
+		proxytest.Service("ns3", "svc3", "172.30.0.43", func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeNodePort
 			s.Spec.Ports[0].NodePort = 3003
 		}),
-		svc("ns4", "svc4", "172.30.0.44", func(s *v1.Service) {
+		proxytest.Service("ns4", "svc4", "172.30.0.44", func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeNodePort
 			s.Spec.ExternalIPs = []string{"192.168.99.33"}
 		}),
-		svc("ns5", "svc5", "172.30.0.45", func(s *v1.Service) {
+		proxytest.Service("ns5", "svc5", "172.30.0.45", func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeLoadBalancer
 			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyCluster
 			s.Spec.Ports[0].NodePort = 3002
@@ -216,7 +196,7 @@ func TestOverallRules(t *testing.T) {
 			s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 			s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](10800)}}
 		}),
-		svc("ns6", "svc6", "172.30.0.46", nil),
+		proxytest.Service("ns6", "svc6", "172.30.0.46", nil),
 		eps("ns1", "svc1", ready("10.180.0.1")),
 		// Not on this node (no nodeName): svc2 has no local endpoint.
 		eps("ns2", "svc2", ready("10.180.0.2")),
@@ -324,55 +304,38 @@ COMMIT
 	}
 }
 
-func hasLine(t *testing.T, data, line string) {
-	t.Helper()
-	for _, l := range strings.Split(data, "\n") {
-		if l == line {
-			return
-		}
-	}
-	t.Errorf("no line\n  %s\nin\n%s", line, data)
-}
-
-func lacks(t *testing.T, data, substr string) {
-	t.Helper()
-	if strings.Contains(data, substr) {
-		t.Errorf("%q in\n%s", substr, data)
-	}
-}
-
 func TestThreeEndpointsSpreadEvenly(t *testing.T) {
-	tr, res := state(svc("ns", "web", "10.96.0.20", nil), eps("ns", "web", ready("10.1.0.1"), ready("10.1.0.2"), ready("10.1.0.3")))
+	tr, res := state(proxytest.Service("ns", "web", "10.96.0.20", nil), eps("ns", "web", ready("10.1.0.1"), ready("10.1.0.2"), ready("10.1.0.3")))
 	out := syncRules(t, testProxier(&fakeIPT{}), tr, res)
 	chain := serviceChain(svcChainPrefix, "ns/web:p80", "tcp")
 	sep := func(ip string) string { return endpointChain("ns/web:p80", "tcp", ip+":80") }
-	hasLine(t, out, fmt.Sprintf(`-A KUBE-SERVICES -m comment --comment "ns/web:p80 cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j %s`, chain))
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 -> 10.1.0.1:80" -m statistic --mode random --probability 0.3333333333 -j %s`, chain, sep("10.1.0.1")))
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 -> 10.1.0.2:80" -m statistic --mode random --probability 0.5000000000 -j %s`, chain, sep("10.1.0.2")))
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 -> 10.1.0.3:80" -j %s`, chain, sep("10.1.0.3")))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A KUBE-SERVICES -m comment --comment "ns/web:p80 cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j %s`, chain))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 -> 10.1.0.1:80" -m statistic --mode random --probability 0.3333333333 -j %s`, chain, sep("10.1.0.1")))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 -> 10.1.0.2:80" -m statistic --mode random --probability 0.5000000000 -j %s`, chain, sep("10.1.0.2")))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 -> 10.1.0.3:80" -j %s`, chain, sep("10.1.0.3")))
 	for _, ip := range []string{"10.1.0.1", "10.1.0.2", "10.1.0.3"} {
-		hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment ns/web:p80 -m tcp -p tcp -j DNAT --to-destination %s:80`, sep(ip), ip))
+		proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment ns/web:p80 -m tcp -p tcp -j DNAT --to-destination %s:80`, sep(ip), ip))
 	}
-	lacks(t, out, "REJECT")
+	proxytest.Lacks(t, out, "REJECT")
 }
 
 func TestNoUsableEndpointsRejects(t *testing.T) {
 	// Only a not-ready, not-terminating endpoint: nothing usable.
-	tr, res := state(svc("ns", "web", "10.96.0.20", func(s *v1.Service) {
+	tr, res := state(proxytest.Service("ns", "web", "10.96.0.20", func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeNodePort
 		s.Spec.Ports[0].NodePort = 30080
 		s.Spec.ExternalIPs = []string{"192.0.2.10"}
 	}), eps("ns", "web", addr{ip: "10.1.0.1"}))
 	out := syncRules(t, testProxier(&fakeIPT{}), tr, res)
-	hasLine(t, out, `-A KUBE-SERVICES -m comment --comment "ns/web:p80 has no endpoints" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j REJECT`)
-	hasLine(t, out, `-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns/web:p80 has no endpoints" -m tcp -p tcp -d 192.0.2.10 --dport 80 -j REJECT`)
-	hasLine(t, out, `-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns/web:p80 has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30080 -j REJECT`)
-	lacks(t, out, "KUBE-SVC-")
-	lacks(t, out, "KUBE-SEP-")
+	proxytest.HasLine(t, out, `-A KUBE-SERVICES -m comment --comment "ns/web:p80 has no endpoints" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j REJECT`)
+	proxytest.HasLine(t, out, `-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns/web:p80 has no endpoints" -m tcp -p tcp -d 192.0.2.10 --dport 80 -j REJECT`)
+	proxytest.HasLine(t, out, `-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns/web:p80 has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30080 -j REJECT`)
+	proxytest.Lacks(t, out, "KUBE-SVC-")
+	proxytest.Lacks(t, out, "KUBE-SEP-")
 }
 
 func TestNodePortAndAffinity(t *testing.T) {
-	tr, res := state(svc("ns", "web", "10.96.0.20", func(s *v1.Service) {
+	tr, res := state(proxytest.Service("ns", "web", "10.96.0.20", func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeNodePort
 		s.Spec.Ports[0].NodePort = 30080
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
@@ -384,13 +347,13 @@ func TestNodePortAndAffinity(t *testing.T) {
 	svcChain := serviceChain(svcChainPrefix, "ns/web:p80", "tcp")
 	ext := serviceChain(extChainPrefix, "ns/web:p80", "tcp")
 	sep1 := endpointChain("ns/web:p80", "tcp", "10.1.0.1:80")
-	hasLine(t, out, fmt.Sprintf(`-A KUBE-NODEPORTS -m comment --comment ns/web:p80 -m tcp -p tcp --dport 30080 -j %s`, ext))
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "masquerade traffic for ns/web:p80 external destinations" -j KUBE-MARK-MASQ`, ext))
-	hasLine(t, out, fmt.Sprintf(`-A %s -j %s`, ext, svcChain))
-	hasLine(t, out, `-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS`)
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 -> 10.1.0.1:80" -m recent --name %s --rcheck --seconds 300 --reap -j %s`, svcChain, sep1, sep1))
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment ns/web:p80 -m recent --name %s --set -m tcp -p tcp -j DNAT --to-destination 10.1.0.1:80`, sep1, sep1))
-	lacks(t, out, "KUBE-FIREWALL")
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A KUBE-NODEPORTS -m comment --comment ns/web:p80 -m tcp -p tcp --dport 30080 -j %s`, ext))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "masquerade traffic for ns/web:p80 external destinations" -j KUBE-MARK-MASQ`, ext))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -j %s`, ext, svcChain))
+	proxytest.HasLine(t, out, `-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS`)
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 -> 10.1.0.1:80" -m recent --name %s --rcheck --seconds 300 --reap -j %s`, svcChain, sep1, sep1))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment ns/web:p80 -m recent --name %s --set -m tcp -p tcp -j DNAT --to-destination 10.1.0.1:80`, sep1, sep1))
+	proxytest.Lacks(t, out, "KUBE-FIREWALL")
 	// The affinity checks come before the random spread.
 	if i, j := strings.Index(out, "--rcheck"), strings.Index(out, "--mode random"); i < 0 || j < 0 || i > j {
 		t.Errorf("affinity rules are not before the spread:\n%s", out)
@@ -401,17 +364,17 @@ func TestLocalTrafficPolicies(t *testing.T) {
 	local := addr{ip: "10.1.0.1", node: testNode, ready: true}
 	remote := addr{ip: "10.1.0.2", node: "other", ready: true}
 	tr, res := state(
-		svc("ns", "etp", "10.96.0.21", func(s *v1.Service) {
+		proxytest.Service("ns", "etp", "10.96.0.21", func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeNodePort
 			s.Spec.Ports[0].NodePort = 30081
 			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 		}),
 		eps("ns", "etp", local, remote),
-		svc("ns", "itp", "10.96.0.22", func(s *v1.Service) {
+		proxytest.Service("ns", "itp", "10.96.0.22", func(s *v1.Service) {
 			s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal)
 		}),
 		eps("ns", "itp", local, remote),
-		svc("ns", "itp-remote", "10.96.0.23", func(s *v1.Service) {
+		proxytest.Service("ns", "itp-remote", "10.96.0.23", func(s *v1.Service) {
 			s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal)
 		}),
 		eps("ns", "itp-remote", remote),
@@ -422,36 +385,36 @@ func TestLocalTrafficPolicies(t *testing.T) {
 	svcC := serviceChain(svcChainPrefix, "ns/etp:p80", "tcp")
 	// External traffic: only the local endpoint, no masquerade (the client
 	// IP is kept); this node's own traffic masqueraded, to all endpoints.
-	hasLine(t, out, fmt.Sprintf(`-A %s -j %s`, ext, svl))
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "masquerade LOCAL traffic for ns/etp:p80 external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`, ext))
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/etp:p80 -> 10.1.0.1:80" -j %s`, svl, endpointChain("ns/etp:p80", "tcp", "10.1.0.1:80")))
-	lacks(t, out, fmt.Sprintf(`-A %s -m comment --comment "masquerade traffic for`, ext))
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/etp:p80 -> 10.1.0.2:80" -j %s`, svcC, endpointChain("ns/etp:p80", "tcp", "10.1.0.2:80")))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -j %s`, ext, svl))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "masquerade LOCAL traffic for ns/etp:p80 external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`, ext))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/etp:p80 -> 10.1.0.1:80" -j %s`, svl, endpointChain("ns/etp:p80", "tcp", "10.1.0.1:80")))
+	proxytest.Lacks(t, out, fmt.Sprintf(`-A %s -m comment --comment "masquerade traffic for`, ext))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/etp:p80 -> 10.1.0.2:80" -j %s`, svcC, endpointChain("ns/etp:p80", "tcp", "10.1.0.2:80")))
 
 	// Internal Local: the cluster IP goes to the local endpoint only.
 	itpSVL := serviceChain(svlChainPrefix, "ns/itp:p80", "tcp")
-	hasLine(t, out, fmt.Sprintf(`-A KUBE-SERVICES -m comment --comment "ns/itp:p80 cluster IP" -m tcp -p tcp -d 10.96.0.22 --dport 80 -j %s`, itpSVL))
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/itp:p80 -> 10.1.0.1:80" -j %s`, itpSVL, endpointChain("ns/itp:p80", "tcp", "10.1.0.1:80")))
-	lacks(t, out, endpointChain("ns/itp:p80", "tcp", "10.1.0.2:80"))
-	lacks(t, out, serviceChain(svcChainPrefix, "ns/itp:p80", "tcp"))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A KUBE-SERVICES -m comment --comment "ns/itp:p80 cluster IP" -m tcp -p tcp -d 10.96.0.22 --dport 80 -j %s`, itpSVL))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/itp:p80 -> 10.1.0.1:80" -j %s`, itpSVL, endpointChain("ns/itp:p80", "tcp", "10.1.0.1:80")))
+	proxytest.Lacks(t, out, endpointChain("ns/itp:p80", "tcp", "10.1.0.2:80"))
+	proxytest.Lacks(t, out, serviceChain(svcChainPrefix, "ns/itp:p80", "tcp"))
 	// No local endpoint: dropped (not rejected: endpoints exist elsewhere).
-	hasLine(t, out, `-A KUBE-SERVICES -m comment --comment "ns/itp-remote:p80 has no local endpoints" -m tcp -p tcp -d 10.96.0.23 --dport 80 -j DROP`)
+	proxytest.HasLine(t, out, `-A KUBE-SERVICES -m comment --comment "ns/itp-remote:p80 has no local endpoints" -m tcp -p tcp -d 10.96.0.23 --dport 80 -j DROP`)
 }
 
 func TestMasqueradeAll(t *testing.T) {
-	tr, res := state(svc("ns", "web", "10.96.0.20", nil), eps("ns", "web", ready("10.1.0.1")))
+	tr, res := state(proxytest.Service("ns", "web", "10.96.0.20", nil), eps("ns", "web", ready("10.1.0.1")))
 	p := NewProxier(&fakeIPT{}, Config{MasqueradeAll: true})
 	out := syncRules(t, p, tr, res)
-	hasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j KUBE-MARK-MASQ`, serviceChain(svcChainPrefix, "ns/web:p80", "tcp")))
+	proxytest.HasLine(t, out, fmt.Sprintf(`-A %s -m comment --comment "ns/web:p80 cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j KUBE-MARK-MASQ`, serviceChain(svcChainPrefix, "ns/web:p80", "tcp")))
 	// Without a cluster CIDR nor masquerade-all: no masquerade rule.
 	out = syncRules(t, NewProxier(&fakeIPT{}, Config{}), tr, res)
-	lacks(t, out, `--dport 80 -j KUBE-MARK-MASQ`)
-	lacks(t, out, `! -s`)
+	proxytest.Lacks(t, out, `--dport 80 -j KUBE-MARK-MASQ`)
+	proxytest.Lacks(t, out, `! -s`)
 }
 
 func TestPartialSyncAndStaleChains(t *testing.T) {
 	tr := tracker.New(v1.IPv4Protocol, testNode)
-	a, b := svc("ns", "a", "10.96.0.31", nil), svc("ns", "b", "10.96.0.32", nil)
+	a, b := proxytest.Service("ns", "a", "10.96.0.31", nil), proxytest.Service("ns", "b", "10.96.0.32", nil)
 	for _, o := range []*v1.Service{a, b} {
 		tr.ServiceUpdate(nil, o)
 	}
@@ -464,7 +427,7 @@ func TestPartialSyncAndStaleChains(t *testing.T) {
 	bChain := serviceChain(svcChainPrefix, "ns/b:p80", "tcp")
 	oldSEP := endpointChain("ns/b:p80", "tcp", "10.1.0.2:80")
 	for _, c := range []string{aChain, bChain, oldSEP} {
-		hasLine(t, first, ":"+c+" - [0:0]")
+		proxytest.HasLine(t, first, ":"+c+" - [0:0]")
 	}
 	if len(f.jumps) == 0 {
 		t.Error("a full sync ensured no jump rules")
@@ -477,13 +440,13 @@ func TestPartialSyncAndStaleChains(t *testing.T) {
 	tr.EndpointSliceUpdate(eps("ns", "b", ready("10.1.0.3")), false)
 	second := syncRules(t, p, tr, tr.Apply())
 	newSEP := endpointChain("ns/b:p80", "tcp", "10.1.0.3:80")
-	hasLine(t, second, ":"+bChain+" - [0:0]")
-	hasLine(t, second, ":"+newSEP+" - [0:0]")
-	hasLine(t, second, "-X "+oldSEP)
-	lacks(t, second, ":"+aChain)
-	lacks(t, second, "-X "+aChain)
+	proxytest.HasLine(t, second, ":"+bChain+" - [0:0]")
+	proxytest.HasLine(t, second, ":"+newSEP+" - [0:0]")
+	proxytest.HasLine(t, second, "-X "+oldSEP)
+	proxytest.Lacks(t, second, ":"+aChain)
+	proxytest.Lacks(t, second, "-X "+aChain)
 	// KUBE-SERVICES is rewritten whole, a's jump included.
-	hasLine(t, second, fmt.Sprintf(`-A KUBE-SERVICES -m comment --comment "ns/a:p80 cluster IP" -m tcp -p tcp -d 10.96.0.31 --dport 80 -j %s`, aChain))
+	proxytest.HasLine(t, second, fmt.Sprintf(`-A KUBE-SERVICES -m comment --comment "ns/a:p80 cluster IP" -m tcp -p tcp -d 10.96.0.31 --dport 80 -j %s`, aChain))
 	if len(f.jumps) != 0 {
 		t.Errorf("a partial sync ensured jump rules: %v", f.jumps)
 	}
@@ -496,8 +459,8 @@ func TestPartialSyncAndStaleChains(t *testing.T) {
 	}
 	f.fail = nil
 	third := syncRules(t, p, tr, tracker.Result{})
-	hasLine(t, third, ":"+bChain+" - [0:0]")
-	hasLine(t, third, "-X "+aChain)
+	proxytest.HasLine(t, third, ":"+bChain+" - [0:0]")
+	proxytest.HasLine(t, third, "-X "+aChain)
 }
 
 func TestCleanup(t *testing.T) {
@@ -518,6 +481,6 @@ func TestCleanup(t *testing.T) {
 		}
 	}
 	for _, c := range []string{"CNI-HOSTPORT-DNAT", "PREROUTING"} {
-		lacks(t, all, c)
+		proxytest.Lacks(t, all, c)
 	}
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/skiff-dev/skiff/pkg/proxy/proxytest"
 )
 
 // cleanupIPT is fakeIPT with chains to list and the deleted jumps.
@@ -92,7 +94,7 @@ func BenchmarkSync(b *testing.B) {
 	for i := 0; i < 10000; i++ {
 		name := fmt.Sprintf("s%d", i)
 		ip := net.IPv4(10, 96, byte(i/256), byte(i%256)).String()
-		objs = append(objs, svc("ns", name, ip, nil),
+		objs = append(objs, proxytest.Service("ns", name, ip, nil),
 			eps("ns", name, v1.ProtocolTCP, ready(fmt.Sprintf("10.1.%d.%d", i/256, i%256)), ready("10.2.0.1"), ready("10.2.0.2")))
 	}
 	e.t = &testing.T{}

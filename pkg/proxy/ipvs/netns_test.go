@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/pkg/proxy/proxytest"
 	"github.com/skiff-dev/skiff/pkg/proxy/tracker"
 )
 
@@ -134,7 +135,7 @@ func TestRealIPSetsAndIPTablesInNetns(t *testing.T) {
 	}
 
 	tr := tracker.New(v1.IPv4Protocol, testNode)
-	lb := svc("ns", "lb", "10.96.0.20", func(s *v1.Service) {
+	lb := proxytest.Service("ns", "lb", "10.96.0.20", func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeLoadBalancer
 		s.Spec.Ports[0].NodePort = 30090
 		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
@@ -145,26 +146,26 @@ func TestRealIPSetsAndIPTablesInNetns(t *testing.T) {
 	})
 	for _, s := range []*v1.Service{
 		lb,
-		svc("ns", "web", "10.96.0.10", func(s *v1.Service) {
+		proxytest.Service("ns", "web", "10.96.0.10", func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeNodePort
 			s.Spec.Ports[0].NodePort = 30080
 			s.Spec.ExternalIPs = []string{"203.0.113.5"}
 			s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 		}),
-		svc("ns", "dns", "10.96.0.11", func(s *v1.Service) {
+		proxytest.Service("ns", "dns", "10.96.0.11", func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeNodePort
 			s.Spec.Ports[0].Protocol = v1.ProtocolUDP
 			s.Spec.Ports[0].NodePort = 30053
 			s.Spec.ExternalIPs = []string{"203.0.113.6"}
 			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 		}),
-		svc("ns", "sctp", "10.96.0.12", func(s *v1.Service) {
+		proxytest.Service("ns", "sctp", "10.96.0.12", func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeNodePort
 			s.Spec.Ports[0].Protocol = v1.ProtocolSCTP
 			s.Spec.Ports[0].NodePort = 30099
 			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 		}),
-		svc("ns", "itp", "10.96.0.13", func(s *v1.Service) {
+		proxytest.Service("ns", "itp", "10.96.0.13", func(s *v1.Service) {
 			s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal)
 		}),
 	} {

@@ -9,25 +9,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/pkg/proxy/proxytest"
 	"github.com/skiff-dev/skiff/pkg/proxy/tracker"
 )
 
 const testNode = "test-node"
-
-func svc(ns, name, clusterIP string, mutate func(*v1.Service)) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP, ClusterIP: clusterIP,
-			Ports: []v1.ServicePort{{Name: "p80", Port: 80, Protocol: v1.ProtocolTCP}}},
-	}
-	if mutate != nil {
-		mutate(s)
-	}
-	return s
-}
 
 type addr struct {
 	ip                          string
@@ -41,18 +29,10 @@ func notReady(ip string) addr           { return addr{ip: ip} }
 func servingTerminating(ip string) addr { return addr{ip: ip, serving: true, terminating: true} }
 
 func eps(ns, name string, protocol v1.Protocol, addrs ...addr) *discovery.EndpointSlice {
-	s := &discovery.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-1", Labels: map[string]string{discovery.LabelServiceName: name}},
-		AddressType: discovery.AddressTypeIPv4,
-		Ports:       []discovery.EndpointPort{{Name: ptr.To("p80"), Port: ptr.To[int32](8080), Protocol: ptr.To(protocol)}},
-	}
+	s := proxytest.EndpointSlice(ns, name, 8080, protocol)
 	for _, a := range addrs {
-		e := discovery.Endpoint{Addresses: []string{a.ip}, Conditions: discovery.EndpointConditions{
-			Ready: ptr.To(a.ready), Serving: ptr.To(a.serving), Terminating: ptr.To(a.terminating)}}
-		if a.node != "" {
-			e.NodeName = ptr.To(a.node)
-		}
-		s.Endpoints = append(s.Endpoints, e)
+		s.Endpoints = append(s.Endpoints, proxytest.Endpoint(a.ip, a.node, discovery.EndpointConditions{
+			Ready: ptr.To(a.ready), Serving: ptr.To(a.serving), Terminating: ptr.To(a.terminating)}))
 	}
 	return s
 }
@@ -164,26 +144,9 @@ func (e *env) rules() string {
 	return string(e.p.LastRestore())
 }
 
-func hasLine(t *testing.T, data, line string) {
-	t.Helper()
-	for _, l := range strings.Split(data, "\n") {
-		if l == line {
-			return
-		}
-	}
-	t.Errorf("no line %q in:\n%s", line, data)
-}
-
-func lacks(t *testing.T, data, substr string) {
-	t.Helper()
-	if strings.Contains(data, substr) {
-		t.Errorf("unexpected %q in:\n%s", substr, data)
-	}
-}
-
 func TestClusterIPOnlyReadyEndpoints(t *testing.T) {
 	e := newEnv(t, nil)
-	e.sync(svc("ns", "web", "10.96.0.10", nil),
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", nil),
 		eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1"), ready("10.1.0.2"), notReady("10.1.0.3")))
 
 	e.wantServers("10.96.0.10:80/TCP")
@@ -198,19 +161,19 @@ func TestClusterIPOnlyReadyEndpoints(t *testing.T) {
 		t.Errorf("kube-ipvs0 (exists %v) addresses %v: want 10.96.0.10", e.dummy.exists, e.dummy.addrs)
 	}
 	rules := e.rules()
-	hasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ`)
-	hasLine(t, rules, `-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT`)
-	hasLine(t, rules, `-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000`)
-	hasLine(t, rules, `-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN`)
-	hasLine(t, rules, `-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT`)
+	proxytest.HasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ`)
+	proxytest.HasLine(t, rules, `-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT`)
+	proxytest.HasLine(t, rules, `-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000`)
+	proxytest.HasLine(t, rules, `-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN`)
+	proxytest.HasLine(t, rules, `-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT`)
 	// No node port, no load balancer: their set rules are not written.
-	lacks(t, rules, "KUBE-NODE-PORT-TCP")
-	lacks(t, rules, "--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER")
+	proxytest.Lacks(t, rules, "KUBE-NODE-PORT-TCP")
+	proxytest.Lacks(t, rules, "--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER")
 }
 
 func TestServingTerminatingEndpointsWhenNoneReady(t *testing.T) {
 	e := newEnv(t, nil)
-	e.sync(svc("ns", "web", "10.96.0.10", nil),
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", nil),
 		eps("ns", "web", v1.ProtocolTCP, servingTerminating("10.1.0.1"), addr{ip: "10.1.0.2", terminating: true}, notReady("10.1.0.3")))
 	e.wantDests("10.96.0.10:80/TCP", "10.1.0.1:8080 w1")
 
@@ -221,7 +184,7 @@ func TestServingTerminatingEndpointsWhenNoneReady(t *testing.T) {
 
 func TestNoEndpointsNoRealServers(t *testing.T) {
 	e := newEnv(t, nil)
-	e.sync(svc("ns", "web", "10.96.0.10", nil))
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", nil))
 	e.wantServers("10.96.0.10:80/TCP")
 	e.wantDests("10.96.0.10:80/TCP")
 }
@@ -235,11 +198,11 @@ func TestNodePortOnEveryNodeAddress(t *testing.T) {
 			s.Spec.Ports[0].NodePort = port
 		}
 	}
-	e.sync(svc("ns", "tcp", "10.96.0.10", np(v1.ProtocolTCP, 30080)),
+	e.sync(proxytest.Service("ns", "tcp", "10.96.0.10", np(v1.ProtocolTCP, 30080)),
 		eps("ns", "tcp", v1.ProtocolTCP, ready("10.1.0.1")),
-		svc("ns", "udp", "10.96.0.11", np(v1.ProtocolUDP, 30053)),
+		proxytest.Service("ns", "udp", "10.96.0.11", np(v1.ProtocolUDP, 30053)),
 		eps("ns", "udp", v1.ProtocolUDP, ready("10.1.0.2")),
-		svc("ns", "sctp", "10.96.0.12", np(v1.ProtocolSCTP, 30099)))
+		proxytest.Service("ns", "sctp", "10.96.0.12", np(v1.ProtocolSCTP, 30099)))
 
 	// Loopback (the fake's 127.0.0.1) is no node port address.
 	e.wantServers("10.96.0.10:80/TCP", "10.96.0.11:80/UDP", "10.96.0.12:80/SCTP",
@@ -255,15 +218,15 @@ func TestNodePortOnEveryNodeAddress(t *testing.T) {
 	// Node addresses are not bound to kube-ipvs0.
 	e.wantSet(setIPVSIPs, "10.96.0.10", "10.96.0.11", "10.96.0.12")
 	rules := e.rules()
-	hasLine(t, rules, `-A KUBE-NODE-PORT -p tcp -m comment --comment "Kubernetes nodeport TCP port for masquerade purpose" -m set --match-set KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ`)
-	hasLine(t, rules, `-A KUBE-NODE-PORT -p udp -m comment --comment "Kubernetes nodeport UDP port for masquerade purpose" -m set --match-set KUBE-NODE-PORT-UDP dst -j KUBE-MARK-MASQ`)
-	hasLine(t, rules, `-A KUBE-NODE-PORT -p sctp -m comment --comment "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'" -m set --match-set KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ`)
-	hasLine(t, rules, `-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT`)
+	proxytest.HasLine(t, rules, `-A KUBE-NODE-PORT -p tcp -m comment --comment "Kubernetes nodeport TCP port for masquerade purpose" -m set --match-set KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ`)
+	proxytest.HasLine(t, rules, `-A KUBE-NODE-PORT -p udp -m comment --comment "Kubernetes nodeport UDP port for masquerade purpose" -m set --match-set KUBE-NODE-PORT-UDP dst -j KUBE-MARK-MASQ`)
+	proxytest.HasLine(t, rules, `-A KUBE-NODE-PORT -p sctp -m comment --comment "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'" -m set --match-set KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ`)
+	proxytest.HasLine(t, rules, `-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT`)
 }
 
 func TestNodePortAddressesLimitNodePorts(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.NodePortAddresses = []net.IP{net.ParseIP("192.168.0.2"), net.ParseIP("127.0.0.1")} })
-	e.sync(svc("ns", "web", "10.96.0.10", func(s *v1.Service) {
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeNodePort
 		s.Spec.Ports[0].NodePort = 30080
 	}))
@@ -272,7 +235,7 @@ func TestNodePortAddressesLimitNodePorts(t *testing.T) {
 
 func TestExternalIPs(t *testing.T) {
 	e := newEnv(t, nil)
-	e.sync(svc("ns", "web", "10.96.0.10", func(s *v1.Service) {
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", func(s *v1.Service) {
 		// 172.16.0.2 is a node address: served, but not bound to kube-ipvs0.
 		s.Spec.ExternalIPs = []string{"203.0.113.5", "172.16.0.2"}
 	}), eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1"), readyOn("10.1.0.2", testNode)))
@@ -283,13 +246,13 @@ func TestExternalIPs(t *testing.T) {
 	e.wantSet(setExternalIPLocal)
 	e.wantSet(setIPVSIPs, "10.96.0.10", "203.0.113.5")
 	rules := e.rules()
-	hasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port for masquerade and filter purpose" -m set --match-set KUBE-EXTERNAL-IP dst,dst -j KUBE-MARK-MASQ`)
-	hasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port for masquerade and filter purpose" -m set --match-set KUBE-EXTERNAL-IP dst,dst -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT`)
-	hasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port for masquerade and filter purpose" -m set --match-set KUBE-EXTERNAL-IP dst,dst -m addrtype --dst-type LOCAL -j ACCEPT`)
+	proxytest.HasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port for masquerade and filter purpose" -m set --match-set KUBE-EXTERNAL-IP dst,dst -j KUBE-MARK-MASQ`)
+	proxytest.HasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port for masquerade and filter purpose" -m set --match-set KUBE-EXTERNAL-IP dst,dst -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT`)
+	proxytest.HasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port for masquerade and filter purpose" -m set --match-set KUBE-EXTERNAL-IP dst,dst -m addrtype --dst-type LOCAL -j ACCEPT`)
 
 	// externalTrafficPolicy Local: the local set (not masqueraded), this
 	// node's endpoints only.
-	e.sync(svc("ns", "web", "10.96.0.10", func(s *v1.Service) {
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", func(s *v1.Service) {
 		s.Spec.ExternalIPs = []string{"203.0.113.5"}
 		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 	}))
@@ -298,11 +261,11 @@ func TestExternalIPs(t *testing.T) {
 	e.wantDests("10.96.0.10:80/TCP", "10.1.0.1:8080 w1", "10.1.0.2:8080 w1")
 	e.wantSet(setExternalIP)
 	e.wantSet(setExternalIPLocal, "203.0.113.5,tcp:80")
-	lacks(t, e.rules(), "KUBE-EXTERNAL-IP dst,dst -j KUBE-MARK-MASQ")
+	proxytest.Lacks(t, e.rules(), "KUBE-EXTERNAL-IP dst,dst -j KUBE-MARK-MASQ")
 }
 
 func lbService(mutate func(*v1.Service)) *v1.Service {
-	return svc("ns", "lb", "10.96.0.20", func(s *v1.Service) {
+	return proxytest.Service("ns", "lb", "10.96.0.20", func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeLoadBalancer
 		s.Spec.Ports[0].NodePort = 30090
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.7"}}
@@ -322,9 +285,9 @@ func TestLoadBalancer(t *testing.T) {
 	e.wantSet(setLoadBalancerFW)
 	e.wantSet(setIPVSIPs, "10.96.0.20", "198.51.100.7")
 	rules := e.rules()
-	hasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service lb portal" -m set --match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER`)
-	hasLine(t, rules, `-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ`)
-	lacks(t, rules, "KUBE-LOAD-BALANCER-LOCAL")
+	proxytest.HasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service lb portal" -m set --match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER`)
+	proxytest.HasLine(t, rules, `-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ`)
+	proxytest.Lacks(t, rules, "KUBE-LOAD-BALANCER-LOCAL")
 }
 
 func TestLoadBalancerExternalTrafficPolicyLocal(t *testing.T) {
@@ -346,10 +309,10 @@ func TestLoadBalancerExternalTrafficPolicyLocal(t *testing.T) {
 	// The local endpoint's hairpin.
 	e.wantSet(setLoopBack, "10.1.0.2,tcp:8080,10.1.0.2")
 	rules := e.rules()
-	hasLine(t, rules, `-A KUBE-LOAD-BALANCER -m comment --comment "Kubernetes service load balancer ip + port with externalTrafficPolicy=local" -m set --match-set KUBE-LOAD-BALANCER-LOCAL dst,dst -j RETURN`)
-	hasLine(t, rules, `-A KUBE-NODE-PORT -p tcp -m comment --comment "Kubernetes nodeport TCP port with externalTrafficPolicy=local" -m set --match-set KUBE-NODE-PORT-LOCAL-TCP dst -j RETURN`)
-	hasLine(t, rules, `-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE`)
-	hasLine(t, rules, `-A KUBE-NODE-PORT -m comment --comment "Kubernetes health check node port" -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT`)
+	proxytest.HasLine(t, rules, `-A KUBE-LOAD-BALANCER -m comment --comment "Kubernetes service load balancer ip + port with externalTrafficPolicy=local" -m set --match-set KUBE-LOAD-BALANCER-LOCAL dst,dst -j RETURN`)
+	proxytest.HasLine(t, rules, `-A KUBE-NODE-PORT -p tcp -m comment --comment "Kubernetes nodeport TCP port with externalTrafficPolicy=local" -m set --match-set KUBE-NODE-PORT-LOCAL-TCP dst -j RETURN`)
+	proxytest.HasLine(t, rules, `-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE`)
+	proxytest.HasLine(t, rules, `-A KUBE-NODE-PORT -m comment --comment "Kubernetes health check node port" -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT`)
 	// The local RETURN comes before the masquerade.
 	if strings.Index(rules, "KUBE-NODE-PORT-LOCAL-TCP dst -j RETURN") > strings.Index(rules, "KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ") {
 		t.Errorf("local node port rule after the masquerade one:\n%s", rules)
@@ -371,11 +334,11 @@ func TestLoadBalancerSourceRanges(t *testing.T) {
 	e.wantSet(setLoadBalancerSrcCIDR, "198.51.100.7,tcp:80,203.0.113.0/24")
 	e.wantSet(setLoadBalancerSrcIP)
 	rules := e.rules()
-	hasLine(t, rules, `-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL`)
-	hasLine(t, rules, `-A KUBE-SOURCE-RANGES-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port + source cidr for packet filter purpose" -m set --match-set KUBE-LOAD-BALANCER-SOURCE-CIDR dst,dst,src -j RETURN`)
-	hasLine(t, rules, `-A KUBE-SOURCE-RANGES-FIREWALL -j DROP`)
+	proxytest.HasLine(t, rules, `-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL`)
+	proxytest.HasLine(t, rules, `-A KUBE-SOURCE-RANGES-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port + source cidr for packet filter purpose" -m set --match-set KUBE-LOAD-BALANCER-SOURCE-CIDR dst,dst,src -j RETURN`)
+	proxytest.HasLine(t, rules, `-A KUBE-SOURCE-RANGES-FIREWALL -j DROP`)
 	// The node (192.168.0.2) is outside the ranges: it may not use the VIP.
-	hasLine(t, rules, `-A KUBE-IPVS-OUT-FILTER -s 198.51.100.7 -m ipvs --vaddr 198.51.100.7 --vproto tcp --vport 80 -j DROP`)
+	proxytest.HasLine(t, rules, `-A KUBE-IPVS-OUT-FILTER -s 198.51.100.7 -m ipvs --vaddr 198.51.100.7 --vproto tcp --vport 80 -j DROP`)
 
 	// A range with the node: the VIP as source is allowed instead.
 	e.sync(lbService(func(s *v1.Service) {
@@ -383,15 +346,15 @@ func TestLoadBalancerSourceRanges(t *testing.T) {
 	}))
 	e.wantSet(setLoadBalancerSrcCIDR, "198.51.100.7,tcp:80,203.0.113.0/24", "198.51.100.7,tcp:80,192.168.0.0/16")
 	e.wantSet(setLoadBalancerSrcIP, "198.51.100.7,tcp:80,198.51.100.7")
-	lacks(t, e.rules(), "KUBE-IPVS-OUT-FILTER -s")
+	proxytest.Lacks(t, e.rules(), "KUBE-IPVS-OUT-FILTER -s")
 }
 
 func TestSessionAffinityIsPersistence(t *testing.T) {
 	e := newEnv(t, nil)
-	e.sync(svc("ns", "sticky", "10.96.0.10", func(s *v1.Service) {
+	e.sync(proxytest.Service("ns", "sticky", "10.96.0.10", func(s *v1.Service) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 		s.Spec.ExternalIPs = []string{"203.0.113.5"}
-	}), svc("ns", "timed", "10.96.0.11", func(s *v1.Service) {
+	}), proxytest.Service("ns", "timed", "10.96.0.11", func(s *v1.Service) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](60)}}
 	}), eps("ns", "sticky", v1.ProtocolTCP, ready("10.1.0.1")))
@@ -408,7 +371,7 @@ func TestSessionAffinityIsPersistence(t *testing.T) {
 	// Affinity off: the virtual server is updated in place, its real
 	// servers kept.
 	e.ipvs.takeCalls()
-	e.sync(svc("ns", "sticky", "10.96.0.10", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.5"} }))
+	e.sync(proxytest.Service("ns", "sticky", "10.96.0.10", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.5"} }))
 	if vs := e.server("10.96.0.10:80/TCP"); vs.Flags != 0 || vs.Timeout != 0 {
 		t.Errorf("flags %#x timeout %d after affinity off, want none", vs.Flags, vs.Timeout)
 	}
@@ -421,12 +384,12 @@ func TestSessionAffinityIsPersistence(t *testing.T) {
 
 func TestScheduler(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Scheduler = "lc" })
-	e.sync(svc("ns", "web", "10.96.0.10", nil))
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", nil))
 	if vs := e.server("10.96.0.10:80/TCP"); vs.Scheduler != "lc" {
 		t.Errorf("scheduler %q, want lc", vs.Scheduler)
 	}
 	e = newEnv(t, func(c *Config) { c.Scheduler = "mh" })
-	e.sync(svc("ns", "web", "10.96.0.10", nil))
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", nil))
 	if vs := e.server("10.96.0.10:80/TCP"); vs.Scheduler != "mh" || vs.Flags != FlagSourceHash {
 		t.Errorf("scheduler %q flags %#x, want mh with the source-hash flag", vs.Scheduler, vs.Flags)
 	}
@@ -441,7 +404,7 @@ func TestScheduler(t *testing.T) {
 func TestInternalTrafficPolicyLocal(t *testing.T) {
 	e := newEnv(t, nil)
 	local := func(s *v1.Service) { s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal) }
-	e.sync(svc("ns", "web", "10.96.0.10", local),
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", local),
 		eps("ns", "web", v1.ProtocolTCP, readyOn("10.1.0.1", "other"), readyOn("10.1.0.2", testNode)))
 	e.wantDests("10.96.0.10:80/TCP", "10.1.0.2:8080 w1")
 
@@ -453,8 +416,8 @@ func TestInternalTrafficPolicyLocal(t *testing.T) {
 func TestEndpointChangeTouchesOnlyThatService(t *testing.T) {
 	e := newEnv(t, nil)
 	np := func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort; s.Spec.Ports[0].NodePort = 30080 }
-	e.sync(svc("ns", "a", "10.96.0.10", np), eps("ns", "a", v1.ProtocolTCP, ready("10.1.0.1")),
-		svc("ns", "b", "10.96.0.11", nil), eps("ns", "b", v1.ProtocolTCP, ready("10.2.0.1")))
+	e.sync(proxytest.Service("ns", "a", "10.96.0.10", np), eps("ns", "a", v1.ProtocolTCP, ready("10.1.0.1")),
+		proxytest.Service("ns", "b", "10.96.0.11", nil), eps("ns", "b", v1.ProtocolTCP, ready("10.2.0.1")))
 	e.ipvs.takeCalls()
 	lists, addrLists := e.ipset.lists, e.dummy.lists
 
@@ -490,14 +453,14 @@ func TestEndpointChangeTouchesOnlyThatService(t *testing.T) {
 
 func TestRemovedServiceIsGone(t *testing.T) {
 	e := newEnv(t, nil)
-	gone := svc("ns", "gone", "10.96.0.10", func(s *v1.Service) {
+	gone := proxytest.Service("ns", "gone", "10.96.0.10", func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeLoadBalancer
 		s.Spec.Ports[0].NodePort = 30080
 		s.Spec.ExternalIPs = []string{"203.0.113.5"}
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.7"}}
 	})
 	goneEps := eps("ns", "gone", v1.ProtocolTCP, readyOn("10.1.0.1", testNode))
-	e.sync(gone, goneEps, svc("ns", "kept", "10.96.0.11", nil))
+	e.sync(gone, goneEps, proxytest.Service("ns", "kept", "10.96.0.11", nil))
 	if len(e.ipvs.keys()) != 6 {
 		t.Fatalf("virtual servers %v, want 6", e.ipvs.keys())
 	}
@@ -527,7 +490,7 @@ func sortedAddrs(d *fakeDummy) []string {
 
 func TestGracefulTerminationOfTCPRealServers(t *testing.T) {
 	e := newEnv(t, nil)
-	e.sync(svc("ns", "web", "10.96.0.10", nil), eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1"), ready("10.1.0.2")))
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", nil), eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1"), ready("10.1.0.2")))
 	key := "10.96.0.10:80/TCP"
 	// 10.1.0.2 has connections when it is removed.
 	e.ipvs.servers[key].dests["10.1.0.2:8080"].ActiveConn = 2
@@ -560,7 +523,7 @@ func TestGracefulTerminationOfTCPRealServers(t *testing.T) {
 func TestUDPRealServersGoAtOnce(t *testing.T) {
 	e := newEnv(t, nil)
 	dns := func(s *v1.Service) { s.Spec.Ports[0].Protocol = v1.ProtocolUDP }
-	e.sync(svc("ns", "dns", "10.96.0.10", dns), eps("ns", "dns", v1.ProtocolUDP, ready("10.1.0.1"), ready("10.1.0.2")))
+	e.sync(proxytest.Service("ns", "dns", "10.96.0.10", dns), eps("ns", "dns", v1.ProtocolUDP, ready("10.1.0.1"), ready("10.1.0.2")))
 	key := "10.96.0.10:80/UDP"
 	e.ipvs.servers[key].dests["10.1.0.2:8080"].InactiveConn = 5
 	e.sync(eps("ns", "dns", v1.ProtocolUDP, ready("10.1.0.1")))
@@ -587,7 +550,7 @@ func TestStaleVirtualServersDeletedButExcluded(t *testing.T) {
 	e.dummy.exists = true
 	e.dummy.addrs.Insert("10.96.0.99")
 
-	e.sync(svc("ns", "web", "10.96.0.10", nil), eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1")))
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", nil), eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1")))
 	e.wantServers("10.96.0.10:80/TCP", "192.0.2.1:80/TCP")
 	if vs := e.server("10.96.0.10:80/TCP"); vs.Scheduler != "rr" {
 		t.Errorf("scheduler %q, want rr (updated)", vs.Scheduler)
@@ -601,8 +564,8 @@ func TestStaleVirtualServersDeletedButExcluded(t *testing.T) {
 func TestFailureMakesTheNextSyncFull(t *testing.T) {
 	e := newEnv(t, nil)
 	e.ipvs.failAdd = "10.96.0.11:80/TCP"
-	err := e.trySync(svc("ns", "a", "10.96.0.10", nil), eps("ns", "a", v1.ProtocolTCP, ready("10.1.0.1")),
-		svc("ns", "b", "10.96.0.11", nil), eps("ns", "b", v1.ProtocolTCP, ready("10.2.0.1")))
+	err := e.trySync(proxytest.Service("ns", "a", "10.96.0.10", nil), eps("ns", "a", v1.ProtocolTCP, ready("10.1.0.1")),
+		proxytest.Service("ns", "b", "10.96.0.11", nil), eps("ns", "b", v1.ProtocolTCP, ready("10.2.0.1")))
 	if err == nil || !strings.Contains(err.Error(), "adding virtual server 10.96.0.11:80/TCP") {
 		t.Fatalf("err %v, want the failed add", err)
 	}
@@ -619,7 +582,7 @@ func TestFailureMakesTheNextSyncFull(t *testing.T) {
 func TestRestoreFailureIsAnError(t *testing.T) {
 	e := newEnv(t, nil)
 	e.ipt.fail = errFake
-	if err := e.trySync(svc("ns", "a", "10.96.0.10", nil)); err == nil {
+	if err := e.trySync(proxytest.Service("ns", "a", "10.96.0.10", nil)); err == nil {
 		t.Fatal("no error from a failed iptables-restore")
 	}
 }
@@ -632,7 +595,7 @@ const errFake = fakeError("injected")
 
 func TestJumpsAndChains(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.ClusterCIDR = nil; c.MasqueradeBit = 13 })
-	e.sync(svc("ns", "a", "10.96.0.10", nil))
+	e.sync(proxytest.Service("ns", "a", "10.96.0.10", nil))
 	want := []string{
 		"nat OUTPUT -m comment --comment kubernetes service portals -j KUBE-SERVICES",
 		"nat PREROUTING -m comment --comment kubernetes service portals -j KUBE-SERVICES",
@@ -649,21 +612,21 @@ func TestJumpsAndChains(t *testing.T) {
 	}
 	rules := e.rules()
 	for _, c := range append(append([]string{}, natChains...), filterChains...) {
-		hasLine(t, rules, ":"+c+" - [0:0]")
+		proxytest.HasLine(t, rules, ":"+c+" - [0:0]")
 	}
 	// Without a cluster CIDR, the node's own traffic (from a service
 	// address) is masqueraded.
-	hasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP src,dst -j KUBE-MARK-MASQ`)
-	hasLine(t, rules, `-A KUBE-MARK-MASQ -j MARK --or-mark 0x2000`)
+	proxytest.HasLine(t, rules, `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP src,dst -j KUBE-MARK-MASQ`)
+	proxytest.HasLine(t, rules, `-A KUBE-MARK-MASQ -j MARK --or-mark 0x2000`)
 	// Jumps are ensured on full syncs only.
-	e.sync(svc("ns", "b", "10.96.0.11", nil))
+	e.sync(proxytest.Service("ns", "b", "10.96.0.11", nil))
 	if len(e.ipt.jumps) != len(want) {
 		t.Errorf("a partial sync ensured the jumps again")
 	}
 
 	e = newEnv(t, func(c *Config) { c.MasqueradeAll = true })
-	e.sync(svc("ns", "a", "10.96.0.10", nil))
-	hasLine(t, e.rules(), `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ`)
+	e.sync(proxytest.Service("ns", "a", "10.96.0.10", nil))
+	proxytest.HasLine(t, e.rules(), `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ`)
 }
 
 func TestRestartResetsWeights(t *testing.T) {
@@ -671,7 +634,7 @@ func TestRestartResetsWeights(t *testing.T) {
 	vs := &VirtualServer{Address: net.ParseIP("10.96.0.10").To4(), Protocol: "TCP", Port: 80, Scheduler: "rr"}
 	_ = e.ipvs.AddVirtualServer(vs)
 	_ = e.ipvs.AddRealServer(vs, &RealServer{Address: net.ParseIP("10.1.0.1").To4(), Port: 8080, Weight: 0})
-	e.sync(svc("ns", "web", "10.96.0.10", nil), eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1")))
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", nil), eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1")))
 	e.wantDests("10.96.0.10:80/TCP", "10.1.0.1:8080 w1")
 }
 
@@ -704,8 +667,8 @@ func TestApplyRejectsBadEntries(t *testing.T) {
 
 func TestChangedPortReplacesVirtualServer(t *testing.T) {
 	e := newEnv(t, nil)
-	e.sync(svc("ns", "web", "10.96.0.10", nil), eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1")))
-	e.sync(svc("ns", "web", "10.96.0.10", func(s *v1.Service) { s.Spec.Ports[0].Port = 81 }))
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", nil), eps("ns", "web", v1.ProtocolTCP, ready("10.1.0.1")))
+	e.sync(proxytest.Service("ns", "web", "10.96.0.10", func(s *v1.Service) { s.Spec.Ports[0].Port = 81 }))
 	e.wantServers("10.96.0.10:81/TCP")
 	e.wantDests("10.96.0.10:81/TCP", "10.1.0.1:8080 w1")
 	e.wantSet(setClusterIP, "10.96.0.10,tcp:81")
