@@ -224,19 +224,7 @@ func bulk(ns string, addr netip.AddrPort) (int, time.Duration, error) {
 // whoAmI connects from ns to addr and returns the source address the
 // server saw.
 func whoAmI(ns string, addr netip.AddrPort) (string, error) {
-	var seen string
-	err := netnstest.Do(ns, func() error {
-		c, err := net.DialTimeout("tcp", addr.String(), 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-		b, err := io.ReadAll(c)
-		seen = strings.TrimSpace(string(b))
-		return err
-	})
-	return seen, err
+	return netnstest.ReadTCP(ns, addr.String(), 2*time.Second)
 }
 
 // reaches checks that from's pod reaches to's pod at its address of the

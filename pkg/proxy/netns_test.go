@@ -175,19 +175,7 @@ func udpAsk(ns string, srcPort int, addr string) (string, error) {
 
 // dial connects from ns to addr and returns the answer: "backendIP clientIP".
 func dial(ns, addr string) (string, error) {
-	var answer string
-	err := netnstest.Do(ns, func() error {
-		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-		b, err := io.ReadAll(c)
-		answer = strings.TrimSpace(string(b))
-		return err
-	})
-	return answer, err
+	return netnstest.ReadTCP(ns, addr, 3*time.Second)
 }
 
 // toolWrappers puts iptables, iptables-restore, iptables-save, nft and

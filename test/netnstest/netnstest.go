@@ -5,6 +5,8 @@ package netnstest
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,26 +31,7 @@ func RequireRoot(t testing.TB, why string, tools ...string) {
 			t.Skipf("needs %s on PATH", tool)
 		}
 	}
-	errc := make(chan error, 1)
-	go func() {
-		// Back to its namespace afterwards: the thread may be the main
-		// one, whose namespace /proc/net shows (the API server reads its
-		// routes there).
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		err = unix.Unshare(unix.CLONE_NEWNET)
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
+	if err := onThread(func() error { return unix.Unshare(unix.CLONE_NEWNET) }, func() error { return nil }); err != nil {
 		t.Skipf("needs to make network namespaces (CAP_SYS_ADMIN): unshare: %v", err)
 	}
 }
@@ -79,11 +62,30 @@ func In(t testing.TB, ns string, args ...string) string {
 	return Run(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
 }
 
-// Do runs fn on an OS thread moved into the network namespace ns, then
-// moves the thread back (it is discarded when that fails). Sockets made
-// there stay there. The thread may be the process's main one, whose
-// namespace /proc/net shows, so it must not stay elsewhere.
+// Do runs fn on an OS thread moved into the network namespace ns.
+// Sockets made there stay there.
 func Do(ns string, fn func() error) error {
+	enter := func() error {
+		f, err := os.Open(filepath.Join("/run/netns", ns))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("setns %s: %w", ns, err)
+		}
+		return nil
+	}
+	return onThread(enter, fn)
+}
+
+// onThread runs enter, which moves the OS thread to another network
+// namespace, and fn when enter succeeded, on a locked thread that goes
+// back to its namespace afterwards (it is discarded when that fails).
+// The thread may be the process's main one, whose namespace /proc/net
+// shows (the API server reads its routes there), so it must not stay
+// elsewhere.
+func onThread(enter, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -94,25 +96,35 @@ func Do(ns string, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		f, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
+		err = enter()
+		if err == nil {
+			err = fn()
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		err = fn()
 		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		}
 		errc <- err
 	}()
 	return <-errc
+}
+
+// ReadTCP connects from the network namespace ns to addr and returns
+// what the server sends before it closes, trimmed; timeout bounds the
+// connect and the read each.
+func ReadTCP(ns, addr string, timeout time.Duration) (string, error) {
+	var answer string
+	err := Do(ns, func() error {
+		c, err := net.DialTimeout("tcp", addr, timeout)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		b, err := io.ReadAll(c)
+		answer = strings.TrimSpace(string(b))
+		return err
+	})
+	return answer, err
 }
 
 // ToolWrappers puts on PATH, for the rest of t, scripts named as tools
