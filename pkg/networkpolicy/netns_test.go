@@ -98,29 +98,15 @@ func toolWrappers(t *testing.T, ns string) {
 // UDP ports (answering each datagram).
 func serve(t *testing.T, ns, ip string, tcpPorts, udpPorts []int) {
 	t.Helper()
-	err := netnstest.Do(ns, func() error {
-		for _, port := range tcpPorts {
-			ln, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
-			if err != nil {
-				return err
+	for _, port := range tcpPorts {
+		netnstest.ServeTCP(t, ns, net.JoinHostPort(ip, fmt.Sprint(port)), func(c net.Conn) {
+			s := bufio.NewScanner(c)
+			for s.Scan() {
+				fmt.Fprintf(c, "%s\n", s.Text())
 			}
-			t.Cleanup(func() { ln.Close() })
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer c.Close()
-						s := bufio.NewScanner(c)
-						for s.Scan() {
-							fmt.Fprintf(c, "%s\n", s.Text())
-						}
-					}()
-				}
-			}()
-		}
+		})
+	}
+	err := netnstest.Do(ns, func() error {
 		for _, port := range udpPorts {
 			c, err := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port)))
 			if err != nil {

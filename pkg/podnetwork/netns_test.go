@@ -164,21 +164,7 @@ func addPod(t *testing.T, binDir string, h *testHost) {
 // client's address as it arrived.
 func serve(t *testing.T, ns, addr string) {
 	t.Helper()
-	var ln net.Listener
-	if err := netnstest.Do(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, c.RemoteAddr().(*net.TCPAddr).IP)
-			c.Close()
-		}
-	}()
+	netnstest.ServeTCP(t, ns, addr, func(c net.Conn) { fmt.Fprintln(c, c.RemoteAddr().(*net.TCPAddr).IP) })
 }
 
 const bulkSize = 4 << 20
@@ -187,21 +173,7 @@ const bulkSize = 4 << 20
 // full-size packets.
 func serveBulk(t *testing.T, ns, addr string) {
 	t.Helper()
-	var ln net.Listener
-	if err := netnstest.Do(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write(make([]byte, bulkSize))
-			c.Close()
-		}
-	}()
+	netnstest.ServeTCP(t, ns, addr, func(c net.Conn) { _, _ = c.Write(make([]byte, bulkSize)) })
 }
 
 // bulk reads what ns's connection to addr gets, and how long that took.

@@ -85,33 +85,11 @@ func newTestNet(t *testing.T, prefix, linkPrefix string) *testNet {
 // serveBackends listens on port of every backend IP and answers each
 // connection with the IP it was made to and the client's address.
 func serveBackends(t *testing.T, n *testNet, port int) {
-	var listeners []net.Listener
-	err := netnstest.Do(n.backend, func() error {
-		for _, ip := range n.backendIPs {
-			ln, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
-			if err != nil {
-				return err
-			}
-			listeners = append(listeners, ln)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ln := range listeners {
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				local := c.LocalAddr().(*net.TCPAddr).IP.String()
-				fmt.Fprintf(c, "%s %s\n", local, c.RemoteAddr().(*net.TCPAddr).IP)
-				c.Close()
-			}
-		}()
+	for _, ip := range n.backendIPs {
+		netnstest.ServeTCP(t, n.backend, net.JoinHostPort(ip, fmt.Sprint(port)), func(c net.Conn) {
+			local := c.LocalAddr().(*net.TCPAddr).IP.String()
+			fmt.Fprintf(c, "%s %s\n", local, c.RemoteAddr().(*net.TCPAddr).IP)
+		})
 	}
 }
 

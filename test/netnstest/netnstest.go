@@ -127,6 +127,30 @@ func ReadTCP(ns, addr string, timeout time.Duration) (string, error) {
 	return answer, err
 }
 
+// ServeTCP listens on addr in the network namespace ns until t ends and
+// runs handle for each connection, in a goroutine of its own, closing the
+// connection after it.
+func ServeTCP(t testing.TB, ns, addr string, handle func(net.Conn)) {
+	t.Helper()
+	var ln net.Listener
+	if err := Do(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+}
+
 // ToolWrappers puts on PATH, for the rest of t, scripts named as tools
 // that run the real ones inside the network namespace ns, so that code
 // which finds them on PATH changes ns, never the host. Tools missing
