@@ -44,6 +44,7 @@ type agentOptions struct {
 	dataDir           string
 	rotateServerCerts bool
 	cleanup           bool
+	networkKubeconfig string
 }
 
 func newAgentCommand() *cobra.Command {
@@ -104,6 +105,7 @@ authorized through the API server) are served over HTTPS on
 	o.node.addFlags(fs)
 	o.network.addFlags(fs)
 	o.network.addClusterCIDRFlag(fs)
+	fs.StringVar(&o.networkKubeconfig, "network-kubeconfig", "", "Kubeconfig of the node's service proxy, pod network and NetworkPolicy enforcement: an identity that may read Services, EndpointSlices, Nodes, Pods, Namespaces and NetworkPolicies (user system:skiff:node-network has that ClusterRole); empty: --kubeconfig's.")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "Remove what the node's networking made on this machine (service proxy rules in every mode, pod network routes, VXLAN device and masquerade rules, NetworkPolicy chains, the pod bridge of --cni-bridge), then exit.")
 	o.serving.AddFlags(fs)
 	return cmd
@@ -163,12 +165,18 @@ func (o *agentOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The service proxy, pod network and NetworkPolicy enforcement use
-	// the node's credentials (no identities of their own here).
-	proxyCfg := restclient.CopyConfig(cfg)
+	// The service proxy, pod network and NetworkPolicy enforcement:
+	// their own identity where given (the node's may read only its own
+	// Node and pods).
+	networkCfg := restclient.CopyConfig(cfg)
+	if o.networkKubeconfig != "" {
+		if networkCfg, err = clientcmd.BuildConfigFromFlags("", o.networkKubeconfig); err != nil {
+			return fmt.Errorf("--network-kubeconfig: %w", err)
+		}
+	}
 	cfg = restclient.AddUserAgent(cfg, "kubelet")
 	if o.simulate == 0 {
-		return o.runNode(ctx, cfg, proxyCfg)
+		return o.runNode(ctx, cfg, networkCfg)
 	}
 	// One client for every simulated node: their limits add up.
 	cfg.QPS, cfg.Burst = o.qps*float32(o.simulate), o.burst*o.simulate
@@ -188,7 +196,7 @@ func (o *agentOptions) run(ctx context.Context) error {
 }
 
 // runNode runs this machine as a node.
-func (o *agentOptions) runNode(ctx context.Context, cfg, proxyCfg *restclient.Config) error {
+func (o *agentOptions) runNode(ctx context.Context, cfg, networkCfg *restclient.Config) error {
 	opts, err := o.node.agentOptions(o.dataDir)
 	if err != nil {
 		return fmt.Errorf("invalid options: %w", err)
@@ -216,7 +224,7 @@ func (o *agentOptions) runNode(ctx context.Context, cfg, proxyCfg *restclient.Co
 		}
 	}
 	klog.InfoS("Starting skiff agent", "server", cfg.Host, "dataDir", o.dataDir)
-	err = runNodeWithNetwork(ctx, client, opts, &nodeNetwork{opts: &o.network, proxyConfig: proxyCfg, policyConfig: proxyCfg})
+	err = runNodeWithNetwork(ctx, client, opts, &nodeNetwork{opts: &o.network, config: networkCfg})
 	klog.InfoS("skiff agent stopped")
 	return err
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/skiff-dev/skiff/pkg/authorizer/rbac/bootstrap"
 	"github.com/skiff-dev/skiff/pkg/kubelet/agent"
 	"github.com/skiff-dev/skiff/pkg/kubelet/eviction"
 	"github.com/skiff-dev/skiff/pkg/kubelet/machine"
@@ -189,7 +190,7 @@ func (s *serverNode) Name() string { return "agent" }
 // WaitedAtExit: skiff server waits for the node to stop its containerd.
 func (s *serverNode) WaitedAtExit() {}
 
-func (s *serverNode) Run(ctx context.Context, loopback *restclient.Config) error {
+func (s *serverNode) Run(ctx context.Context, _ *restclient.Config) error {
 	o, err := s.node.agentOptions(s.dataDir)
 	if err != nil {
 		return err
@@ -233,9 +234,9 @@ func (s *serverNode) Run(ctx context.Context, loopback *restclient.Config) error
 	if err != nil {
 		return err
 	}
-	// The service proxy as kube-proxy is: system:kube-proxy, bound to
-	// system:node-proxier.
-	proxyCfg, err := certClientConfig(ca, s.adminKubeconfig, "system:kube-proxy", nil)
+	// The node's networking parts have an identity of their own: the
+	// Node authorizer keeps the node's to its own Node and pods.
+	networkCfg, err := certClientConfig(ca, s.adminKubeconfig, bootstrap.NodeNetworkUser, nil)
 	if err != nil {
 		return err
 	}
@@ -246,9 +247,7 @@ func (s *serverNode) Run(ctx context.Context, loopback *restclient.Config) error
 		return err
 	}
 	klog.InfoS("Starting the local node", "rootDir", o.RootDir, "containerd", o.ContainerdDir)
-	// NetworkPolicy enforcement reads every pod and namespace: in the
-	// server's process, through its loopback client, as the controllers.
-	return runNodeWithNetwork(ctx, client, o, &nodeNetwork{opts: s.network, proxyConfig: proxyCfg, policyConfig: loopback})
+	return runNodeWithNetwork(ctx, client, o, &nodeNetwork{opts: s.network, config: networkCfg})
 }
 
 // certClientConfig is the API server of the admin kubeconfig (its address

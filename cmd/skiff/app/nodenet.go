@@ -128,12 +128,12 @@ type nodeNetwork struct {
 	opts     *nodeNetworkOptions
 	nodeName string
 	nodeIPs  []net.IP
-	// proxyConfig is the client config of the service proxy and the pod
-	// network's Node watch (kube-proxy's identity where the caller has
-	// one); nodeClient is the node's own (it patches its Node);
-	// policyConfig reads pods, namespaces and NetworkPolicies.
-	proxyConfig, policyConfig *restclient.Config
-	nodeClient                kubernetes.Interface
+	// config is the networking parts' client config: an identity that
+	// reads Services, EndpointSlices, all Nodes, Pods, Namespaces and
+	// NetworkPolicies (bootstrap.NodeNetworkUser); nodeClient is the
+	// node's own (it patches its Node).
+	config     *restclient.Config
+	nodeClient kubernetes.Interface
 }
 
 // run starts the parts and returns at once; stopped reports the first
@@ -145,7 +145,7 @@ func (n *nodeNetwork) run(ctx context.Context) (stopped <-chan error, err error)
 	}
 	var parts []part
 	if !n.opts.disableKubeProxy {
-		cfg := restclient.AddUserAgent(restclient.CopyConfig(n.proxyConfig), "kube-proxy")
+		cfg := restclient.AddUserAgent(restclient.CopyConfig(n.config), "kube-proxy")
 		client, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			return nil, err
@@ -157,7 +157,7 @@ func (n *nodeNetwork) run(ctx context.Context) (stopped <-chan error, err error)
 		parts = append(parts, part{"proxy", func(ctx context.Context) error { return proxy.Run(ctx, client, o) }})
 	}
 	if n.opts.podNetworkRuns() {
-		client, err := kubernetes.NewForConfig(restclient.AddUserAgent(restclient.CopyConfig(n.proxyConfig), "skiff-pod-network"))
+		client, err := kubernetes.NewForConfig(restclient.AddUserAgent(restclient.CopyConfig(n.config), "skiff-pod-network"))
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +170,7 @@ func (n *nodeNetwork) run(ctx context.Context) (stopped <-chan error, err error)
 		parts = append(parts, part{"pod network", func(ctx context.Context) error { return podnetwork.Run(ctx, client, o) }})
 	}
 	if !n.opts.disableNetworkPolicy {
-		client, err := kubernetes.NewForConfig(restclient.AddUserAgent(restclient.CopyConfig(n.policyConfig), "skiff-network-policy"))
+		client, err := kubernetes.NewForConfig(restclient.AddUserAgent(restclient.CopyConfig(n.config), "skiff-network-policy"))
 		if err != nil {
 			return nil, err
 		}

@@ -56,7 +56,10 @@ type host struct {
 	dir  string // the agent's --data-dir
 	// kubeconfig is the node's (system:node:<name>), at serverIP.
 	kubeconfig string
-	agent      *proc
+	// networkKubeconfig is the node's networking parts' identity
+	// (system:skiff:node-network), at serverIP.
+	networkKubeconfig string
+	agent             *proc
 }
 
 // cluster is the two hosts and the server.
@@ -234,12 +237,14 @@ func (c *cluster) prepareHost(ctx context.Context, h *host, archives []string) e
 		return err
 	}
 	// The node's own identity, as a kubelet's, at the address the host
-	// reaches the server at; kube-proxy's, as upstream's.
+	// reaches the server at; the networking parts' own (the Node
+	// authorizer keeps the node to its own Node and pods).
 	h.kubeconfig = filepath.Join(h.dir, "kubeconfig")
 	if err := c.writeKubeconfig(ctx, h.kubeconfig, "system:node:"+h.name, "system:nodes"); err != nil {
 		return err
 	}
-	return nil
+	h.networkKubeconfig = filepath.Join(h.dir, "network.kubeconfig")
+	return c.writeKubeconfig(ctx, h.networkKubeconfig, "system:skiff:node-network")
 }
 
 // writeKubeconfig writes a kubeconfig of user in groups, at serverIP.
@@ -260,7 +265,7 @@ func (c *cluster) writeKubeconfig(ctx context.Context, path, user string, groups
 
 // agentArgs are the flags of h's skiff agent in c.mode.
 func (c *cluster) agentArgs(h *host) []string {
-	args := []string{"agent", "--kubeconfig", h.kubeconfig, "--data-dir", h.dir,
+	args := []string{"agent", "--kubeconfig", h.kubeconfig, "--network-kubeconfig", h.networkKubeconfig, "--data-dir", h.dir,
 		"--node-name", h.name, "--node-ip", h.ip, "--cni-bridge", cniBridge,
 		"--cluster-dns", clusterDNS, "--resolv-conf", filepath.Join(h.dir, "resolv.conf")}
 	return append(args, "--proxy-mode", c.mode)

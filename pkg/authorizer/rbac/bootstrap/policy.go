@@ -131,6 +131,11 @@ func editRules() []rbacv1.PolicyRule {
 	}
 }
 
+// NodeNetworkUser is the user of a node's networking parts (skiff
+// server's local node mints its certificate; skiff agent takes a
+// kubeconfig of it), bound to the ClusterRole of that name.
+const NodeNetworkUser = "system:skiff:node-network"
+
 // NodeRules are the rules of the system:node ClusterRole, upstream's
 // NodeRules of v1.37 with its default features (DRA, ClusterTrustBundle,
 // KubeletServiceAccountTokenForCredentialProviders, PodCertificateRequest
@@ -309,10 +314,12 @@ func ClusterRoles() []rbacv1.ClusterRole {
 			newRule("list", "watch").groups(networking).resources("servicecidrs").done(),
 			newRule("list", "watch").groups(discovery).resources("endpointslices").done()),
 		clusterRole("system:kube-scheduler", kubeSchedulerRules()...),
-		// skiff's own (as k3s's agent): a node's service proxy, pod
-		// network and NetworkPolicy enforcement run with the node's
-		// credentials, reading what kube-proxy and a policy agent read.
-		clusterRole("system:skiff:node-network",
+		// skiff's own (as k3s's agent): the identity of a node's service
+		// proxy, pod network and NetworkPolicy enforcement, reading what
+		// kube-proxy, a host-gw network plugin and a policy agent read.
+		// Not the nodes' group: the Node authorizer keeps a node to its
+		// own Node and pods.
+		clusterRole(NodeNetworkUser,
 			newRule("list", "watch").groups(legacy).resources("services", "endpoints", "pods", "namespaces").done(),
 			newRule("get", "list", "watch").groups(legacy).resources("nodes").done(),
 			newRule("list", "watch").groups(discovery).resources("endpointslices").done(),
@@ -367,7 +374,7 @@ func ClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		clusterBinding("system:basic-user", groups(user.AllAuthenticated)...),
 		clusterBinding("system:public-info-viewer", groups(user.AllAuthenticated, user.AllUnauthenticated)...),
 		clusterBinding("system:node-proxier", users(user.KubeProxy)...),
-		clusterBinding("system:skiff:node-network", groups(user.NodesGroup)...),
+		clusterBinding(NodeNetworkUser, users(NodeNetworkUser)...),
 		clusterBinding("system:kube-controller-manager", users(user.KubeControllerManager)...),
 		clusterBinding("system:kube-dns", serviceAccounts(metav1.NamespaceSystem, "kube-dns")...),
 		clusterBinding("system:kube-scheduler", users(user.KubeScheduler)...),

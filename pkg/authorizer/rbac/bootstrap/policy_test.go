@@ -104,10 +104,10 @@ func TestCertificateControllerRights(t *testing.T) {
 	}
 }
 
-// TestNodeNetworkRights: what the RBAC bindings give the group
-// system:nodes (the Node authorizer grants the rest): the reads of a
-// node's service proxy, pod network and NetworkPolicy enforcement, no
-// writes and no secrets.
+// TestNodeNetworkRights: what the RBAC bindings give the user of a
+// node's networking parts: the reads of a service proxy, pod network and
+// NetworkPolicy enforcement, no writes and no secrets; and nothing to the
+// group system:nodes (the Node authorizer grants nodes their rights).
 func TestNodeNetworkRights(t *testing.T) {
 	var rules []rbacv1.PolicyRule
 	roles := map[string]rbacv1.ClusterRole{}
@@ -117,6 +117,9 @@ func TestNodeNetworkRights(t *testing.T) {
 	for _, b := range ClusterRoleBindings() {
 		for _, s := range b.Subjects {
 			if s.Kind == rbacv1.GroupKind && s.Name == "system:nodes" {
+				t.Errorf("binding %s gives the nodes' group %s: the Node authorizer's limits would not hold", b.Name, b.RoleRef.Name)
+			}
+			if s.Kind == rbacv1.UserKind && s.Name == NodeNetworkUser {
 				rules = append(rules, roles[b.RoleRef.Name].Rules...)
 			}
 		}
@@ -142,7 +145,7 @@ func TestNodeNetworkRights(t *testing.T) {
 		{res("patch", "", "services"), false},
 	} {
 		if got := rbacauthz.RulesAllow(tc.attrs, rules...); got != tc.want {
-			t.Errorf("system:nodes %s %s/%s: %v, want %v", tc.attrs.Verb, tc.attrs.APIGroup, tc.attrs.Resource, got, tc.want)
+			t.Errorf("%s %s %s/%s: %v, want %v", NodeNetworkUser, tc.attrs.Verb, tc.attrs.APIGroup, tc.attrs.Resource, got, tc.want)
 		}
 	}
 }
