@@ -1,11 +1,12 @@
 package nftables
 
 import (
+	"github.com/skiff-dev/skiff/test/netnstest"
+
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,26 +21,11 @@ import (
 // realNFT is the kube-proxy table of a network namespace of the test's
 // own: nft on PATH is a wrapper running the real one there.
 func realNFT(t *testing.T) (knftables.Interface, func(args ...string) string) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s: not on PATH", tool)
-		}
-	}
+	netnstest.RequireRoot(t, "creates a network namespace", "nft")
 	ns := fmt.Sprintf("nft-unit-%d", os.Getpid()%100000)
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Skipf("ip netns unavailable: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	netnstest.Add(t, ns)
+	netnstest.ToolWrappers(t, ns, "nft")
 	real, _ := exec.LookPath("nft")
-	dir := t.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, real)
-	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
 	nft, err := New()
 	if err != nil {
 		t.Fatal(err)

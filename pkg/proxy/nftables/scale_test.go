@@ -1,11 +1,11 @@
 package nftables
 
 import (
+	"github.com/skiff-dev/skiff/test/netnstest"
+
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,26 +66,10 @@ func BenchmarkOneChangeFake(b *testing.B) {
 
 // BenchmarkOneChangeRealNFT runs nft in a network namespace of its own.
 func BenchmarkOneChangeRealNFT(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: creates a network namespace")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			b.Skipf("needs %s: not on PATH", tool)
-		}
-	}
+	netnstest.RequireRoot(b, "creates a network namespace", "nft")
 	ns := fmt.Sprintf("nfp-bench-%d", os.Getpid()%100000)
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		b.Skipf("ip netns unavailable: %v: %s", err, out)
-	}
-	b.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	real, _ := exec.LookPath("nft")
-	dir := b.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, real)
-	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	b.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	netnstest.Add(b, ns)
+	netnstest.ToolWrappers(b, ns, "nft")
 	nft, err := New()
 	if err != nil {
 		b.Fatal(err)
